@@ -1,0 +1,61 @@
+"""Errors in the SageMaker API's shape.
+
+Request errors subclass botocore's ClientError, so code written against boto3's sagemaker
+client (``except ClientError as e: e.response["Error"]["Code"]``) ports unchanged.
+A job that fails carries a FailureReason string instead: ``JobFailure``.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+
+class ApiError(ClientError):
+    """An error answer to an API call, with the service's error code."""
+
+    code = "InternalFailure"
+    http_status = 500
+
+    def __init__(self, message: str, operation: str = "CompilationJob") -> None:
+        response = {
+            "Error": {"Code": self.code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": self.http_status},
+        }
+        super().__init__(response, operation)
+        self.message = message
+
+
+class ValidationException(ApiError):
+    code = "ValidationException"
+    http_status = 400
+
+
+class ResourceInUse(ApiError):
+    code = "ResourceInUse"
+    http_status = 400
+
+
+class ResourceNotFound(ApiError):
+    code = "ResourceNotFound"
+    http_status = 400
+
+
+class JobFailure(Exception):
+    """Ends a job as FAILED; ``reason`` is the FailureReason the user reads.
+
+    ``ClientError: <Area>: ...`` is the user's to fix, ``InternalError: ...`` is ours.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def client_error(area: str, message: str) -> JobFailure:
+    """A failure caused by the request or the model, e.g. area='InputConfiguration'."""
+    return JobFailure(f"ClientError: {area}: {message}")
+
+
+def internal_error(message: str) -> JobFailure:
+    """A failure of neo-local itself, never caused by user input."""
+    return JobFailure(f"InternalError: {message}")

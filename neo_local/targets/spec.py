@@ -1,0 +1,27 @@
+"""TargetSpec: everything the backend and the runtime need to know about where a model runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A resolved target: the device or platform, its TVM target and how to link for it.
+
+    ``tvm_target`` is the dict given to ``tvm.target.Target``; ``cpu_features`` are the
+    instruction-set extensions the generated code may use, in /proc/cpuinfo spelling, so a
+    runtime can refuse a library that would die with SIGILL on its CPU.
+    """
+
+    name: str
+    os: str
+    arch: str
+    tvm_target: Mapping[str, Any]
+    device_type: str = "cpu"
+    accelerator: str | None = None
+    cpu_features: tuple[str, ...] = ()
+    #: C compiler driver used to link the shared library; None links with the host's cc
+    linker: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
