@@ -1,16 +1,26 @@
 """The path of one job, inside its worker process.
 
 fetch -> safe unpack -> frontend -> target -> backend -> package -> verify -> upload.
-(Stub signature; implemented by the compiler work.)
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from neo_local.api.requests import CompilationRequest
+from neo_local import storage
+from neo_local.api.errors import client_error
+from neo_local.api.requests import CompilationRequest, InputConfig
+from neo_local.archive import unpack_model_archive
+from neo_local.backends import get_backend
+from neo_local.frontends import get_frontend
+from neo_local.frontends.base import ImportOptions
+from neo_local.packaging import artifact_name, build_meta, pack, write_meta
+from neo_local.targets.options import CompilerOptions
+from neo_local.targets.registry import resolve_target
+from neo_local.verify import verify
 
 Progress = Callable[[str], None]
 
@@ -25,4 +35,85 @@ class CompilationResult:
 
 def run_compilation(request: CompilationRequest, workdir: Path, progress: Progress) -> CompilationResult:
     """Run one job to the end. Raises ``JobFailure`` with a FailureReason on any failure."""
-    raise NotImplementedError
+    if request.input_config is None:
+        raise client_error(
+            "InputConfiguration",
+            "ModelPackageVersionArn jobs need a SageMaker model registry, which neo-local does not have; "
+            "give InputConfig with the model archive's S3Uri instead",
+        )
+    inp = request.input_config
+    out = request.output_config
+    options = CompilerOptions.parse(out.compiler_options)
+    target = resolve_target(out, options)
+    frontend = get_frontend(inp.framework)
+    messages = list(_ignored_fields(request))
+    for message in messages:
+        progress(message)
+
+    progress(f"Fetching {inp.s3_uri}")
+    archive = storage.download(inp.s3_uri, workdir / "input")
+    model_dir = unpack_model_archive(archive, workdir / "model")
+
+    started = time.monotonic()
+    progress(f"Importing the {inp.framework} model")
+    model = frontend.load(
+        model_dir,
+        ImportOptions(
+            data_input_config=inp.data_input_config,
+            framework_version=inp.framework_version,
+            compiler_options={**options.values, "dtype": options.dtype},
+        ),
+    )
+    shapes = ", ".join(f"{s.name} {list(s.shape)} {s.dtype}" for s in model.inputs)
+    progress(f"Imported {model.source_file}: inputs {shapes}")
+    if model.derived:
+        progress(f"Derived DataInputConfig {model.derived.get('DerivedDataInputConfig')}")
+
+    progress(f"Compiling for {target.name} ({_describe(target.tvm_target)})")
+    folder = workdir / "artifact"
+    built = get_backend(target.backend)(model, target, folder)
+    meta = build_meta(model, target, built, inp.framework)
+    write_meta(folder, meta)
+    progress(f"Compiled in {time.monotonic() - started:.1f} s")
+
+    progress("Verifying the artifact against the framework")
+    verification = verify(folder, model, target, workdir / "verify")
+    meta["Verification"] = verification.as_meta()
+    write_meta(folder, meta)
+    messages.append(f"Verification {verification.status}: {verification.detail}")
+    progress(messages[-1] + _errors(verification))
+
+    tarball = workdir / artifact_name(inp.s3_uri, target.name)
+    digest = pack(folder, tarball)
+    progress(f"Uploading {tarball.name} to {out.s3_output_location}")
+    uri = storage.upload(tarball, out.s3_output_location)
+    return CompilationResult(
+        artifact_uri=uri,
+        artifact_digest=digest,
+        derived_information=dict(model.derived),
+        messages=tuple(messages),
+    )
+
+
+def _ignored_fields(request: CompilationRequest) -> list[str]:
+    """What the request asks for that a local compiler cannot act on: said, never silent."""
+    notes = []
+    inp: InputConfig = request.input_config  # type: ignore[assignment]
+    if inp.framework_version:
+        notes.append(
+            f"FrameworkVersion {inp.framework_version} is recorded; the model is read with the framework "
+            "versions installed with neo-local (see compiled.meta)"
+        )
+    if request.vpc_config:
+        notes.append("VpcConfig is recorded; it has no effect on a local compilation")
+    return notes
+
+
+def _describe(target: Mapping) -> str:
+    return ", ".join(f"{k}={v}" for k, v in target.items() if k != "kind")
+
+
+def _errors(v) -> str:
+    if v.max_abs_error is None:
+        return ""
+    return f" (max abs error {v.max_abs_error:.3g}, relative {v.max_rel_error:.3g})"

@@ -59,3 +59,11 @@ def client_error(area: str, message: str) -> JobFailure:
 def internal_error(message: str) -> JobFailure:
     """A failure of neo-local itself, never caused by user input."""
     return JobFailure(f"InternalError: {message}")
+
+
+def exception_line(exc: BaseException, last: bool = True) -> str:
+    """One line of an exception's message for a FailureReason (TVM puts it last, torch first)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return exc.__class__.__name__
+    return lines[-1] if last else lines[0]

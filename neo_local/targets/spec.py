@@ -20,6 +20,8 @@ class TargetSpec:
     arch: str
     tvm_target: Mapping[str, Any]
     device_type: str = "cpu"
+    #: the backend that builds for this target (a key of neo_local.backends.BACKENDS)
+    backend: str = "tvm"
     accelerator: str | None = None
     cpu_features: tuple[str, ...] = ()
     #: C compiler driver used to link the shared library; None links with the host's cc

@@ -1,0 +1,101 @@
+"""ONNX -> Relax, shared by the ONNX frontend and the routes that go through ONNX (PyTorch)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable
+
+import numpy as np
+
+from neo_local.api.errors import client_error, exception_line
+from neo_local.frontends.base import Reference, TensorSpec
+
+_TENSOR_TYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
+}
+
+
+def graph_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
+    """The model's real inputs (not initializers): name, shape (None for dynamic dims), dtype."""
+    initializers = {t.name for t in model.graph.initializer}
+    result = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
+        result.append((value.name, dims, _TENSOR_TYPES.get(tensor.elem_type, f"onnx-type-{tensor.elem_type}")))
+    return result
+
+
+def unsupported_operators(model: Any) -> Counter:
+    """Operator types (with node counts) that TVM's Relax ONNX importer has no converter for."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    known = onnx_frontend._get_convert_map()
+    missing: Counter = Counter()
+    for node in _all_nodes(model.graph):
+        if node.op_type not in known:
+            missing[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"] += 1
+    return missing
+
+
+def _all_nodes(graph: Any) -> Iterable[Any]:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.g is not None and attr.g.node:
+                yield from _all_nodes(attr.g)
+            for sub in attr.graphs:
+                yield from _all_nodes(sub)
+
+
+def import_onnx(model: Any, inputs: tuple[TensorSpec, ...], source: str) -> tuple[Any, tuple[TensorSpec, ...]]:
+    """Relax IRModule and output specs for ``model`` with the given input shapes."""
+    missing = unsupported_operators(model)
+    if missing:
+        listing = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in sorted(missing.items()))
+        raise client_error(
+            "InputConfiguration",
+            f"{source} uses operators the compiler does not support: {listing}",
+        )
+    from tvm.relax.frontend.onnx import from_onnx
+
+    try:
+        mod = from_onnx(
+            model,
+            shape_dict={s.name: list(s.shape) for s in inputs},
+            dtype_dict={s.name: s.dtype for s in inputs},
+            sanitize_input_names=False,
+        )
+    except Exception as exc:  # the importer raises many kinds; the user needs the message
+        raise client_error("InputConfiguration", f"{source} could not be imported: {exception_line(exc)}") from exc
+    names = [o.name for o in model.graph.output]
+    return mod, _outputs(mod, names)
+
+
+def _outputs(mod: Any, names: list[str]) -> tuple[TensorSpec, ...]:
+    from tvm import relax
+
+    ret = mod["main"].ret_struct_info
+    fields = ret.fields if isinstance(ret, relax.TupleStructInfo) else [ret]
+    specs = []
+    for i, info in enumerate(fields):
+        shape = tuple(int(d) for d in info.shape.values) if info.shape is not None else ()
+        specs.append(TensorSpec(names[i] if i < len(names) else f"output{i}", shape, str(info.dtype)))
+    return tuple(specs)
+
+
+def onnxruntime_reference(model_bytes: bytes) -> Reference:
+    """Run the ONNX model with onnxruntime: the yardstick for the compiled artifact."""
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        return list(session.run(None, dict(feeds)))
+
+    return run

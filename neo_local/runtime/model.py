@@ -1,0 +1,149 @@
+"""DLRModel: load a neo-local artifact (tarball or folder) and run it, as DLR does for Neo's.
+
+Only the TVM runtime is needed here, not the compiler; the artifact's compiled.meta says
+what the library needs, so an artifact this machine cannot run is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from neo_local.targets.cpu_features import missing_on_host
+
+SUPPORTED_RUNTIMES = ("tvm-relax-vm",)
+META = "compiled.meta"
+
+
+class ArtifactError(RuntimeError):
+    """The artifact cannot be opened or run here; the message says why and what to do."""
+
+
+class DLRModel:
+    """A compiled model, with DLR's interface: ``run(inputs) -> list[np.ndarray]``."""
+
+    def __init__(self, model_path: str | os.PathLike, dev_type: str = "cpu", dev_id: int = 0) -> None:
+        self._folder, self._tmp = _open_folder(Path(model_path))
+        self.meta = _read_meta(self._folder)
+        self._inputs = self.meta["Model"]["Inputs"]
+        self._outputs = self.meta["Model"]["Outputs"]
+        _check_runnable(self.meta, dev_type)
+        os.environ.setdefault("TVM_NUM_THREADS", str(_physical_cores()))
+        import tvm
+        from tvm.runtime.vm import VirtualMachine
+
+        self._tvm = tvm
+        self._device = tvm.device(dev_type, dev_id)
+        library = tvm.runtime.load_module(str(self._folder / self.meta["Runtime"]["Library"]))
+        self._vm = VirtualMachine(library, self._device)
+
+    def run(self, input_values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
+        """Run once; inputs by name (dict), in order (list), or a single array."""
+        arrays = [self._tvm.runtime.tensor(a, self._device) for a in self._prepare(input_values)]
+        result = self._vm["main"](*arrays)
+        outs = list(result) if not hasattr(result, "numpy") else [result]
+        return [o.numpy() for o in outs]
+
+    def _prepare(self, values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
+        names = self.get_input_names()
+        if isinstance(values, np.ndarray):
+            values = [values]
+        if isinstance(values, Mapping):
+            unknown = sorted(set(values) - set(names))
+            missing = [n for n in names if n not in values]
+            if unknown or missing:
+                raise ArtifactError(
+                    f"inputs must be exactly {names}; unknown: {unknown or 'none'}, missing: {missing or 'none'}"
+                )
+            values = [values[n] for n in names]
+        if len(values) != len(names):
+            raise ArtifactError(f"the model takes {len(names)} inputs {names}, got {len(values)}")
+        return [_conform(spec, value) for spec, value in zip(self._inputs, values)]
+
+    def get_input_names(self) -> list[str]:
+        return [i["name"] for i in self._inputs]
+
+    def get_input_dtypes(self) -> list[str]:
+        return [i["dtype"] for i in self._inputs]
+
+    def get_input_shapes(self) -> list[list[int]]:
+        return [list(i["shape"]) for i in self._inputs]
+
+    def get_output_names(self) -> list[str]:
+        return [o["name"] for o in self._outputs]
+
+    def get_output_dtypes(self) -> list[str]:
+        return [o["dtype"] for o in self._outputs]
+
+    def get_output_shapes(self) -> list[list[int]]:
+        return [list(o["shape"]) for o in self._outputs]
+
+    def get_version(self) -> str:
+        return self.meta["Compiler"].get("neo-local", "unknown")
+
+
+def _open_folder(path: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    if path.is_dir():
+        return path, None
+    if not path.is_file():
+        raise ArtifactError(f"{path} is neither an artifact folder nor a .tar.gz file")
+    tmp = tempfile.TemporaryDirectory(prefix="neo-local-artifact-")
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            tar.extractall(tmp.name, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        tmp.cleanup()
+        raise ArtifactError(f"{path} is not a readable artifact tarball: {exc}") from exc
+    return Path(tmp.name), tmp
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / META).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder} has no {META}: not a neo-local artifact") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{folder / META} is not valid JSON: {exc}") from None
+
+
+def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
+    kind = meta.get("Runtime", {}).get("Kind")
+    if kind not in SUPPORTED_RUNTIMES:
+        raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(SUPPORTED_RUNTIMES)})")
+    wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
+    if wanted != dev_type:
+        raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}")
+    missing = missing_on_host(tuple(meta.get("Target", {}).get("CpuFeatures", ())))
+    if missing:
+        target = meta["Requirements"]["TargetDevice"]
+        raise ArtifactError(
+            f"artifact was compiled for {target} (mcpu {meta['Target']['TVMTarget'].get('mcpu')}) and uses CPU "
+            f"features this machine lacks: {', '.join(missing)}. Running it here would crash with an illegal "
+            "instruction; compile for a target this CPU supports (e.g. TargetPlatform LINUX/X86_64 with its mcpu)."
+        )
+
+
+def _conform(spec: Mapping[str, Any], value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if list(array.shape) != list(spec["shape"]):
+        raise ArtifactError(f"input '{spec['name']}' must have shape {spec['shape']}, got {list(array.shape)}")
+    if array.dtype != np.dtype(spec["dtype"]):
+        if not np.can_cast(array.dtype, spec["dtype"], casting="same_kind"):
+            raise ArtifactError(f"input '{spec['name']}' must be {spec['dtype']}, got {array.dtype}")
+        array = array.astype(spec["dtype"])
+    return np.ascontiguousarray(array)
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1

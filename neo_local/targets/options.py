@@ -1,0 +1,109 @@
+"""CompilerOptions: the JSON (or single-quoted) string of OutputConfig, as typed values."""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from neo_local.api.errors import client_error
+
+#: every option Neo documents, and the spellings seen in the wild, to one canonical key
+_ALIASES = {
+    "mcpu": "mcpu",
+    "mattr": "mattr",
+    "dtype": "dtype",
+    "DTYPE": "dtype",
+    "gpu-code": "gpu_code",
+    "gpu_code": "gpu_code",
+    "trt-ver": "trt_ver",
+    "cuda-ver": "cuda_ver",
+    "ANDROID_PLATFORM": "android_platform",
+    "class_labels": "class_labels",
+    "signature_def_key": "signature_def_key",
+    "output_names": "output_names",
+    "JETPACK_VERSION": "jetpack_version",
+}
+
+_DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
+
+
+@dataclass(frozen=True)
+class CompilerOptions:
+    mcpu: str | None = None
+    mattr: tuple[str, ...] = ()
+    dtype: str = "float32"
+    values: Mapping[str, Any] = field(default_factory=dict)  # every option, canonical keys
+
+    @classmethod
+    def parse(cls, text: str | None) -> "CompilerOptions":
+        """Parse and check the option names and the forms of mcpu, mattr and dtype."""
+        raw = _load(text)
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            canonical = _ALIASES.get(key)
+            if canonical is None:
+                known = ", ".join(sorted(_ALIASES))
+                raise client_error("OutputConfiguration", f"Unknown CompilerOptions key '{key}'. Known keys: {known}")
+            values[canonical] = value
+        return cls(
+            mcpu=_mcpu(values.get("mcpu")),
+            mattr=_mattr(values.get("mattr")),
+            dtype=_dtype(values.get("dtype")),
+            values=values,
+        )
+
+
+def _load(text: str | None) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise client_error(
+                "OutputConfiguration",
+                f"CompilerOptions is not a JSON object: {text!r} ({exc.__class__.__name__})",
+            ) from None
+    if not isinstance(value, dict):
+        raise client_error("OutputConfiguration", f"CompilerOptions must be a JSON object, got {text!r}")
+    return value
+
+
+def _mcpu(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise client_error("OutputConfiguration", f"CompilerOptions mcpu must be a CPU name string, got {value!r}")
+    return value
+
+
+def _mattr(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise client_error("OutputConfiguration", f"CompilerOptions mattr must be a list like ['+neon'], got {value!r}")
+    flags = tuple(i.strip() for i in items if i.strip())
+    bad = [f for f in flags if f[0] not in "+-"]
+    if bad:
+        raise client_error(
+            "OutputConfiguration",
+            f"CompilerOptions mattr entries must start with + or - (e.g. '+avx2'), got {', '.join(bad)}",
+        )
+    return flags
+
+
+def _dtype(value: Any) -> str:
+    if value is None:
+        return "float32"
+    dtype = _DTYPES.get(str(value))
+    if dtype is None:
+        raise client_error(
+            "OutputConfiguration",
+            f"CompilerOptions DTYPE {value!r} is not supported; use one of {', '.join(_DTYPES)}",
+        )
+    return dtype

@@ -1,0 +1,23 @@
+"""TargetPlatform rules: (Os, Arch, Accelerator) -> LLVM triple and default CPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    arch: str
+    mtriple: str
+    default_mcpu: str
+    accelerator: str | None = None
+
+
+PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
+    (p.os, p.arch, p.accelerator): p
+    for p in (
+        # generic x86-64 runs on any 64-bit x86 CPU; pass mcpu for the machine's vector units
+        Platform("LINUX", "X86_64", "x86_64-linux-gnu", "x86-64"),
+    )
+}

@@ -1,0 +1,102 @@
+"""Check a built artifact against the source framework: same seeded inputs, the artifact run
+in a fresh process, outputs compared. Where this host cannot run the artifact, say why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neo_local.api.errors import internal_error
+from neo_local.frontends.base import ImportedModel, TensorSpec
+from neo_local.targets.cpu_features import missing_on_host
+from neo_local.targets.spec import TargetSpec
+
+#: outputs must agree to this fraction of the reference's largest magnitude
+TOLERANCE = 1e-3
+TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Verification:
+    status: str                 # "passed" | "skipped"
+    detail: str
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+
+    def as_meta(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def sample_inputs(specs: tuple[TensorSpec, ...], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs: normal floats; small non-negative integers (valid as indices)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(spec.shape).astype(dtype)
+        else:
+            feeds[spec.name] = rng.integers(0, 2, spec.shape).astype(dtype)
+    return feeds
+
+
+def run_artifact(artifact: Path, feeds: dict[str, np.ndarray], workdir: Path) -> list[np.ndarray]:
+    """Run the artifact with ``feeds`` through ``neo_local.runtime.check`` in a new process."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    inputs, outputs = workdir / "verify-inputs.npz", workdir / "verify-outputs.npz"
+    np.savez(inputs, **feeds)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neo_local.runtime.check", str(artifact), str(inputs), str(outputs)],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise internal_error(f"the compiled artifact failed to run in a fresh process: {tail}")
+    with np.load(outputs) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+def compare(expected: list[np.ndarray], actual: list[np.ndarray]) -> tuple[float, float]:
+    """Largest absolute error and largest error relative to each output's magnitude."""
+    if len(expected) != len(actual):
+        raise internal_error(f"the artifact returned {len(actual)} outputs, the framework {len(expected)}")
+    max_abs = max_rel = 0.0
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        e = np.asarray(e)
+        if e.shape != a.shape:
+            raise internal_error(f"output {i} has shape {list(a.shape)}, the framework's {list(e.shape)}")
+        diff = float(np.max(np.abs(e.astype(np.float64) - a.astype(np.float64)))) if e.size else 0.0
+        scale = float(np.max(np.abs(e))) if e.size else 0.0
+        max_abs = max(max_abs, diff)
+        max_rel = max(max_rel, diff / max(scale, 1e-6))
+    return max_abs, max_rel
+
+
+def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Path) -> Verification:
+    """Run and compare where possible; raises JobFailure when outputs disagree."""
+    if model.reference is None:
+        return Verification("skipped", "the framework gave no reference to compare with")
+    missing = missing_on_host(target.cpu_features)
+    if missing:
+        return Verification(
+            "skipped",
+            f"this host's CPU lacks {', '.join(missing)} needed by {target.tvm_target.get('mcpu')} code; "
+            "the artifact was not run here",
+        )
+    feeds = sample_inputs(model.inputs)
+    expected = model.reference(feeds)
+    actual = run_artifact(artifact, feeds, workdir)
+    max_abs, max_rel = compare(expected, actual)
+    if max_rel > TOLERANCE:
+        raise internal_error(
+            f"the compiled model's outputs differ from the framework's: max abs error {max_abs:.3g}, "
+            f"relative {max_rel:.3g} (tolerance {TOLERANCE})"
+        )
+    return Verification(
+        "passed", "ran in a fresh process on this host and matched the framework", max_abs, max_rel
+    )
