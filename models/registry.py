@@ -1,0 +1,104 @@
+"""The example models by name, with the inputs each one takes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported when a model is built, not when the registry is read
+    from torch import nn
+
+InputSpec = tuple[str, tuple[int, ...], str]  # (name, shape, dtype)
+
+
+@dataclass(frozen=True)
+class ExampleModel:
+    """One example network: how to build it and what it takes.
+
+    ``inputs`` are in the order the module's ``forward`` takes them; the names are the ones the
+    exporters give the graph inputs (``input0..N``, the names Neo gives list-form inputs).
+    Integer inputs are drawn from ``[0, int_high)``.
+    """
+
+    name: str
+    builder: Callable[..., "nn.Module"]
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...] = ("output0",)
+    int_high: int = 100
+    description: str = ""
+
+    def build(self, seed: int = 0) -> "nn.Module":
+        return self.builder(seed=seed)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _, _ in self.inputs]
+
+    def data_input_config(self) -> str:
+        """The DataInputConfig string for a compilation request, e.g. '{"input0": [1,3,64,64]}'."""
+        return json.dumps({n: list(s) for n, s, _ in self.inputs})
+
+    @property
+    def dtypes(self) -> set[str]:
+        return {d for _, _, d in self.inputs}
+
+
+def _zoo(name: str) -> Callable[..., "nn.Module"]:
+    """``models.zoo.<name>``, imported (with torch) on first call."""
+
+    def build(seed: int = 0, **kwargs):
+        from models import zoo
+
+        return getattr(zoo, name)(seed=seed, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Build models.zoo.{name}(seed, **kwargs)."
+    return build
+
+
+EXAMPLES: dict[str, ExampleModel] = {
+    m.name: m
+    for m in (
+        ExampleModel(
+            "resnet_like",
+            _zoo("resnet_like"),
+            (("input0", (1, 3, 64, 64), "float32"),),
+            description="small ResNet (basic blocks 1,1,1, width 16), 10 classes",
+        ),
+        ExampleModel(
+            "mobilenet_like",
+            _zoo("mobilenet_like"),
+            (("input0", (1, 3, 64, 64), "float32"),),
+            description="MobileNetV2-style inverted residuals, ReLU6, 10 classes",
+        ),
+        ExampleModel(
+            "two_input_net",
+            _zoo("two_input_net"),
+            (("input0", (1, 3, 32, 32), "float32"), ("input1", (1, 3, 32, 32), "float32")),
+            description="two image inputs, conv per branch, add + concat, conv head",
+        ),
+        ExampleModel(
+            "int64_input_net",
+            _zoo("int64_input_net"),
+            (("input0", (1, 16), "int64"),),
+            int_high=100,
+            description="int64 token ids -> Embedding(100, 32) -> mean -> linear -> [1,4]",
+        ),
+        ExampleModel(
+            "resnet50_like",
+            _zoo("resnet50_like"),
+            (("input0", (1, 3, 224, 224), "float32"),),
+            description="ResNet-50 shape (bottlenecks 3,4,6,3), 1000 classes, for benchmarks",
+        ),
+    )
+}
+
+
+def get(name: str) -> ExampleModel:
+    try:
+        return EXAMPLES[name]
+    except KeyError:
+        raise KeyError(f"unknown example model {name!r}; known: {', '.join(EXAMPLES)}") from None
