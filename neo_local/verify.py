@@ -3,6 +3,7 @@ in a fresh process, outputs compared. Where this host cannot run the artifact, s
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -53,6 +54,7 @@ def run_artifact(artifact: Path, feeds: dict[str, np.ndarray], workdir: Path) ->
     proc = subprocess.run(
         [sys.executable, "-m", "neo_local.runtime.check", str(artifact), str(inputs), str(outputs)],
         capture_output=True, text=True, timeout=TIMEOUT_S,
+        env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"},  # the runtime alone, as on a device
     )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]

@@ -76,10 +76,8 @@ def import_onnx(model: Any, inputs: tuple[TensorSpec, ...], source: str) -> tupl
 
 
 def _outputs(mod: Any, names: list[str]) -> tuple[TensorSpec, ...]:
-    from tvm import relax
-
-    ret = mod["main"].ret_struct_info
-    fields = ret.fields if isinstance(ret, relax.TupleStructInfo) else [ret]
+    ret = mod["main"].ret_ty  # TVM 0.27 calls struct info "ty": TensorType or a tuple type
+    fields = list(ret.fields) if hasattr(ret, "fields") else [ret]
     specs = []
     for i, info in enumerate(fields):
         shape = tuple(int(d) for d in info.shape.values) if info.shape is not None else ()

@@ -4,6 +4,7 @@ torch.export-ed; the TorchScript ONNX exporter reads it directly)."""
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,9 @@ class PyTorchFrontend(Frontend):
         examples = tuple(torch.from_numpy(_zeros(s)) for s in inputs)
         buffer = io.BytesIO()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # the TorchScript exporter is the route for TorchScript; its notices are noise here
+                warnings.simplefilter("ignore")
                 count = _count_outputs(module(*examples))
                 torch.onnx.export(
                     module, examples, buffer, dynamo=False, opset_version=_OPSET,

@@ -1,0 +1,85 @@
+"""PyTorch frontend: TorchScript archives, DataInputConfig forms, DTYPE, and its errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from neo_local.api.errors import JobFailure
+from neo_local.frontends import get_frontend
+from neo_local.frontends.base import ImportOptions
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x)), x.sum(dim=1)
+
+
+def _script(path):
+    torch.jit.trace(Tiny().eval(), torch.zeros(2, 6)).save(str(path))
+
+
+def _load(tmp_path, config, **options):
+    return get_frontend("PYTORCH").load(tmp_path, ImportOptions(data_input_config=config, compiler_options=options))
+
+
+def test_list_form_names_inputs_and_outputs(tmp_path):
+    _script(tmp_path / "model.pth")
+    imported = _load(tmp_path, "[[2, 6]]")
+    assert [(s.name, s.shape, s.dtype) for s in imported.inputs] == [("input0", (2, 6), "float32")]
+    assert [(o.name, o.shape) for o in imported.outputs] == [("output0", (2, 3)), ("output1", (2,))]
+    x = np.ones((2, 6), dtype=np.float32)
+    ref = imported.reference({"input0": x})
+    assert np.allclose(ref[1], 6.0)
+
+
+def test_dict_form_keeps_the_given_name(tmp_path):
+    _script(tmp_path / "model.pt")
+    assert _load(tmp_path, '{"data": [2, 6]}').inputs[0].name == "data"
+
+
+def test_data_input_config_is_required(tmp_path):
+    _script(tmp_path / "model.pt")
+    with pytest.raises(JobFailure, match="DataInputConfig is required for PyTorch models"):
+        _load(tmp_path, None)
+
+
+def test_a_state_dict_is_not_torchscript(tmp_path):
+    torch.save(Tiny().state_dict(), tmp_path / "weights.pth")
+    with pytest.raises(JobFailure) as err:
+        _load(tmp_path, "[[2, 6]]")
+    assert err.value.reason.startswith("ClientError: InputConfiguration: weights.pth is not a TorchScript model (")
+    assert "torch.jit.trace(model, example).save('model.pth')" in err.value.reason
+
+
+def test_shape_the_model_cannot_take(tmp_path):
+    _script(tmp_path / "model.pt")
+    with pytest.raises(JobFailure, match=r"model.pt could not be run with the DataInputConfig shapes \[\[2, 5\]\] \(float32\)"):
+        _load(tmp_path, "[[2, 5]]")
+
+
+def test_two_model_files(tmp_path):
+    _script(tmp_path / "a.pt")
+    _script(tmp_path / "b.pth")
+    with pytest.raises(JobFailure, match=r"Exactly one .pt or .pth file is allowed for PYTORCH models, found 2: a.pt, b.pth"):
+        _load(tmp_path, "[[2, 6]]")
+
+
+def test_int64_dtype(tmp_path):
+    class Lookup(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(10, 4)
+
+        def forward(self, ids):
+            return self.emb(ids).mean(dim=1)
+
+    torch.jit.trace(Lookup().eval(), torch.zeros(1, 5, dtype=torch.int64)).save(str(tmp_path / "m.pt"))
+    imported = _load(tmp_path, '{"ids": [1, 5]}', dtype="int64")
+    assert imported.inputs[0].dtype == "int64"
+    assert imported.outputs[0].shape == (1, 4)

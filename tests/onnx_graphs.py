@@ -1,0 +1,55 @@
+"""Tiny ONNX graphs written with onnx.helper, for frontend and error-path tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def relu_model(shape=(1, 4), name="data", dynamic_batch=False) -> onnx.ModelProto:
+    dims = ["N", *shape[1:]] if dynamic_batch else list(shape)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [name], ["out"])],
+        "relu",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, dims)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def matmul_add_model(seed: int = 0) -> onnx.ModelProto:
+    """Two inputs (x [1,8], y [1,4]) and a weight: out = x @ W + y."""
+    w = np.random.default_rng(seed).standard_normal((8, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "y"], ["out"])],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def unsupported_ops_model() -> onnx.ModelProto:
+    """Uses two operators TVM's importer lacks (counts 2 and 1), plus a supported Relu."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["a"]),
+            helper.make_node("Celu", ["a"], ["b"]),
+            helper.make_node("Celu", ["b"], ["c"]),
+            helper.make_node("LpNormalization", ["c"], ["out"]),
+        ],
+        "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, str(path))
+    return path

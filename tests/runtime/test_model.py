@@ -1,0 +1,87 @@
+"""DLRModel: loads tarballs and folders, checks inputs, refuses what it cannot run."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neo_local import compile as neo_compile
+from neo_local.runtime import ArtifactError, DLRModel
+from models import make_archive
+from onnx_graphs import matmul_add_model, save
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rt")
+    archive = make_archive([save(matmul_add_model(), tmp / "mm.onnx")], tmp / "mm.tar.gz")
+    uri = neo_compile(
+        InputConfig={"S3Uri": str(archive), "Framework": "ONNX"},
+        OutputConfig={"S3OutputLocation": str(tmp / "out"), "TargetDevice": "ml_c4"},
+    )
+    assert uri == str(tmp / "out" / "mm-ml_c4.tar.gz")
+    return Path(uri)
+
+
+def _expected(x, y):
+    w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    return x @ w + y
+
+
+def test_run_by_name_and_by_order(artifact):
+    m = DLRModel(artifact)
+    assert m.get_input_names() == ["x", "y"]
+    assert m.get_input_dtypes() == ["float32", "float32"]
+    assert m.get_input_shapes() == [[1, 8], [1, 4]]
+    assert m.get_output_names() == ["out"]
+    x = np.random.default_rng(1).standard_normal((1, 8)).astype(np.float32)
+    y = np.ones((1, 4), np.float32)
+    by_name = m.run({"y": y, "x": x})
+    by_order = m.run([x, y])
+    assert len(by_name) == 1
+    np.testing.assert_allclose(by_name[0], _expected(x, y), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(by_name[0], by_order[0])
+
+
+def test_float64_inputs_are_cast(artifact):
+    m = DLRModel(artifact)
+    out = m.run({"x": np.zeros((1, 8)), "y": np.ones((1, 4))})
+    np.testing.assert_allclose(out[0], np.ones((1, 4)))
+
+
+def test_input_errors(artifact):
+    m = DLRModel(artifact)
+    with pytest.raises(ArtifactError, match=r"inputs must be exactly \['x', 'y'\]; unknown: \['z'\], missing: \['y'\]"):
+        m.run({"x": np.zeros((1, 8), np.float32), "z": np.zeros((1, 4), np.float32)})
+    with pytest.raises(ArtifactError, match=r"input 'x' must have shape \[1, 8\], got \[2, 8\]"):
+        m.run({"x": np.zeros((2, 8), np.float32), "y": np.zeros((1, 4), np.float32)})
+    with pytest.raises(ArtifactError, match="input 'x' must be float32, got complex128"):
+        m.run({"x": np.zeros((1, 8), complex), "y": np.zeros((1, 4), np.float32)})
+
+
+def test_unpacked_folder(artifact, tmp_path):
+    shutil.unpack_archive(artifact, tmp_path)
+    assert DLRModel(tmp_path).get_output_names() == ["out"]
+
+
+def test_refuses_code_for_cpu_features_this_host_lacks(artifact, tmp_path):
+    shutil.unpack_archive(artifact, tmp_path)
+    meta = json.loads((tmp_path / "compiled.meta").read_text())
+    meta["Target"]["CpuFeatures"] += ["no_such_cpu_flag"]
+    (tmp_path / "compiled.meta").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="uses CPU features this machine lacks: no_such_cpu_flag"):
+        DLRModel(tmp_path)
+
+
+def test_refuses_unknown_runtime_and_non_artifacts(artifact, tmp_path):
+    shutil.unpack_archive(artifact, tmp_path)
+    meta = json.loads((tmp_path / "compiled.meta").read_text())
+    meta["Runtime"]["Kind"] = "coreml"
+    (tmp_path / "compiled.meta").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="artifact runtime 'coreml' is not one this runtime can load"):
+        DLRModel(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="has no compiled.meta: not a neo-local artifact"):
+        DLRModel(tmp_path / "empty")

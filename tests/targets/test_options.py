@@ -1,0 +1,46 @@
+import pytest
+
+from neo_local.api.errors import JobFailure
+from neo_local.targets.options import CompilerOptions
+
+
+def test_empty_options():
+    assert CompilerOptions.parse(None) == CompilerOptions()
+    assert CompilerOptions.parse("") == CompilerOptions()
+
+
+def test_dtype_spellings():
+    assert CompilerOptions.parse('{"DTYPE": "long"}').dtype == "int64"
+    assert CompilerOptions.parse('{"dtype": "float"}').dtype == "float32"
+
+
+def test_bad_dtype():
+    with pytest.raises(JobFailure, match="CompilerOptions DTYPE 'int8' is not supported; use one of float32, float, int64, long"):
+        CompilerOptions.parse('{"dtype": "int8"}')
+
+
+def test_gpu_code_aliases_are_one_key():
+    assert CompilerOptions.parse("{'gpu-code': 'sm_72'}").values == {"gpu_code": "sm_72"}
+    assert CompilerOptions.parse('{"gpu_code": "sm_72"}').values == {"gpu_code": "sm_72"}
+
+
+def test_mattr_string_and_list():
+    assert CompilerOptions.parse('{"mattr": "+avx2,+fma"}').mattr == ("+avx2", "+fma")
+    assert CompilerOptions.parse("{'mattr': ['+neon']}").mattr == ("+neon",)
+
+
+def test_mattr_without_sign():
+    with pytest.raises(JobFailure, match=r"mattr entries must start with \+ or - \(e.g. '\+avx2'\), got neon"):
+        CompilerOptions.parse("{'mattr': ['neon']}")
+
+
+def test_unknown_key_lists_known_keys():
+    with pytest.raises(JobFailure, match="Unknown CompilerOptions key 'mcpus'. Known keys: .*mcpu"):
+        CompilerOptions.parse('{"mcpus": "x"}')
+
+
+def test_not_an_object():
+    with pytest.raises(JobFailure, match="ClientError: OutputConfiguration: CompilerOptions must be a JSON object"):
+        CompilerOptions.parse('["mcpu"]')
+    with pytest.raises(JobFailure, match="CompilerOptions is not a JSON object"):
+        CompilerOptions.parse("{mcpu: skylake")
