@@ -1,0 +1,261 @@
+"""Timing and memory helpers, and the per-engine measurements the harness runs.
+
+Each step of a benchmark (build the archive, compile, time one engine) runs in its own fresh
+process (``in_child``), so that every peak-RSS figure belongs to that step alone and no thread
+pool of one engine competes with another's while it is timed. The step functions are plain
+module-level functions so a spawned process can import them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import resource
+import statistics
+import tarfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- generic helpers
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def set_thread_env(threads: int) -> None:
+    """Thread counts for every runtime, before any of them starts its pool."""
+    # the TVM runtime uses one thread on this VM when TVM_NUM_THREADS is unset
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def in_child(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``func(*args, **kwargs)`` in a fresh (spawned) interpreter and return its result.
+
+    An exception in the child is raised here, with the child's traceback attached.
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(func, *args, **kwargs).result()
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size in MiB (``ru_maxrss`` is in KiB on Linux); for RUSAGE_CHILDREN it is
+    the largest of the terminated, waited-for children."""
+    return resource.getrusage(who).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def time_calls(fn: Callable[[], Any], warmup: int, repeat: int) -> list[float]:
+    """Wall-clock seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def summarize(samples_s: list[float]) -> dict[str, Any]:
+    ms = [s * 1e3 for s in samples_s]
+    return {
+        "median_ms": statistics.median(ms),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "min_ms": min(ms),
+        "mean_ms": statistics.fmean(ms),
+        "runs": len(ms),
+        "samples_ms": [round(x, 4) for x in ms],
+    }
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+# --------------------------------------------------------------------------- steps (in children)
+
+
+def build_step(name: str, out_dir: str, seed: int) -> dict[str, Any]:
+    """Build (or reuse) the example's ONNX archive; extract its model file for onnxruntime."""
+    from dataclasses import asdict
+
+    from models.build import build_example
+
+    r = build_example(name, "onnx", out_dir, seed=seed)
+    model_path = Path(out_dir) / "extracted" / r.model_file
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(r.archive, "r:gz") as tar:  # the very file inside the uploaded archive
+        data = tar.extractfile(r.model_file).read()
+    model_path.write_bytes(data)
+    return {**asdict(r), "model_path": str(model_path), "archive_bytes": Path(r.archive).stat().st_size}
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def compile_step(
+    job_name: str,
+    archive: str,
+    data_input_config: str,
+    out_dir: str,
+    mcpu: str | None,
+    threads: int,
+    max_runtime_s: int,
+) -> dict[str, Any]:
+    """Compile through neo-local's public API for this host's x86_64 CPU; time it, measure it."""
+    import json
+
+    set_thread_env(threads)
+    t_import = time.perf_counter()
+    import neo_local
+    import tvm
+
+    import_s = time.perf_counter() - t_import
+    if not mcpu:
+        mcpu = str(tvm.target.codegen.llvm_get_system_cpu())
+    collect = _Collect()
+    logger = logging.getLogger("neo_local")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    options = {"mcpu": mcpu}
+    t0 = time.perf_counter()
+    uri = neo_local.compile(
+        CompilationJobName=job_name,
+        RoleArn="arn:aws:iam::123456789012:role/neo",
+        InputConfig={"S3Uri": archive, "Framework": "ONNX", "DataInputConfig": data_input_config},
+        OutputConfig={
+            "S3OutputLocation": out_dir,
+            "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+            "CompilerOptions": json.dumps(options),
+        },
+        StoppingCondition={"MaxRuntimeInSeconds": max_runtime_s},
+    )
+    compile_s = time.perf_counter() - t0
+    artifact = Path(uri.removeprefix("file://"))
+    library_bytes = None
+    with tarfile.open(artifact, "r:*") as tar:
+        for m in tar.getmembers():
+            if m.name.endswith(".so"):
+                library_bytes = (library_bytes or 0) + m.size
+    built = [float(m.group(1)) for line in collect.lines if (m := re.match(r"Compiled in ([\d.]+) s", line))]
+    return {
+        "artifact": str(artifact),
+        "artifact_bytes": artifact.stat().st_size,
+        "library_bytes": library_bytes,
+        "compile_s": compile_s,
+        "tvm_build_s": built[0] if built else None,  # from neo-local's progress log, if it says
+        "import_s": import_s,
+        "mcpu": mcpu,
+        "compiler_options": options,
+        "peak_rss_mb": peak_rss_mb(),
+        "children_peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),  # e.g. its verify process
+        "log": collect.lines,
+        "neo_local_version": getattr(neo_local, "__version__", None),
+    }
+
+
+def tvm_step(artifact: str, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+    """Latency of the compiled artifact through neo-local's runtime (DLRModel)."""
+    set_thread_env(threads)
+    from neo_local.runtime import DLRModel
+
+    feeds = _load_npz(inputs_npz)
+    t0 = time.perf_counter()
+    model = DLRModel(artifact)
+    load_s = time.perf_counter() - t0
+    outputs = model.run(feeds)
+    samples = time_calls(lambda: model.run(feeds), warmup, repeat)
+    return {
+        **summarize(samples),
+        "load_s": load_s,
+        "threads": threads,
+        "outputs": outputs,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": current_rss_mb(),
+    }
+
+
+def onnxruntime_step(model_path: str, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+    """Latency of onnxruntime (CPU provider, all optimisations) on the same ONNX file."""
+    set_thread_env(threads)
+    import onnxruntime as ort
+
+    feeds = _load_npz(inputs_npz)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    load_s = time.perf_counter() - t0
+    outputs = sess.run(None, feeds)
+    samples = time_calls(lambda: sess.run(None, feeds), warmup, repeat)
+    return {
+        **summarize(samples),
+        "load_s": load_s,
+        "threads": threads,
+        "outputs": outputs,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": current_rss_mb(),
+    }
+
+
+def torch_step(name: str, seed: int, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+    """Latency of the same torch module (eager, inference mode). Its peak RSS includes building
+    the module (weights are created and calibrated in this process)."""
+    set_thread_env(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    from models import get
+
+    example = get(name)
+    feeds = _load_npz(inputs_npz)
+    t0 = time.perf_counter()
+    module = example.build(seed)
+    load_s = time.perf_counter() - t0
+    args = [torch.from_numpy(feeds[n]) for n in example.input_names]
+
+    def call():
+        with torch.inference_mode():
+            return module(*args)
+
+    out = call()
+    outputs = [o.numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))]
+    samples = time_calls(call, warmup, repeat)
+    return {
+        **summarize(samples),
+        "load_s": load_s,
+        "threads": torch.get_num_threads(),
+        "outputs": outputs,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": current_rss_mb(),
+    }
+
+
+def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).max()) for x, y in zip(a, b))
+

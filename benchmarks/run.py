@@ -1,0 +1,255 @@
+"""Benchmark neo-local's compiled models against onnxruntime and torch on this host.
+
+    .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--repeat N]
+                                       [--tvm-repeat N] [--threads N] [--no-save]
+
+For each model: build the ONNX archive (models/), compile it with ``neo_local.compile`` for this
+host's CPU (TargetPlatform LINUX/X86_64, CompilerOptions mcpu = LLVM's name for the host CPU),
+then time, in this same run, batch 1 on all physical cores: the artifact through
+``neo_local.runtime.DLRModel``, onnxruntime on the same ONNX file, and torch on the same module.
+Every step runs in its own fresh process (see benchmarks/measure.py). A record (timestamp, git
+commit, versions, host, settings, numbers) is appended to
+``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from benchmarks import measure
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "benchmarks" / ".cache"  # ignored by git
+PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "psutil")
+
+
+# --------------------------------------------------------------------------- host / provenance
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def host_info(mcpu: str | None) -> dict[str, Any]:
+    import psutil
+
+    flags = cpu_flags()
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "llvm_cpu": mcpu,
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "simd": sorted(f for f in flags if f in {"avx", "avx2", "fma"} or f.startswith("avx512")),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def results_path(host: dict[str, Any]) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", host["cpu_model"].lower()).strip("-")
+    if host.get("llvm_cpu"):
+        slug += f"-{host['llvm_cpu']}"
+    return RESULTS / f"{slug}-{host['physical_cores']}c.json"
+
+
+def git_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+        return {"commit": git("rev-parse", "HEAD"), "dirty_files": changed}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty_files": []}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append to the JSON list in ``path`` (written atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = json.loads(path.read_text()) if path.exists() else []
+    records.append(record)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=1) + "\n")
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any]:
+    work = WORK / name
+    log(f"[{name}] building the ONNX archive")
+    built = measure.in_child(measure.build_step, name, str(work), args.seed)
+    log(f"[{name}] compiling with neo_local.compile (this is the slow part)")
+    job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
+    comp = measure.in_child(
+        measure.compile_step, job, built["archive"], built["data_input_config"], str(work / "out"),
+        args.mcpu, args.threads, args.max_runtime,
+    )
+    log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
+    log(f"[{name}] timing neo-local ({args.tvm_warmup} warm-up + {args.tvm_repeat} runs)")
+    tvm = measure.in_child(measure.tvm_step, comp["artifact"], built["inputs_npz"], args.tvm_warmup, args.tvm_repeat, args.threads)
+    log(f"[{name}] timing onnxruntime ({args.warmup} warm-up + {args.repeat} runs)")
+    ort = measure.in_child(measure.onnxruntime_step, built["model_path"], built["inputs_npz"], args.warmup, args.repeat, args.threads)
+    log(f"[{name}] timing torch ({args.warmup} warm-up + {args.repeat} runs)")
+    pt = measure.in_child(measure.torch_step, name, args.seed, built["inputs_npz"], args.warmup, args.repeat, args.threads)
+
+    outs = {k: r.pop("outputs") for k, r in (("tvm", tvm), ("onnxruntime", ort), ("torch", pt))}
+    return {
+        "model": name,
+        "inputs": built["inputs"],
+        "onnx_archive_bytes": built["archive_bytes"],
+        "compile": comp,
+        "latency": {"neo_local_tvm": tvm, "onnxruntime": ort, "torch": pt},
+        "ratio": {
+            "tvm_over_onnxruntime": tvm["median_ms"] / ort["median_ms"],
+            "tvm_over_torch": tvm["median_ms"] / pt["median_ms"],
+        },
+        "max_abs_diff": {
+            "tvm_vs_onnxruntime": measure.max_abs_diff(outs["tvm"], outs["onnxruntime"]),
+            "tvm_vs_torch": measure.max_abs_diff(outs["tvm"], outs["torch"]),
+            "onnxruntime_vs_torch": measure.max_abs_diff(outs["onnxruntime"], outs["torch"]),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- table
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'model':<16}{'engine':<13}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
+        f"{'x onnxrt':>10}{'x torch':>9}{'peak RSS MB':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lat = r["latency"]
+        ort, pt = lat["onnxruntime"]["median_ms"], lat["torch"]["median_ms"]
+        for i, (engine, key) in enumerate((("neo-local", "neo_local_tvm"), ("onnxruntime", "onnxruntime"), ("torch", "torch"))):
+            x = lat[key]
+            lines.append(
+                f"{r['model'] if i == 0 else '':<16}{engine:<13}{x['median_ms']:>11.2f}{x['p90_ms']:>11.2f}{x['runs']:>6}"
+                f"{x['median_ms'] / ort:>10.2f}{x['median_ms'] / pt:>9.2f}{x['peak_rss_mb']:>13.0f}"
+            )
+        c = r["compile"]
+        built = f", TVM build {c['tvm_build_s']:.1f} s" if c.get("tvm_build_s") is not None else ""
+        lines.append(
+            f"{'':<16}compile {c['compile_s']:.1f} s (neo_local.compile wall time{built}), "
+            f"peak RSS {c['peak_rss_mb']:.0f} MB (its child processes {c['children_peak_rss_mb']:.0f} MB), "
+            f"artifact {c['artifact_bytes'] / 2**20:.2f} MB, mcpu {c['mcpu']}"
+        )
+        d = r["max_abs_diff"]
+        lines.append(
+            f"{'':<16}max |diff|: tvm-onnxruntime {d['tvm_vs_onnxruntime']:.2e}, tvm-torch {d['tvm_vs_torch']:.2e}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="resnet50_like", help="comma-separated names from models.EXAMPLES")
+    p.add_argument("--repeat", type=int, default=30, help="timed runs for onnxruntime and torch")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first, onnxruntime and torch")
+    p.add_argument("--tvm-repeat", type=int, default=3, help="timed runs of the compiled model (slow untuned)")
+    p.add_argument("--tvm-warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=measure.physical_cores(), help="default: physical cores")
+    p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-runtime", type=int, default=1800, help="StoppingCondition.MaxRuntimeInSeconds")
+    p.add_argument("--results", type=Path, default=None, help="results file (default: per host under benchmarks/results)")
+    p.add_argument("--no-save", action="store_true", help="print only; do not append to the results file")
+    args = p.parse_args(argv)
+
+    from models import EXAMPLES
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EXAMPLES]
+    if unknown:
+        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(EXAMPLES)}")
+    if min(args.repeat, args.tvm_repeat) < 1 or args.threads < 1:
+        p.error("--repeat, --tvm-repeat and --threads must be at least 1")
+    # children inherit the environment: every runtime gets the same thread count
+    measure.set_thread_env(args.threads)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    load_before = os.getloadavg()
+    results = []
+    for name in names:
+        results.append(bench_model(name, args, log=lambda m: print(m, file=sys.stderr, flush=True)))
+    mcpu = results[0]["compile"]["mcpu"] if results else args.mcpu
+    host = host_info(mcpu)
+    record = {
+        "timestamp": started.isoformat(timespec="seconds"),
+        "git": git_info(),
+        "versions": {**versions(), "neo-local": results[0]["compile"]["neo_local_version"] if results else None},
+        "host": host,
+        "settings": {
+            "batch": 1,
+            "threads": args.threads,
+            "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"),
+            "warmup": args.warmup,
+            "repeat": args.repeat,
+            "tvm_warmup": args.tvm_warmup,
+            "tvm_repeat": args.tvm_repeat,
+            "seed": args.seed,
+            # the machine may be shared: 1-minute load average before and after the run
+            "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "target": {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}, "CompilerOptions": {"mcpu": mcpu}},
+        },
+        "results": results,
+    }
+    load = record["settings"]["loadavg_1m"]
+    print(f"{host['cpu_model']} ({host['llvm_cpu']}), {args.threads} threads, batch 1, load average {load[0]} -> {load[1]}")
+    print(table(results))
+    if not args.no_save:
+        path = args.results or results_path(host)
+        append_record(path, record)
+        print(f"appended to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
