@@ -1,0 +1,92 @@
+"""End to end through the library: real networks compiled, run in a fresh process, compared
+with torch and onnxruntime on the same inputs."""
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import neo_local
+from neo_local.api.errors import JobFailure
+from example_archives import built, check_artifact
+
+CASES = [
+    ("resnet_like", "onnx"),
+    ("mobilenet_like", "onnx"),
+    ("resnet_like", "torchscript"),
+    ("mobilenet_like", "torchscript"),
+    ("two_input_net", "onnx"),
+    ("two_input_net", "torchscript"),
+    ("int64_input_net", "torchscript"),
+    ("int64_input_net", "onnx"),
+]
+
+
+def _compile(example, out: Path, target: str = "ml_c4", options: str | None = None) -> Path:
+    output = {"S3OutputLocation": str(out), "TargetDevice": target}
+    if options:
+        output["CompilerOptions"] = options
+    uri = neo_local.compile(
+        InputConfig={"S3Uri": f"file://{example.archive}", "Framework": example.framework,
+                     "DataInputConfig": example.data_input_config},
+        OutputConfig=output,
+    )
+    return Path(uri)
+
+
+@pytest.mark.parametrize("name,fmt", CASES)
+def test_compiled_network_matches_the_framework(name, fmt, tmp_path, record_property):
+    example = built(name, fmt)
+    options = '{"DTYPE": "int64"}' if name == "int64_input_net" and fmt == "torchscript" else None
+    artifact = _compile(example, tmp_path / "out", options=options)
+    assert artifact == tmp_path / "out" / f"{name}-ml_c4.tar.gz"
+    check_artifact(artifact, example, tmp_path / "run", record_property)
+    with tarfile.open(artifact) as tar:
+        assert sorted(tar.getnames()) == ["compiled.meta", "compiled.so"]
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert meta["Requirements"] == {"TargetDevice": "ml_c4", "TargetDeviceType": "cpu"}
+    assert [i["name"] for i in meta["Model"]["Inputs"]] == [i["name"] for i in example.inputs]
+    assert meta["Verification"]["status"] == "passed"
+    assert meta["Compiler"]["tvm"] == "0.27.0.post1"
+
+
+def test_ml_c5_code_uses_avx512(tmp_path):
+    """This host may lack AVX-512: check the instructions in the library instead of running it."""
+    import subprocess
+
+    example = built("resnet_like", "onnx")
+    artifact = _compile(example, tmp_path / "out", target="ml_c5")
+    with tarfile.open(artifact) as tar:
+        tar.extractall(tmp_path / "a", filter="data")
+    meta = json.loads((tmp_path / "a" / "compiled.meta").read_text())
+    assert "avx512f" in meta["Target"]["CpuFeatures"]
+    disassembly = subprocess.run(["objdump", "-d", str(tmp_path / "a" / "compiled.so")], capture_output=True, text=True).stdout
+    assert "zmm" in disassembly
+
+
+def test_host_platform_with_mcpu(tmp_path):
+    import tvm.target.codegen
+
+    host_cpu = str(tvm.target.codegen.llvm_get_system_cpu())
+    example = built("resnet_like", "onnx")
+    uri = neo_local.compile(
+        InputConfig={"S3Uri": example.archive, "Framework": "ONNX"},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+                      "CompilerOptions": json.dumps({"mcpu": host_cpu})},
+    )
+    assert uri.endswith("resnet_like-LINUX_X86_64.tar.gz")
+    check_artifact(Path(uri), example, tmp_path / "run")
+
+
+def test_failure_reason_for_a_wrong_input_name(tmp_path):
+    example = built("resnet_like", "onnx")
+    with pytest.raises(JobFailure) as err:
+        neo_local.compile(
+            InputConfig={"S3Uri": example.archive, "Framework": "ONNX", "DataInputConfig": '{"data": [1, 3, 64, 64]}'},
+            OutputConfig={"S3OutputLocation": str(tmp_path), "TargetDevice": "ml_c4"},
+        )
+    assert err.value.reason.startswith(
+        "ClientError: InputConfiguration: Input 'data' in DataInputConfig is not an input of the model. "
+        "The model's inputs are: input0 [1, 3, 64, 64] float32"
+    )
