@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from neo_local.matrix import BEGIN, END, render, splice
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_matrix_is_current():
+    text = README.read_text()
+    assert splice(text, render()) == text, "run: python -m neo_local.matrix --update README.md"
+
+
+def test_matrix_lists_every_framework_and_device():
+    matrix = render()
+    assert "| ONNX | .onnx | supported |" in matrix
+    assert "| MXNET |  | not yet |" in matrix
+    assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported |" in matrix
+    assert "| rasp3b | | | not yet (clear ClientError) |" in matrix
+    assert BEGIN not in matrix and END not in matrix
