@@ -14,7 +14,7 @@ from neo_local import storage
 from neo_local.api.errors import client_error
 from neo_local.api.requests import CompilationRequest, InputConfig
 from neo_local.archive import unpack_model_archive
-from neo_local.backends import get_backend
+from neo_local.backends import select_backend
 from neo_local.frontends import get_frontend
 from neo_local.frontends.base import ImportOptions
 from neo_local.packaging import artifact_name, build_meta, pack, write_meta
@@ -71,7 +71,7 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
 
     progress(f"Compiling for {target.name} ({_describe(target.tvm_target)})")
     folder = workdir / "artifact"
-    built = get_backend(target.backend)(model, target, folder)
+    built = select_backend(model, target)(model, target, folder)
     meta = build_meta(model, target, built, inp.framework)
     write_meta(folder, meta)
     progress(f"Compiled in {time.monotonic() - started:.1f} s")

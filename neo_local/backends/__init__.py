@@ -1,25 +1,33 @@
-"""Backends build an ImportedModel for a TargetSpec into the files of an artifact."""
+"""Backends build an ImportedModel for a TargetSpec into the files of an artifact.
+
+Which backend builds a model depends on both sides: Relax IR goes to the target's backend
+(TVM for CPU targets); a model in another IR (e.g. tree-model C sources) goes to the backend
+of that IR, which must be able to build for the target. Adding a backend is adding a module
+with a ``build`` function and a line in ``_BACKENDS``.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable
 
+from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.targets.spec import TargetSpec
 
-Build = Callable[[ImportedModel, TargetSpec, Path], "BuiltModel"]
+Build = Callable[[ImportedModel, TargetSpec, Path], BuiltModel]
+
+#: backend name -> module defining ``build(model, target, out_dir) -> BuiltModel``
+_BACKENDS = {
+    "tvm": "neo_local.backends.tvm_relax",
+}
 
 
-def get_backend(name: str) -> Build:
-    """The build function for a backend name (TargetSpec.backend)."""
-    if name == "tvm":
-        from neo_local.backends.tvm_relax import build
-
-        return build
-    raise KeyError(f"no backend named {name!r}")
+def select_backend(model: ImportedModel, target: TargetSpec) -> Build:
+    """The build function for this model on this target."""
+    name = target.backend if model.ir_kind == "relax" else model.ir_kind
+    return importlib.import_module(_BACKENDS[name]).build
 
 
-from neo_local.backends.base import BuiltModel  # noqa: E402
-
-__all__ = ["BuiltModel", "get_backend"]
+__all__ = ["Build", "BuiltModel", "select_backend"]

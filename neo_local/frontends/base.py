@@ -50,6 +50,8 @@ class ImportedModel:
     reference: Reference | None = None
     derived: Mapping[str, str] = field(default_factory=dict)
     source_file: str = ""
+    #: what ``ir`` is: "relax" (a TVM IRModule) or another backend's input
+    ir_kind: str = "relax"
 
 
 class Frontend(ABC):

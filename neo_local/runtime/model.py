@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from neo_local.runtime.engines import ENGINES, open_engine
 from neo_local.targets.cpu_features import missing_on_host
 
-SUPPORTED_RUNTIMES = ("tvm-relax-vm",)
 META = "compiled.meta"
 
 
@@ -34,21 +34,11 @@ class DLRModel:
         self._inputs = self.meta["Model"]["Inputs"]
         self._outputs = self.meta["Model"]["Outputs"]
         _check_runnable(self.meta, dev_type)
-        os.environ.setdefault("TVM_NUM_THREADS", str(_physical_cores()))
-        import tvm
-        from tvm.runtime.vm import VirtualMachine
-
-        self._tvm = tvm
-        self._device = tvm.device(dev_type, dev_id)
-        library = tvm.runtime.load_module(str(self._folder / self.meta["Runtime"]["Library"]))
-        self._vm = VirtualMachine(library, self._device)
+        self._engine = open_engine(self.meta["Runtime"]["Kind"], self._folder, self.meta, dev_type, dev_id)
 
     def run(self, input_values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
         """Run once; inputs by name (dict), in order (list), or a single array."""
-        arrays = [self._tvm.runtime.tensor(a, self._device) for a in self._prepare(input_values)]
-        result = self._vm["main"](*arrays)
-        outs = list(result) if not hasattr(result, "numpy") else [result]
-        return [o.numpy() for o in outs]
+        return self._engine.run(self._prepare(input_values))
 
     def _prepare(self, values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
         names = self.get_input_names()
@@ -114,8 +104,8 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     kind = meta.get("Runtime", {}).get("Kind")
-    if kind not in SUPPORTED_RUNTIMES:
-        raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(SUPPORTED_RUNTIMES)})")
+    if kind not in ENGINES:
+        raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(ENGINES)})")
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
     if wanted != dev_type:
         raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}")
@@ -139,11 +129,3 @@ def _conform(spec: Mapping[str, Any], value: Any) -> np.ndarray:
         array = array.astype(spec["dtype"])
     return np.ascontiguousarray(array)
 
-
-def _physical_cores() -> int:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1

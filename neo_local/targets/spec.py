@@ -20,7 +20,7 @@ class TargetSpec:
     arch: str
     tvm_target: Mapping[str, Any]
     device_type: str = "cpu"
-    #: the backend that builds for this target (a key of neo_local.backends.BACKENDS)
+    #: the backend that builds Relax models for this target (see neo_local.backends)
     backend: str = "tvm"
     accelerator: str | None = None
     cpu_features: tuple[str, ...] = ()
