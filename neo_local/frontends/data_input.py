@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
 from neo_local.api.errors import client_error
+from neo_local.api.jsonish import parse_jsonish
 
 Shapes = list[tuple[str | None, tuple[int, ...]]]
 
@@ -29,14 +29,9 @@ def parse_data_input_config(text: str | None) -> Shapes | None:
 
 def _load(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise client_error(
-                "InputConfiguration", f"DataInputConfig is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}; {_EXAMPLE}"
-            ) from None
+        return parse_jsonish(text, "DataInputConfig")
+    except ValueError as exc:
+        raise client_error("InputConfiguration", f"{exc}; {_EXAMPLE}") from None
 
 
 def _shape(name: object, shape: Any) -> tuple[int, ...]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from neo_local.api.errors import client_error
+from neo_local.api.jsonish import parse_jsonish
 
 #: every option Neo documents, and the spellings seen in the wild, to one canonical key
 _ALIASES = {
@@ -59,15 +58,9 @@ def _load(text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as exc:
-            raise client_error(
-                "OutputConfiguration",
-                f"CompilerOptions is not a JSON object: {text!r} ({exc.__class__.__name__})",
-            ) from None
+        value = parse_jsonish(text, "CompilerOptions")
+    except ValueError as exc:
+        raise client_error("OutputConfiguration", str(exc)) from None
     if not isinstance(value, dict):
         raise client_error("OutputConfiguration", f"CompilerOptions must be a JSON object, got {text!r}")
     return value

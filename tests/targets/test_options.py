@@ -42,5 +42,5 @@ def test_unknown_key_lists_known_keys():
 def test_not_an_object():
     with pytest.raises(JobFailure, match="ClientError: OutputConfiguration: CompilerOptions must be a JSON object"):
         CompilerOptions.parse('["mcpu"]')
-    with pytest.raises(JobFailure, match="CompilerOptions is not a JSON object"):
+    with pytest.raises(JobFailure, match="CompilerOptions is not valid JSON"):
         CompilerOptions.parse("{mcpu: skylake")
