@@ -86,7 +86,7 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     tarball = workdir / artifact_name(inp.s3_uri, target.name)
     digest = pack(folder, tarball)
     progress(f"Uploading {tarball.name} to {out.s3_output_location}")
-    uri = storage.upload(tarball, out.s3_output_location)
+    uri = storage.upload(tarball, out.s3_output_location, kms_key_id=out.kms_key_id)
     return CompilationResult(
         artifact_uri=uri,
         artifact_digest=digest,
