@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 
 from neo_local import storage
 from neo_local.api.errors import client_error
-from neo_local.api.requests import CompilationRequest, InputConfig
+from neo_local.api.requests import CompilationRequest
 from neo_local.archive import unpack_model_archive
 from neo_local.backends import select_backend
 from neo_local.frontends import get_frontend
@@ -38,15 +38,17 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     if request.input_config is None:
         raise client_error(
             "InputConfiguration",
-            "ModelPackageVersionArn jobs need a SageMaker model registry, which neo-local does not have; "
-            "give InputConfig with the model archive's S3Uri instead",
+            f"ModelPackageVersionArn {request.model_package_version_arn} cannot be used: neo-local has no "
+            "SageMaker model registry to read the model package from. Give the model archive in "
+            "InputConfig instead (S3Uri, Framework, DataInputConfig) and run the job again.",
         )
     inp = request.input_config
     out = request.output_config
     options = CompilerOptions.parse(out.compiler_options)
     target = resolve_target(out, options)
     frontend = get_frontend(inp.framework)
-    messages = list(_ignored_fields(request))
+    version_note = frontend.framework_version_note(inp.framework_version)
+    messages = [m for m in (version_note, *_ignored_fields(request)) if m]
     for message in messages:
         progress(message)
 
@@ -98,14 +100,15 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
 def _ignored_fields(request: CompilationRequest) -> list[str]:
     """What the request asks for that a local compiler cannot act on: said, never silent."""
     notes = []
-    inp: InputConfig = request.input_config  # type: ignore[assignment]
-    if inp.framework_version:
-        notes.append(
-            f"FrameworkVersion {inp.framework_version} is recorded; the model is read with the framework "
-            "versions installed with neo-local (see compiled.meta)"
-        )
     if request.vpc_config:
         notes.append("VpcConfig is recorded; it has no effect on a local compilation")
+    kms = request.output_config.kms_key_id
+    if kms and request.output_config.s3_output_location.startswith("s3://"):
+        notes.append(f"KmsKeyId {kms}: the artifact is uploaded with SSE-KMS under this key.")
+    elif kms:
+        notes.append(f"KmsKeyId {kms} has no effect: S3OutputLocation is a local path, which is written unencrypted.")
+    if request.tags:
+        notes.append(f"Tags: {len(request.tags)} stored with the job (no effect on the compilation).")
     return notes
 
 

@@ -90,3 +90,63 @@ def test_failure_reason_for_a_wrong_input_name(tmp_path):
         "ClientError: InputConfiguration: Input 'data' in DataInputConfig is not an input of the model. "
         "The model's inputs are: input0 [1, 3, 64, 64] float32"
     )
+
+
+def test_fields_without_local_effect_are_said(tmp_path, caplog):
+    example = built("resnet_like", "onnx")
+    with caplog.at_level("INFO", logger="neo_local"):
+        neo_local.compile(
+            InputConfig={"S3Uri": example.archive, "Framework": "ONNX"},
+            OutputConfig={"S3OutputLocation": str(tmp_path), "TargetDevice": "ml_c4", "KmsKeyId": "alias/neo"},
+            VpcConfig={"SecurityGroupIds": ["sg-12345678"], "Subnets": ["subnet-12345678"]},
+        )
+    assert "KmsKeyId alias/neo has no effect: S3OutputLocation is a local path, which is written unencrypted." in caplog.text
+    assert "VpcConfig is recorded; it has no effect on a local compilation" in caplog.text
+
+
+def test_framework_version(tmp_path, caplog):
+    example = built("resnet_like", "torchscript")
+    request = dict(
+        InputConfig={"S3Uri": example.archive, "Framework": "PYTORCH", "FrameworkVersion": "1.13.1",
+                     "DataInputConfig": example.data_input_config},
+        OutputConfig={"S3OutputLocation": str(tmp_path), "TargetDevice": "ml_c4"},
+    )
+    with caplog.at_level("INFO", logger="neo_local"):
+        neo_local.compile(**request)
+    assert "FrameworkVersion 1.13.1: the model is read with torch 2.13.0" in caplog.text
+    request["InputConfig"]["FrameworkVersion"] = "1.9"
+    with pytest.raises(JobFailure) as err:
+        neo_local.compile(**request)
+    assert err.value.reason == (
+        "ClientError: InputConfiguration: FrameworkVersion 1.9 is not one Neo supports for PYTORCH; "
+        "use one of 1.4, 1.5, 1.6, 1.7, 1.8, 1.12, 1.13, 2.0"
+    )
+    onnx_request = dict(request, InputConfig={"S3Uri": example.archive, "Framework": "ONNX", "FrameworkVersion": "1.7"})
+    with pytest.raises(JobFailure, match="FrameworkVersion does not apply to ONNX models"):
+        neo_local.compile(**onnx_request)
+
+
+def test_exported_program_archive(tmp_path):
+    import numpy as np
+    import torch
+
+    from models import EXAMPLES, example_inputs, make_archive
+    from neo_local.verify import compare, run_artifact
+
+    example = EXAMPLES["mobilenet_like"]
+    module = example.build(0)
+    feeds = example_inputs(example, 0)
+    program = torch.export.export(module, tuple(torch.from_numpy(v) for v in feeds.values()))
+    torch.export.save(program, str(tmp_path / "mobilenet.pt2"))
+    archive = make_archive([tmp_path / "mobilenet.pt2"], tmp_path / "mobilenet.tar.gz")
+    uri = neo_local.compile(
+        InputConfig={"S3Uri": str(archive), "Framework": "PYTORCH"},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": "ml_c4"},
+    )
+    (name,) = program.graph_signature.user_inputs
+    actual = run_artifact(Path(uri), {name: next(iter(feeds.values()))}, tmp_path / "run")
+    with torch.no_grad():
+        expected = [module(*(torch.from_numpy(v) for v in feeds.values())).numpy()]
+    max_abs, max_rel = compare(expected, actual)
+    print(f"mobilenet_like (.pt2): max abs error {max_abs:.3g}, max rel error {max_rel:.3g}")
+    assert max_rel < 1e-4 and np.isfinite(actual[0]).all()

@@ -19,7 +19,7 @@ def find_model_file(model_dir: Path, suffixes: tuple[str, ...], framework: str) 
     """Exactly one file with one of ``suffixes``; otherwise a ClientError naming what was found."""
     files = archive_files(model_dir)
     matches = [p for p in files if p.name.lower().endswith(suffixes)]
-    kinds = " or ".join(suffixes)
+    kinds = suffixes[0] if len(suffixes) == 1 else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
     if len(matches) == 1:
         return matches[0]
     if not matches:

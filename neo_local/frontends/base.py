@@ -8,11 +8,14 @@ Relax. It knows nothing about targets.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from importlib.metadata import PackageNotFoundError, version as package_version
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
+
+from neo_local.api.errors import client_error
 
 Reference = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
 
@@ -59,9 +62,37 @@ class Frontend(ABC):
 
     framework: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
-    #: what the import step needs installed, named in the error when it is missing
+    #: the packages the import step reads models with (their versions go into the job log)
     requires: ClassVar[tuple[str, ...]] = ()
+    #: FrameworkVersion values Neo accepts for this framework; empty: the field does not apply
+    framework_versions: ClassVar[tuple[str, ...]] = ()
+
+    def framework_version_note(self, version: str | None) -> str | None:
+        """Check FrameworkVersion; say what it means here (the installed framework reads the model)."""
+        if version is None:
+            return None
+        if not self.framework_versions:
+            raise client_error(
+                "InputConfiguration",
+                f"FrameworkVersion does not apply to {self.framework} models (Neo uses it for MXNet, PyTorch, "
+                "TensorFlow and TensorFlow Lite); leave it out",
+            )
+        if not any(version == v or version.startswith(v + ".") for v in self.framework_versions):
+            raise client_error(
+                "InputConfiguration",
+                f"FrameworkVersion {version} is not one Neo supports for {self.framework}; "
+                f"use one of {', '.join(self.framework_versions)}",
+            )
+        readers = ", ".join(f"{p} {_installed(p)}" for p in self.requires) or "neo-local's own reader"
+        return f"FrameworkVersion {version}: the model is read with {readers}, which reads models saved by {self.framework} {version}"
 
     @abstractmethod
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         """Import the model found under ``model_dir`` (an unpacked archive)."""
+
+
+def _installed(package: str) -> str:
+    try:
+        return package_version(package)
+    except PackageNotFoundError:
+        return "(not installed)"

@@ -72,10 +72,11 @@ def import_onnx(model: Any, inputs: tuple[TensorSpec, ...], source: str) -> tupl
     except Exception as exc:  # the importer raises many kinds; the user needs the message
         raise client_error("InputConfiguration", f"{source} could not be imported: {exception_line(exc)}") from exc
     names = [o.name for o in model.graph.output]
-    return mod, _outputs(mod, names)
+    return mod, output_specs(mod, names)
 
 
-def _outputs(mod: Any, names: list[str]) -> tuple[TensorSpec, ...]:
+def output_specs(mod: Any, names: list[str]) -> tuple[TensorSpec, ...]:
+    """Output specs of a Relax module's main function, named by ``names`` (else output<i>)."""
     ret = mod["main"].ret_ty  # TVM 0.27 calls struct info "ty": TensorType or a tuple type
     fields = list(ret.fields) if hasattr(ret, "fields") else [ret]
     specs = []

@@ -1,11 +1,16 @@
-"""PyTorch: one TorchScript .pt/.pth file, imported through ONNX (TorchScript cannot be
-torch.export-ed; the TorchScript ONNX exporter reads it directly)."""
+"""PyTorch: exactly one model file, either TorchScript (.pt/.pth, as Neo requires) or a
+torch.export ExportedProgram (.pt2).
+
+TorchScript cannot be torch.export-ed, so it goes through the TorchScript ONNX exporter and the
+ONNX importer; an ExportedProgram goes straight to Relax with ``from_exported_program``.
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,71 +19,132 @@ from neo_local.frontends import register
 from neo_local.frontends.archive_rules import find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, Reference, TensorSpec
 from neo_local.frontends.data_input import parse_data_input_config
-from neo_local.frontends.onnx_import import import_onnx
+from neo_local.frontends.onnx_import import import_onnx, output_specs
 
 _OPSET = 17
+_EXAMPLE = '{"input0": [1, 3, 224, 224]} or [[1, 3, 224, 224]]'
 
 
 @register
 class PyTorchFrontend(Frontend):
     framework = "PYTORCH"
-    suffixes = (".pt", ".pth")
-    requires = ("torch", "onnx")
+    suffixes = (".pt", ".pth", ".pt2")
+    requires = ("torch",)
+    # Neo's list for PyTorch; TorchScript files saved by any of them load in the torch installed here
+    framework_versions = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
-        import onnx
-        import torch
-
         path = find_model_file(model_dir, self.suffixes, self.framework)
-        given = parse_data_input_config(options.data_input_config)
-        if given is None:
-            raise client_error(
-                "InputConfiguration",
-                'DataInputConfig is required for PyTorch models, e.g. {"input0": [1, 3, 224, 224]} or [[1, 3, 224, 224]]',
+        if path.suffix == ".pt2":
+            return _load_exported_program(path, options)
+        return _load_torchscript(path, options)
+
+
+def _load_torchscript(path: Path, options: ImportOptions) -> ImportedModel:
+    import onnx
+    import torch
+
+    given = parse_data_input_config(options.data_input_config)
+    if given is None:
+        raise client_error("InputConfiguration", f"DataInputConfig is required for PyTorch models, e.g. {_EXAMPLE}")
+    dtype = options.compiler_options.get("dtype", "float32")
+    inputs = tuple(TensorSpec(name or f"input{i}", shape, dtype) for i, (name, shape) in enumerate(given))
+    try:
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # torch raises RuntimeError or pickle errors for non-TorchScript files
+        raise client_error(
+            "InputConfiguration",
+            f"{path.name} is not a TorchScript model ({exception_line(exc, last=False)}). Save the model with "
+            "torch.jit.trace(model, example).save('model.pth') or torch.jit.script(model).save(...), "
+            "or torch.export.save(torch.export.export(model, example), 'model.pt2')",
+        ) from exc
+    examples = tuple(torch.from_numpy(np.zeros(s.shape, dtype=s.dtype)) for s in inputs)
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter is the route for TorchScript; its notices are noise here
+            warnings.simplefilter("ignore")
+            count = _count_outputs(module(*examples))
+            torch.onnx.export(
+                module, examples, buffer, dynamo=False, opset_version=_OPSET,
+                input_names=[s.name for s in inputs],
+                output_names=[f"output{i}" for i in range(count)],
             )
-        dtype = options.compiler_options.get("dtype", "float32")
-        inputs = tuple(TensorSpec(name or f"input{i}", shape, dtype) for i, (name, shape) in enumerate(given))
-        try:
-            module = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as exc:  # torch raises RuntimeError or pickle errors for non-TorchScript files
+    except Exception as exc:  # shape mismatches surface here as RuntimeError with torch's message
+        raise client_error(
+            "InputConfiguration",
+            f"{path.name} could not be run with the DataInputConfig shapes "
+            f"{[list(s.shape) for s in inputs]} ({dtype}): {exception_line(exc, last=False)}",
+        ) from exc
+    mod, outputs = import_onnx(onnx.load_from_string(buffer.getvalue()), inputs, path.name)
+    return ImportedModel(
+        ir=mod, inputs=inputs, outputs=outputs, reference=_torch_reference(module, inputs), source_file=path.name
+    )
+
+
+def _load_exported_program(path: Path, options: ImportOptions) -> ImportedModel:
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # a .pt2 from another torch, or not an ExportedProgram at all
+        raise client_error(
+            "InputConfiguration",
+            f"{path.name} is not an ExportedProgram saved with torch.export.save ({exception_line(exc, last=False)})",
+        ) from exc
+    inputs = _exported_inputs(program, path.name)
+    _check_given_shapes(inputs, options.data_input_config)
+    try:
+        mod = from_exported_program(program, unwrap_unit_return_tuple=True)
+    except Exception as exc:  # unsupported aten operators are reported as "Unsupported function types [...]"
+        raise client_error("InputConfiguration", f"{path.name} could not be imported: {exception_line(exc)}") from exc
+    names = [str(n) for n in program.graph_signature.user_outputs]
+    module = program.module()
+    return ImportedModel(
+        ir=mod, inputs=inputs, outputs=output_specs(mod, names), reference=_torch_reference(module, inputs),
+        source_file=path.name,
+    )
+
+
+def _exported_inputs(program: Any, source: str) -> tuple[TensorSpec, ...]:
+    """The program's user inputs with their (static) shapes and dtypes."""
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    specs = []
+    for name in program.graph_signature.user_inputs:
+        value = nodes[name].meta.get("val")
+        if value is None or not all(isinstance(d, int) for d in value.shape):
             raise client_error(
                 "InputConfiguration",
-                f"{path.name} is not a TorchScript model ({exception_line(exc, last=False)}). Save the model with "
-                "torch.jit.trace(model, example).save('model.pth') or torch.jit.script(model).save(...)",
-            ) from exc
-        examples = tuple(torch.from_numpy(_zeros(s)) for s in inputs)
-        buffer = io.BytesIO()
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # the TorchScript exporter is the route for TorchScript; its notices are noise here
-                warnings.simplefilter("ignore")
-                count = _count_outputs(module(*examples))
-                torch.onnx.export(
-                    module, examples, buffer, dynamo=False, opset_version=_OPSET,
-                    input_names=[s.name for s in inputs],
-                    output_names=[f"output{i}" for i in range(count)],
-                )
-        except Exception as exc:  # shape mismatches surface here as RuntimeError with torch's message
-            raise client_error(
-                "InputConfiguration",
-                f"{path.name} could not be run with the DataInputConfig shapes "
-                f"{[list(s.shape) for s in inputs]} ({dtype}): {exception_line(exc, last=False)}",
-            ) from exc
-        mod, outputs = import_onnx(onnx.load_from_string(buffer.getvalue()), inputs, path.name)
-        return ImportedModel(
-            ir=mod, inputs=inputs, outputs=outputs, reference=_torch_reference(module, inputs), source_file=path.name
+                f"{source}: input '{name}' has dynamic dimensions; export the program with static shapes",
+            )
+        specs.append(TensorSpec(name, tuple(value.shape), str(value.dtype).removeprefix("torch.")))
+    return tuple(specs)
+
+
+def _check_given_shapes(inputs: tuple[TensorSpec, ...], data_input_config: str | None) -> None:
+    """An ExportedProgram fixes its shapes; a DataInputConfig may only restate them."""
+    given = parse_data_input_config(data_input_config)
+    if given is None:
+        return
+    expected = [(s.name, s.shape) for s in inputs]
+    same = len(given) == len(inputs) and all(
+        name in (None, spec.name) and shape == spec.shape for (name, shape), spec in zip(given, inputs)
+    )
+    if not same:
+        raise client_error(
+            "InputConfiguration",
+            f"DataInputConfig {data_input_config} does not match the exported program's inputs "
+            f"{', '.join(f'{n} {list(s)}' for n, s in expected)}; an ExportedProgram's shapes are fixed "
+            "at export (DataInputConfig may be left out)",
         )
 
 
-def _zeros(spec: TensorSpec) -> np.ndarray:
-    return np.zeros(spec.shape, dtype=spec.dtype)
-
-
-def _count_outputs(out) -> int:
+def _count_outputs(out: Any) -> int:
     return len(out) if isinstance(out, (tuple, list)) else 1
 
 
-def _torch_reference(module, inputs: tuple[TensorSpec, ...]) -> Reference:
+def _torch_reference(module: Any, inputs: tuple[TensorSpec, ...]) -> Reference:
     def run(feeds):
         import torch
 

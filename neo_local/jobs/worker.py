@@ -19,7 +19,7 @@ import sys
 import traceback
 from typing import Callable
 
-from neo_local.api.errors import JobFailure, client_error, internal_error
+from neo_local.api.errors import JobFailure, internal_error
 from neo_local.api.requests import CompilationRequest
 from neo_local.jobs.joblog import JobLog
 from neo_local.jobs.states import IllegalTransition, Status
@@ -33,30 +33,6 @@ def load_pipeline() -> Callable:
     spec = os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr or "run_compilation")
-
-
-def notes_on_inert_fields(request: CompilationRequest) -> list[str]:
-    """What the job log should say about request fields that have no local effect."""
-    notes = []  # VpcConfig and FrameworkVersion: the pipeline says what it does with them
-    kms = request.output_config.kms_key_id
-    if kms:
-        if request.output_config.s3_output_location.startswith("s3://"):
-            notes.append(f"KmsKeyId {kms}: the artifact is uploaded with SSE-KMS under this key.")
-        else:
-            notes.append(f"KmsKeyId {kms} has no effect: S3OutputLocation is a local path, "
-                         "which is written unencrypted.")
-    if request.tags:
-        notes.append(f"Tags: {len(request.tags)} stored with the job (no effect on the compilation).")
-    return notes
-
-
-def model_package_failure(request: CompilationRequest) -> JobFailure:
-    return client_error(
-        "InputConfiguration",
-        f"ModelPackageVersionArn {request.model_package_version_arn} cannot be used: neo-local has no "
-        "SageMaker model registry to read the model package from. Give the model archive in "
-        "InputConfig instead (S3Uri, Framework, DataInputConfig) and run the job again.",
-    )
 
 
 def _record(store: JobStore, record: JobRecord, status: Status, log: JobLog, **fields: object) -> None:
@@ -75,10 +51,6 @@ def run(store: JobStore, record: JobRecord) -> int:
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         request = CompilationRequest.from_api(record.request)
-        for note in notes_on_inert_fields(request):
-            log.write(note)
-        if request.model_package_version_arn:
-            raise model_package_failure(request)
         result = load_pipeline()(request, workdir, log.write)
     except JobFailure as e:
         _record(store, record, Status.FAILED, log, failure_reason=e.reason)

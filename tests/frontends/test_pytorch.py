@@ -65,7 +65,7 @@ def test_shape_the_model_cannot_take(tmp_path):
 def test_two_model_files(tmp_path):
     _script(tmp_path / "a.pt")
     _script(tmp_path / "b.pth")
-    with pytest.raises(JobFailure, match=r"Exactly one .pt or .pth file is allowed for PYTORCH models, found 2: a.pt, b.pth"):
+    with pytest.raises(JobFailure, match=r"Exactly one .pt, .pth or .pt2 file is allowed for PYTORCH models, found 2: a.pt, b.pth"):
         _load(tmp_path, "[[2, 6]]")
 
 
@@ -83,3 +83,36 @@ def test_int64_dtype(tmp_path):
     imported = _load(tmp_path, '{"ids": [1, 5]}', dtype="int64")
     assert imported.inputs[0].dtype == "int64"
     assert imported.outputs[0].shape == (1, 4)
+
+
+def _export(path, module=None, example=None):
+    module = module or Tiny().eval()
+    example = example or (torch.zeros(2, 6),)
+    torch.export.save(torch.export.export(module, example), str(path))
+
+
+def test_exported_program_needs_no_data_input_config(tmp_path):
+    _export(tmp_path / "model.pt2")
+    imported = _load(tmp_path, None)
+    assert [(s.name, s.shape, s.dtype) for s in imported.inputs] == [("x", (2, 6), "float32")]
+    assert [o.shape for o in imported.outputs] == [(2, 3), (2,)]
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_allclose(imported.reference({"x": x})[1], x.sum(axis=1))
+
+
+def test_exported_program_shapes_are_fixed(tmp_path):
+    _export(tmp_path / "model.pt2")
+    assert _load(tmp_path, '{"x": [2, 6]}').inputs[0].shape == (2, 6)
+    assert _load(tmp_path, "[[2, 6]]").inputs[0].name == "x"
+    with pytest.raises(JobFailure) as err:
+        _load(tmp_path, '{"x": [4, 6]}')
+    assert err.value.reason == (
+        'ClientError: InputConfiguration: DataInputConfig {"x": [4, 6]} does not match the exported program\'s '
+        "inputs x [2, 6]; an ExportedProgram's shapes are fixed at export (DataInputConfig may be left out)"
+    )
+
+
+def test_pt2_that_is_not_an_exported_program(tmp_path):
+    (tmp_path / "model.pt2").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(JobFailure, match="model.pt2 is not an ExportedProgram saved with torch.export.save"):
+        _load(tmp_path, None)
