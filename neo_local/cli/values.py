@@ -110,8 +110,10 @@ def quote_json_members(text: str, model: Shape) -> str:
     return "".join(out)
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index just past the bracket group opening at ``start`` (quotes respected)."""
+def _scan(text: str, start: int, stop_at_comma: bool) -> int | None:
+    """Walk ``text`` from ``start`` respecting quotes and brackets. With ``stop_at_comma``,
+    return the index of the next comma outside brackets (or the end); otherwise the index
+    just past the bracket group opening at ``start`` (None if it never closes)."""
     depth, i, quote = 0, start, None
     while i < len(text):
         ch = text[i]
@@ -126,31 +128,21 @@ def _balanced_end(text: str, start: int) -> int | None:
             depth += 1
         elif ch in "}]":
             depth -= 1
-            if depth == 0:
+            if depth == 0 and not stop_at_comma:
                 return i + 1
+        elif ch == "," and depth <= 0 and stop_at_comma:
+            return i
         i += 1
-    return None
+    return len(text) if stop_at_comma else None
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """Index just past the bracket group opening at ``start`` (quotes respected)."""
+    return _scan(text, start, stop_at_comma=False)
 
 
 def _next_top_level_comma(text: str, start: int) -> int:
-    depth, i, quote = 0, start, None
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-        elif ch == "," and depth <= 0:
-            return i
-        i += 1
-    return len(text)
+    return _scan(text, start, stop_at_comma=True)  # type: ignore[return-value]
 
 
 _HOOKS = _Hooks()
