@@ -1,8 +1,4 @@
-"""``python -m neo_local.cli.main`` as a user runs it: exit statuses, stderr, the real service.
-
-Tests taking the ``real_service`` fixture need neo_local.api.service implemented; they skip
-while it is a stub.
-"""
+"""``python -m neo_local.cli.main`` as a user runs it: exit statuses, stderr, the real service."""
 
 from __future__ import annotations
 
@@ -13,10 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from neo_local.api import service
-from neo_local.api.errors import ResourceNotFound
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::123456789012:role/neo"
@@ -32,16 +26,6 @@ def create_args(name: str, s3_uri: str, out: str) -> list[str]:
             "--input-config", f'S3Uri={s3_uri},Framework=ONNX,DataInputConfig={{"data":[1,3,8,8]}}',
             "--output-config", f"S3OutputLocation={out},TargetDevice=ml_c5",
             "--stopping-condition", "MaxRuntimeInSeconds=900"]
-
-
-@pytest.fixture
-def real_service():
-    try:
-        service.describe_compilation_job(CompilationJobName="probe-for-a-real-service")
-    except NotImplementedError:
-        pytest.skip("neo_local.api.service is still a stub")
-    except ResourceNotFound:
-        pass
 
 
 def test_version():
@@ -80,7 +64,7 @@ def test_python_m_neo_local_cli_works_too():
     assert proc.returncode == 0 and proc.stdout.startswith("neo-local/")
 
 
-def test_validation_error_exit_254(real_service):
+def test_validation_error_exit_254():
     proc = cli(*create_args("bad name!", "file:///m.tar.gz", "file:///out"))
     assert proc.returncode == 254
     assert proc.stderr.strip() == (
@@ -91,7 +75,7 @@ def test_validation_error_exit_254(real_service):
     assert proc.stdout == ""
 
 
-def test_cross_field_error_exit_254(real_service):
+def test_cross_field_error_exit_254():
     args = create_args("both-targets", "file:///m.tar.gz", "file:///out")
     i = args.index("--output-config") + 1
     args[i] = "S3OutputLocation=file:///out,TargetDevice=ml_c5,TargetPlatform={Os=LINUX,Arch=X86_64}"
@@ -100,14 +84,14 @@ def test_cross_field_error_exit_254(real_service):
     assert "OutputConfig.TargetDevice and OutputConfig.TargetPlatform cannot both be specified" in proc.stderr
 
 
-def test_unknown_job_exit_254(real_service):
+def test_unknown_job_exit_254():
     proc = cli("describe-compilation-job", "--compilation-job-name", "no-such-job")
     assert proc.returncode == 254
     assert proc.stderr.strip().startswith(
         "An error occurred (ResourceNotFound) when calling the DescribeCompilationJob operation: ")
 
 
-def test_job_lifecycle_through_the_cli(real_service, tmp_path):
+def test_job_lifecycle_through_the_cli(tmp_path):
     missing = tmp_path / "missing.tar.gz"  # the job fails fast, with a FailureReason
     created = cli(*create_args("cli-life", f"file://{missing}", f"file://{tmp_path / 'out'}"))
     assert created.returncode == 0, created.stderr
