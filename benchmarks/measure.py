@@ -72,6 +72,56 @@ def time_calls(fn: Callable[[], Any], warmup: int, repeat: int) -> list[float]:
     return samples
 
 
+def _busy(t: Any) -> float:
+    return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+def timed_with_contention(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, Any]:
+    """``time_calls`` plus how busy the rest of the machine was meanwhile.
+
+    ``other_cpu_share`` is the CPU time used by other processes during the timed runs, as a
+    share of all cores' wall time (0: this process had the machine; 0.5 on 2 cores: one core
+    was taken by someone else); None when the timed runs took under a second. On a shared
+    machine, read latencies with it.
+    """
+    import psutil
+
+    for _ in range(warmup):
+        fn()
+    me = psutil.Process()
+    sys0, own0, t0 = psutil.cpu_times(), me.cpu_times(), time.perf_counter()
+    samples = time_calls(fn, 0, repeat)
+    sys1, own1, t1 = psutil.cpu_times(), me.cpu_times(), time.perf_counter()
+    own = (own1.user - own0.user) + (own1.system - own0.system)
+    other = max(0.0, (_busy(sys1) - _busy(sys0)) - own)
+    ncpu = psutil.cpu_count() or 1
+    return {
+        **summarize(samples),
+        "cpu_s": round(own, 3),
+        # CPU time is counted in scheduler ticks: meaningless over a short window
+        "other_cpu_share": round(min(1.0, other / ((t1 - t0) * ncpu)), 3) if t1 - t0 >= 1.0 else None,
+    }
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.15, settle_s: float = 3.0) -> dict[str, float]:
+    """Wait (at most ``max_wait_s``) until the machine's CPU use stays under ``threshold`` for
+    ``settle_s`` seconds; returns how long it waited and the last utilisation seen."""
+    import psutil
+
+    start = time.monotonic()
+    quiet_since = None
+    util = psutil.cpu_percent(interval=0.5) / 100
+    while time.monotonic() - start < max_wait_s:
+        util = psutil.cpu_percent(interval=1.0) / 100
+        if util < threshold:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle_s:
+                break
+        else:
+            quiet_since = None
+    return {"waited_s": round(time.monotonic() - start, 1), "cpu_util_before": round(util, 3)}
+
+
 def summarize(samples_s: list[float]) -> dict[str, Any]:
     ms = [s * 1e3 for s in samples_s]
     return {
@@ -141,6 +191,10 @@ def compile_step(
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
     options = {"mcpu": mcpu}
+    import psutil
+
+    me = psutil.Process()
+    sys0, own0 = psutil.cpu_times(), me.cpu_times()
     t0 = time.perf_counter()
     uri = neo_local.compile(
         CompilationJobName=job_name,
@@ -154,6 +208,9 @@ def compile_step(
         StoppingCondition={"MaxRuntimeInSeconds": max_runtime_s},
     )
     compile_s = time.perf_counter() - t0
+    sys1, own1 = psutil.cpu_times(), me.cpu_times()
+    own = sum(getattr(own1, f) - getattr(own0, f) for f in ("user", "system", "children_user", "children_system"))
+    other = max(0.0, _busy(sys1) - _busy(sys0) - own)
     artifact = Path(uri.removeprefix("file://"))
     library_bytes = None
     with tarfile.open(artifact, "r:*") as tar:
@@ -166,6 +223,8 @@ def compile_step(
         "artifact_bytes": artifact.stat().st_size,
         "library_bytes": library_bytes,
         "compile_s": compile_s,
+        "cpu_s": round(own, 3),  # this process and its children (e.g. neo-local's verify step)
+        "other_cpu_share": round(min(1.0, other / (compile_s * (psutil.cpu_count() or 1))), 3),
         "tvm_build_s": built[0] if built else None,  # from neo-local's progress log, if it says
         "import_s": import_s,
         "mcpu": mcpu,
@@ -187,9 +246,8 @@ def tvm_step(artifact: str, inputs_npz: str, warmup: int, repeat: int, threads: 
     model = DLRModel(artifact)
     load_s = time.perf_counter() - t0
     outputs = model.run(feeds)
-    samples = time_calls(lambda: model.run(feeds), warmup, repeat)
     return {
-        **summarize(samples),
+        **timed_with_contention(lambda: model.run(feeds), warmup, repeat),
         "load_s": load_s,
         "threads": threads,
         "outputs": outputs,
@@ -212,9 +270,8 @@ def onnxruntime_step(model_path: str, inputs_npz: str, warmup: int, repeat: int,
     sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
     load_s = time.perf_counter() - t0
     outputs = sess.run(None, feeds)
-    samples = time_calls(lambda: sess.run(None, feeds), warmup, repeat)
     return {
-        **summarize(samples),
+        **timed_with_contention(lambda: sess.run(None, feeds), warmup, repeat),
         "load_s": load_s,
         "threads": threads,
         "outputs": outputs,
@@ -245,9 +302,8 @@ def torch_step(name: str, seed: int, inputs_npz: str, warmup: int, repeat: int, 
 
     out = call()
     outputs = [o.numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))]
-    samples = time_calls(call, warmup, repeat)
     return {
-        **summarize(samples),
+        **timed_with_contention(call, warmup, repeat),
         "load_s": load_s,
         "threads": torch.get_num_threads(),
         "outputs": outputs,
