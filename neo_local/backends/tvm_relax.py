@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from neo_local.api.errors import exception_line, internal_error
@@ -12,13 +14,37 @@ from neo_local.targets.spec import TargetSpec
 LIBRARY = "compiled.so"
 RUNTIME = "tvm-relax-vm"
 
+log = logging.getLogger(__name__)
+
+#: set to 0 to build with TVM's plain pipeline (no schedules), e.g. for a before/after benchmark
+CPU_SCHEDULE_ENV = "NEO_LOCAL_CPU_SCHEDULE"
+
+
+def _compile(mod, tvm_target):
+    """Our scheduled CPU pipeline where it applies; TVM's plain pipeline otherwise, or when ours
+    fails on this model (slow, but never no answer)."""
+    import tvm
+
+    target = tvm.target.Target(dict(tvm_target))
+    if os.environ.get(CPU_SCHEDULE_ENV, "1") != "0":
+        from neo_local.backends import cpu_schedule
+
+        if cpu_schedule.applies_to(tvm_target):
+            try:
+                executable, stats = cpu_schedule.compile_cpu(mod, tvm_target)
+                log.info("scheduled CPU pipeline: %s", stats)
+                return executable
+            except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
+                log.warning("scheduled CPU pipeline failed (%s); building unscheduled", exception_line(exc))
+    return tvm.compile(mod, target=target)
+
 
 def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel:
     import tvm
     import tvm_ffi
 
     try:
-        executable = tvm.compile(model.ir, target=tvm.target.Target(dict(target.tvm_target)))
+        executable = _compile(model.ir, target.tvm_target)
         out_dir.mkdir(parents=True, exist_ok=True)
         executable.export_library(str(out_dir / LIBRARY))
     except Exception as exc:  # TVM raises its own error types from C++
