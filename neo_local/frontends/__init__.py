@@ -18,6 +18,8 @@ _REGISTRY: dict[str, type[Frontend]] = {}
 _MODULES = {
     "ONNX": "neo_local.frontends.onnx",
     "PYTORCH": "neo_local.frontends.pytorch",
+    "MXNET": "neo_local.frontends.mxnet",
+    "DARKNET": "neo_local.frontends.darknet",
 }
 
 
