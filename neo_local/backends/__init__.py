@@ -21,6 +21,7 @@ Build = Callable[[ImportedModel, TargetSpec, Path], BuiltModel]
 #: backend name -> module defining ``build(model, target, out_dir) -> BuiltModel``
 _BACKENDS = {
     "tvm": "neo_local.backends.tvm_relax",
+    "tree-c": "neo_local.backends.treelite_c",
 }
 
 

@@ -20,6 +20,8 @@ _MODULES = {
     "PYTORCH": "neo_local.frontends.pytorch",
     "MXNET": "neo_local.frontends.mxnet",
     "DARKNET": "neo_local.frontends.darknet",
+    "XGBOOST": "neo_local.frontends.xgboost",
+    "SKLEARN": "neo_local.frontends.sklearn",
 }
 
 

@@ -35,6 +35,8 @@ class DLRModel:
         self._outputs = self.meta["Model"]["Outputs"]
         _check_runnable(self.meta, dev_type)
         self._engine = open_engine(self.meta["Runtime"]["Kind"], self._folder, self.meta, dev_type, dev_id)
+        # engines that run any number of rows (tree models) take any size of the first dimension
+        self._any_rows = bool(getattr(self._engine, "accepts_any_rows", False))
 
     def run(self, input_values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
         """Run once; inputs by name (dict), in order (list), or a single array."""
@@ -54,7 +56,7 @@ class DLRModel:
             values = [values[n] for n in names]
         if len(values) != len(names):
             raise ArtifactError(f"the model takes {len(names)} inputs {names}, got {len(values)}")
-        return [_conform(spec, value) for spec, value in zip(self._inputs, values)]
+        return [_conform(spec, value, self._any_rows) for spec, value in zip(self._inputs, values)]
 
     def get_input_names(self) -> list[str]:
         return [i["name"] for i in self._inputs]
@@ -119,10 +121,14 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
         )
 
 
-def _conform(spec: Mapping[str, Any], value: Any) -> np.ndarray:
+def _conform(spec: Mapping[str, Any], value: Any, any_rows: bool = False) -> np.ndarray:
     array = np.asarray(value)
-    if list(array.shape) != list(spec["shape"]):
-        raise ArtifactError(f"input '{spec['name']}' must have shape {spec['shape']}, got {list(array.shape)}")
+    shape, wanted = list(array.shape), list(spec["shape"])
+    if any_rows and len(shape) == len(wanted) and shape[1:] == wanted[1:]:
+        pass
+    elif shape != wanted:
+        rows = " (any number of rows)" if any_rows else ""
+        raise ArtifactError(f"input '{spec['name']}' must have shape {wanted}{rows}, got {shape}")
     if array.dtype != np.dtype(spec["dtype"]):
         if not np.can_cast(array.dtype, spec["dtype"], casting="same_kind"):
             raise ArtifactError(f"input '{spec['name']}' must be {spec['dtype']}, got {array.dtype}")

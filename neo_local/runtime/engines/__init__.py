@@ -20,6 +20,7 @@ class Engine(Protocol):
 #: Runtime.Kind -> module with ``open_engine(folder, meta, dev_type, dev_id) -> Engine``
 ENGINES = {
     "tvm-relax-vm": "neo_local.runtime.engines.tvm_vm",
+    "tree-c": "neo_local.runtime.engines.tree",
 }
 
 
