@@ -51,10 +51,15 @@ class ImportedModel:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     reference: Reference | None = None
+    #: what ``reference`` runs, for the verification record
+    reference_label: str = "the framework"
     derived: Mapping[str, str] = field(default_factory=dict)
     source_file: str = ""
     #: what ``ir`` is: "relax" (a TVM IRModule) or another backend's input
     ir_kind: str = "relax"
+    #: the largest absolute output error verification accepts for this model (e.g. a number of
+    #: quantization steps for a quantized model); None: the relative ``verify.TOLERANCE``
+    tolerance: float | None = None
 
 
 class Frontend(ABC):

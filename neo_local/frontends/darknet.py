@@ -39,7 +39,7 @@ from neo_local.frontends.archive_rules import find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
 from neo_local.frontends.darknet_format import FormatError, Section, parse_cfg, read_weights
 from neo_local.frontends.data_input import format_data_input_config, parse_data_input_config
-from neo_local.frontends.mxnet_onnx_builder import OnnxBuilder, described_reference
+from neo_local.frontends.onnx_builder import OnnxBuilder, translation_reference
 from neo_local.frontends.onnx_import import import_onnx
 
 INPUT_NAME = "data"
@@ -79,11 +79,13 @@ class DarknetFrontend(Frontend):
         spec, derived = resolve_input(net, options.data_input_config, cfg_path.name)
         model = _translate(layers, weights, spec, cfg_path.name, weights_path.name)
         mod, outputs = import_onnx(model, (spec,), cfg_path.name)
+        reference, label = translation_reference(model, self.framework)
         return ImportedModel(
             ir=mod,
             inputs=(spec,),
             outputs=outputs,
-            reference=described_reference(model, self.framework),
+            reference=reference,
+            reference_label=label,
             derived={"DerivedDataInputConfig": derived} if derived else {},
             source_file=cfg_path.name,
         )

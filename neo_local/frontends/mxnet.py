@@ -6,7 +6,7 @@ The mxnet package does not install next to numpy 2, so both files are read direc
 shared ONNX importer turns into Relax. Going through ONNX rather than emitting Relax directly
 keeps one tested import path for every framework and gives the job a runnable reference for
 verification: onnxruntime running that ONNX graph. That reference is neo-local's own
-translation, not MXNet, and the reference says so (``Reference.description``).
+translation, not MXNet, and the verification record says so (``reference_label``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from neo_local.frontends.archive_rules import archive_files, find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
 from neo_local.frontends.data_input import parse_data_input_config
 from neo_local.frontends.mxnet_format import FormatError, Symbol, parse_symbol, read_ndarray_list
-from neo_local.frontends.mxnet_onnx_builder import ShapeError, described_reference
+from neo_local.frontends.onnx_builder import ShapeError, translation_reference
 from neo_local.frontends.mxnet_ops import convert_symbol, label_variables, needed_nodes, unsupported
 from neo_local.frontends.onnx_import import import_onnx
 
@@ -50,11 +50,13 @@ class MxnetFrontend(Frontend):
         inputs = resolve_inputs(symbol, params, options.data_input_config, symbol_path.name, params_path.name, dtype)
         model = _translate(symbol, _as_input_dtype(params, dtype), inputs, symbol_path.name)
         mod, outputs = import_onnx(model, inputs, symbol_path.name)
+        reference, label = translation_reference(model, self.framework)
         return ImportedModel(
             ir=mod,
             inputs=inputs,
             outputs=outputs,
-            reference=described_reference(model, self.framework),
+            reference=reference,
+            reference_label=label,
             source_file=symbol_path.name,
         )
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from neo_local.api.errors import client_error
 from neo_local.frontends.mxnet_format import Node, Symbol, attr_bool, attr_float, attr_int, attr_tuple
-from neo_local.frontends.mxnet_onnx_builder import OnnxBuilder
+from neo_local.frontends.onnx_builder import OnnxBuilder
 
 
 class NodeContext:

@@ -283,7 +283,7 @@ def test_networks_match_the_torch_implementation(tmp_path, name):
         err = float(np.max(np.abs(e - a)))
         print(f"{name}: max abs error {err:.3g}, relative {err / float(np.max(np.abs(e))):.3g}")
         assert err <= 1e-5 * float(np.max(np.abs(e)))
-    assert imported.reference.description == (
+    assert imported.reference_label == (
         "onnxruntime running neo-local's own ONNX translation of the DARKNET model (DARKNET itself cannot run here)"
     )
 
