@@ -36,7 +36,7 @@ class DLRModel:
         _check_runnable(self.meta, dev_type)
         self._engine = open_engine(self.meta["Runtime"]["Kind"], self._folder, self.meta, dev_type, dev_id)
         # engines that run any number of rows (tree models) take any size of the first dimension
-        self._any_rows = bool(getattr(self._engine, "accepts_any_rows", False))
+        self._any_rows = self._engine.accepts_any_rows
 
     def run(self, input_values: Mapping[str, Any] | Sequence[Any] | np.ndarray) -> list[np.ndarray]:
         """Run once; inputs by name (dict), in order (list), or a single array."""
@@ -124,9 +124,8 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
 def _conform(spec: Mapping[str, Any], value: Any, any_rows: bool = False) -> np.ndarray:
     array = np.asarray(value)
     shape, wanted = list(array.shape), list(spec["shape"])
-    if any_rows and len(shape) == len(wanted) and shape[1:] == wanted[1:]:
-        pass
-    elif shape != wanted:
+    rows_differ_only = any_rows and len(shape) == len(wanted) and shape[1:] == wanted[1:]
+    if shape != wanted and not rows_differ_only:
         rows = " (any number of rows)" if any_rows else ""
         raise ArtifactError(f"input '{spec['name']}' must have shape {wanted}{rows}, got {shape}")
     if array.dtype != np.dtype(spec["dtype"]):

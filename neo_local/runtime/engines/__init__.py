@@ -14,6 +14,9 @@ import numpy as np
 
 
 class Engine(Protocol):
+    #: True when any number of rows (first dimension) can be run, not only the compiled one
+    accepts_any_rows: bool
+
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
 
 

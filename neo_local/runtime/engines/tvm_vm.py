@@ -10,6 +10,8 @@ import numpy as np
 
 
 class TvmVmEngine:
+    accepts_any_rows = False  # shapes are fixed at compile time
+
     def __init__(self, library: Path, dev_type: str, dev_id: int) -> None:
         # the runtime otherwise starts one thread on VMs that report hyperthreads oddly
         os.environ.setdefault("TVM_NUM_THREADS", str(_physical_cores()))
