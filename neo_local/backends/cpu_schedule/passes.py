@@ -36,12 +36,11 @@ def _scalar_minmax_kind(func: tirx.PrimFunc) -> str | None:
     """'max' or 'min' when ``func`` is exactly out[...] = max|min(A[...], B[()]) over all axes."""
     if len(func.params) != 3:
         return None
-    a, b, out = (func.buffer_map.get(p) for p in func.params)
-    if a is None or b is None or out is None or len(b.shape) != 0:
-        return None
-    if list(a.shape) != list(out.shape) or a.dtype != out.dtype:
-        return None
     text = func.script()
+    sig = re.search(r"def \w+\((\w+): T\.Buffer\((\(.*?\)), \"(\w+)\"\), (\w+): T\.Buffer\(\(\), \"(\w+)\"\), "
+                    r"(\w+): T\.Buffer\((\(.*?\)), \"(\w+)\"\)\)", text)
+    if sig is None or sig.group(1) != "A" or sig.group(2) != sig.group(7) or not (sig.group(3) == sig.group(5) == sig.group(8)):
+        return None
     if text.count("T.sblock(") != 1:
         return None
     m = re.search(r"= T\.(max|min)\(A\[[^\]]*\], \w+\[\(\)\]\)", text)
