@@ -1,0 +1,106 @@
+"""TVM (neo-local's CPU pipeline, or plain tvm.compile) and onnxruntime timed alternately in ONE
+process, so that a busy shared machine disturbs both alike; prints ratios per round.
+
+    TVM_NUM_THREADS=2 .venv/bin/python -m benchmarks.inprocess MODEL [--plain] [--repeat N]
+                                       [--rounds R] [--mcpu znver3] [--save]
+
+The harness (benchmarks.run) times each engine in its own process one after the other; on a
+machine shared with other work its ratios swing by 10x. This script is the cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--plain", action="store_true", help="plain tvm.compile (no schedules): the 'before'")
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--mcpu", default="znver3")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--save", action="store_true", help="append to benchmarks/results/inprocess.json")
+    a = p.parse_args(argv)
+    os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
+
+    import onnx
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from models.build import build_example
+    from neo_local.backends import cpu_schedule
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.frontends.onnx_import import import_onnx
+
+    work = Path(tempfile.mkdtemp(prefix="inprocess-"))
+    built = build_example(a.model, "onnx", ROOT / "benchmarks" / ".cache" / "inprocess")
+    with tarfile.open(built.archive) as tar:
+        tar.extractall(work, filter="data")
+    path = str(work / built.model_file)
+    specs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in built.inputs)
+    mod, _ = import_onnx(onnx.load(path), specs, a.model)
+    target = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": a.mcpu}
+    t0 = time.perf_counter()
+    if a.plain:
+        ex, stats = tvm.compile(mod, target=tvm.target.Target(target)), {"pipeline": "plain tvm.compile"}
+    else:
+        ex, stats = cpu_schedule.compile_cpu(mod, target)
+    compile_s = time.perf_counter() - t0
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    inputs = built.load_inputs()
+    args = [tvm.runtime.tensor(inputs[s.name]) for s in specs]
+    got = vm["main"](*args).numpy()
+    want = built.load_outputs()[0]
+    rel = float(np.abs(got - want).max() / np.abs(want).max())
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
+    sess = ort.InferenceSession(path, so)
+
+    def median_ms(fn, n):
+        fn()
+        ts = []
+        for _ in range(n):
+            s = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - s)
+        return float(np.median(ts) * 1e3)
+
+    rounds = []
+    for _ in range(a.rounds):
+        t = median_ms(lambda: vm["main"](*args), a.repeat)
+        o = median_ms(lambda: sess.run(None, inputs), a.repeat)
+        rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
+    record = {
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": a.model, "pipeline": "plain" if a.plain else "cpu_schedule", "mcpu": a.mcpu,
+        "threads": a.threads, "compile_s": round(compile_s, 1), "stats": stats,
+        "max_rel_error_vs_torch": rel, "rounds": rounds,
+        "best_ratio": min(r["ratio"] for r in rounds), "median_ratio": float(np.median([r["ratio"] for r in rounds])),
+        "loadavg_1m": os.getloadavg()[0],
+    }
+    print(json.dumps(record))
+    if a.save:
+        out = ROOT / "benchmarks" / "results" / "inprocess.json"
+        records = json.loads(out.read_text()) if out.exists() else []
+        records.append(record)
+        out.write_text(json.dumps(records, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
