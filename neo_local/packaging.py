@@ -51,6 +51,7 @@ def build_meta(model: ImportedModel, target: TargetSpec, built: BuiltModel, fram
         },
         "Runtime": {"Kind": built.runtime, "Library": built.library, "FormatVersion": FORMAT_VERSION},
         "Compiler": {"neo-local": neo_local.__version__, **built.compiler_versions},
+        "Build": dict(built.details),
     }
 
 

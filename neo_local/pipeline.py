@@ -76,6 +76,8 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     built = select_backend(model, target)(model, target, folder)
     meta = build_meta(model, target, built, inp.framework)
     write_meta(folder, meta)
+    for key, value in built.details.items():
+        progress(f"{key}: {value}")
     progress(f"Compiled in {time.monotonic() - started:.1f} s")
 
     progress("Verifying the artifact against the framework")

@@ -150,3 +150,11 @@ def test_exported_program_archive(tmp_path):
     max_abs, max_rel = compare(expected, actual)
     print(f"mobilenet_like (.pt2): max abs error {max_abs:.3g}, max rel error {max_rel:.3g}")
     assert max_rel < 1e-4 and np.isfinite(actual[0]).all()
+
+
+def test_job_says_which_pipeline_built_the_model(tmp_path):
+    example = built("resnet_like", "onnx")
+    artifact = _compile(example, tmp_path / "out")
+    with tarfile.open(artifact) as tar:
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert meta["Build"]["Pipeline"].startswith("neo-local scheduled CPU pipeline (")

@@ -20,23 +20,26 @@ log = logging.getLogger(__name__)
 CPU_SCHEDULE_ENV = "NEO_LOCAL_CPU_SCHEDULE"
 
 
-def _compile(mod, tvm_target):
+def _compile(mod, tvm_target) -> tuple[object, str]:
     """Our scheduled CPU pipeline where it applies; TVM's plain pipeline otherwise, or when ours
-    fails on this model (slow, but never no answer)."""
+    fails on this model (slow, but never no answer). Returns the executable and which pipeline
+    built it, which the job log and compiled.meta report: never a silent fallback."""
     import tvm
 
     target = tvm.target.Target(dict(tvm_target))
-    if os.environ.get(CPU_SCHEDULE_ENV, "1") != "0":
-        from neo_local.backends import cpu_schedule
+    if os.environ.get(CPU_SCHEDULE_ENV, "1") == "0":
+        return tvm.compile(mod, target=target), f"TVM default (unscheduled; {CPU_SCHEDULE_ENV}=0)"
+    from neo_local.backends import cpu_schedule
 
-        if cpu_schedule.applies_to(tvm_target):
-            try:
-                executable, stats = cpu_schedule.compile_cpu(mod, tvm_target)
-                log.info("scheduled CPU pipeline: %s", stats)
-                return executable
-            except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
-                log.warning("scheduled CPU pipeline failed (%s); building unscheduled", exception_line(exc))
-    return tvm.compile(mod, target=target)
+    if not cpu_schedule.applies_to(tvm_target):
+        return tvm.compile(mod, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
+    try:
+        executable, stats = cpu_schedule.compile_cpu(mod, tvm_target)
+    except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
+        reason = exception_line(exc)
+        log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
+        return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
+    return executable, f"neo-local scheduled CPU pipeline ({stats})"
 
 
 def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel:
@@ -44,7 +47,7 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
     import tvm_ffi
 
     try:
-        executable = _compile(model.ir, target.tvm_target)
+        executable, pipeline = _compile(model.ir, target.tvm_target)
         out_dir.mkdir(parents=True, exist_ok=True)
         executable.export_library(str(out_dir / LIBRARY))
     except Exception as exc:  # TVM raises its own error types from C++
@@ -57,4 +60,5 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
             "tvm-ffi": getattr(tvm_ffi, "__version__", "unknown"),
             "llvm": str(tvm.target.codegen.llvm_version_major()),
         },
+        details={"Pipeline": pipeline},
     )

@@ -159,7 +159,8 @@ def test_backend_falls_back_to_plain_build(monkeypatch):
         with bb.dataflow():
             out = bb.emit_output(bb.emit(relax.op.nn.relu(x)))
         bb.emit_func_output(out)
-    ex = tvm_relax._compile(bb.get(), AVX2)
+    ex, pipeline = tvm_relax._compile(bb.get(), AVX2)
+    assert pipeline == "TVM default (unscheduled: the scheduled pipeline failed: schedule bug)"
     a = np.array([[-1, 2, -3], [4, -5, 6]], "float32")
     if _host_has("avx2"):
         np.testing.assert_array_equal(_run(ex, a), np.maximum(a, 0))
