@@ -18,6 +18,9 @@ _REGISTRY: dict[str, type[Frontend]] = {}
 _MODULES = {
     "ONNX": "neo_local.frontends.onnx",
     "PYTORCH": "neo_local.frontends.pytorch",
+    "TENSORFLOW": "neo_local.frontends.tensorflow",
+    "KERAS": "neo_local.frontends.keras",
+    "TFLITE": "neo_local.frontends.tflite",
     "MXNET": "neo_local.frontends.mxnet",
     "DARKNET": "neo_local.frontends.darknet",
     "XGBOOST": "neo_local.frontends.xgboost",
