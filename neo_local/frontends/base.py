@@ -71,6 +71,8 @@ class Frontend(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: FrameworkVersion values Neo accepts for this framework; empty: the field does not apply
     framework_versions: ClassVar[tuple[str, ...]] = ()
+    #: what reads the model, where that is not the packages in ``requires``
+    reader: ClassVar[str | None] = None
 
     def framework_version_note(self, version: str | None) -> str | None:
         """Check FrameworkVersion; say what it means here (the installed framework reads the model)."""
@@ -88,7 +90,7 @@ class Frontend(ABC):
                 f"FrameworkVersion {version} is not one Neo supports for {self.framework}; "
                 f"use one of {', '.join(self.framework_versions)}",
             )
-        readers = ", ".join(f"{p} {_installed(p)}" for p in self.requires) or "neo-local's own reader"
+        readers = self.reader or ", ".join(f"{p} {_installed(p)}" for p in self.requires)
         return f"FrameworkVersion {version}: the model is read with {readers}, which reads models saved by {self.framework} {version}"
 
     @abstractmethod

@@ -34,6 +34,8 @@ class MxnetFrontend(Frontend):
     framework = "MXNET"
     suffixes = (SYMBOL_SUFFIX, ".params")
     requires = ("onnx", "onnxruntime")
+    framework_versions = ("1.8",)  # Neo's FrameworkVersion for MXNet; models saved by 1.8 or earlier
+    reader = "neo-local's own reader of MXNet symbol and params files (the mxnet package is not used)"
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         symbol_path = find_model_file(model_dir, (SYMBOL_SUFFIX,), self.framework)
