@@ -40,7 +40,7 @@ ModelInput = tuple[str, tuple[int | None, ...], str]  # name, NHWC dims (None: a
 class KerasFrontend(Frontend):
     framework = "KERAS"
     suffixes = (".h5", ".keras")
-    requires = ("tensorflow", "tf2onnx", "onnx")
+    requires = ("tensorflow-cpu", "tf2onnx", "onnx")
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         path = find_model_file(model_dir, self.suffixes, self.framework)

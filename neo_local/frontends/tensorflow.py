@@ -42,7 +42,8 @@ _VARIABLE_OPS = ("VariableV2", "VarHandleOp", "Variable")
 class TensorFlowFrontend(Frontend):
     framework = "TENSORFLOW"
     suffixes = ("saved_model.pb", *_GRAPH_SUFFIXES)  # saved_model.pb marks a SavedModel directory
-    requires = ("tensorflow", "tf2onnx", "onnx")
+    requires = ("tensorflow-cpu", "tf2onnx", "onnx")
+    framework_versions = ("1.15", "2.9")  # Neo's cloud table: TensorFlow 1.15.3 or 2.9
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         saved_model, graph = find_tensorflow_model(model_dir)

@@ -47,7 +47,7 @@ _INTEGER_TYPES = (3, 7, 9)  # uint8, int16, int8
 class TFLiteFrontend(Frontend):
     framework = "TFLITE"
     suffixes = (".tflite",)
-    requires = ("tflite", "tensorflow")
+    requires = ("tflite", "tensorflow-cpu")
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         import tflite

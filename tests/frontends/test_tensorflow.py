@@ -236,3 +236,15 @@ def test_unconvertible_operators_are_listed(tmp_path):
         "ClientError: InputConfiguration: special.pb uses operators the compiler does not support: "
         "BesselI0e (1 node), Lgamma (2 nodes)"
     )
+
+
+def test_framework_version_is_one_neo_lists():
+    frontend = get_frontend("TENSORFLOW")
+    assert frontend.framework_version_note("1.15.3").startswith(
+        "FrameworkVersion 1.15.3: the model is read with tensorflow-cpu 2.21.0, tf2onnx 1.17.0, onnx "
+    )
+    with pytest.raises(JobFailure) as err:
+        frontend.framework_version_note("2.21")
+    assert err.value.reason == (
+        "ClientError: InputConfiguration: FrameworkVersion 2.21 is not one Neo supports for TENSORFLOW; use one of 1.15, 2.9"
+    )
