@@ -13,7 +13,7 @@ def test_readme_matrix_is_current():
 def test_matrix_lists_every_framework_and_device():
     matrix = render()
     assert "| ONNX | .onnx | supported |" in matrix
-    assert "| MXNET |  | not yet |" in matrix
+    assert "| MXNET | -symbol.json, .params | supported |" in matrix
     assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported |" in matrix
     assert "| rasp3b | | | not yet (clear ClientError) |" in matrix
     assert BEGIN not in matrix and END not in matrix

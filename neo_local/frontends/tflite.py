@@ -48,6 +48,7 @@ class TFLiteFrontend(Frontend):
     framework = "TFLITE"
     suffixes = (".tflite",)
     requires = ("tflite", "tensorflow-cpu")
+    framework_versions = ("1.15",)  # Neo's FrameworkVersion for TensorFlow Lite
 
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         import tflite
