@@ -7,6 +7,8 @@ A job that fails carries a FailureReason string instead: ``JobFailure``.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from botocore.exceptions import ClientError
 
 
@@ -54,6 +56,13 @@ class JobFailure(Exception):
 def client_error(area: str, message: str) -> JobFailure:
     """A failure caused by the request or the model, e.g. area='InputConfiguration'."""
     return JobFailure(f"ClientError: {area}: {message}")
+
+
+def unsupported_error(source: str, what: str, counts: Mapping[str, int], unit: str) -> JobFailure:
+    """All the operators (or layers) a model uses that the compiler lacks, with their counts,
+    e.g. ``model.onnx uses operators the compiler does not support: Celu (2 nodes), ...``."""
+    listing = ", ".join(f"{name} ({n} {unit}{'s' if n > 1 else ''})" for name, n in sorted(counts.items()))
+    return client_error("InputConfiguration", f"{source} uses {what} the compiler does not support: {listing}")
 
 
 def internal_error(message: str) -> JobFailure:

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from neo_local.api.errors import JobFailure, client_error
+from neo_local.api.errors import JobFailure, client_error, unsupported_error
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
@@ -72,10 +72,7 @@ class DarknetFrontend(Frontend):
             raise client_error("InputConfiguration", f"{cfg_path.name} has no layers after [net]")
         missing = Counter(s.header for s in layers if s.kind not in LAYERS)
         if missing:
-            listing = ", ".join(f"{k} ({n} layer{'s' if n > 1 else ''})" for k, n in sorted(missing.items()))
-            raise client_error(
-                "InputConfiguration", f"{cfg_path.name} uses layer types the compiler does not support: {listing}"
-            )
+            raise unsupported_error(cfg_path.name, "layer types", missing, "layer")
         spec, derived = resolve_input(net, options.data_input_config, cfg_path.name)
         model = _translate(layers, weights, spec, cfg_path.name, weights_path.name)
         mod, outputs = import_onnx(model, (spec,), cfg_path.name)

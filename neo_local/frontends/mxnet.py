@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neo_local.api.errors import client_error
+from neo_local.api.errors import client_error, unsupported_error
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import archive_files, find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
@@ -44,10 +44,7 @@ class MxnetFrontend(Frontend):
         params = read_params(params_path)
         missing = unsupported(symbol)
         if missing:
-            listing = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in sorted(missing.items()))
-            raise client_error(
-                "InputConfiguration", f"{symbol_path.name} uses operators the compiler does not support: {listing}"
-            )
+            raise unsupported_error(symbol_path.name, "operators", missing, "node")
         dtype = str(options.compiler_options.get("dtype", "float32"))
         inputs = resolve_inputs(symbol, params, options.data_input_config, symbol_path.name, params_path.name, dtype)
         model = _translate(symbol, _as_input_dtype(params, dtype), inputs, symbol_path.name)

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from neo_local.api.errors import client_error, exception_line
+from neo_local.api.errors import client_error, exception_line, unsupported_error
 from neo_local.frontends.base import Reference, TensorSpec
 
 _TENSOR_TYPES = {
@@ -55,11 +55,7 @@ def import_onnx(model: Any, inputs: tuple[TensorSpec, ...], source: str) -> tupl
     """Relax IRModule and output specs for ``model`` with the given input shapes."""
     missing = unsupported_operators(model)
     if missing:
-        listing = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in sorted(missing.items()))
-        raise client_error(
-            "InputConfiguration",
-            f"{source} uses operators the compiler does not support: {listing}",
-        )
+        raise unsupported_error(source, "operators", missing, "node")
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
