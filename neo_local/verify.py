@@ -4,6 +4,7 @@ in a fresh process, outputs compared. Where this host cannot run the artifact, s
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -14,6 +15,7 @@ import numpy as np
 
 from neo_local.api.errors import internal_error
 from neo_local.frontends.base import ImportedModel, TensorSpec
+from neo_local.targets import emulation
 from neo_local.targets.cpu_features import missing_on_host
 from neo_local.targets.spec import TargetSpec
 
@@ -24,7 +26,7 @@ TIMEOUT_S = 600
 
 @dataclass(frozen=True)
 class Verification:
-    status: str                 # "passed" | "skipped"
+    status: str                 # "passed" | "structural" (not run; library checked) | "skipped"
     detail: str
     max_abs_error: float | None = None
     max_rel_error: float | None = None
@@ -46,19 +48,29 @@ def sample_inputs(specs: tuple[TensorSpec, ...], seed: int = 0) -> dict[str, np.
     return feeds
 
 
-def run_artifact(artifact: Path, feeds: dict[str, np.ndarray], workdir: Path) -> list[np.ndarray]:
-    """Run the artifact with ``feeds`` through ``neo_local.runtime.check`` in a new process."""
+def run_artifact(
+    artifact: Path, feeds: dict[str, np.ndarray], workdir: Path, emulator: emulation.Emulator | None = None
+) -> list[np.ndarray]:
+    """Run the artifact with ``feeds`` through ``neo_local.runtime.check`` in a new process;
+    under ``emulator`` (qemu-user) when given, from a copy of the runtime part of neo-local."""
     workdir.mkdir(parents=True, exist_ok=True)
     inputs, outputs = workdir / "verify-inputs.npz", workdir / "verify-outputs.npz"
     np.savez(inputs, **feeds)
-    proc = subprocess.run(
-        [sys.executable, "-m", "neo_local.runtime.check", str(artifact), str(inputs), str(outputs)],
-        capture_output=True, text=True, timeout=TIMEOUT_S,
-        env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"},  # the runtime alone, as on a device
-    )
+    args = ["-m", "neo_local.runtime.check", str(artifact.resolve()), str(inputs.resolve()), str(outputs.resolve())]
+    cwd = None
+    if emulator is None:
+        argv = [sys.executable, *args]
+        env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1"}  # the runtime alone, as on a device
+    else:
+        argv = [*emulator.python(), *args]
+        # run from the staged copy: ``-m`` puts the working directory first on sys.path
+        cwd = emulation.stage_runtime(workdir / "device-runtime")
+        env = emulator.environment(cwd)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, cwd=cwd)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise internal_error(f"the compiled artifact failed to run in a fresh process: {tail}")
+        where = f"under {emulator.describe()}" if emulator else "in a fresh process"
+        raise internal_error(f"the compiled artifact failed to run {where}: {tail}")
     with np.load(outputs) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -83,7 +95,19 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
     """Run and compare where possible; raises JobFailure when outputs disagree."""
     if model.reference is None:
         return Verification("skipped", "the framework gave no reference to compare with")
-    missing = missing_on_host(target.cpu_features)
+    emulator, how = None, "ran in a fresh process on this host"
+    if not emulation.host_runs(target.arch):
+        library = artifact / _library_name(artifact)
+        structure = emulation.structural_check(library, target.arch)
+        found = emulation.find_emulator(target.arch, str(target.tvm_target.get("mcpu", "")))
+        if isinstance(found, str):
+            return Verification(
+                "structural",
+                f"not run: this host is {platform.machine()}, the artifact is for {target.arch}, and {found}. "
+                f"Structural check passed: {structure}",
+            )
+        emulator, how = found, f"ran under {found.describe()} ({structure})"
+    missing = () if emulator else missing_on_host(target.cpu_features)
     if missing:
         return Verification(
             "skipped",
@@ -92,7 +116,7 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
         )
     feeds = sample_inputs(model.inputs)
     expected = model.reference(feeds)
-    actual = run_artifact(artifact, feeds, workdir)
+    actual = run_artifact(artifact, feeds, workdir, emulator)
     max_abs, max_rel = compare(expected, actual)
     if model.tolerance is None:
         failed, limit = max_rel > TOLERANCE, f"tolerance {TOLERANCE}"
@@ -104,5 +128,14 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
             f"relative {max_rel:.3g} ({limit})"
         )
     return Verification(
-        "passed", f"ran in a fresh process on this host and matched {model.reference_label}", max_abs, max_rel
+        "passed", f"{how} and matched {model.reference_label}", max_abs, max_rel
     )
+
+
+def _library_name(folder: Path) -> str:
+    import json
+
+    try:
+        return json.loads((folder / "compiled.meta").read_text())["Runtime"]["Library"]
+    except (OSError, ValueError, KeyError):
+        return "compiled.so"

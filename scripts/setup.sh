@@ -7,9 +7,19 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v objdump >/dev/null || need_apt+=(binutils)
+# Linux aarch64 targets: the cross linker, and qemu-user to verify the artifacts by running them
+want_apt=()
+command -v aarch64-linux-gnu-gcc >/dev/null || want_apt+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64-static >/dev/null || want_apt+=(qemu-user-static)
+if [ "$(id -u)" = 0 ]; then
+  need_apt+=("${want_apt[@]}")
+elif [ ${#want_apt[@]} -gt 0 ]; then
+  echo "neo-local: without ${want_apt[*]} (install them as root) aarch64 targets cannot be linked or run" >&2
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${need_apt[@]}" >/dev/null
   else
     echo "neo-local needs: ${need_apt[*]} (install them with your package manager)" >&2
     exit 1
@@ -26,4 +36,11 @@ stamp=.venv/.neo-local-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
   touch "$stamp"
+fi
+
+# aarch64 python + TVM runtime for the emulated check of aarch64 artifacts (cached in .cache/;
+# skip with NEO_LOCAL_SKIP_EMULATION=1: aarch64 artifacts are then only checked structurally)
+if [ "${NEO_LOCAL_SKIP_EMULATION:-0}" != 1 ]; then
+  bash scripts/setup-aarch64-emulation.sh ||
+    echo "neo-local: the aarch64 emulation runtime could not be prepared; aarch64 artifacts will be checked structurally only" >&2
 fi

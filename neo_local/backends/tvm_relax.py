@@ -42,14 +42,36 @@ def _compile(mod, tvm_target) -> tuple[object, str]:
     return executable, f"neo-local scheduled CPU pipeline ({stats})"
 
 
+def _export(executable, target: TargetSpec, path: Path) -> None:
+    """Link the library: the host's cc, or the target's cross cc (``TargetSpec.linker``)."""
+    if target.linker is None:
+        executable.export_library(str(path))
+        return
+    from tvm.support import cc
+
+    # cross_compiler appends to the option list it is given: a fresh list for every export
+    executable.export_library(str(path), fcompile=cc.cross_compiler(target.linker, options=[]))
+
+
+def _check_linker(target: TargetSpec) -> None:
+    import shutil
+
+    if target.linker is not None and shutil.which(target.linker) is None:
+        raise internal_error(
+            f"the cross linker {target.linker} for {target.name} is not installed on this host; "
+            "run scripts/setup.sh (it installs Debian's gcc-aarch64-linux-gnu)"
+        )
+
+
 def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel:
     import tvm
     import tvm_ffi
 
+    _check_linker(target)
     try:
         executable, pipeline = _compile(model.ir, target.tvm_target)
         out_dir.mkdir(parents=True, exist_ok=True)
-        executable.export_library(str(out_dir / LIBRARY))
+        _export(executable, target, out_dir / LIBRARY)
     except Exception as exc:  # TVM raises its own error types from C++
         raise internal_error(f"TVM could not build the model for {target.name}: {exception_line(exc)}") from exc
     return BuiltModel(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tarfile
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from neo_local.runtime.engines import ENGINES, open_engine
-from neo_local.targets.cpu_features import missing_on_host
+from neo_local.targets.cpu_features import ARCH_MACHINES, missing_on_host
 
 META = "compiled.meta"
 
@@ -111,6 +112,15 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
     if wanted != dev_type:
         raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}")
+    arch = meta.get("Target", {}).get("Arch")
+    machine = platform.machine().lower()
+    if arch in ARCH_MACHINES and machine not in ARCH_MACHINES[arch]:
+        target = meta["Requirements"]["TargetDevice"]
+        raise ArtifactError(
+            f"artifact was compiled for {target} ({meta['Target'].get('Os', 'LINUX')} {arch}, "
+            f"{ARCH_MACHINES[arch][0]} CPUs) and cannot run on this {machine} machine; run it on an "
+            f"{ARCH_MACHINES[arch][0]} device, or compile for this machine's architecture"
+        )
     missing = missing_on_host(tuple(meta.get("Target", {}).get("CpuFeatures", ())))
     if missing:
         target = meta["Requirements"]["TargetDevice"]

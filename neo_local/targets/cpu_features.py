@@ -6,6 +6,9 @@ refuse a library whose code this CPU cannot execute instead of dying with SIGILL
 
 from __future__ import annotations
 
+#: platform.machine() names (lower case) of the CPUs that run each TargetPlatform Arch's code
+ARCH_MACHINES = {"X86_64": ("x86_64", "amd64"), "ARM64": ("aarch64", "arm64")}
+
 # LLVM feature name -> Linux /proc/cpuinfo flag, for the extensions generated code uses.
 X86_FEATURES = {
     "sse4.1": "sse4_1",
@@ -27,25 +30,84 @@ X86_FEATURES = {
 }
 
 
+# LLVM feature name -> the aarch64 Linux hwcap name (/proc/cpuinfo "Features"), for the
+# extensions numeric code can use. Crypto (aes, sha2), crc and lse atomics are left out on
+# purpose: generated kernels do not use them, and some devices (the Raspberry Pi 4's
+# Cortex-A72) lack the crypto extension that LLVM's CPU model enables.
+AARCH64_FEATURES = {
+    "fp-armv8": "fp",
+    "neon": "asimd",
+    "fullfp16": "asimdhp",
+    "rdm": "asimdrdm",
+    "dotprod": "asimddp",
+    "fp16fml": "asimdfhm",
+    "i8mm": "i8mm",
+    "bf16": "bf16",
+    "sve": "sve",
+    "sve2": "sve2",
+}
+
+# aarch64 hwcap bits (linux/arch/arm64/include/uapi/asm/hwcap.h) of the names above
+_AARCH64_HWCAP = {"fp": 0, "asimd": 1, "asimdhp": 10, "asimdrdm": 12, "asimddp": 20, "sve": 22, "asimdfhm": 23}
+_AARCH64_HWCAP2 = {"sve2": 1, "i8mm": 13, "bf16": 14}
+_AT_HWCAP, _AT_HWCAP2 = 16, 26
+
+
+def _feature_table(tvm_target: dict) -> dict[str, str]:
+    triple = str(tvm_target.get("mtriple", ""))
+    return AARCH64_FEATURES if triple.startswith(("aarch64", "arm64")) else X86_FEATURES
+
+
 def required_features(tvm_target: dict) -> tuple[str, ...]:
     """The cpuinfo flags that code generated for ``tvm_target`` may need."""
     import tvm
     from tvm.target import codegen
 
-    features = codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))
-    return tuple(sorted(flag for llvm, flag in X86_FEATURES.items() if llvm in features))
+    features = {str(f) for f in codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))}
+    features |= {str(a).lstrip("+") for a in tvm_target.get("mattr", ()) if str(a).startswith("+")}
+    table = _feature_table(tvm_target)
+    return tuple(sorted({flag for llvm, flag in table.items() if llvm in features}))
 
 
 def host_cpu_flags() -> frozenset[str] | None:
-    """This machine's CPU flags, or None where /proc/cpuinfo cannot tell."""
+    """This machine's CPU flags, or None where it cannot tell.
+
+    x86: the "flags" line of /proc/cpuinfo. aarch64: the kernel's hwcaps (getauxval), which
+    qemu-user also reports for the CPU it emulates (its /proc/cpuinfo is the host's), else the
+    "Features" line of /proc/cpuinfo."""
+    import platform
+
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return _aarch64_hwcaps() or _cpuinfo_line("Features")
+    return _cpuinfo_line("flags")
+
+
+def _cpuinfo_line(key: str) -> frozenset[str] | None:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
+                if line.split(":", 1)[0].strip() == key:
                     return frozenset(line.split(":", 1)[1].split())
     except OSError:
         return None
     return None
+
+
+def _aarch64_hwcaps() -> frozenset[str] | None:
+    try:
+        import ctypes
+
+        getauxval = ctypes.CDLL(None).getauxval
+        getauxval.restype = ctypes.c_ulong
+        getauxval.argtypes = [ctypes.c_ulong]
+        hwcap, hwcap2 = getauxval(_AT_HWCAP), getauxval(_AT_HWCAP2)
+    except (OSError, AttributeError):
+        return None
+    if not hwcap:
+        return None
+    names = {n for n, bit in _AARCH64_HWCAP.items() if hwcap >> bit & 1}
+    names |= {n for n, bit in _AARCH64_HWCAP2.items() if hwcap2 >> bit & 1}
+    return frozenset(names)
 
 
 def missing_on_host(required: tuple[str, ...]) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ class Platform:
     mtriple: str
     default_mcpu: str
     accelerator: str | None = None
+    #: C compiler driver that links the shared library; None: the host's cc (native builds)
+    linker: str | None = None
 
 
 PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
@@ -19,5 +21,11 @@ PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
     for p in (
         # generic x86-64 runs on any 64-bit x86 CPU; pass mcpu for the machine's vector units
         Platform("LINUX", "X86_64", "x86_64-linux-gnu", "x86-64"),
+        # generic armv8-a (+neon) runs on every 64-bit ARM CPU; cross-linked with Debian's
+        # gcc-aarch64-linux-gnu against glibc (installed by scripts/setup.sh)
+        Platform(
+            "LINUX", "ARM64", "aarch64-linux-gnu", "generic",
+            linker="aarch64-linux-gnu-gcc",
+        ),
     )
 }

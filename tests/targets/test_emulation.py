@@ -1,0 +1,91 @@
+"""Checks of aarch64 libraries on an x86_64 host: structure (readelf), the emulator's setup,
+and the runtime's refusal of a library for another architecture."""
+
+import json
+import platform
+import shutil
+import subprocess
+
+import pytest
+
+from neo_local.api.errors import JobFailure
+from neo_local.runtime import ArtifactError, DLRModel
+from neo_local.targets import emulation
+
+CROSS = "aarch64-linux-gnu-gcc"
+needs_cross = pytest.mark.skipif(shutil.which(CROSS) is None, reason=f"{CROSS} is not installed (scripts/setup.sh)")
+
+
+def _cross_library(tmp_path, source: str):
+    c = tmp_path / "lib.c"
+    c.write_text(source)
+    out = tmp_path / "lib.so"
+    subprocess.run([CROSS, "-shared", "-fPIC", "-o", str(out), str(c)], check=True)
+    return out
+
+
+@needs_cross
+def test_structural_check_of_an_aarch64_library(tmp_path):
+    lib = _cross_library(
+        tmp_path,
+        "#include <stdio.h>\nint TVMFFIErrorSetRaisedFromCStrParts(const char*, const char**, int);\n"
+        "int f(const char* s) { puts(s); return TVMFFIErrorSetRaisedFromCStrParts(s, 0, 0); }\n",
+    )
+    summary = emulation.structural_check(lib, "ARM64")
+    assert summary.startswith("ELF AArch64 shared library, NEEDED libc.so.6;")
+    assert "(TVMFFIErrorSetRaisedFromCStrParts)" in summary
+    with pytest.raises(JobFailure, match="lib.so is an ELF file for AArch64, not Advanced Micro Devices X86-64"):
+        emulation.structural_check(lib, "X86_64")
+
+
+@needs_cross
+def test_structural_check_refuses_unknown_undefined_symbols(tmp_path):
+    lib = _cross_library(tmp_path, "int missing_helper(int);\nint f(int x) { return missing_helper(x); }\n")
+    with pytest.raises(JobFailure, match="needs symbols neither libc nor the TVM runtime provides: missing_helper"):
+        emulation.structural_check(lib, "ARM64")
+
+
+def test_missing_emulation_runtime_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv(emulation.ENV_DIR, str(tmp_path / "none"))
+    found = emulation.find_emulator("ARM64", "cortex-a72")
+    assert isinstance(found, str)
+    if shutil.which("qemu-aarch64-static"):
+        assert found == (
+            f"the aarch64 python and TVM runtime are not prepared in {tmp_path / 'none'} "
+            "(run scripts/setup-aarch64-emulation.sh)"
+        )
+    assert emulation.find_emulator("ARM_EABIHF", "cortex-a7") == "no emulator is set up for ARM_EABIHF code"
+
+
+def test_emulator_picks_the_qemu_cpu_model():
+    found = emulation.find_emulator("ARM64", "cortex-a72")
+    if isinstance(found, str):
+        pytest.skip(f"no aarch64 emulation here: {found}")
+    assert found.cpu == "cortex-a72"
+    assert emulation.find_emulator("ARM64", "neoverse-n1").cpu == "neoverse-n1"
+    assert emulation.find_emulator("ARM64", "generic").cpu == "max"
+
+
+def test_staged_runtime_is_the_runtime_only(tmp_path):
+    root = emulation.stage_runtime(tmp_path / "stage")
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
+    assert "neo_local/runtime/check.py" in files and "neo_local/targets/cpu_features.py" in files
+    assert not any(f.startswith(("neo_local/api", "neo_local/frontends", "neo_local/backends")) for f in files)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="checks the refusal on an x86_64 host")
+def test_x86_64_host_refuses_an_aarch64_artifact(tmp_path):
+    meta = {
+        "Requirements": {"TargetDevice": "ml_c6g", "TargetDeviceType": "cpu"},
+        "Model": {"Inputs": [], "Outputs": []},
+        "Target": {"Os": "LINUX", "Arch": "ARM64", "TVMTarget": {"mcpu": "neoverse-n1"}, "CpuFeatures": ["asimd"]},
+        "Runtime": {"Kind": "tvm-relax-vm", "Library": "compiled.so"},
+        "Compiler": {},
+    }
+    (tmp_path / "compiled.meta").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as err:
+        DLRModel(tmp_path)
+    assert str(err.value) == (
+        "artifact was compiled for ml_c6g (LINUX ARM64, aarch64 CPUs) and cannot run on this x86_64 machine; "
+        "run it on an aarch64 device, or compile for this machine's architecture"
+    )
