@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import neo_local
+from neo_local.api.errors import JobFailure
 from example_archives import built
 from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
@@ -77,6 +78,14 @@ def test_ml_c6g_cross_linked_and_run_under_qemu(tmp_path):
             "runtime (ELF AArch64 shared library, NEEDED libc.so.6;"
         )
         assert verification["max_rel_error"] < 1e-4  # against torch (the archive is TorchScript)
+        # an emulated Cortex-A53 lacks the dot-product and fp16 extensions: the runtime refuses
+        with pytest.raises(JobFailure) as err:
+            run_artifact(tmp_path / "a", example.load_inputs(), tmp_path / "a53", _emulator("cortex-a53"))
+        assert (
+            "ArtifactError: artifact was compiled for ml_c6g (mcpu neoverse-n1) and uses CPU features this machine "
+            "lacks: asimddp, asimdhp, asimdrdm. Running it here would crash with an illegal instruction; compile for "
+            "a target this CPU supports (e.g. TargetPlatform LINUX/ARM64 with its mcpu)."
+        ) in err.value.reason
     if platform.machine() == "x86_64":
         with pytest.raises(ArtifactError, match="compiled for ml_c6g .* cannot run on this x86_64 machine"):
             DLRModel(artifact)

@@ -127,7 +127,8 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
         raise ArtifactError(
             f"artifact was compiled for {target} (mcpu {meta['Target']['TVMTarget'].get('mcpu')}) and uses CPU "
             f"features this machine lacks: {', '.join(missing)}. Running it here would crash with an illegal "
-            "instruction; compile for a target this CPU supports (e.g. TargetPlatform LINUX/X86_64 with its mcpu)."
+            f"instruction; compile for a target this CPU supports (e.g. TargetPlatform "
+            f"{meta['Target'].get('Os', 'LINUX')}/{meta['Target'].get('Arch', 'X86_64')} with its mcpu)."
         )
 
 
