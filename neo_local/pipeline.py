@@ -48,7 +48,7 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     target = resolve_target(out, options)
     frontend = get_frontend(inp.framework)
     version_note = frontend.framework_version_note(inp.framework_version)
-    messages = [m for m in (version_note, *_ignored_fields(request)) if m]
+    messages = [m for m in (version_note, *target.notes, *_ignored_fields(request)) if m]
     for message in messages:
         progress(message)
 

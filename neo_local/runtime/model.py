@@ -89,11 +89,24 @@ def _open_folder(path: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     tmp = tempfile.TemporaryDirectory(prefix="neo-local-artifact-")
     try:
         with tarfile.open(path, "r:*") as tar:
-            tar.extractall(tmp.name, filter="data")
+            _extract_plain_files(tar, tmp.name)
     except (tarfile.TarError, OSError) as exc:
         tmp.cleanup()
         raise ArtifactError(f"{path} is not a readable artifact tarball: {exc}") from exc
     return Path(tmp.name), tmp
+
+
+def _extract_plain_files(tar: tarfile.TarFile, dest: str) -> None:
+    """Extract an artifact's regular files. Devices run Pythons older than 3.11.4 (Debian 12's
+    3.11.2), which lack tarfile's extraction filters, so the checks are made here."""
+    members = tar.getmembers()
+    for member in members:
+        if not member.isfile() or member.name.startswith("/") or ".." in Path(member.name).parts:
+            raise tarfile.TarError(f"unexpected entry {member.name!r}: an artifact holds only plain files")
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+    else:
+        tar.extractall(dest, members=members)
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:

@@ -85,3 +85,19 @@ def test_refuses_unknown_runtime_and_non_artifacts(artifact, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="has no compiled.meta: not a neo-local artifact"):
         DLRModel(tmp_path / "empty")
+
+
+def test_tarball_with_a_link_is_refused(artifact, tmp_path):
+    import io
+    import tarfile
+
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(artifact) as src, tarfile.open(bad, "w:gz") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member))
+        link = tarfile.TarInfo("escape")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        dst.addfile(link, io.BytesIO())
+    with pytest.raises(ArtifactError, match="unexpected entry 'escape': an artifact holds only plain files"):
+        DLRModel(bad)
