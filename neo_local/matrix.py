@@ -32,10 +32,10 @@ def render() -> str:
             lines.append(f"| {device} | {row.os} / {row.arch} | {row.mcpu} | supported |")
         else:
             lines.append(f"| {device} | | | not yet (clear ClientError) |")
-    lines += ["", "| TargetPlatform | LLVM triple | default mcpu |", "|---|---|---|"]
+    lines += ["", "| TargetPlatform | LLVM triple | default mcpu | how artifacts are checked |", "|---|---|---|---|"]
     for p in PLATFORMS.values():
         accel = f", Accelerator={p.accelerator}" if p.accelerator else ""
-        lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {p.mtriple} | {p.default_mcpu} |")
+        lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {p.mtriple} | {p.default_mcpu} | {p.check} |")
     return "\n".join(lines) + "\n"
 
 
