@@ -51,8 +51,23 @@ def _all_nodes(graph: Any) -> Iterable[Any]:
                 yield from _all_nodes(sub)
 
 
-def import_onnx(model: Any, inputs: tuple[TensorSpec, ...], source: str) -> tuple[Any, tuple[TensorSpec, ...]]:
-    """Relax IRModule and output specs for ``model`` with the given input shapes."""
+def import_onnx(
+    model: Any, inputs: tuple[TensorSpec, ...], source: str, prepass: bool = True
+) -> tuple[Any, tuple[TensorSpec, ...]]:
+    """Relax IRModule and output specs for ``model`` with the given input shapes.
+
+    ``prepass`` (default on): rewrite the graph first (``onnx_prepass``: Constant nodes and
+    constant subgraphs become initializers, n-ary Sum becomes Adds); the operator check and
+    TVM's importer then see the rewritten graph. Off only to measure what it changes."""
+    if prepass:
+        from neo_local.frontends.onnx_prepass import prepass as run_prepass
+
+        try:
+            model = run_prepass(model, {s.name: s.shape for s in inputs})
+        except Exception as exc:  # noqa: BLE001 (a pre-pass bug must not hide the importer's answer)
+            import logging
+
+            logging.getLogger(__name__).warning("ONNX pre-pass skipped: %s", exception_line(exc))
     missing = unsupported_operators(model)
     if missing:
         raise unsupported_error(source, "operators", missing, "node")

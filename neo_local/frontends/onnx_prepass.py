@@ -1,0 +1,273 @@
+"""ONNX graph pre-pass run before TVM's Relax importer.
+
+TVM's converters read many operands as compile-time constants (axes, shape, pads, sizes/scales,
+split, k, starts/ends, ...) and fail with "Only constant ..." when a model computes them from
+constants inside the graph, or writes them as ``Constant`` nodes in a form the importer does not
+read. The pre-pass rewrites the graph without changing its inputs, outputs or numerics:
+
+* ``Constant`` nodes (any of value / value_float(s) / value_int(s) / value_string(s)) become
+  initializers; a Constant that is itself a graph output stays a node, normalised to ``value=``.
+  Constants inside subgraphs (If/Loop bodies) are normalised to ``value=`` in place.
+* constant folding: a top-level node whose inputs are all constants (initializers that are not
+  graph inputs, or earlier folded values) is evaluated with ``onnx.reference`` and replaced by
+  initializers. ``Shape``/``Size`` of a tensor whose shape is fully static (after onnx shape
+  inference with the input shapes the compiled artifact is fixed to) fold as well: they read the
+  shape, never the values. Nothing that reads a graph input's *values* is folded; random,
+  training-mode, sequence/optional and subgraph-carrying nodes are never folded.
+* ``Sum`` with more than two inputs becomes a chain of ``Add`` (TVM's Sum converter mishandles it).
+* onnx shape inference runs first (the inferred value_info is kept); when it fails the pre-pass
+  goes on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: never evaluated at compile time: results vary per run, or depend on mode/state
+_NO_FOLD = {
+    "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+    "Bernoulli", "Dropout", "If", "Loop", "Scan", "SequenceConstruct", "SequenceEmpty",
+    "SequenceInsert", "SequenceErase", "SequenceAt", "SequenceLength", "SplitToSequence",
+    "ConcatFromSequence", "SequenceMap", "Optional", "OptionalGetElement", "OptionalHasElement",
+    "Constant",
+}
+#: folded results larger than this stay computed at run time (keeps the model small)
+MAX_FOLDED_ELEMENTS = 1 << 20
+
+
+def prepass(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Any:
+    """A rewritten copy of ``model`` (the argument is not modified).
+
+    ``input_shapes``: the static shapes the graph inputs are compiled for (optional); they let
+    ``Shape``/``Size`` of static tensors fold.
+    """
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    _normalise_constants_in_subgraphs(out.graph)
+    _sum_to_add_chain(out.graph)
+    static = _static_shapes(out, input_shapes)
+    _fold(out, static)
+    return out
+
+
+# --------------------------------------------------------------------------- Constant nodes
+
+
+def _constant_tensor(node: Any) -> Any | None:
+    """The TensorProto a Constant node produces, or None (sparse_value: left to the importer)."""
+    from onnx import helper, numpy_helper
+
+    for attr in node.attribute:
+        name = attr.name
+        if name == "value":
+            tensor = type(attr.t)()
+            tensor.CopyFrom(attr.t)
+        elif name == "value_float":
+            tensor = numpy_helper.from_array(np.array(attr.f, dtype=np.float32))
+        elif name == "value_floats":
+            tensor = numpy_helper.from_array(np.array(list(attr.floats), dtype=np.float32))
+        elif name == "value_int":
+            tensor = numpy_helper.from_array(np.array(attr.i, dtype=np.int64))
+        elif name == "value_ints":
+            tensor = numpy_helper.from_array(np.array(list(attr.ints), dtype=np.int64))
+        elif name == "value_string":
+            tensor = helper.make_tensor("", 8, [], [attr.s])
+        elif name == "value_strings":
+            tensor = helper.make_tensor("", 8, [len(attr.strings)], list(attr.strings))
+        else:
+            continue
+        tensor.name = node.output[0]
+        return tensor
+    return None
+
+
+def _as_value_constant(node: Any, tensor: Any) -> Any:
+    from onnx import helper
+
+    return helper.make_node("Constant", [], [node.output[0]], name=node.name, value=tensor)
+
+
+def _normalise_constants_in_subgraphs(graph: Any) -> None:
+    """Constant nodes inside subgraphs: rewritten to the ``value=`` form the importer reads."""
+    for node in graph.node:
+        for attr in node.attribute:
+            subgraphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for sub in subgraphs:
+                for i, inner in enumerate(sub.node):
+                    if inner.op_type == "Constant" and inner.domain in ("", "ai.onnx"):
+                        tensor = _constant_tensor(inner)
+                        if tensor is not None:
+                            sub.node[i].CopyFrom(_as_value_constant(inner, tensor))
+                _normalise_constants_in_subgraphs(sub)
+
+
+# --------------------------------------------------------------------------- Sum
+
+
+def _sum_to_add_chain(graph: Any) -> None:
+    from onnx import helper
+
+    nodes = []
+    changed = False
+    for node in graph.node:
+        inputs = list(node.input)
+        if node.op_type == "Sum" and node.domain in ("", "ai.onnx") and len(inputs) > 2:
+            changed = True
+            acc = inputs[0]
+            for i, operand in enumerate(inputs[1:], start=1):
+                last = i == len(inputs) - 1
+                result = node.output[0] if last else f"{node.output[0]}__sum_partial{i}"
+                nodes.append(helper.make_node("Add", [acc, operand], [result], name=f"{node.name}__add{i}"))
+                acc = result
+        else:
+            nodes.append(node)
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _static_shapes(model: Any, input_shapes: Mapping[str, Sequence[int]] | None) -> dict[str, tuple[int, ...]]:
+    """Fully static shapes of tensors, from onnx shape inference (kept in model.graph.value_info)."""
+    import onnx
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for value in probe.graph.input:  # specialise dims to the compiled shapes (in the probe only)
+        shape = (input_shapes or {}).get(value.name)
+        if shape is None or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            continue
+        for dim, size in zip(dims, shape):
+            dim.Clear()
+            dim.dim_value = int(size)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 (inference is best effort)
+        log.debug("onnx shape inference failed: %s", exc)
+        return _declared_shapes(probe.graph)
+    if input_shapes is None:  # the inferred value_info is valid for the model as given
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(inferred.graph.value_info)
+    return _declared_shapes(inferred.graph)
+
+
+def _declared_shapes(graph: Any) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
+
+
+# --------------------------------------------------------------------------- folding
+
+
+def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
+    from onnx import helper
+
+    graph = model.graph
+    graph_inputs = {v.name for v in graph.input}
+    graph_outputs = {v.name for v in graph.output}
+    known: dict[str, Any] = {
+        t.name: t for t in graph.initializer if t.name not in graph_inputs  # overridable: not constant
+    }
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    new_nodes = []
+    new_initializers = []
+    for node in graph.node:
+        tensors = _fold_node(node, known, static, opsets)
+        if tensors is None:
+            new_nodes.append(node)
+            continue
+        for tensor in tensors:
+            known[tensor.name] = tensor
+            if tensor.name in graph_outputs:  # an output stays a node (importers look outputs up there)
+                new_nodes.append(helper.make_node("Constant", [], [tensor.name], value=tensor))
+            else:
+                new_initializers.append(tensor)
+    if len(new_nodes) == len(graph.node) and not new_initializers:
+        return
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    graph.initializer.extend(new_initializers)
+    # value_info for names that are now initializers is harmless; drop it to keep the graph tidy
+    folded = {t.name for t in new_initializers}
+    keep = [v for v in graph.value_info if v.name not in folded]
+    del graph.value_info[:]
+    graph.value_info.extend(keep)
+
+
+def _fold_node(node: Any, known: Mapping[str, Any], static: Mapping[str, tuple[int, ...]], opsets) -> list | None:
+    from onnx import numpy_helper
+
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Constant":
+        tensor = _constant_tensor(node)
+        return None if tensor is None or tensor.data_type == 8 else [tensor]  # strings stay nodes
+    if node.op_type in ("Shape", "Size") and node.input and node.input[0] in static:
+        shape = np.array(static[node.input[0]], dtype=np.int64)
+        if node.op_type == "Size":
+            value = np.array(int(np.prod(shape)), dtype=np.int64)
+        else:
+            attrs = {a.name: a.i for a in node.attribute}
+            rank = len(shape)
+            start, end = attrs.get("start", 0), attrs.get("end", rank)
+            value = shape[slice(*_clamp_slice(start, end, rank))]
+        return [numpy_helper.from_array(value, node.output[0])]
+    if node.op_type in _NO_FOLD or any(a.HasField("g") or len(a.graphs) for a in node.attribute):
+        return None
+    present = [name for name in node.input if name]
+    if not present or not all(name in known for name in present):
+        return None
+    return _evaluate(node, known, opsets)
+
+
+def _clamp_slice(start: int, end: int, rank: int) -> tuple[int, int]:
+    start = start + rank if start < 0 else start
+    end = end + rank if end < 0 else end
+    return max(0, min(start, rank)), max(0, min(end, rank))
+
+
+def _evaluate(node: Any, known: Mapping[str, Any], opsets) -> list | None:
+    """Run one node on constant inputs with onnx.reference; None when it cannot or should not."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [name for name in node.input if name]
+    feeds = {name: numpy_helper.to_array(known[name]) for name in inputs}
+    if any(v.dtype == object for v in feeds.values()):
+        return None
+    graph = helper.make_graph(
+        [node],
+        "fold",
+        [helper.make_tensor_value_info(n, known[n].data_type, list(known[n].dims)) for n in dict.fromkeys(inputs)],
+        [helper.make_value_info(o, helper.TypeProto()) for o in node.output if o],
+    )
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    try:
+        results = ReferenceEvaluator(probe).run(None, feeds)
+    except Exception as exc:  # noqa: BLE001 (anything the evaluator cannot do stays a node)
+        log.debug("not folding %s (%s): %s", node.name or node.op_type, node.op_type, exc)
+        return None
+    tensors = []
+    for name, value in zip([o for o in node.output if o], results):
+        if not isinstance(value, np.ndarray) or value.dtype == object or value.size > MAX_FOLDED_ELEMENTS:
+            return None
+        tensors.append(numpy_helper.from_array(value, name))
+    return tensors

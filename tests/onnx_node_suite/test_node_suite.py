@@ -1,0 +1,52 @@
+"""A fixed sample of the ONNX backend node suite, compiled for llvm and compared with the stored
+outputs (the full suite: ``python -m tests.onnx_node_suite.run``, see docs/onnx-node-suite.md).
+
+Each case runs as the ONNX frontend imports it (pre-pass on), with the case's attribute-like
+graph inputs (axes, shape, scales, ...) frozen into initializers as real models carry them.
+The ``*_expanded`` cases are function bodies that compute attribute-like operands from Constant
+nodes and Shape: they import only because of the pre-pass."""
+
+import pytest
+
+from tests.onnx_node_suite.cases import cases_from_modules
+from tests.onnx_node_suite.run import PASS, freeze_attribute_inputs, run_one
+
+#: generator module (onnx.backend.test.case.node.<module>) -> sampled cases
+SAMPLE = {
+    "abs": ["test_abs"], "add": ["test_add_bcast"], "relu": ["test_relu"],
+    "conv": ["test_conv_with_strides_padding"], "matmul": ["test_matmul_2d"],
+    "gemm": ["test_gemm_default_matrix_bias"], "softmax": ["test_softmax_axis_1"],
+    "maxpool": ["test_maxpool_2d_default"], "averagepool": ["test_averagepool_2d_pads"],
+    "transpose": ["test_transpose_default"], "concat": ["test_concat_2d_axis_0"],
+    "batch_normalization": ["test_batchnorm_example"], "gather": ["test_gather_0"],
+    "where": ["test_where_example"], "sum": ["test_sum_example"], "constant": ["test_constant"],
+    "argmax": ["test_argmax_default_axis_example"], "instance_normalization": ["test_instancenorm_example"],
+    "layernormalization": ["test_layer_normalization_4d_axis1_expanded"],
+    "rmsnormalization": ["test_rms_normalization_3d_axis1_epsilon_expanded"],
+    "leakyrelu": ["test_leakyrelu_expanded"], "celu": ["test_celu_expanded"],
+    "groupnormalization": ["test_group_normalization_example_expanded"],
+    "reducesum": ["test_reduce_sum_keepdims_example"], "reshape": ["test_reshape_reordered_all_dims"],
+    "slice": ["test_slice"], "resize": ["test_resize_upsample_scales_nearest"],
+    "split": ["test_split_equal_parts_1d_opset18"], "expand": ["test_expand_dim_changed"],
+    "tile": ["test_tile"],
+}
+NAMES = [name for names in SAMPLE.values() for name in names]
+EXPANDED = [n for n in NAMES if n.endswith("_expanded")]
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return {c.name: c for c in cases_from_modules(SAMPLE, NAMES)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_case_passes(cases, name):
+    assert run_one(cases[name], "frozen") == (PASS, "")
+
+
+@pytest.mark.parametrize("name", EXPANDED)
+def test_expanded_cases_need_the_prepass(cases, name):
+    """Without the pre-pass TVM's importer rejects these graphs (kept honest: if TVM learns to
+    import them, this test says the pre-pass is no longer what makes them pass)."""
+    status, _ = run_one(freeze_attribute_inputs(cases[name]), "as_is")
+    assert status == "import-error"
