@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from tvm import relax  # noqa: E402
 
 from neo_local.backends import cpu_schedule  # noqa: E402
-from neo_local.backends.cpu_schedule.schedules import choose_tile  # noqa: E402
+from neo_local.backends.cpu_schedule.schedules import choose_dw_tile, choose_tile  # noqa: E402
 
 
 def _host_has(flag: str) -> bool:
@@ -56,6 +56,12 @@ def test_tile_keeps_accumulators_in_registers(out_w, oc_chunks, max_acc):
     tc, tw = choose_tile(out_w, oc_chunks, max_acc)
     assert out_w % tw == 0 and oc_chunks % tc == 0
     assert 1 <= tc * tw <= max_acc
+
+
+@pytest.mark.parametrize("out_w,max_acc", [(32, 12), (16, 12), (7, 12), (13, 16), (1, 12)])
+def test_depthwise_tile_divides_and_leaves_a_register(out_w, max_acc):
+    tw = choose_dw_tile(out_w, max_acc)
+    assert out_w % tw == 0 and 1 <= tw <= max(1, max_acc - 1)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -115,12 +121,104 @@ def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, a
     assert _rel(got, y.numpy()) < 1e-5
 
 
+def _inverted_residual_module(x_shape, w_expand, w_dw, w_proj, biases, stride, pad, act):
+    """1x1 expand (+bias, act) -> depthwise kxk (+bias, act) -> 1x1 project (+bias) [+ input]."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(x_shape, "float32"))
+
+    def activation(y):
+        if act == "relu6":
+            return bb.emit(relax.op.minimum(relax.op.maximum(y, relax.const(0.0)), relax.const(6.0)))
+        if act == "clip":
+            return bb.emit(relax.op.clip(y, 0.0, 6.0))
+        return bb.emit(relax.op.nn.relu(y))
+
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(x, relax.const(w_expand)))
+            y = activation(bb.emit(relax.op.add(y, relax.const(biases[0].reshape(1, -1, 1, 1)))))
+            y = bb.emit(relax.op.nn.conv2d(y, relax.const(w_dw), strides=stride, padding=pad, groups=w_dw.shape[0]))
+            y = activation(bb.emit(relax.op.add(y, relax.const(biases[1].reshape(-1, 1, 1)))))  # [C,1,1] bias
+            y = bb.emit(relax.op.nn.conv2d(y, relax.const(w_proj)))
+            y = bb.emit(relax.op.add(y, relax.const(biases[2].reshape(1, -1, 1, 1))))
+            if stride == 1 and x_shape[1] == w_proj.shape[0]:
+                y = bb.emit(relax.op.add(y, x))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@needs_avx2
+@pytest.mark.parametrize(
+    "cin,hidden,cout,hw,k,stride,act",
+    [
+        (16, 64, 16, 16, 3, 1, "relu6"),   # residual inverted block
+        (16, 48, 24, 15, 3, 2, "relu6"),   # odd size, stride 2
+        (8, 32, 8, 9, 5, 1, "clip"),       # 5x5 depthwise, R.clip, odd width (tile 9)
+        (8, 16, 16, 7, 3, 2, "relu"),      # tiny map, relu
+    ],
+)
+def test_scheduled_depthwise_block_matches_torch(cin, hidden, cout, hw, k, stride, act):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
+    we = (rng.standard_normal((hidden, cin, 1, 1)) / np.sqrt(cin)).astype("float32")
+    wd = (rng.standard_normal((hidden, 1, k, k)) / k).astype("float32")
+    wp = (rng.standard_normal((cout, hidden, 1, 1)) / np.sqrt(hidden)).astype("float32")
+    biases = [rng.standard_normal(n).astype("float32") for n in (hidden, hidden, cout)]
+    pad = k // 2
+    mod = _inverted_residual_module(x.shape, we, wd, wp, biases, stride, pad, act)
+
+    opt, stats = cpu_schedule.optimize(mod, AVX2)
+    assert stats["depthwise"] == 1 and stats["conv"] == 2 and stats["unscheduled"] == 0, stats
+    # the whole block stays blocked: one layout_transform in, one out, none between the convs
+    calls = [b.value for blk in opt["main"].body.blocks for b in blk.bindings]
+    names = [c.args[0].name_hint for c in calls if isinstance(c, relax.Call) and c.args and hasattr(c.args[0], "name_hint")]
+    assert sum("layout_transform" in n for n in names) == 2, names
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+
+    f = torch.nn.functional
+    with torch.no_grad():
+        def activation(t):
+            return torch.relu(t) if act == "relu" else torch.clamp(t, 0.0, 6.0)
+
+        xt = torch.from_numpy(x)
+        y = activation(f.conv2d(xt, torch.from_numpy(we), torch.from_numpy(biases[0])))
+        y = activation(f.conv2d(y, torch.from_numpy(wd), torch.from_numpy(biases[1]), stride=stride, padding=pad, groups=hidden))
+        y = f.conv2d(y, torch.from_numpy(wp), torch.from_numpy(biases[2]))
+        if stride == 1 and cin == cout:
+            y = y + xt
+    assert got.shape == tuple(y.shape)
+    assert _rel(got, y.numpy()) < 1e-5
+
+
+def test_depthwise_weights_repacked_to_channel_blocks():
+    from neo_local.backends.cpu_schedule.passes import blocked_depthwise
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((16, 1, 3, 3)).astype("float32")
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 16, 6, 6), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(x, relax.const(w), padding=1, groups=16)))
+        bb.emit_func_output(out)
+    mod = blocked_depthwise(bb.get(), 8)
+    convs = [b.value for blk in mod["main"].body.blocks for b in blk.bindings
+             if isinstance(b.value, relax.Call) and getattr(b.value.op, "name", "") == "relax.nn.conv2d"]
+    assert len(convs) == 1 and convs[0].attrs.kernel_layout == "OIHW1i8o" and int(convs[0].attrs.groups) == 16
+    wb = convs[0].args[1].value.numpy()
+    assert wb.shape == (2, 1, 3, 3, 1, 8)
+    for c in range(16):
+        np.testing.assert_array_equal(wb[c // 8, 0, :, :, 0, c % 8], w[c, 0])
+
+
 # --------------------------------------------------------------------------- whole models
 
 
 @needs_avx2
 @pytest.mark.parametrize("name", ["resnet_like", "mobilenet_like"])
 def test_models_match_torch(name, tmp_path):
+    """Whole models vs torch; MobileNet's depthwise convs all take the blocked depthwise schedule."""
     import onnx
 
     from models.build import build_example
@@ -137,6 +235,8 @@ def test_models_match_torch(name, tmp_path):
     mod, _ = import_onnx(model, specs, name)
     ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
     assert stats["conv"] > 0 and stats["unscheduled"] == 0, stats
+    if name == "mobilenet_like":
+        assert stats["depthwise"] == 7, stats
     inputs = built.load_inputs()
     got = _run(ex, *(inputs[s.name] for s in specs))
     want = built.load_outputs()[0]

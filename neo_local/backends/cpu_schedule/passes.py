@@ -9,20 +9,31 @@ Order (``relax_passes``):
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
    divide (the 3-channel stem) becomes NCHW{C}c -> NCHW{L}c (one input block of all C channels).
-4. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
+4. ``blocked_depthwise``: ``ConvertLayout`` skips grouped convs, so each depthwise conv sits in
+   NCHW between layout transforms. It becomes a blocked conv2d (NCHW{L}c data, weights repacked to
+   [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
+   in the blocked layout: every NCHW value that is a layout_transform of a blocked one, or an
+   elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
+   (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
+   depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
+   else still needs them. The 3-channel stem's epilogue stays blocked this way too.
+5. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
-   ``data_pad`` stage); anything else -> TVM's own legalization.
-5. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
+   ``data_pad`` stage), blocked depthwise -> ``depthwise_conv2d_nchwc`` (reduction over kh, kw);
+   anything else -> TVM's own legalization.
+6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
 """
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
 CONV_BLOCK = "conv2d_nchwc"
+DW_BLOCK = "depthwise_conv2d_nchwc"
 PAD_BLOCK = "data_pad"
 
 _BLOCKED_DATA = re.compile(r"^NCHW(\d+)c$")
@@ -33,17 +44,19 @@ _BLOCKED_KERNEL = re.compile(r"^OIHW(\d+)i(\d+)o$")
 
 
 def _scalar_minmax_kind(func: tirx.PrimFunc) -> str | None:
-    """'max' or 'min' when ``func`` is exactly out[...] = max|min(A[...], B[()]) over all axes."""
+    """'max' or 'min' when ``func`` is exactly out[...] = max|min(X[...], S[()]) over all axes
+    (whatever the importer named the parameters)."""
     if len(func.params) != 3:
         return None
     text = func.script()
     sig = re.search(r"def \w+\((\w+): T\.Buffer\((\(.*?\)), \"(\w+)\"\), (\w+): T\.Buffer\(\(\), \"(\w+)\"\), "
                     r"(\w+): T\.Buffer\((\(.*?\)), \"(\w+)\"\)\)", text)
-    if sig is None or sig.group(1) != "A" or sig.group(2) != sig.group(7) or not (sig.group(3) == sig.group(5) == sig.group(8)):
+    if sig is None or sig.group(2) != sig.group(7) or not (sig.group(3) == sig.group(5) == sig.group(8)):
         return None
-    if text.count("T.sblock(") != 1:
+    if len(re.findall(r"^\s*with T\.sblock\(", text, re.M)) != 1:  # one block ("# with T.sblock('root')" is a comment)
         return None
-    m = re.search(r"= T\.(max|min)\(A\[[^\]]*\], \w+\[\(\)\]\)", text)
+    x, bound = re.escape(sig.group(1)), re.escape(sig.group(4))
+    m = re.search(rf"= T\.(max|min)\({x}\[[^\]]*\], {bound}\[\(\)\]\)", text)
     return m.group(1) if m else None
 
 
@@ -138,6 +151,235 @@ def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
     return rewriter.builder_.get()
 
 
+# --------------------------------------------------------------------------- depthwise conv2d, blocked region
+
+_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
+_UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
+
+
+def _map_point(index_map, point) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(e) for e in index_map.map_indices(point))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _block_transform_kind(call: relax.Call, lanes: int) -> str | None:
+    """'block' for NCHW -> NCHW{lanes}c, 'unblock' for the reverse, else None (checked on shapes
+    and on the index map at a few points)."""
+    if call.attrs.pad_value is not None:
+        return None
+    src, dst = _static_shape(call.args[0]), _static_shape(call)
+    if src is None or dst is None:
+        return None
+    im = call.attrs.index_map
+    if len(src) == 4 and len(dst) == 5:
+        n, c, h, w = src
+        if c % lanes or dst != [n, c // lanes, h, w, lanes]:
+            return None
+        pts = [(0, 0, 0, 0), (n - 1, c - 1, h - 1, w - 1), (0, lanes + 1 if c > lanes + 1 else c - 1, h // 2, w // 2)]
+        ok = all(_map_point(im, list(p)) == (p[0], p[1] // lanes, p[2], p[3], p[1] % lanes) for p in pts)
+        return "block" if ok else None
+    if len(src) == 5 and len(dst) == 4:
+        n, cc, h, w, cb = src
+        if cb != lanes or dst != [n, cc * lanes, h, w]:
+            return None
+        pts = [(0, 0, 0, 0, 0), (n - 1, cc - 1, h - 1, w - 1, lanes - 1), (0, cc // 2, h // 2, w // 2, 3 % lanes)]
+        ok = all(_map_point(im, list(p)) == (p[0], p[1] * lanes + p[4], p[2], p[3]) for p in pts)
+        return "unblock" if ok else None
+    return None
+
+
+def _block_const(const: tvm.ir.expr.Constant, channels: int, lanes: int) -> tvm.ir.expr.Constant | None:
+    """A constant that broadcasts against [N, C, H, W], repacked to broadcast against
+    [N, C/L, H, W, L]; scalars stay as they are."""
+    a = const.value.numpy()
+    if a.ndim == 0:
+        return const
+    if a.ndim > 4:
+        return None
+    a4 = a.reshape((1,) * (4 - a.ndim) + a.shape)
+    n, c, h, w = a4.shape
+    if c == channels:
+        a5 = a4.reshape(n, channels // lanes, lanes, h, w).transpose(0, 1, 3, 4, 2)
+    elif c == 1:
+        a5 = a4.reshape(n, 1, h, w, 1)
+    else:
+        return None
+    return relax.const(np.ascontiguousarray(a5), str(a.dtype))
+
+
+def _is_depthwise(call: relax.Call, lanes: int) -> bool:
+    attrs = call.attrs
+    if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+        return False
+    if not isinstance(call.args[1], tvm.ir.expr.Constant):
+        return False
+    xs, ws = _static_shape(call.args[0]), _static_shape(call.args[1])
+    if xs is None or ws is None or len(xs) != 4 or len(ws) != 4:
+        return False
+    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
+        return False
+    c = xs[1]
+    return int(attrs.groups) == c and ws[0] == c and ws[1] == 1 and c % lanes == 0
+
+
+@relax.expr_functor.mutator
+class _BlockedRegion(relax.PyExprMutator):
+    """See step 4 of the module docstring. ``self.blocked`` maps a (new) NCHW var to an
+    expression holding the same values in NCHW{L}c."""
+
+    def __init__(self, mod: tvm.IRModule, lanes: int):
+        super().__init__(mod)
+        self.lanes = lanes
+        self.blocked: dict = {}
+        self.count = 0
+
+    def _blocked_of(self, expr, create: bool = False):
+        if isinstance(expr, relax.Var) and expr in self.blocked:
+            return self.blocked[expr]
+        if create:
+            lanes = self.lanes
+            return self.builder_.emit(relax.op.layout_transform(expr, lambda n, c, h, w: (n, c // lanes, h, w, c % lanes)))
+        return None
+
+    def _unblock(self, expr):
+        lanes = self.lanes
+        return relax.op.layout_transform(expr, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
+
+    def _elementwise(self, call: relax.Call, out_shape):
+        """Blocked twin of an elementwise call, or None."""
+        if out_shape is None or len(out_shape) != 4 or out_shape[1] % self.lanes or call.ty.dtype != "float32":
+            return None
+        args, any_blocked = [], False
+        for a in call.args:
+            if not isinstance(a.ty, relax.TensorType):  # PrimValue bounds (clip) and the like
+                args.append(a)
+            elif isinstance(a, tvm.ir.expr.Constant):
+                b = _block_const(a, out_shape[1], self.lanes)
+                if b is None:
+                    return None
+                args.append(b)
+            else:
+                b = self._blocked_of(a)
+                if b is None or _static_shape(a) != out_shape:
+                    return None
+                args.append(b)
+                any_blocked = True
+        if not any_blocked:
+            return None
+        return self.builder_.emit(relax.Call(call.op, args, call.attrs, call.ty_args))
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802
+        value = self.visit_expr(binding.value)
+        var = binding.var
+        twin = None
+        if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+            name = value.op.name
+            if name == "relax.layout_transform":
+                kind = _block_transform_kind(value, self.lanes)
+                if kind == "unblock":
+                    twin = value.args[0]
+                elif kind == "block":
+                    src = self._blocked_of(value.args[0])
+                    if src is not None and isinstance(var, relax.DataflowVar):
+                        self.set_var_remap(var, src)
+                        return
+            elif name in _BINARY or name in _UNARY:
+                twin = self._elementwise(value, _static_shape(value))
+                if twin is not None:  # the NCHW value, where still needed, is the twin unblocked
+                    value = self._unblock(twin)
+            elif name == "relax.nn.conv2d" and _is_depthwise(value, self.lanes):
+                twin = self._depthwise(value)
+                value = self._unblock(twin)
+            elif name == "relax.mean":
+                v = self._mean(value)
+                if v is not None:
+                    value = v
+        if isinstance(var, relax.DataflowVar):
+            new = self.builder_.emit(value, var.name)
+        else:
+            new = self.builder_.emit_output(value, var.name)
+        self.set_var_remap(var, new)
+        if twin is not None:
+            self.blocked[new] = twin
+
+    def _depthwise(self, call: relax.Call):
+        lanes, attrs = self.lanes, call.attrs
+        x = self._blocked_of(call.args[0], create=True)
+        w = call.args[1].value.numpy()
+        c, _, kh, kw = w.shape
+        wb = w.reshape(c // lanes, lanes, 1, kh, kw).transpose(0, 2, 3, 4, 1).reshape(c // lanes, 1, kh, kw, 1, lanes)
+        self.count += 1
+        return self.builder_.emit(relax.op.nn.conv2d(
+            x, relax.const(np.ascontiguousarray(wb)), strides=attrs.strides, padding=attrs.padding,
+            dilation=attrs.dilation, groups=c, data_layout=f"NCHW{lanes}c", kernel_layout=f"OIHW1i{lanes}o",
+            out_layout=f"NCHW{lanes}c", out_dtype="float32",
+        ))
+
+    def _mean(self, call: relax.Call):
+        """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
+        the (small) result, so that the producer's NCHW copy is not needed."""
+        xs = _static_shape(call.args[0])
+        b = self._blocked_of(call.args[0])
+        if b is None or xs is None or len(xs) != 4 or call.attrs.axis is None:
+            return None
+        axes = sorted(int(a) % 4 for a in call.attrs.axis)
+        if axes != [2, 3]:
+            return None
+        m = self.builder_.emit(relax.op.mean(b, axis=[2, 3], keepdims=True))
+        out = self._unblock(m)
+        if not bool(call.attrs.keepdims):
+            out = relax.op.reshape(self.builder_.emit(out), [xs[0], xs[1]])
+        return out
+
+
+def blocked_depthwise(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
+    rewriter = _BlockedRegion(mod, lanes)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
+    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+
+
+def depthwise_conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation) -> te.Tensor:
+    """out[n, c, oh, ow, b] = sum_{kh, kw} pad(data)[n, c, oh*s+kh*d, ow*s+kw*d, b] * kernel[c, 0, kh, kw, 0, b]
+    (data and out NCHW{L}c, kernel [C/L, 1, kh, kw, 1, L]: depthwise, multiplier 1)."""
+    n, cc, h, w, cb = (int(d) for d in data.shape)
+    kcc, one, kh, kw, one2, kcb = (int(d) for d in kernel.shape)
+    assert (kcc, one, one2, kcb) == (cc, 1, 1, cb), "kernel does not match the data's channel blocking"
+    padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    return te.compute(
+        (n, cc, oh, ow, cb),
+        lambda b, c, y, x, k: te.sum(
+            padded[b, c, y * sh + ry * dh, x * sw + rx * dw, k] * kernel[c, 0, ry, rx, 0, k], axis=[ry, rx]
+        ),
+        name=DW_BLOCK,
+    )
+
+
+def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
+    n, icc, h, w, icb = (int(d) for d in data.shape)
+    sh, sw = (int(s) for s in strides)
+    dh, dw = (int(s) for s in dilation)
+    pt, pl, pb, pr = (int(p) for p in padding)
+    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
+    if pt or pl or pb or pr:
+        zero = tvm.tirx.const(0.0, data.dtype)
+
+        def _pad(b, c, y, x, cb):
+            inside = tvm.tirx.all(y >= pt, y < h + pt, x >= pl, x < w + pl)
+            return tvm.tirx.if_then_else(inside, data[b, c, y - pt, x - pl, cb], zero)
+
+        padded = te.compute((n, icc, h + pt + pb, w + pl + pr, icb), _pad, name=PAD_BLOCK)
+    else:
+        padded = data
+    return padded, (oh, ow), (sh, sw), (dh, dw)
+
+
 # --------------------------------------------------------------------------- conv2d legalization
 
 
@@ -197,6 +439,18 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
             primfunc_name_hint="conv2d_nchwc",
         )
+    c_total = _static_shape(call.args[0])
+    if (
+        d and k and o and dtype == "float32" and k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
+        and c_total is not None and len(c_total) == 5 and int(attrs.groups) == c_total[1] * c_total[4]
+        and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
+        and _static_shape(call.args[1]) is not None and _static_shape(call.args[1])[0] == c_total[1]
+    ):
+        return bb.call_te(
+            depthwise_conv2d_nchwc_compute, call.args[0], call.args[1],
+            list(attrs.strides), list(attrs.padding), list(attrs.dilation),
+            primfunc_name_hint="depthwise_conv2d_nchwc",
+        )
     return _default_conv2d_legalize(bb, call)
 
 
@@ -213,6 +467,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
         relax.transform.Normalize(),
     ])(mod)
     mod = blocked_stem(mod, lanes)
+    mod = blocked_depthwise(relax.transform.Normalize()(mod), lanes)
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),

@@ -7,6 +7,12 @@
   inside the tile; the channel block is vectorized, the tile unrolled, the (batch, oc-chunk,
   output row) loops fused and parallelized; the epilogue (bias, residual, relu/clip) is computed
   for the tile right after its reduction; padding is a separate parallel, vectorized stage.
+- ``schedule_depthwise``: a PrimFunc holding one ``depthwise_conv2d_nchwc`` block (+ padding and
+  epilogue as above). Register tile = ``tile_w`` output columns of one channel block (each
+  accumulator is independent: one input vector and one weight vector per FMA, the weight vector
+  reused across the tile); kh, kw unrolled inside the tile; (batch, channel chunk, output row)
+  fused and parallelized; the epilogue computed for the tile; padding computed per output row
+  (only the rows that row reads), so no padded copy of the whole input is written.
 - ``schedule_generic``: any other PrimFunc (elementwise, layout transforms, pooling, mean,
   matmul): each root block gets its spatial loops fused + parallelized and the innermost
   spatial loop vectorized (when it is the block's last loop); first, elementwise producers are
@@ -23,7 +29,7 @@ import logging
 import tvm
 from tvm import s_tir, tirx
 
-from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, PAD_BLOCK
+from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +131,73 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFun
     return sch.mod["main"]
 
 
+def _prepare(sch: s_tir.Schedule, main_name: str):
+    """(main block, pad block or None, epilogue block or None) after inlining every other
+    elementwise block; None when the function is not one ``main_name`` block plus those."""
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    names = [sch.get(b).name_hint for b in blocks]
+    if names.count(main_name) != 1:
+        return None
+    ci = names.index(main_name)
+    main = blocks[ci]
+    pad = blocks[names.index(PAD_BLOCK)] if PAD_BLOCK in names else None
+    others = [b for i, b in enumerate(blocks) if i != ci and b != pad]
+    epilogue = others[-1] if others and names.index(sch.get(others[-1]).name_hint) > ci else None
+    for b in others:
+        if epilogue is not None and b == epilogue:
+            continue
+        sch.compute_inline(b)
+    return main, pad, epilogue
+
+
+def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at) -> None:
+    """Accumulate ``block``'s tile in registers and write it (through ``epilogue``) under loop ``at``."""
+    if epilogue is not None:
+        sch.set_scope(block, 0, "local")
+        tail = epilogue
+    else:
+        tail = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(tail, at)
+    loops = sch.get_loops(tail)[2:]
+    if loops:
+        sch.vectorize(loops[-1])
+        for l in loops[:-1]:
+            sch.unroll(l)
+
+
+def choose_dw_tile(out_w: int, max_acc: int) -> int:
+    """Output columns per register tile of a depthwise conv: the largest divisor of out_w that
+    leaves a register for the weight vector."""
+    return max(d for d in _divisors(out_w) if d <= max(1, max_acc - 1))
+
+
+def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, DW_BLOCK)
+    if found is None:
+        return None
+    dw, pad, epilogue = found
+    n, c, oh, ow, cb, ry, rx = sch.get_loops(dw)
+    out_w = _extents(sch, [ow])[0]
+    tile_w = choose_dw_tile(out_w, max_acc)
+    ow_o, ow_i = sch.split(ow, [None, tile_w])
+    sch.reorder(n, c, oh, ow_o, ry, rx, ow_i, cb)
+    outer = sch.fuse(n, c, oh)
+    sch.parallel(outer)
+    _tile_epilogue(sch, dw, epilogue, ow_o)
+    sch.vectorize(cb)
+    sch.unroll(ow_i)
+    sch.unroll(rx)
+    sch.unroll(ry)
+    sch.decompose_reduction(dw, ry)
+    if pad is not None:
+        sch.compute_at(pad, outer)
+        p_loops = sch.get_loops(pad)[1:]
+        if p_loops:
+            sch.vectorize(p_loops[-1])
+    return sch.mod["main"]
+
+
 def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
@@ -171,18 +244,20 @@ def _dlight_cpu(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
 
 def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, max_acc: int) -> tuple[tvm.IRModule, dict]:
     """Schedule every PrimFunc of ``mod``; returns the module and counts of what got which schedule."""
-    stats = {"conv": 0, "dlight": 0, "generic": 0, "unscheduled": 0}
+    stats = {"conv": 0, "depthwise": 0, "dlight": 0, "generic": 0, "unscheduled": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         new = None
-        kind = "conv"
-        try:
-            new = schedule_conv(func, lanes, max_acc)
-        except Exception as exc:  # noqa: BLE001
-            log.info("conv schedule failed for %s: %s", gv.name_hint, exc)
-            new = None
+        for kind, schedule in (("conv", schedule_conv), ("depthwise", schedule_depthwise)):
+            try:
+                new = schedule(func, lanes, max_acc)
+            except Exception as exc:  # noqa: BLE001
+                log.info("%s schedule failed for %s: %s", kind, gv.name_hint, exc)
+                new = None
+            if new is not None:
+                break
         if new is None:
             kind = "dlight"
             try:
