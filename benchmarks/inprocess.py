@@ -24,6 +24,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _revision() -> str:
+    """The commit the measured code came from (+ '-dirty' when the pipeline's files differ from it)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "neo_local/backends"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -33,6 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--mcpu", default="znver3")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save", action="store_true", help="append to benchmarks/results/inprocess.json")
+    p.add_argument("--revision", default=None, help="record this as the code's revision (default: git HEAD)")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
@@ -87,7 +102,8 @@ def main(argv=None) -> int:
         rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": a.model, "pipeline": "plain" if a.plain else "cpu_schedule", "mcpu": a.mcpu,
+        "model": a.model, "pipeline": "plain" if a.plain else "cpu_schedule", "revision": a.revision or _revision(),
+        "mcpu": a.mcpu,
         "threads": a.threads, "compile_s": round(compile_s, 1), "stats": stats,
         "max_rel_error_vs_torch": rel, "rounds": rounds,
         "best_ratio": min(r["ratio"] for r in rounds), "median_ratio": float(np.median([r["ratio"] for r in rounds])),
@@ -95,7 +111,7 @@ def main(argv=None) -> int:
     }
     print(json.dumps(record))
     if a.save:
-        out = ROOT / "benchmarks" / "results" / "inprocess.json"
+        out = Path(os.environ.get("INPROCESS_RESULTS", ROOT / "benchmarks" / "results" / "inprocess.json"))
         records = json.loads(out.read_text()) if out.exists() else []
         records.append(record)
         out.write_text(json.dumps(records, indent=1) + "\n")
