@@ -191,6 +191,39 @@ def test_scheduled_depthwise_block_matches_torch(cin, hidden, cout, hw, k, strid
     assert _rel(got, y.numpy()) < 1e-5
 
 
+@needs_avx2
+def test_depthwise_then_unary_and_spatial_mean_stay_blocked():
+    """relu -> depthwise -> sigmoid -> mean(H, W, keepdims=False): the mean runs blocked and only
+    its [1, C] result is unblocked; also builds for 16-lane (AVX-512) targets."""
+    rng = np.random.default_rng(3)
+    c = 32
+    w1 = (rng.standard_normal((c, c, 1, 1)) / 6).astype("float32")
+    wd = rng.standard_normal((c, 1, 3, 3)).astype("float32")
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, c, 10, 10), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(x, relax.const(w1))))
+            y = bb.emit(relax.op.nn.conv2d(y, relax.const(wd), padding=1, groups=c))
+            y = bb.emit(relax.op.sigmoid(y))
+            out = bb.emit_output(bb.emit(relax.op.mean(y, axis=[2, 3], keepdims=False)))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+    assert stats["depthwise"] == 1 and stats["unscheduled"] == 0, stats
+    xv = rng.standard_normal((1, c, 10, 10)).astype("float32")
+    got = _run(ex, xv)
+    f = torch.nn.functional
+    with torch.no_grad():
+        y = torch.relu(f.conv2d(torch.from_numpy(xv), torch.from_numpy(w1)))
+        want = torch.sigmoid(f.conv2d(y, torch.from_numpy(wd), padding=1, groups=c)).mean(dim=(2, 3)).numpy()
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+    avx512 = {**AVX2, "mcpu": "skylake-avx512"}
+    opt, stats = cpu_schedule.optimize(mod, avx512)
+    assert stats["lanes"] == 16 and stats["depthwise"] == 1, stats
+    tvm.compile(opt, target=tvm.target.Target(avx512))
+
+
 def test_depthwise_weights_repacked_to_channel_blocks():
     from neo_local.backends.cpu_schedule.passes import blocked_depthwise
 
