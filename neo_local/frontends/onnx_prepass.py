@@ -189,18 +189,20 @@ def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
     opsets = {o.domain or "": o.version for o in model.opset_import}
     new_nodes = []
     new_initializers = []
+    changed = False
     for node in graph.node:
         tensors = _fold_node(node, known, static, opsets)
         if tensors is None:
             new_nodes.append(node)
             continue
+        changed = True
         for tensor in tensors:
             known[tensor.name] = tensor
             if tensor.name in graph_outputs:  # an output stays a node (importers look outputs up there)
                 new_nodes.append(helper.make_node("Constant", [], [tensor.name], value=tensor))
             else:
                 new_initializers.append(tensor)
-    if len(new_nodes) == len(graph.node) and not new_initializers:
+    if not changed:
         return
     del graph.node[:]
     graph.node.extend(new_nodes)

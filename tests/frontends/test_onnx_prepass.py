@@ -192,3 +192,13 @@ def test_prepass_is_what_makes_constant_subgraph_axes_importable(with_prepass):
     else:
         with pytest.raises(JobFailure, match="could not be imported"):
             import_onnx(model, specs, "m.onnx", prepass=False)
+
+
+def test_shape_of_a_static_input_as_the_graph_output():
+    model = _model(
+        [helper.make_node("Shape", ["x"], ["y"], start=1)],
+        [_f32("x", [2, 3, 4])], [helper.make_tensor_value_info("y", TensorProto.INT64, [2])],
+    )
+    rewritten = prepass(model, {"x": (2, 3, 4)})
+    assert _ops(rewritten) == ["Constant"]
+    _compile_and_compare(model, {"x": _x(2, 3, 4)})
