@@ -389,21 +389,7 @@ def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, d
     n, icc, h, w, icb = (int(d) for d in data.shape)
     occ, icc2, kh, kw, icb2, ocb = (int(d) for d in kernel.shape)
     assert icc == icc2 and icb == icb2, "kernel does not match the data's channel blocking"
-    sh, sw = (int(s) for s in strides)
-    dh, dw = (int(s) for s in dilation)
-    pt, pl, pb, pr = (int(p) for p in padding)
-    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
-    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
-    if pt or pl or pb or pr:
-        zero = tvm.tirx.const(0.0, data.dtype)
-
-        def _pad(b, c, y, x, cb):
-            inside = tvm.tirx.all(y >= pt, y < h + pt, x >= pl, x < w + pl)
-            return tvm.tirx.if_then_else(inside, data[b, c, y - pt, x - pl, cb], zero)
-
-        padded = te.compute((n, icc, h + pt + pb, w + pl + pr, icb), _pad, name=PAD_BLOCK)
-    else:
-        padded = data
+    padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
     rc = te.reduce_axis((0, icc), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")

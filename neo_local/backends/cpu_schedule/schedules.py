@@ -79,20 +79,11 @@ def _is_spatial(sch: s_tir.Schedule, block) -> bool:
 
 def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
-    blocks = sch.get_child_blocks(sch.get_sblock("root"))
-    names = [sch.get(b).name_hint for b in blocks]
-    if names.count(CONV_BLOCK) != 1:
-        return None
-    ci = names.index(CONV_BLOCK)
-    conv = blocks[ci]
-    pad = blocks[names.index(PAD_BLOCK)] if PAD_BLOCK in names else None
-    others = [b for i, b in enumerate(blocks) if i != ci and b != pad]
     # everything but the conv, its padding and the last block must be inlinable elementwise work
-    epilogue = others[-1] if others and names.index(sch.get(others[-1]).name_hint) > ci else None
-    for b in others:
-        if epilogue is not None and b == epilogue:
-            continue
-        sch.compute_inline(b)
+    prepared = _prepare(sch, CONV_BLOCK)
+    if prepared is None:
+        return None
+    conv, pad, epilogue = prepared
 
     n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
     _, occ, _, out_w, ocb = _extents(sch, [n, oc, oh, ow, ob])
