@@ -16,6 +16,7 @@ import statistics
 import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -72,22 +73,53 @@ def time_calls(fn: Callable[[], Any], warmup: int, repeat: int) -> list[float]:
     return samples
 
 
+def _steal(t1: Any, t0: Any) -> float:
+    return max(0.0, getattr(t1, "steal", 0.0) - getattr(t0, "steal", 0.0))
+
+
 def _busy(t: Any) -> float:
     return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
 
-def timed_with_contention(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, Any]:
-    """``time_calls`` plus how busy the rest of the machine was meanwhile.
+@dataclass(frozen=True)
+class Plan:
+    """How many runs to time: after ``warmup`` untimed runs (fewer when one run is slow: warm-up
+    stops once it has taken ``budget_s / 4``), as many as fit in ``budget_s``, at least
+    ``min_repeat`` and at most ``max_repeat``."""
 
-    ``other_cpu_share`` is the CPU time used by other processes during the timed runs, as a
-    share of all cores' wall time (0: this process had the machine; 0.5 on 2 cores: one core
-    was taken by someone else); None when the timed runs took under a second. On a shared
+    warmup: int = 3
+    max_repeat: int = 50
+    min_repeat: int = 3
+    budget_s: float = 15.0
+
+    def runs_for(self, one_run_s: float) -> int:
+        return max(self.min_repeat, min(self.max_repeat, int(self.budget_s / max(one_run_s, 1e-9))))
+
+
+def timed_with_contention(fn: Callable[[], Any], plan: Plan) -> tuple[dict[str, Any], Any]:
+    """Warm up, time the runs ``plan`` asks for, and measure how busy the machine was meanwhile.
+
+    Returns the statistics and the first call's result. ``other_cpu_share`` is the CPU time
+    used by other processes during the timed runs, as a share of all cores' wall time (0: this
+    process had the machine; 0.5 on 2 cores: one core was taken by someone else); None when the
+    timed runs took under a second (CPU time is counted in scheduler ticks). On a shared
     machine, read latencies with it.
     """
     import psutil
 
-    for _ in range(warmup):
-        fn()
+    first = None
+    warm_s = 0.0
+    last = 0.0
+    for i in range(max(1, plan.warmup)):
+        t0 = time.perf_counter()
+        r = fn()
+        last = time.perf_counter() - t0
+        warm_s += last
+        if i == 0:
+            first = r
+        if warm_s >= plan.budget_s / 4:
+            break
+    repeat = plan.runs_for(last)
     me = psutil.Process()
     sys0, own0, t0 = psutil.cpu_times(), me.cpu_times(), time.perf_counter()
     samples = time_calls(fn, 0, repeat)
@@ -95,12 +127,15 @@ def timed_with_contention(fn: Callable[[], Any], warmup: int, repeat: int) -> di
     own = (own1.user - own0.user) + (own1.system - own0.system)
     other = max(0.0, (_busy(sys1) - _busy(sys0)) - own)
     ncpu = psutil.cpu_count() or 1
-    return {
+    stats = {
         **summarize(samples),
+        "warmup_runs": i + 1,
         "cpu_s": round(own, 3),
-        # CPU time is counted in scheduler ticks: meaningless over a short window
         "other_cpu_share": round(min(1.0, other / ((t1 - t0) * ncpu)), 3) if t1 - t0 >= 1.0 else None,
+        # time the hypervisor gave this VM's CPUs to someone else (invisible to ``ps``)
+        "steal_share": round(_steal(sys1, sys0) / ((t1 - t0) * ncpu), 3) if t1 - t0 >= 1.0 else None,
     }
+    return stats, first
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float = 0.15, settle_s: float = 3.0) -> dict[str, float]:
@@ -225,6 +260,7 @@ def compile_step(
         "compile_s": compile_s,
         "cpu_s": round(own, 3),  # this process and its children (e.g. neo-local's verify step)
         "other_cpu_share": round(min(1.0, other / (compile_s * (psutil.cpu_count() or 1))), 3),
+        "steal_share": round(_steal(sys1, sys0) / (compile_s * (psutil.cpu_count() or 1)), 3),
         "tvm_build_s": built[0] if built else None,  # from neo-local's progress log, if it says
         "import_s": import_s,
         "mcpu": mcpu,
@@ -236,7 +272,7 @@ def compile_step(
     }
 
 
-def tvm_step(artifact: str, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+def tvm_step(artifact: str, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
     """Latency of the compiled artifact through neo-local's runtime (DLRModel)."""
     set_thread_env(threads)
     from neo_local.runtime import DLRModel
@@ -245,9 +281,9 @@ def tvm_step(artifact: str, inputs_npz: str, warmup: int, repeat: int, threads: 
     t0 = time.perf_counter()
     model = DLRModel(artifact)
     load_s = time.perf_counter() - t0
-    outputs = model.run(feeds)
+    stats, outputs = timed_with_contention(lambda: model.run(feeds), plan)
     return {
-        **timed_with_contention(lambda: model.run(feeds), warmup, repeat),
+        **stats,
         "load_s": load_s,
         "threads": threads,
         "outputs": outputs,
@@ -256,7 +292,7 @@ def tvm_step(artifact: str, inputs_npz: str, warmup: int, repeat: int, threads: 
     }
 
 
-def onnxruntime_step(model_path: str, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+def onnxruntime_step(model_path: str, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
     """Latency of onnxruntime (CPU provider, all optimisations) on the same ONNX file."""
     set_thread_env(threads)
     import onnxruntime as ort
@@ -269,9 +305,9 @@ def onnxruntime_step(model_path: str, inputs_npz: str, warmup: int, repeat: int,
     t0 = time.perf_counter()
     sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
     load_s = time.perf_counter() - t0
-    outputs = sess.run(None, feeds)
+    stats, outputs = timed_with_contention(lambda: sess.run(None, feeds), plan)
     return {
-        **timed_with_contention(lambda: sess.run(None, feeds), warmup, repeat),
+        **stats,
         "load_s": load_s,
         "threads": threads,
         "outputs": outputs,
@@ -280,7 +316,7 @@ def onnxruntime_step(model_path: str, inputs_npz: str, warmup: int, repeat: int,
     }
 
 
-def torch_step(name: str, seed: int, inputs_npz: str, warmup: int, repeat: int, threads: int) -> dict[str, Any]:
+def torch_step(name: str, seed: int, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
     """Latency of the same torch module (eager, inference mode). Its peak RSS includes building
     the module (weights are created and calibrated in this process)."""
     set_thread_env(threads)
@@ -300,10 +336,10 @@ def torch_step(name: str, seed: int, inputs_npz: str, warmup: int, repeat: int, 
         with torch.inference_mode():
             return module(*args)
 
-    out = call()
+    stats, out = timed_with_contention(call, plan)
     outputs = [o.numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))]
     return {
-        **timed_with_contention(call, warmup, repeat),
+        **stats,
         "load_s": load_s,
         "threads": torch.get_num_threads(),
         "outputs": outputs,

@@ -87,7 +87,9 @@ def git_info() -> dict[str, Any]:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
         return {"commit": git("rev-parse", "HEAD"), "dirty_files": changed}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty_files": []}
@@ -104,13 +106,18 @@ def versions() -> dict[str, str | None]:
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append to the JSON list in ``path`` (written atomically)."""
+    """Append to the JSON list in ``path`` (under a lock, written atomically)."""
+    import fcntl
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    records = json.loads(path.read_text()) if path.exists() else []
-    records.append(record)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    tmp.replace(path)
+    lock = path.with_name(path.name + ".lock.tmp")
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # two runs finishing together must not lose a record
+        records = json.loads(path.read_text()) if path.exists() else []
+        records.append(record)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(records, indent=1) + "\n")
+        tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- one model
@@ -140,13 +147,14 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         comp["quiet_wait"] = quiet["compile"]
     log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
 
-    def timed(engine: str, label: str, runs: str, step, *step_args) -> dict[str, Any]:
+    def timed(engine: str, label: str, step, *step_args) -> dict[str, Any]:
         """Time one engine; on a busy machine, retry and keep the least disturbed attempt."""
         attempts = []
         for attempt in range(1, args.attempts + 1):
             settle(engine)
-            log(f"[{name}] timing {label} ({runs}){f', attempt {attempt}' if attempt > 1 else ''}")
+            log(f"[{name}] timing {label}{f', attempt {attempt}' if attempt > 1 else ''}")
             r = measure.in_child(step, *step_args)
+            log(f"[{name}]   {label}: median {r['median_ms']:.2f} ms over {r['runs']} runs")
             r["quiet_wait"] = quiet.get(engine)
             attempts.append(r)
             share = r["other_cpu_share"]
@@ -159,12 +167,10 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         ]
         return best
 
-    tvm = timed("neo_local_tvm", "neo-local", f"{args.tvm_warmup} warm-up + {args.tvm_repeat} runs",
-                measure.tvm_step, comp["artifact"], built["inputs_npz"], args.tvm_warmup, args.tvm_repeat, args.threads)
-    ort = timed("onnxruntime", "onnxruntime", f"{args.warmup} warm-up + {args.repeat} runs",
-                measure.onnxruntime_step, built["model_path"], built["inputs_npz"], args.warmup, args.repeat, args.threads)
-    pt = timed("torch", "torch", f"{args.warmup} warm-up + {args.repeat} runs",
-               measure.torch_step, name, args.seed, built["inputs_npz"], args.warmup, args.repeat, args.threads)
+    plan = measure.Plan(args.warmup, args.repeat, args.min_repeat, args.budget)
+    tvm = timed("neo_local_tvm", "neo-local", measure.tvm_step, comp["artifact"], built["inputs_npz"], plan, args.threads)
+    ort = timed("onnxruntime", "onnxruntime", measure.onnxruntime_step, built["model_path"], built["inputs_npz"], plan, args.threads)
+    pt = timed("torch", "torch", measure.torch_step, name, args.seed, built["inputs_npz"], plan, args.threads)
 
     outs = {k: r.pop("outputs") for k, r in (("tvm", tvm), ("onnxruntime", ort), ("torch", pt))}
     return {
@@ -188,10 +194,14 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
 # --------------------------------------------------------------------------- table
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     head = (
         f"{'model':<16}{'engine':<13}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
-        f"{'x onnxrt':>10}{'x torch':>9}{'peak RSS MB':>13}{'others CPU':>12}"
+        f"{'x onnxrt':>10}{'x torch':>9}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -202,7 +212,7 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"{r['model'] if i == 0 else '':<16}{engine:<13}{x['median_ms']:>11.2f}{x['p90_ms']:>11.2f}{x['runs']:>6}"
                 f"{x['median_ms'] / ort:>10.2f}{x['median_ms'] / pt:>9.2f}{x['peak_rss_mb']:>13.0f}"
-                f"{'-' if x['other_cpu_share'] is None else format(x['other_cpu_share'], '.0%'):>12}"
+                f"{_pct(x.get('other_cpu_share')):>12}{_pct(x.get('steal_share')):>7}"
             )
         c = r["compile"]
         built = f", TVM build {c['tvm_build_s']:.1f} s" if c.get("tvm_build_s") is not None else ""
@@ -225,10 +235,11 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet50_like", help="comma-separated names from models.EXAMPLES")
-    p.add_argument("--repeat", type=int, default=30, help="timed runs for onnxruntime and torch")
-    p.add_argument("--warmup", type=int, default=3, help="untimed runs first, onnxruntime and torch")
-    p.add_argument("--tvm-repeat", type=int, default=3, help="timed runs of the compiled model (slow untuned)")
-    p.add_argument("--tvm-warmup", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=50, help="at most this many timed runs per engine")
+    p.add_argument("--min-repeat", type=int, default=3, help="at least this many timed runs per engine")
+    p.add_argument("--budget", type=float, default=15.0,
+                   help="seconds of timed runs per engine: a slow engine (e.g. unscheduled TVM) gets fewer runs")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (fewer when one run is slow)")
     p.add_argument("--threads", type=int, default=measure.physical_cores(), help="default: physical cores")
     p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
     p.add_argument("--seed", type=int, default=0)
@@ -249,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in EXAMPLES]
     if unknown:
         p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(EXAMPLES)}")
-    if min(args.repeat, args.tvm_repeat) < 1 or args.threads < 1:
-        p.error("--repeat, --tvm-repeat and --threads must be at least 1")
+    if min(args.repeat, args.min_repeat, args.threads) < 1 or args.min_repeat > args.repeat:
+        p.error("--repeat, --min-repeat and --threads must be at least 1, and --min-repeat <= --repeat")
     # children inherit the environment: every runtime gets the same thread count
     measure.set_thread_env(args.threads)
 
@@ -272,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"),
             "warmup": args.warmup,
             "repeat": args.repeat,
-            "tvm_warmup": args.tvm_warmup,
-            "tvm_repeat": args.tvm_repeat,
+            "min_repeat": args.min_repeat,
+            "budget_s": args.budget,
             "quiet_wait_s": args.quiet_wait,
             "attempts": args.attempts,
             "max_other_cpu": args.max_other_cpu,
