@@ -94,22 +94,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFun
     outer = sch.fuse(n, oc_o, oh)
     sch.parallel(outer)
 
-    if epilogue is not None:
-        sch.set_scope(conv, 0, "local")
-        sch.reverse_compute_at(epilogue, ow_o)
-        e_loops = sch.get_loops(epilogue)[2:]
-        if e_loops:
-            sch.vectorize(e_loops[-1])
-            for l in e_loops[:-1]:
-                sch.unroll(l)
-    else:
-        write = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(write, ow_o)
-        w_loops = sch.get_loops(write)[2:]
-        if w_loops:
-            sch.vectorize(w_loops[-1])
-            for l in w_loops[:-1]:
-                sch.unroll(l)
+    _tile_epilogue(sch, conv, epilogue, ow_o)
 
     sch.vectorize(ob)
     sch.unroll(ow_i)
