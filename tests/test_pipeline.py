@@ -158,3 +158,26 @@ def test_job_says_which_pipeline_built_the_model(tmp_path):
     with tarfile.open(artifact) as tar:
         meta = json.load(tar.extractfile("compiled.meta"))
     assert meta["Build"]["Pipeline"].startswith("neo-local scheduled CPU pipeline (")
+
+
+def test_out_of_vocabulary_token_is_an_error_not_a_crash(tmp_path):
+    """TVM's embedding lookup reads past its table on a bad id; ours stops with IndexError."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    example = built("int64_input_net", "onnx")
+    artifact = _compile(example, tmp_path / "out")
+    with tarfile.open(artifact) as tar:
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert "1 runtime-indexed lookup" in meta["Build"]["IndexChecks"]
+    ids = np.zeros((1, 16), dtype=np.int64)
+    ids[0, 7] = 1 << 40
+    np.save(tmp_path / "ids.npy", ids)
+    run = subprocess.run(
+        [sys.executable, "-m", "neo_local.cli.main", "run", str(artifact), "--input", f"input0={tmp_path / 'ids.npy'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "index out of range: a lookup (Gather, embedding) into an axis of 100 entries" in run.stderr

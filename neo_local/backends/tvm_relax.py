@@ -63,13 +63,23 @@ def _check_linker(target: TargetSpec) -> None:
         )
 
 
+def _details(pipeline: str, guarded: int) -> dict[str, str]:
+    details = {"Pipeline": pipeline}
+    if guarded:
+        details["IndexChecks"] = f"out-of-range indices stop the run with an error at {guarded} runtime-indexed lookup(s)"
+    return details
+
+
 def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel:
     import tvm
     import tvm_ffi
 
+    from neo_local.backends.index_guard import guard_takes
+
     _check_linker(target)
     try:
-        executable, pipeline = _compile(model.ir, target.tvm_target)
+        ir, guarded = guard_takes(model.ir)
+        executable, pipeline = _compile(ir, target.tvm_target)
         out_dir.mkdir(parents=True, exist_ok=True)
         _export(executable, target, out_dir / LIBRARY)
     except Exception as exc:  # TVM raises its own error types from C++
@@ -82,5 +92,5 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
             "tvm-ffi": getattr(tvm_ffi, "__version__", "unknown"),
             "llvm": str(tvm.target.codegen.llvm_version_major()),
         },
-        details={"Pipeline": pipeline},
+        details=_details(pipeline, guarded),
     )
