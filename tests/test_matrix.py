@@ -14,6 +14,7 @@ def test_matrix_lists_every_framework_and_device():
     matrix = render()
     assert "| ONNX | .onnx | supported |" in matrix
     assert "| MXNET | -symbol.json, .params | supported |" in matrix
-    assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported |" in matrix
-    assert "| rasp3b | | | not yet (clear ClientError) |" in matrix
+    assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported: run on the host, compared |" in matrix
+    assert "| ml_g4dn | | | refused (ClientError): NVIDIA T4 needs CUDA (sm_75) code |" in matrix
+    assert "not yet (clear ClientError)" not in matrix
     assert BEGIN not in matrix and END not in matrix

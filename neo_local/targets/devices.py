@@ -1,12 +1,15 @@
-"""The device table: every TargetDevice neo-local compiles for, as data.
+"""The device table: every TargetDevice of the API, as data.
 
-A row says which OS, architecture and CPU the device has; `registry.resolve_target` turns a
-row (or a TargetPlatform) into a TargetSpec. Devices of the API's enum that are not rows here
-are refused with a reason from ``NOT_YET``.
+A ``Device`` row says which OS, architecture and CPU the device has; `registry.resolve_target`
+turns a row (or a TargetPlatform) into a TargetSpec. Every other TargetDevice of the API's enum
+has a ``Refusal``: why neo-local cannot build for it here, and what to use instead. Nothing is
+compiled for a device's CPU behind the user's back: where a row leaves an accelerator unused,
+its ``notes`` say so (job log, description and compiled.meta).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -22,6 +25,47 @@ class Device:
     #: what a user must know about the artifact (e.g. an accelerator it does not use); goes to
     #: compiled.meta's Target.Notes
     notes: tuple[str, ...] = ()
+    #: the device's accelerator that the artifact leaves unused (CPU-only row), for the matrix
+    unused: str = ""
+
+
+@dataclass(frozen=True)
+class CpuAlternative:
+    """The device's own CPU as a TargetPlatform: what a refused device's user can compile for."""
+
+    os: str
+    arch: str
+    mcpu: str
+    mattr: tuple[str, ...] = ()
+
+    def options(self) -> str:
+        """The CompilerOptions JSON string that selects this CPU."""
+        return json.dumps({"mcpu": self.mcpu, **({"mattr": list(self.mattr)} if self.mattr else {})})
+
+    def describe(self) -> str:
+        return f"TargetPlatform Os={self.os}, Arch={self.arch} with CompilerOptions {self.options()}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A TargetDevice neo-local does not build for: the reason, and what to do instead."""
+
+    name: str
+    #: a few words for the README matrix
+    summary: str
+    #: what cannot be built and why, e.g. "its Mali-T860 GPU needs OpenCL (Mali) code, ..."
+    reason: str
+    #: other tools that do build for the device (vendor SDKs)
+    instead: str = ""
+    #: the device's CPU, when a CPU-only artifact is a useful alternative, and how to name it
+    cpu: str = ""
+    alternative: CpuAlternative | None = None
+
+    def message(self) -> str:
+        parts = [self.reason, self.instead]
+        if self.alternative is not None:
+            parts.append(f"To run the model on {self.cpu} instead, use {self.alternative.describe()}")
+        return ". ".join(p for p in parts if p)
 
 
 DEVICES: dict[str, Device] = {
@@ -45,29 +89,127 @@ DEVICES: dict[str, Device] = {
             notes=("tuned for the Cortex-A53 cores; the code runs on the A72 cores as well",),
         ),
         Device(
+            "imx8mplus", "LINUX", "ARM64", "cortex-a53", description="NXP i.MX 8M Plus (4x Cortex-A53, NPU)",
+            notes=("CPU only: runs on the Cortex-A53 cores; the i.MX 8M Plus NPU needs NXP's TIM-VX runtime "
+                   "(libtim-vx.so) and vendor tools and is not used",),
+            unused="NPU",
+        ),
+        Device(
             "jacinto_tda4vm", "LINUX", "ARM64", "cortex-a72", description="TI Jacinto 7 TDA4VM (Cortex-A72)",
             notes=("CPU only: runs on the Cortex-A72 cores; the C7x DSP / MMA accelerator needs TI's TIDL "
                    "tools and is not used",),
+            unused="C7x DSP / MMA",
+        ),
+        *(
+            Device(
+                name, "LINUX", "ARM64", "cortex-a53", description=f"Ambarella {chip} (4x Cortex-A53, CVflow)",
+                notes=(f"CPU only: runs on the {chip}'s Cortex-A53 cores under its aarch64 Linux (glibc); the "
+                       "CVflow vision processor needs Ambarella's CVflow tools and is not used",),
+                unused="CVflow",
+            )
+            for name, chip in (("amba_cv2", "CV2"), ("amba_cv22", "CV22"), ("amba_cv25", "CV25"))
         ),
     )
 }
 
-#: devices whose defining accelerator neo-local cannot generate code for yet: refused with the
-#: reason and the CPU-only alternative, never compiled for the CPU behind the user's back
-REFUSED: dict[str, str] = {
-    name: (
-        f"its {gpu} GPU needs OpenCL (Mali) code, which neo-local does not generate yet. To run the model on "
-        f"the board's {cpu} CPU cores instead, use TargetPlatform Os=LINUX, Arch=ARM64 with CompilerOptions "
-        f'{{"mcpu": "{mcpu}"}}'
+
+def _gpu(name: str, gpu: str, code: str, cpu: str, alternative: CpuAlternative, instead: str = "") -> Refusal:
+    """A device defined by a GPU whose code neo-local does not generate; its CPU is the alternative."""
+    return Refusal(
+        name, f"{gpu} needs {code} code", f"its {gpu} GPU needs {code} code, which neo-local does not generate yet",
+        instead, cpu, alternative,
     )
-    for name, gpu, cpu, mcpu in (
-        ("rk3399", "Mali-T860", "Cortex-A72/A53", "cortex-a72"),
-        ("aisage", "Mali-T860 (RK3399)", "Cortex-A72/A53", "cortex-a72"),
+
+
+def _neuron(name: str, chip: str, compiler: str, sdk: str, cpu: str, alternative: CpuAlternative) -> Refusal:
+    """An AWS Neuron device: only AWS's Neuron compiler produces code for its NeuronCores."""
+    return Refusal(
+        name,
+        f"needs the AWS Neuron compiler ({compiler})",
+        f"its {chip} NeuronCores run only code from the AWS Neuron compiler ({compiler}), which is AWS's own "
+        "and not part of neo-local",
+        f"Compile the model with the Neuron SDK ({sdk}) on a machine where it is installed",
+        cpu,
+        alternative,
+    )
+
+
+_MALI_RK3399 = CpuAlternative("LINUX", "ARM64", "cortex-a72")
+_JETSON_TX = CpuAlternative("LINUX", "ARM64", "cortex-a57")
+_P2_P3_HOST = CpuAlternative("LINUX", "X86_64", "broadwell")
+
+#: TargetDevice values neo-local does not build for, with the reason and the alternative
+REFUSED: dict[str, Refusal] = {
+    r.name: r
+    for r in (
+        _gpu("rk3399", "Mali-T860", "OpenCL (Mali)", "the board's Cortex-A72/A53 CPU cores", _MALI_RK3399),
+        _gpu("aisage", "Mali-T860 (RK3399)", "OpenCL (Mali)", "the board's Cortex-A72/A53 CPU cores", _MALI_RK3399),
+        _gpu(
+            "rk3288", "Mali-T764", "OpenCL (Mali)", "the board's Cortex-A17 CPU cores (32-bit ARM, hard-float)",
+            CpuAlternative("LINUX", "ARM_EABIHF", "cortex-a17", ("+neon",)),
+        ),
+        _gpu(
+            "deeplens", "Intel HD Graphics 505 (Gen9)", "OpenCL (Intel graphics)",
+            "its Intel Atom (Goldmont) CPU", CpuAlternative("LINUX", "X86_64", "goldmont"),
+            "AWS DeepLens itself reached its end of life in January 2024",
+        ),
+        _gpu("ml_p2", "NVIDIA Tesla K80", "CUDA (sm_37)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
+        _gpu("ml_p3", "NVIDIA Tesla V100", "CUDA (sm_70)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
+        _gpu(
+            "ml_g4dn", "NVIDIA T4", "CUDA (sm_75)", "the instance's Intel Xeon (Cascade Lake) CPU",
+            CpuAlternative("LINUX", "X86_64", "cascadelake"),
+        ),
+        _gpu("jetson_tx1", "NVIDIA Maxwell (Jetson TX1)", "CUDA (sm_53)", "its Cortex-A57 CPU cores", _JETSON_TX),
+        _gpu("jetson_nano", "NVIDIA Maxwell (Jetson Nano)", "CUDA (sm_53)", "its Cortex-A57 CPU cores", _JETSON_TX),
+        _gpu("jetson_tx2", "NVIDIA Pascal (Jetson TX2)", "CUDA (sm_62)", "its Cortex-A57 CPU cores", _JETSON_TX),
+        _gpu(
+            "jetson_xavier", "NVIDIA Volta (Jetson AGX Xavier)", "CUDA (sm_72)", "its Carmel CPU cores",
+            CpuAlternative("LINUX", "ARM64", "carmel"),
+        ),
+        _neuron(
+            "ml_inf1", "AWS Inferentia", "neuron-cc", "torch-neuron or tensorflow-neuron, which call neuron-cc",
+            "the instance's Intel Xeon (Cascade Lake) CPU", CpuAlternative("LINUX", "X86_64", "cascadelake"),
+        ),
+        _neuron(
+            "ml_inf2", "AWS Inferentia2", "neuronx-cc", "torch-neuronx or tensorflow-neuronx, which call neuronx-cc",
+            "the instance's AMD EPYC (Milan) CPU", CpuAlternative("LINUX", "X86_64", "znver3"),
+        ),
+        _neuron(
+            "ml_trn1", "AWS Trainium", "neuronx-cc", "torch-neuronx, which calls neuronx-cc",
+            "the instance's Intel Xeon (Ice Lake) CPU", CpuAlternative("LINUX", "X86_64", "icelake-server"),
+        ),
+        Refusal(
+            "ml_eia2", "Elastic Inference is retired",
+            "Amazon Elastic Inference was retired by AWS (no accelerators since April 2024), so there is no "
+            "device to compile for",
+            "Compile for the instance that runs the model instead: its CPU (e.g. TargetDevice ml_c5 or ml_m5) "
+            "or a GPU instance",
+        ),
+        Refusal(
+            "coreml", "Core ML conversion not implemented",
+            "Core ML models (.mlmodel / .mlpackage) are made by coremltools' converters, which neo-local does "
+            "not drive yet",
+            "Convert the model with coremltools.convert on your side, or compile for the CPU of the machine that "
+            "runs it",
+        ),
+        *(
+            Refusal(
+                name, "32-bit ARM Linux not built yet",
+                f"its {cpu} runs a 32-bit (armv7 hard-float) Linux, which neo-local does not build for yet",
+            )
+            for name, cpu in (("rasp3b", "Cortex-A53"), ("sitara_am57x", "Cortex-A15"))
+        ),
+        *(
+            Refusal(name, "Windows DLLs not built yet", "neo-local does not build Windows DLLs yet")
+            for name in ("x86_win32", "x86_win64")
+        ),
+        *(
+            Refusal(
+                name, "Android (bionic) libraries not built yet",
+                f"the {soc} runs Android, whose libc (bionic) neo-local does not link against yet; a "
+                "glibc-linked Linux library would not load there",
+            )
+            for name, soc in (("qcs605", "QCS605"), ("qcs603", "QCS603"))
+        ),
     )
 }
-
-#: TargetDevice values of the API that have no row yet, with what a user should know.
-NOT_YET = (
-    "neo-local does not compile for this device yet (x86_64 and aarch64 Linux devices and "
-    "TargetPlatform LINUX/X86_64, LINUX/ARM64 are supported today)"
-)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -34,11 +35,16 @@ class CompilerOptions:
     mattr: tuple[str, ...] = ()
     dtype: str = "float32"
     values: Mapping[str, Any] = field(default_factory=dict)  # every option, canonical keys
+    #: the JSON-string form Neo takes for ml_inf1/ml_inf2/ml_trn1: flags for the Neuron compiler
+    neuron_flags: str | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "CompilerOptions":
-        """Parse and check the option names and the forms of mcpu, mattr and dtype."""
+        """Parse and check the option names and the forms of mcpu, mattr and dtype, or of a
+        Neuron flag string (request validation lets that form through for Neuron devices only)."""
         raw = _load(text)
+        if isinstance(raw, str):
+            return cls(neuron_flags=_neuron_flags(raw))
         values: dict[str, Any] = {}
         for key, value in raw.items():
             canonical = _ALIASES.get(key)
@@ -54,16 +60,30 @@ class CompilerOptions:
         )
 
 
-def _load(text: str | None) -> dict[str, Any]:
+def _load(text: str | None) -> dict[str, Any] | str:
     if text is None or not text.strip():
         return {}
     try:
         value = parse_jsonish(text, "CompilerOptions")
     except ValueError as exc:
         raise client_error("OutputConfiguration", str(exc)) from None
-    if not isinstance(value, dict):
+    if not isinstance(value, (dict, str)):
         raise client_error("OutputConfiguration", f"CompilerOptions must be a JSON object, got {text!r}")
     return value
+
+
+def _neuron_flags(text: str) -> str:
+    """Neuron compiler flags, e.g. ``--verbose 1 --num-neuroncores 2 -O2``: shell words, the first a flag."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise client_error("OutputConfiguration", f"CompilerOptions Neuron flags {text!r} cannot be split: {exc}") from None
+    if not words or not words[0].startswith("-"):
+        raise client_error(
+            "OutputConfiguration",
+            f"CompilerOptions as a string must be Neuron compiler flags such as \"--verbose 1 -O2\", got {text!r}",
+        )
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _mcpu(value: Any) -> str | None:

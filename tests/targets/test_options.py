@@ -44,3 +44,11 @@ def test_not_an_object():
         CompilerOptions.parse('["mcpu"]')
     with pytest.raises(JobFailure, match="CompilerOptions is not valid JSON"):
         CompilerOptions.parse("{mcpu: skylake")
+
+
+def test_neuron_flag_string():
+    options = CompilerOptions.parse('"--verbose 1 --num-neuroncores 2 -O2"')
+    assert options.neuron_flags == "--verbose 1 --num-neuroncores 2 -O2"
+    assert options.values == {} and options.mcpu is None
+    with pytest.raises(JobFailure, match="cannot be split: No closing quotation"):
+        CompilerOptions.parse('"--name \'x"')

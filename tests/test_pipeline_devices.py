@@ -1,0 +1,49 @@
+"""One real CNN compiled end to end for every row of the device table, each artifact checked
+the way its platform allows (run and compared, emulated, or structurally).
+
+Rows that share a TVM target build the same code: only the first of them is run under
+emulation (slow), the others are checked structurally."""
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import neo_local
+from example_archives import built
+from neo_local.targets import emulation
+from neo_local.targets.devices import DEVICES
+from neo_local.targets.registry import CPU_PLATFORMS
+
+#: the status each platform's check must reach on a host that has its tools
+_EXPECTED = {"X86_64": {"passed", "skipped"}, "ARM64": {"passed", "structural"}}
+_emulated: set[tuple] = set()
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_every_device_row_compiles_a_cnn(name, tmp_path, monkeypatch):
+    device = DEVICES[name]
+    linker = CPU_PLATFORMS[(device.os, device.arch)].linker
+    if linker is not None and shutil.which(linker) is None:
+        pytest.skip(f"{linker} is not installed (scripts/setup.sh installs it as root)")
+    code = (device.os, device.arch, device.mcpu, device.mattr)
+    if code in _emulated:
+        monkeypatch.setenv(emulation.ENV_DIR, str(tmp_path / "emulated-for-an-earlier-row"))
+    _emulated.add(code)
+    example = built("two_input_net", "onnx")
+    uri = neo_local.compile(
+        InputConfig={"S3Uri": f"file://{example.archive}", "Framework": example.framework,
+                     "DataInputConfig": example.data_input_config},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": name},
+    )
+    with tarfile.open(uri) as tar:
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert meta["Requirements"]["TargetDevice"] == name
+    assert meta["Target"]["TVMTarget"]["mcpu"] == device.mcpu
+    assert meta["Target"]["Notes"] == list(device.notes)
+    assert meta["Verification"]["status"] in _EXPECTED[device.arch], meta["Verification"]
+    if meta["Verification"]["status"] == "passed":
+        assert meta["Verification"]["max_rel_error"] < 1e-4
+    print(f"{name}: {meta['Verification']['status']}: {meta['Verification']['detail'][:120]}")
