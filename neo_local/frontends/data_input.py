@@ -50,3 +50,24 @@ def _shape(name: object, shape: Any) -> tuple[int, ...]:
 def format_data_input_config(inputs: list[tuple[str, tuple[int, ...]]]) -> str:
     """The dict form, as DerivedInformation.DerivedDataInputConfig reports it."""
     return json.dumps({name: list(shape) for name, shape in inputs})
+
+
+def shapes_by_name(given: Shapes, names: list[str], whose: str, listing: str, inputs_sentence: str) -> dict[str, tuple[int, ...]]:
+    """Shapes keyed by input name: the list form is matched by position, and a name that is not
+    one of ``names`` is refused. ``whose`` names the model in messages ("the model", a file),
+    ``listing`` lists its inputs, ``inputs_sentence`` introduces them to a user who got one wrong."""
+    if all(name is None for name, _ in given):
+        if len(given) != len(names):
+            raise client_error(
+                "InputConfiguration",
+                f"DataInputConfig lists {len(given)} shapes but {whose} has {len(names)} inputs: {listing}",
+            )
+        given = [(names[i], shape) for i, (_, shape) in enumerate(given)]
+    shapes = dict(given)
+    for name in shapes:
+        if name not in names:
+            raise client_error(
+                "InputConfiguration",
+                f"Input '{name}' in DataInputConfig is not an input of {whose}. {inputs_sentence}",
+            )
+    return shapes

@@ -22,7 +22,7 @@ from neo_local.api.errors import client_error, exception_line
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, Reference, TensorSpec
-from neo_local.frontends.data_input import parse_data_input_config
+from neo_local.frontends.data_input import parse_data_input_config, shapes_by_name
 from neo_local.frontends.tf_convert import (
     as_numpy_list,
     describe_inputs,
@@ -96,22 +96,8 @@ def resolve_channels_first(
             f"DataInputConfig is required for KERAS models, in NCHW (channels first) layout, e.g. {example}. "
             f"The model's inputs are: {described}",
         )
-    if all(name is None for name, _ in given):
-        if len(given) != len(model_inputs):
-            raise client_error(
-                "InputConfiguration",
-                f"DataInputConfig lists {len(given)} shapes but the model has {len(model_inputs)} inputs: {described}",
-            )
-        given = [(model_inputs[i][0], shape) for i, (_, shape) in enumerate(given)]
-    shapes = dict(given)
     names = [n for n, _, _ in model_inputs]
-    for name in shapes:
-        if name not in names:
-            raise client_error(
-                "InputConfiguration",
-                f"Input '{name}' in DataInputConfig is not an input of the model. "
-                f"The model's inputs are (NCHW): {described}",
-            )
+    shapes = shapes_by_name(given, names, "the model", described, f"The model's inputs are (NCHW): {described}")
     missing = [n for n in names if n not in shapes]
     if missing:
         raise client_error(

@@ -20,7 +20,7 @@ from neo_local.api.errors import client_error, unsupported_error
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import archive_files, find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
-from neo_local.frontends.data_input import parse_data_input_config
+from neo_local.frontends.data_input import parse_data_input_config, shapes_by_name
 from neo_local.frontends.mxnet_format import FormatError, Symbol, parse_symbol, read_ndarray_list
 from neo_local.frontends.onnx_builder import ShapeError, translation_reference
 from neo_local.frontends.mxnet_ops import convert_symbol, label_variables, needed_nodes, unsupported
@@ -125,21 +125,10 @@ def resolve_inputs(
             f"DataInputConfig is required for MXNET models: give the shape of each input of {source}, "
             f"e.g. {example}. The symbol's inputs (variables without parameters in {params_name}) are: {listing}",
         )
-    if all(name is None for name, _ in given):
-        if len(given) != len(names):
-            raise client_error(
-                "InputConfiguration",
-                f"DataInputConfig lists {len(given)} shapes but {source} has {len(names)} inputs: {listing}",
-            )
-        given = [(names[i], shape) for i, (_, shape) in enumerate(given)]
-    shapes = dict(given)
-    for name in shapes:
-        if name not in names:
-            raise client_error(
-                "InputConfiguration",
-                f"Input '{name}' in DataInputConfig is not an input of {source}. The symbol's inputs "
-                f"(variables without parameters in {params_name}) are: {listing}",
-            )
+    shapes = shapes_by_name(
+        given, names, source, listing,
+        f"The symbol's inputs (variables without parameters in {params_name}) are: {listing}",
+    )
     for name in names:
         if name not in shapes:
             raise client_error(
