@@ -7,14 +7,24 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v objdump >/dev/null || need_apt+=(binutils)
-# Linux aarch64 targets: the cross linker, and qemu-user to verify the artifacts by running them
+# Cross targets: each linker with its target's C library (crti.o; the -dev package is only a
+# Recommends of the gcc one), and qemu-user to run aarch64 artifacts. About 15 s per linker.
 want_apt=()
-command -v aarch64-linux-gnu-gcc >/dev/null || want_apt+=(gcc-aarch64-linux-gnu)
+while read -r linker crt packages; do
+  if ! command -v "$linker" >/dev/null || [ ! -f "$crt" ]; then
+    read -ra pkgs <<< "$packages"
+    want_apt+=("${pkgs[@]}")
+  fi
+done <<'CROSS'
+aarch64-linux-gnu-gcc   /usr/aarch64-linux-gnu/lib/crti.o    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+arm-linux-gnueabihf-gcc /usr/arm-linux-gnueabihf/lib/crti.o  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+i686-linux-gnu-gcc      /usr/i686-linux-gnu/lib/crti.o       gcc-i686-linux-gnu libc6-dev-i386-cross
+CROSS
 command -v qemu-aarch64-static >/dev/null || want_apt+=(qemu-user-static)
 if [ "$(id -u)" = 0 ]; then
   need_apt+=("${want_apt[@]}")
 elif [ ${#want_apt[@]} -gt 0 ]; then
-  echo "neo-local: without ${want_apt[*]} (install them as root) aarch64 targets cannot be linked or run" >&2
+  echo "neo-local: without ${want_apt[*]} (install them as root) cross targets cannot be linked or run" >&2
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

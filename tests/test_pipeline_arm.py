@@ -126,6 +126,6 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     assert verification["status"] == "structural"
     assert "the artifact is for ARM64, and " in verification["detail"]
     assert verification["detail"].endswith(
-        "Structural check passed: ELF AArch64 shared library, NEEDED libc.so.6; undefined symbols only from glibc "
+        "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so.6; undefined symbols only from glibc/libgcc "
         "and the TVM FFI (TVMFFIErrorSetRaisedFromCStrParts)"
     )

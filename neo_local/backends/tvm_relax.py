@@ -59,7 +59,7 @@ def _check_linker(target: TargetSpec) -> None:
     if target.linker is not None and shutil.which(target.linker) is None:
         raise internal_error(
             f"the cross linker {target.linker} for {target.name} is not installed on this host; "
-            "run scripts/setup.sh (it installs Debian's gcc-aarch64-linux-gnu)"
+            "run scripts/setup.sh as root (it installs Debian's cross linkers)"
         )
 
 

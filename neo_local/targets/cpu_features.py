@@ -7,7 +7,12 @@ refuse a library whose code this CPU cannot execute instead of dying with SIGILL
 from __future__ import annotations
 
 #: platform.machine() names (lower case) of the CPUs that run each TargetPlatform Arch's code
-ARCH_MACHINES = {"X86_64": ("x86_64", "amd64"), "ARM64": ("aarch64", "arm64")}
+ARCH_MACHINES = {
+    "X86_64": ("x86_64", "amd64"),
+    "ARM64": ("aarch64", "arm64"),
+    "ARM_EABIHF": ("armv7l", "armv8l"),
+    "X86": ("i686", "i386"),
+}
 
 # LLVM feature name -> Linux /proc/cpuinfo flag, for the extensions generated code uses.
 X86_FEATURES = {
@@ -47,6 +52,16 @@ AARCH64_FEATURES = {
     "sve2": "sve2",
 }
 
+# LLVM feature name -> the 32-bit ARM Linux hwcap name (/proc/cpuinfo "Features"); crypto and
+# crc are left out as for aarch64
+ARM_FEATURES = {
+    "neon": "neon",
+    "vfp3": "vfpv3",
+    "vfp4": "vfpv4",
+    "d32": "vfpd32",
+    "hwdiv-arm": "idiva",
+}
+
 # aarch64 hwcap bits (linux/arch/arm64/include/uapi/asm/hwcap.h) of the names above
 _AARCH64_HWCAP = {"fp": 0, "asimd": 1, "asimdhp": 10, "asimdrdm": 12, "asimddp": 20, "sve": 22, "asimdfhm": 23}
 _AARCH64_HWCAP2 = {"sve2": 1, "i8mm": 13, "bf16": 14}
@@ -55,7 +70,9 @@ _AT_HWCAP, _AT_HWCAP2 = 16, 26
 
 def _feature_table(tvm_target: dict) -> dict[str, str]:
     triple = str(tvm_target.get("mtriple", ""))
-    return AARCH64_FEATURES if triple.startswith(("aarch64", "arm64")) else X86_FEATURES
+    if triple.startswith(("aarch64", "arm64")):
+        return AARCH64_FEATURES
+    return ARM_FEATURES if triple.startswith(("arm", "thumb")) else X86_FEATURES
 
 
 def required_features(tvm_target: dict) -> tuple[str, ...]:

@@ -85,6 +85,18 @@ DEVICES: dict[str, Device] = {
                    "cannot load it",),
         ),
         Device(
+            "rasp3b", "LINUX", "ARM_EABIHF", "cortex-a53", ("+neon",),
+            description="Raspberry Pi 3 B (BCM2837, Cortex-A53) with a 32-bit OS",
+            notes=("Raspberry Pi 3 B with a 32-bit (armv7 hard-float) Raspberry Pi OS, as Neo's rasp3b",),
+        ),
+        Device(
+            "sitara_am57x", "LINUX", "ARM_EABIHF", "cortex-a15", ("+neon",),
+            description="TI Sitara AM57x (Cortex-A15, C66x DSP, EVE)",
+            notes=("CPU only: runs on the Cortex-A15 cores; the C66x DSP and EVE accelerators need TI's tools "
+                   "(TIDL) and are not used",),
+            unused="C66x DSP / EVE",
+        ),
+        Device(
             "imx8qm", "LINUX", "ARM64", "cortex-a53", description="NXP i.MX 8QuadMax (2x Cortex-A72 + 4x Cortex-A53)",
             notes=("tuned for the Cortex-A53 cores; the code runs on the A72 cores as well",),
         ),
@@ -191,13 +203,6 @@ REFUSED: dict[str, Refusal] = {
             "not drive yet",
             "Convert the model with coremltools.convert on your side, or compile for the CPU of the machine that "
             "runs it",
-        ),
-        *(
-            Refusal(
-                name, "32-bit ARM Linux not built yet",
-                f"its {cpu} runs a 32-bit (armv7 hard-float) Linux, which neo-local does not build for yet",
-            )
-            for name, cpu in (("rasp3b", "Cortex-A53"), ("sitara_am57x", "Cortex-A15"))
         ),
         *(
             Refusal(name, "Windows DLLs not built yet", "neo-local does not build Windows DLLs yet")

@@ -28,8 +28,29 @@ ENV_DIR = "NEO_LOCAL_AARCH64_EMULATION"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cache" / "aarch64-emulation"
 SETUP = "scripts/setup-aarch64-emulation.sh"
 QEMU = {"ARM64": "qemu-aarch64-static"}
-#: readelf's "Machine:" for each Arch
-ELF_MACHINE = {"ARM64": "AArch64", "X86_64": "Advanced Micro Devices X86-64"}
+
+
+@dataclass(frozen=True)
+class ElfFormat:
+    """What readelf must say of a shared library for one Arch."""
+
+    machine: str                 # "Machine:"
+    elf_class: str               # "Class:" (ELF32 | ELF64)
+    flags: tuple[str, ...] = ()  # words the "Flags:" line must contain (the ARM float ABI)
+
+    def describe(self) -> str:
+        flags = f" ({', '.join(self.flags)})" if self.flags else ""
+        return f"{self.elf_class} {self.machine}{flags}"
+
+
+ELF_FORMATS = {
+    "X86_64": ElfFormat("Advanced Micro Devices X86-64", "ELF64"),
+    "ARM64": ElfFormat("AArch64", "ELF64"),
+    "ARM_EABIHF": ElfFormat("ARM", "ELF32", ("Version5 EABI", "hard-float ABI")),
+    "X86": ElfFormat("Intel 80386", "ELF32"),
+}
+#: the shared libraries a glibc Linux system provides that TVM code may need
+GLIBC_LIBRARIES = frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libgcc_s.so.1"})
 
 
 def host_runs(arch: str) -> bool:
@@ -73,7 +94,7 @@ def find_emulator(arch: str, mcpu: str) -> Emulator | str:
     """An Emulator for ``arch`` code, or the reason there is none on this host."""
     qemu_name = QEMU.get(arch)
     if qemu_name is None:
-        return f"no emulator is set up for {arch} code"
+        return f"no TVM runtime for {arch} exists to run it with (see the target's notes)"
     qemu = shutil.which(qemu_name)
     if qemu is None:
         return f"{qemu_name} is not installed (Debian package qemu-user-static; scripts/setup.sh installs it)"
@@ -112,22 +133,33 @@ def stage_runtime(dest: Path) -> Path:
 
 
 # undefined dynamic symbols a TVM library may have: the tvm-ffi runtime's C API (resolved from
-# the already loaded libtvm_ffi) and glibc's versioned functions
-_ALLOWED_UNDEFINED = re.compile(r"^(TVMFFI\w+|\w+@GLIBC_[\d.]+|__gmon_start__|_ITM_\w+|__cxa_finalize(@\S+)?)$")
+# the already loaded libtvm_ffi), glibc's and libgcc's versioned functions (ARM unwinding helpers)
+_ALLOWED_UNDEFINED = re.compile(
+    r"^(TVMFFI\w+|\w+@GLIBC_[\d.]+|\w+@GCC_[\d.]+|__gmon_start__|_ITM_\w+|__cxa_finalize(@\S+)?)$"
+)
 
 
 def structural_check(library: Path, arch: str) -> str:
-    """Check the ELF file is a shared library for ``arch`` that needs only libc and the TVM FFI;
-    returns a one-line summary, raises InternalError naming what is wrong."""
+    """Check the ELF file is a shared library for ``arch`` (machine, class, float ABI) that needs
+    only glibc and the TVM FFI; returns a one-line summary, raises InternalError naming what is wrong."""
     header = _readelf("-h", library)
-    machine = _field(header, "Machine")
+    wanted = ELF_FORMATS.get(arch)
+    found = ElfFormat(_field(header, "Machine"), _field(header, "Class"))
+    if wanted is None or (found.machine, found.elf_class) != (wanted.machine, wanted.elf_class):
+        raise internal_error(
+            f"{library.name} is an {found.describe()} file, not {wanted.describe() if wanted else arch}"
+        )
+    flags = _field(header, "Flags")
+    missing = [f for f in wanted.flags if f not in flags]
+    if missing:
+        raise internal_error(f"{library.name} has ELF flags '{flags}', without {', '.join(missing)}")
     kind = _field(header, "Type")
-    wanted = ELF_MACHINE.get(arch)
-    if wanted is None or machine != wanted:
-        raise internal_error(f"{library.name} is an ELF file for {machine}, not {wanted or arch}")
     if not kind.startswith("DYN"):
         raise internal_error(f"{library.name} is not a shared library (ELF type {kind})")
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", _readelf("-d", library))
+    foreign = sorted(set(needed) - GLIBC_LIBRARIES)
+    if foreign:
+        raise internal_error(f"{library.name} needs libraries a glibc system does not provide: {', '.join(foreign)}")
     undefined = set()
     for line in _readelf("--dyn-syms", library).splitlines():
         cols = line.split()
@@ -140,8 +172,8 @@ def structural_check(library: Path, arch: str) -> str:
         )
     tvm = sorted(s for s in undefined if s.startswith("TVMFFI"))
     return (
-        f"ELF {machine} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from glibc "
-        f"and the TVM FFI ({', '.join(tvm) or 'none'})"
+        f"{wanted.describe()} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from "
+        f"glibc/libgcc and the TVM FFI ({', '.join(tvm) or 'none'})"
     )
 
 

@@ -1,8 +1,9 @@
-"""TargetPlatform rules: (Os, Arch, Accelerator) -> LLVM triple and default CPU."""
+"""TargetPlatform rules: (Os, Arch, Accelerator) -> LLVM triple, default CPU, linker and check."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -14,11 +15,26 @@ class Platform:
     accelerator: str | None = None
     #: C compiler driver that links the shared library; None: the host's cc (native builds)
     linker: str | None = None
+    #: more TVM llvm target keys the platform's ABI needs (e.g. the float ABI)
+    tvm_options: Mapping[str, str] = field(default_factory=dict)
     #: how a compiled artifact is checked on this project's x86_64 build machines
     check: str = ""
     #: the same in a few words, for the device rows of the README matrix
     check_summary: str = ""
+    #: what every artifact for this platform must say (compiled.meta Target.Notes, job log)
+    notes: tuple[str, ...] = ()
 
+
+def _no_runtime(what: str, wheel: str) -> str:
+    """The note of a platform no prebuilt TVM runtime exists for."""
+    return (
+        f"no prebuilt TVM runtime exists for {what} (no {wheel} wheel of apache-tvm or apache-tvm-ffi): the device "
+        "needs tvm-ffi and the TVM runtime built from source to load this library; it was checked structurally "
+        "here, not run"
+    )
+
+
+_STRUCTURAL = "ELF check (class, machine, ABI flags, NEEDED libraries, undefined symbols); not run: {}"
 
 PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
     (p.os, p.arch, p.accelerator): p
@@ -37,6 +53,24 @@ PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
             linker="aarch64-linux-gnu-gcc",
             check="run under qemu-aarch64 with the device's CPU model and compared; ELF check where qemu is not set up",
             check_summary="run under qemu-aarch64, compared",
+        ),
+        # generic armv7-a, hard-float ABI (without mfloat-abi LLVM emits soft-float calls, which
+        # ld refuses to link with the hard-float libc); Debian's gcc-arm-linux-gnueabihf links
+        Platform(
+            "LINUX", "ARM_EABIHF", "armv7l-linux-gnueabihf", "generic",
+            linker="arm-linux-gnueabihf-gcc",
+            tvm_options={"mfloat-abi": "hard"},
+            check=_STRUCTURAL.format("no TVM runtime exists for armv7"),
+            check_summary="structural ELF check (no armv7 TVM runtime to run it)",
+            notes=(_no_runtime("32-bit ARM Linux", "armv7"),),
+        ),
+        # generic i686 (no SSE assumed: pass mcpu, e.g. pentium4, for the machine's vector units)
+        Platform(
+            "LINUX", "X86", "i686-linux-gnu", "i686",
+            linker="i686-linux-gnu-gcc",
+            check=_STRUCTURAL.format("no TVM runtime exists for 32-bit x86"),
+            check_summary="structural ELF check (no i686 TVM runtime to run it)",
+            notes=(_no_runtime("32-bit x86 Linux", "i686"),),
         ),
     )
 }

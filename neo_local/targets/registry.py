@@ -95,6 +95,7 @@ def _spec(
     target: dict = {"kind": "llvm", "mtriple": mtriple, "mcpu": mcpu}
     if mattr:
         target["mattr"] = list(mattr)
+    target.update(platform.tvm_options)
     return TargetSpec(
         name=name,
         os=os,
@@ -103,7 +104,7 @@ def _spec(
         accelerator=accelerator,
         cpu_features=required_features(target),
         linker=platform.linker,
-        notes=notes,
+        notes=notes + platform.notes,
     )
 
 

@@ -13,14 +13,21 @@ from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
 
 CROSS = "aarch64-linux-gnu-gcc"
-needs_cross = pytest.mark.skipif(shutil.which(CROSS) is None, reason=f"{CROSS} is not installed (scripts/setup.sh)")
+ARMHF = "arm-linux-gnueabihf-gcc"
 
 
-def _cross_library(tmp_path, source: str):
+def _needs(cc: str):
+    return pytest.mark.skipif(shutil.which(cc) is None, reason=f"{cc} is not installed (scripts/setup.sh)")
+
+
+needs_cross = _needs(CROSS)
+
+
+def _cross_library(tmp_path, source: str, cc: str = CROSS, *flags: str):
     c = tmp_path / "lib.c"
     c.write_text(source)
     out = tmp_path / "lib.so"
-    subprocess.run([CROSS, "-shared", "-fPIC", "-o", str(out), str(c)], check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(c), *flags], check=True)
     return out
 
 
@@ -32,10 +39,33 @@ def test_structural_check_of_an_aarch64_library(tmp_path):
         "int f(const char* s) { puts(s); return TVMFFIErrorSetRaisedFromCStrParts(s, 0, 0); }\n",
     )
     summary = emulation.structural_check(lib, "ARM64")
-    assert summary.startswith("ELF AArch64 shared library, NEEDED libc.so.6;")
+    assert summary.startswith("ELF64 AArch64 shared library, NEEDED libc.so.6;")
     assert "(TVMFFIErrorSetRaisedFromCStrParts)" in summary
-    with pytest.raises(JobFailure, match="lib.so is an ELF file for AArch64, not Advanced Micro Devices X86-64"):
+    with pytest.raises(JobFailure, match="lib.so is an ELF64 AArch64 file, not ELF64 Advanced Micro Devices X86-64"):
         emulation.structural_check(lib, "X86_64")
+
+
+@_needs(ARMHF)
+def test_structural_check_of_an_armv7_library_checks_the_float_abi(tmp_path):
+    lib = _cross_library(tmp_path, "float f(float x) { return x * 2.0f; }\n", ARMHF)
+    assert emulation.structural_check(lib, "ARM_EABIHF").startswith(
+        "ELF32 ARM (Version5 EABI, hard-float ABI) shared library, NEEDED "
+    )
+    with pytest.raises(JobFailure, match="is an ELF32 ARM file, not ELF64 AArch64"):
+        emulation.structural_check(lib, "ARM64")
+    # a soft-float library (no hard-float flag) cannot be linked with armhf code
+    soft = _cross_library(tmp_path, "int g(int x) { return x; }\n", ARMHF, "-mfloat-abi=softfp", "-nostdlib")
+    with pytest.raises(JobFailure, match="has ELF flags '0x5000200, Version5 EABI, soft-float ABI', without hard-float ABI"):
+        emulation.structural_check(soft, "ARM_EABIHF")
+
+
+@needs_cross
+def test_structural_check_refuses_foreign_needed_libraries(tmp_path):
+    (tmp_path / "foo").mkdir()
+    _cross_library(tmp_path / "foo", "int foo(int x) { return x; }\n").rename(tmp_path / "libfoo.so")
+    lib = _cross_library(tmp_path, "int foo(int);\nint f(int x) { return foo(x); }\n", CROSS, f"-L{tmp_path}", "-lfoo")
+    with pytest.raises(JobFailure, match="needs libraries a glibc system does not provide: libfoo.so"):
+        emulation.structural_check(lib, "ARM64")
 
 
 @needs_cross
@@ -54,7 +84,9 @@ def test_missing_emulation_runtime_is_said(tmp_path, monkeypatch):
             f"the aarch64 python and TVM runtime are not prepared in {tmp_path / 'none'} "
             "(run scripts/setup-aarch64-emulation.sh)"
         )
-    assert emulation.find_emulator("ARM_EABIHF", "cortex-a7") == "no emulator is set up for ARM_EABIHF code"
+    assert emulation.find_emulator("ARM_EABIHF", "cortex-a7") == (
+        "no TVM runtime for ARM_EABIHF exists to run it with (see the target's notes)"
+    )
 
 
 def test_emulator_picks_the_qemu_cpu_model():

@@ -27,14 +27,21 @@ def test_every_device_row_builds_a_tvm_target(name):
     target = tvm.target.Target(dict(spec.tvm_target))
     assert str(target.attrs["mcpu"]) == DEVICES[name].mcpu
     assert spec.name == name and spec.device_type == "cpu"
-    if DEVICES[name].arch == "X86_64":
+    arch = DEVICES[name].arch
+    if arch == "X86_64":
         assert "avx2" in spec.cpu_features  # every x86 row today is at least AVX2
         assert spec.linker is None
-    else:
-        assert DEVICES[name].arch == "ARM64"
+    elif arch == "ARM64":
         assert spec.tvm_target["mtriple"] == "aarch64-linux-gnu"
         assert {"fp", "asimd"} <= set(spec.cpu_features)
         assert spec.linker == "aarch64-linux-gnu-gcc"
+    else:
+        assert arch == "ARM_EABIHF"
+        assert spec.tvm_target["mtriple"] == "armv7l-linux-gnueabihf"
+        assert spec.tvm_target["mfloat-abi"] == "hard" and str(target.attrs["mfloat-abi"]) == "hard"
+        assert {"neon", "vfpv4"} <= set(spec.cpu_features)
+        assert spec.linker == "arm-linux-gnueabihf-gcc"
+        assert spec.notes[-1].startswith("no prebuilt TVM runtime exists for 32-bit ARM Linux")
 
 
 def test_aarch64_rows():
@@ -135,6 +142,31 @@ def test_vendor_accelerator_devices_are_cpu_rows_that_say_so(name, unused):
     assert spec.notes[0].startswith("CPU only: runs on the ") and "is not used" in spec.notes[0]
 
 
+def test_platform_arm_eabihf_as_in_the_spec_example():
+    spec = _resolve(platform=TargetPlatform("LINUX", "ARM_EABIHF"), options="{'mattr': ['+neon']}")
+    assert spec.name == "LINUX_ARM_EABIHF"
+    assert spec.tvm_target == {
+        "kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "generic", "mattr": ["+neon"],
+        "mfloat-abi": "hard",
+    }
+    assert spec.cpu_features == ("neon", "vfpd32", "vfpv3")
+
+
+def test_platform_x86_is_i686():
+    spec = _resolve(platform=TargetPlatform("LINUX", "X86"))
+    assert spec.tvm_target == {"kind": "llvm", "mtriple": "i686-linux-gnu", "mcpu": "i686"}
+    assert spec.linker == "i686-linux-gnu-gcc" and spec.cpu_features == ()
+    assert "no i686 wheel" in spec.notes[0]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in REFUSED.items() if r.alternative))
+def test_every_refusal_alternative_resolves(name):
+    """What a refusal tells a user to use instead is a platform neo-local builds for."""
+    alternative = REFUSED[name].alternative
+    spec = _resolve(platform=TargetPlatform(alternative.os, alternative.arch), options=alternative.options())
+    assert spec.tvm_target["mcpu"] == alternative.mcpu
+
+
 def test_platform_arm64_with_mcpu_and_mattr():
     spec = _resolve(platform=TargetPlatform("LINUX", "ARM64"), options="{'mcpu': 'cortex-a76', 'mattr': ['+dotprod']}")
     assert spec.name == "LINUX_ARM64"
@@ -188,7 +220,7 @@ def test_unsupported_platform_is_refused_with_choices():
         _resolve(platform=TargetPlatform("ANDROID", "ARM64"))
     assert err.value.reason == (
         "ClientError: OutputConfiguration: TargetPlatform Os=ANDROID, Arch=ARM64 is not supported by neo-local yet. "
-        "Supported: Os=LINUX, Arch=X86_64; Os=LINUX, Arch=ARM64"
+        "Supported: Os=LINUX, Arch=X86_64; Os=LINUX, Arch=ARM64; Os=LINUX, Arch=ARM_EABIHF; Os=LINUX, Arch=X86"
     )
 
 
