@@ -1,9 +1,10 @@
-"""Timing and memory helpers, and the per-engine measurements the harness runs.
+"""Timing and memory helpers, and the compile step the harness runs.
 
 Each step of a benchmark (build the archive, compile, time one engine) runs in its own fresh
 process (``in_child``), so that every peak-RSS figure belongs to that step alone and no thread
 pool of one engine competes with another's while it is timed. The step functions are plain
-module-level functions so a spawned process can import them.
+module-level functions so a spawned process can import them; the build and engine steps of
+each model are in benchmarks/suite.py.
 """
 
 from __future__ import annotations
@@ -169,27 +170,7 @@ def summarize(samples_s: list[float]) -> dict[str, Any]:
     }
 
 
-def _load_npz(path: str) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
 # --------------------------------------------------------------------------- steps (in children)
-
-
-def build_step(name: str, out_dir: str, seed: int) -> dict[str, Any]:
-    """Build (or reuse) the example's ONNX archive; extract its model file for onnxruntime."""
-    from dataclasses import asdict
-
-    from models.build import build_example
-
-    r = build_example(name, "onnx", out_dir, seed=seed)
-    model_path = Path(out_dir) / "extracted" / r.model_file
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(r.archive, "r:gz") as tar:  # the very file inside the uploaded archive
-        data = tar.extractfile(r.model_file).read()
-    model_path.write_bytes(data)
-    return {**asdict(r), "model_path": str(model_path), "archive_bytes": Path(r.archive).stat().st_size}
 
 
 class _Collect(logging.Handler):
@@ -204,7 +185,9 @@ class _Collect(logging.Handler):
 def compile_step(
     job_name: str,
     archive: str,
-    data_input_config: str,
+    framework: str,
+    data_input_config: str | None,
+    compiler_options: dict[str, Any],
     out_dir: str,
     mcpu: str | None,
     threads: int,
@@ -225,7 +208,7 @@ def compile_step(
     logger = logging.getLogger("neo_local")
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
-    options = {"mcpu": mcpu}
+    options = {**compiler_options, "mcpu": mcpu}
     import psutil
 
     me = psutil.Process()
@@ -234,7 +217,8 @@ def compile_step(
     uri = neo_local.compile(
         CompilationJobName=job_name,
         RoleArn="arn:aws:iam::123456789012:role/neo",
-        InputConfig={"S3Uri": archive, "Framework": "ONNX", "DataInputConfig": data_input_config},
+        InputConfig={"S3Uri": archive, "Framework": framework,
+                     **({"DataInputConfig": data_input_config} if data_input_config else {})},
         OutputConfig={
             "S3OutputLocation": out_dir,
             "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
@@ -269,82 +253,6 @@ def compile_step(
         "children_peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),  # e.g. its verify process
         "log": collect.lines,
         "neo_local_version": getattr(neo_local, "__version__", None),
-    }
-
-
-def tvm_step(artifact: str, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
-    """Latency of the compiled artifact through neo-local's runtime (DLRModel)."""
-    set_thread_env(threads)
-    from neo_local.runtime import DLRModel
-
-    feeds = _load_npz(inputs_npz)
-    t0 = time.perf_counter()
-    model = DLRModel(artifact)
-    load_s = time.perf_counter() - t0
-    stats, outputs = timed_with_contention(lambda: model.run(feeds), plan)
-    return {
-        **stats,
-        "load_s": load_s,
-        "threads": threads,
-        "outputs": outputs,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_mb": current_rss_mb(),
-    }
-
-
-def onnxruntime_step(model_path: str, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
-    """Latency of onnxruntime (CPU provider, all optimisations) on the same ONNX file."""
-    set_thread_env(threads)
-    import onnxruntime as ort
-
-    feeds = _load_npz(inputs_npz)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    t0 = time.perf_counter()
-    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
-    load_s = time.perf_counter() - t0
-    stats, outputs = timed_with_contention(lambda: sess.run(None, feeds), plan)
-    return {
-        **stats,
-        "load_s": load_s,
-        "threads": threads,
-        "outputs": outputs,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_mb": current_rss_mb(),
-    }
-
-
-def torch_step(name: str, seed: int, inputs_npz: str, plan: Plan, threads: int) -> dict[str, Any]:
-    """Latency of the same torch module (eager, inference mode). Its peak RSS includes building
-    the module (weights are created and calibrated in this process)."""
-    set_thread_env(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    from models import get
-
-    example = get(name)
-    feeds = _load_npz(inputs_npz)
-    t0 = time.perf_counter()
-    module = example.build(seed)
-    load_s = time.perf_counter() - t0
-    args = [torch.from_numpy(feeds[n]) for n in example.input_names]
-
-    def call():
-        with torch.inference_mode():
-            return module(*args)
-
-    stats, out = timed_with_contention(call, plan)
-    outputs = [o.numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))]
-    return {
-        **stats,
-        "load_s": load_s,
-        "threads": torch.get_num_threads(),
-        "outputs": outputs,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_mb": current_rss_mb(),
     }
 
 

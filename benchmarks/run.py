@@ -1,16 +1,18 @@
-"""Benchmark neo-local's compiled models against onnxruntime and torch on this host.
+"""Benchmark neo-local's compiled models against each framework's own runtime on this host.
 
-    .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--repeat N]
-                                       [--tvm-repeat N] [--threads N] [--no-save]
+    .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--frameworks KERAS,TFLITE|all]
+                                       [--repeat N] [--budget S] [--threads N] [--no-save]
 
-For each model: build the ONNX archive (models/), compile it with ``neo_local.compile`` for this
-host's CPU (TargetPlatform LINUX/X86_64, CompilerOptions mcpu = LLVM's name for the host CPU),
-then time, in this same run, batch 1 on all physical cores: the artifact through
-``neo_local.runtime.DLRModel``, onnxruntime on the same ONNX file, and torch on the same module.
-Every step runs in its own fresh process (see benchmarks/measure.py). A record (timestamp, git
-commit, versions, host, settings, numbers) is appended to
-``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed.
-"""
+For each model (benchmarks/suite.py: one or more per framework family): build its archive with
+the builders in models/, compile it with ``neo_local.compile`` for this host's CPU
+(TargetPlatform LINUX/X86_64, CompilerOptions mcpu = LLVM's name for the host CPU), then time,
+in this same run, on all physical cores: the artifact through ``neo_local.runtime.DLRModel``,
+and the engines the entry compares with (onnxruntime and torch for the ONNX CNNs; TensorFlow,
+Keras, the TFLite interpreter, xgboost, scikit-learn for theirs; onnxruntime on neo-local's
+ONNX translation for MXNet and DarkNet, which cannot be installed here). The ratio
+neo-local / engine of the medians is recorded. Every step runs in its own fresh process (see
+benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings, numbers) is
+appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed."""
 
 from __future__ import annotations
 
@@ -24,15 +26,17 @@ import socket
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure
+from benchmarks import measure, suite
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "benchmarks" / ".cache"  # ignored by git
-PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "psutil")
+PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "psutil", "tensorflow-cpu",
+            "keras", "xgboost", "scikit-learn", "treelite", "tl2cgen")
 
 
 # --------------------------------------------------------------------------- host / provenance
@@ -124,6 +128,9 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any]:
+    """Build entry ``name`` of benchmarks.suite, compile it, and time neo-local and the engines
+    it is compared with, one after the other in this run."""
+    entry = suite.ENTRIES[name]
     work = WORK / name
     quiet = {}
 
@@ -134,28 +141,29 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
                 log(f"[{name}] the machine is still busy ({quiet[engine]['cpu_util_before']:.0%} CPU) "
                     f"after {args.quiet_wait} s; timing anyway")
 
-    log(f"[{name}] building the ONNX archive")
-    built = measure.in_child(measure.build_step, name, str(work), args.seed)
+    log(f"[{name}] building the {entry.framework} archive")
+    built = measure.in_child(suite.build_step, name, str(work), args.seed)
     settle("compile")
     log(f"[{name}] compiling with neo_local.compile (this is the slow part)")
     job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
     comp = measure.in_child(
-        measure.compile_step, job, built["archive"], built["data_input_config"], str(work / "out"),
-        args.mcpu, args.threads, args.max_runtime,
+        measure.compile_step, job, built["archive"], entry.framework, built["data_input_config"],
+        built["compiler_options"], str(work / "out"), args.mcpu, args.threads, args.max_runtime,
     )
     if "compile" in quiet:
         comp["quiet_wait"] = quiet["compile"]
     log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
+    built = {**built, "artifact": comp["artifact"]}
 
-    def timed(engine: str, label: str, step, *step_args) -> dict[str, Any]:
+    def timed(engine: suite.Engine) -> dict[str, Any]:
         """Time one engine; on a busy machine, retry and keep the least disturbed attempt."""
         attempts = []
         for attempt in range(1, args.attempts + 1):
-            settle(engine)
-            log(f"[{name}] timing {label}{f', attempt {attempt}' if attempt > 1 else ''}")
-            r = measure.in_child(step, *step_args)
-            log(f"[{name}]   {label}: median {r['median_ms']:.2f} ms over {r['runs']} runs")
-            r["quiet_wait"] = quiet.get(engine)
+            settle(engine.key)
+            log(f"[{name}] timing {engine.label}{f', attempt {attempt}' if attempt > 1 else ''}")
+            r = measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
+            log(f"[{name}]   median {r['median_ms']:.3f} ms over {r['runs']} runs")
+            r["quiet_wait"] = quiet.get(engine.key)
             attempts.append(r)
             share = r["other_cpu_share"]
             if share is None or share <= args.max_other_cpu:
@@ -168,26 +176,18 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         return best
 
     plan = measure.Plan(args.warmup, args.repeat, args.min_repeat, args.budget)
-    tvm = timed("neo_local_tvm", "neo-local", measure.tvm_step, comp["artifact"], built["inputs_npz"], plan, args.threads)
-    ort = timed("onnxruntime", "onnxruntime", measure.onnxruntime_step, built["model_path"], built["inputs_npz"], plan, args.threads)
-    pt = timed("torch", "torch", measure.torch_step, name, args.seed, built["inputs_npz"], plan, args.threads)
-
-    outs = {k: r.pop("outputs") for k, r in (("tvm", tvm), ("onnxruntime", ort), ("torch", pt))}
+    latency = {e.key: timed(e) for e in (suite.NEO_LOCAL, *entry.compare)}
+    outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r.pop("outputs") for k, r in latency.items()}
+    tvm = latency[suite.NEO_LOCAL.key]["median_ms"]
     return {
         "model": name,
+        "framework": entry.framework,
         "inputs": built["inputs"],
-        "onnx_archive_bytes": built["archive_bytes"],
+        "archive_bytes": built["archive_bytes"],
         "compile": comp,
-        "latency": {"neo_local_tvm": tvm, "onnxruntime": ort, "torch": pt},
-        "ratio": {
-            "tvm_over_onnxruntime": tvm["median_ms"] / ort["median_ms"],
-            "tvm_over_torch": tvm["median_ms"] / pt["median_ms"],
-        },
-        "max_abs_diff": {
-            "tvm_vs_onnxruntime": measure.max_abs_diff(outs["tvm"], outs["onnxruntime"]),
-            "tvm_vs_torch": measure.max_abs_diff(outs["tvm"], outs["torch"]),
-            "onnxruntime_vs_torch": measure.max_abs_diff(outs["onnxruntime"], outs["torch"]),
-        },
+        "latency": latency,
+        "ratio": {f"tvm_over_{e.key}": tvm / latency[e.key]["median_ms"] for e in entry.compare},
+        "max_abs_diff": {f"{a}_vs_{b}": measure.max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
     }
 
 
@@ -199,33 +199,34 @@ def _pct(x: float | None) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
+    """Per model: each engine's latency and neo-local's time as a multiple of it."""
     head = (
-        f"{'model':<16}{'engine':<13}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
-        f"{'x onnxrt':>10}{'x torch':>9}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
+        f"{'model':<44}{'engine':<26}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
+        f"{'neo-local/x':>13}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         lat = r["latency"]
-        ort, pt = lat["onnxruntime"]["median_ms"], lat["torch"]["median_ms"]
-        for i, (engine, key) in enumerate((("neo-local", "neo_local_tvm"), ("onnxruntime", "onnxruntime"), ("torch", "torch"))):
-            x = lat[key]
+        tvm = lat[suite.NEO_LOCAL.key]["median_ms"]
+        title = f"{r['model']} ({r.get('framework', 'ONNX')})"
+        for i, (key, x) in enumerate(lat.items()):
+            engine = "neo-local" if key == suite.NEO_LOCAL.key else key
+            ratio = "" if key == suite.NEO_LOCAL.key else f"{tvm / x['median_ms']:.2f}"
             lines.append(
-                f"{r['model'] if i == 0 else '':<16}{engine:<13}{x['median_ms']:>11.2f}{x['p90_ms']:>11.2f}{x['runs']:>6}"
-                f"{x['median_ms'] / ort:>10.2f}{x['median_ms'] / pt:>9.2f}{x['peak_rss_mb']:>13.0f}"
+                f"{title if i == 0 else '':<44}{engine:<26}"
+                f"{x['median_ms']:>11.3f}{x['p90_ms']:>11.3f}{x['runs']:>6}{ratio:>13}{x['peak_rss_mb']:>13.0f}"
                 f"{_pct(x.get('other_cpu_share')):>12}{_pct(x.get('steal_share')):>7}"
             )
         c = r["compile"]
         built = f", TVM build {c['tvm_build_s']:.1f} s" if c.get("tvm_build_s") is not None else ""
         lines.append(
-            f"{'':<16}compile {c['compile_s']:.1f} s (neo_local.compile wall time{built}), "
+            f"{'':<44}compile {c['compile_s']:.1f} s (neo_local.compile wall time{built}), "
             f"peak RSS {c['peak_rss_mb']:.0f} MB (its child processes {c['children_peak_rss_mb']:.0f} MB), "
             f"artifact {c['artifact_bytes'] / 2**20:.2f} MB, mcpu {c['mcpu']}"
             + ("" if c.get("other_cpu_share") is None else f", others used {c['other_cpu_share']:.0%} CPU meanwhile")
         )
-        d = r["max_abs_diff"]
-        lines.append(
-            f"{'':<16}max |diff|: tvm-onnxruntime {d['tvm_vs_onnxruntime']:.2e}, tvm-torch {d['tvm_vs_torch']:.2e}"
-        )
+        diffs = ", ".join(f"{k.replace('_vs_', '-')} {v:.2e}" for k, v in r["max_abs_diff"].items())
+        lines.append(f"{'':<44}max |diff|: {diffs}")
     return "\n".join(lines)
 
 
@@ -234,7 +235,11 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="resnet50_like", help="comma-separated names from models.EXAMPLES")
+    p.add_argument("--models", default=None,
+                   help="comma-separated names from benchmarks.suite.ENTRIES (default: resnet50_like, "
+                        "unless --frameworks is given)")
+    p.add_argument("--frameworks", default="",
+                   help=f"comma-separated Framework values (or all): add each one's entries ({', '.join(suite.FAMILIES)})")
     p.add_argument("--repeat", type=int, default=50, help="at most this many timed runs per engine")
     p.add_argument("--min-repeat", type=int, default=3, help="at least this many timed runs per engine")
     p.add_argument("--budget", type=float, default=15.0,
@@ -254,12 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-save", action="store_true", help="print only; do not append to the results file")
     args = p.parse_args(argv)
 
-    from models import EXAMPLES
-
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in EXAMPLES]
-    if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(EXAMPLES)}")
+    frameworks = [f.strip().upper() for f in args.frameworks.split(",") if f.strip()]
+    frameworks = list(suite.FAMILIES) if frameworks == ["ALL"] else frameworks
+    if bad := [f for f in frameworks if f not in suite.FAMILIES]:
+        p.error(f"unknown framework(s) {', '.join(bad)}; known: {', '.join(suite.FAMILIES)}")
+    models = args.models if args.models is not None else ("" if frameworks else "resnet50_like")
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    names += [n for f in frameworks for n in suite.FAMILIES[f] if n not in names]
+    if unknown := [n for n in names if n not in suite.ENTRIES]:
+        p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(suite.ENTRIES)}")
     if min(args.repeat, args.min_repeat, args.threads) < 1 or args.min_repeat > args.repeat:
         p.error("--repeat, --min-repeat and --threads must be at least 1, and --min-repeat <= --repeat")
     # children inherit the environment: every runtime gets the same thread count
@@ -278,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {**versions(), "neo-local": results[0]["compile"]["neo_local_version"] if results else None},
         "host": host,
         "settings": {
-            "batch": 1,
+            "batch": sorted({r["inputs"][0]["shape"][0] for r in results}),  # each result's inputs say which
             "threads": args.threads,
             "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"),
             "warmup": args.warmup,
@@ -296,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     load = record["settings"]["loadavg_1m"]
-    print(f"{host['cpu_model']} ({host['llvm_cpu']}), {args.threads} threads, batch 1, load average {load[0]} -> {load[1]}")
+    print(f"{host['cpu_model']} ({host['llvm_cpu']}), {args.threads} threads, load average {load[0]} -> {load[1]}")
     print(table(results))
     if not args.no_save:
         path = args.results or results_path(host)

@@ -1,0 +1,92 @@
+"""The benchmark harness's framework families (benchmarks/suite.py, benchmarks/run.py).
+
+Timings are never asserted; what is checked is that both engines of an entry run, agree on the
+outputs, and that the ratio recorded is theirs. One tree model goes through the whole harness
+(real child processes, a real compile, the results file: about 20 s here); the framework
+engines of the other families are checked in process, without compiling, against the outputs
+the model builders recorded from the framework itself (or, for MXNet and DarkNet, from the torch
+module the files were written from).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import measure, run, suite
+from example_archives import CACHE
+
+TINY = measure.Plan(warmup=1, max_repeat=3, min_repeat=2, budget_s=0.05)
+WORK = CACHE / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    """The engines set thread variables for the process; put them back afterwards."""
+    for name in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+
+
+def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "WORK", tmp_path / "work")
+    results = tmp_path / "results.json"
+    assert run.main([
+        "--frameworks", "XGBOOST", "--repeat", "3", "--min-repeat", "2", "--warmup", "1", "--budget", "0.05",
+        "--quiet-wait", "0", "--attempts", "1", "--threads", "1", "--results", str(results),
+    ]) == 0
+    (record,) = json.loads(results.read_text())
+    (r,) = record["results"]
+    assert (r["model"], r["framework"]) == ("xgboost_multiclass", "XGBOOST")
+    tvm, xgb = r["latency"]["neo_local_tvm"], r["latency"]["xgboost"]
+    assert tvm["runs"] >= 2 and xgb["runs"] >= 2
+    assert r["ratio"] == {"tvm_over_xgboost": tvm["median_ms"] / xgb["median_ms"]}
+    assert xgb["engine"] == "xgboost (Booster.inplace_predict)"
+    assert r["max_abs_diff"]["tvm_vs_xgboost"] < 1e-5
+    assert r["compile"]["artifact_bytes"] > 0 and r["compile"]["compile_s"] > 0
+    assert record["settings"]["target"]["CompilerOptions"]["mcpu"] == r["compile"]["mcpu"]
+
+
+@pytest.mark.parametrize("name", ["xgboost_multiclass", "sklearn_random_forest_classifier"])
+def test_tree_engines_give_class_probabilities(name, tmp_path):
+    built = suite.build_step(name, str(tmp_path), 0)
+    (engine,) = suite.ENTRIES[name].compare
+    (probabilities,) = suite.engine_step(name, engine.key, built, TINY, 1)["outputs"]
+    assert probabilities.shape == (1, 3)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tf_saved_model", "keras_sequential_cnn", "tflite_mobile_cnn",
+                                  "tflite_mobile_cnn_int8", "resnet_like_mx", "darknet_classifier"])
+def test_framework_engine_matches_the_recorded_outputs(name):
+    built = suite.build_step(name, str(WORK), 0)
+    with np.load(WORK / f"{name}.outputs.npz") as z:
+        want = [z[f"output{i}"] for i in range(len(z.files))]
+    for engine in suite.ENTRIES[name].compare:
+        r = suite.engine_step(name, engine.key, built, TINY, 1)
+        assert r["runs"] >= 2 and r["median_ms"] > 0
+        got = r["outputs"]
+        assert [g.shape for g in got] == [w.shape for w in want]
+        if name.endswith("_int8"):  # recorded with TFLite's reference kernels, timed with its default delegates
+            assert measure.max_abs_diff(got, want) <= 1
+        else:
+            scale = max(float(np.abs(w).max()) for w in want)
+            assert measure.max_abs_diff(got, want) <= 1e-4 * scale
+
+
+def test_mxnet_and_darknet_are_labelled_as_the_translation():
+    assert "neo-local's ONNX translation" in suite.TRANSLATION.label
+    for family in ("MXNET", "DARKNET"):
+        for name in suite.FAMILIES[family]:
+            assert suite.ENTRIES[name].compare == (suite.TRANSLATION,)
+
+
+def test_every_family_has_an_entry_and_unknown_ones_are_refused(capsys):
+    from neo_local.frontends import frontends
+
+    assert set(suite.FAMILIES) == set(frontends())
+    assert all(n in suite.ENTRIES for names in suite.FAMILIES.values() for n in names)
+    with pytest.raises(SystemExit):
+        run.main(["--frameworks", "CAFFE"])
+    assert "unknown framework(s) CAFFE" in capsys.readouterr().err
