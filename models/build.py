@@ -28,6 +28,7 @@ from importlib.metadata import version
 
 import numpy as np
 
+from models.cache import BuildFiles
 from models.registry import EXAMPLES, get
 
 FORMATS = {"onnx": ("ONNX", ".onnx"), "torchscript": ("PYTORCH", ".pt")}
@@ -87,21 +88,11 @@ def build_example(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     framework, suffix = FORMATS[fmt]
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    archive = out / f"{name}.tar.gz"
-    inputs_npz = out / f"{name}.inputs.npz"
-    outputs_npz = out / f"{name}.outputs.npz"
-    meta = out / f"{name}.build.json"
+    files = BuildFiles.under(out_dir, name)
     key = _cache_key(name, fmt, seed, opset if fmt == "onnx" else None)
-
-    if not force and all(p.exists() for p in (archive, inputs_npz, outputs_npz, meta)):
-        try:
-            record = json.loads(meta.read_text())
-        except ValueError:
-            record = {}
-        if record.get("key") == key:
-            return BuildResult(**{**record, "cached": True})
+    cached = files.cached(key, BuildResult, force)
+    if cached is not None:
+        return cached
 
     from models import export  # imports torch: only when something is built
 
@@ -109,32 +100,29 @@ def build_example(
     inputs = export.example_inputs(example, seed)
     outputs = export.reference_outputs(module, inputs)
     model_file = f"{name}{suffix}"
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
         path = Path(tmp) / model_file
         if fmt == "onnx":
             export.to_onnx(module, inputs, path, example.input_names, opset, example.outputs)
         else:
             export.to_torchscript(module, inputs, path)
-        export.make_archive([path], archive)
-    np.savez(inputs_npz, **inputs)
-    np.savez(outputs_npz, **{f"output{i}": o for i, o in enumerate(outputs)})
+        export.make_archive([path], files.archive)
+    files.save_arrays(inputs, outputs)
     result = BuildResult(
         name=name,
         format=fmt,
         framework=framework,
         seed=seed,
         opset=opset if fmt == "onnx" else None,
-        archive=str(archive),
-        inputs_npz=str(inputs_npz),
-        outputs_npz=str(outputs_npz),
+        archive=str(files.archive),
+        inputs_npz=str(files.inputs_npz),
+        outputs_npz=str(files.outputs_npz),
         model_file=model_file,
         data_input_config=example.data_input_config(),
         inputs=[{"name": n, "shape": list(s), "dtype": d} for n, s, d in example.inputs],
         key=key,
     )
-    record = asdict(result)
-    record.pop("cached")
-    meta.write_text(json.dumps(record, indent=2) + "\n")
+    files.save_record(result)
     return result
 
 

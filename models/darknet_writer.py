@@ -17,18 +17,16 @@ rolling_variance]; batchnorm: scales, rolling_mean, rolling_variance).
 
 from __future__ import annotations
 
-import argparse
-import json
 import struct
 import sys
-from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.cache import example_main
 
 # --------------------------------------------------------------------------- cfgs
 
@@ -403,16 +401,8 @@ def build_darknet_example(name: str, out_dir: str | Path, seed: int = 0, force: 
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.darknet_writer", description=__doc__.split("\n")[0])
-    p.add_argument("names", nargs="+", choices=sorted(EXAMPLES))
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true")
-    args = p.parse_args(argv)
-    for name in args.names:
-        print(json.dumps(asdict(build_darknet_example(name, args.out, args.seed, args.force))), flush=True)
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return example_main("python -m models.darknet_writer", __doc__.split("\n")[0], EXAMPLES, build_darknet_example, argv)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def to_onnx(
 
 
 def make_archive(files: Sequence[str | Path], tar_gz_path: str | Path) -> Path:
-    """Write a gzip tar holding ``files`` at the archive root (by base name), nothing else.
+    """Write a gzip tar holding ``files`` at the archive root (by base name), nothing else; a
+    directory goes in as a top folder with its whole tree (a SavedModel, say).
 
     The archive is byte-for-byte reproducible: fixed mtimes, owners and modes, no gzip name.
     """
@@ -122,17 +123,23 @@ def make_archive(files: Sequence[str | Path], tar_gz_path: str | Path) -> Path:
     tar_gz_path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for p in paths:
-            info = tarfile.TarInfo(p.name)
-            info.size = p.stat().st_size
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with p.open("rb") as fh:
-                tar.addfile(info, fh)
+        for top in paths:
+            for path in [top, *sorted(top.rglob("*"))] if top.is_dir() else [top]:
+                _add_reproducibly(tar, path, str(path.relative_to(top.parent)))
     tmp = tar_gz_path.with_name(tar_gz_path.name + ".partial")
     with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
         gz.write(buf.getvalue())
     tmp.replace(tar_gz_path)
     return tar_gz_path
+
+
+def _add_reproducibly(tar: tarfile.TarFile, path: Path, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    if path.is_dir():
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+        return
+    info.size, info.mode = path.stat().st_size, 0o644
+    with path.open("rb") as fh:
+        tar.addfile(info, fh)

@@ -17,13 +17,11 @@ int32 dev_id 0, int32 type flag, raw little-endian data], uint64 count, per name
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import operator
 import struct
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +31,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
+
+from models.cache import example_main
 
 _TYPE_FLAGS = {
     np.dtype("<f4"): 0, np.dtype("<f8"): 1, np.dtype("<f2"): 2, np.dtype("u1"): 3, np.dtype("<i4"): 4,
@@ -466,6 +466,7 @@ def build_cached(name, fmt, framework, out_dir, seed, force, sources, shapes, ma
     import tempfile
     from importlib.metadata import version
 
+    from models.cache import BuildFiles
     from models.export import make_archive
 
     here = Path(__file__).resolve().parent
@@ -473,50 +474,31 @@ def build_cached(name, fmt, framework, out_dir, seed, force, sources, shapes, ma
     for src in sources:
         h.update((here / src).read_bytes())
     key = h.hexdigest()[:16]
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    archive, inputs_npz, outputs_npz, meta = (
-        out / f"{name}.tar.gz", out / f"{name}.inputs.npz", out / f"{name}.outputs.npz", out / f"{name}.build.json"
-    )
-    if not force and all(p.exists() for p in (archive, inputs_npz, outputs_npz, meta)):
-        try:
-            record = json.loads(meta.read_text())
-        except ValueError:
-            record = {}
-        if record.get("key") == key:
-            return result_type(**{**record, "cached": True})
+    files = BuildFiles.under(out_dir, name)
+    cached = files.cached(key, result_type, force)
+    if cached is not None:
+        return cached
     rng = np.random.default_rng(seed)
     inputs = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
-        module, files = make(Path(tmp))
-        make_archive(files, archive)
+    with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
+        module, model_files = make(Path(tmp))
+        make_archive(model_files, files.archive)
     with torch.no_grad():
         result = module(*(torch.from_numpy(a) for a in inputs.values()))
     outs = result if isinstance(result, (tuple, list)) else (result,)
-    np.savez(inputs_npz, **inputs)
-    np.savez(outputs_npz, **{f"output{i}": o.detach().numpy() for i, o in enumerate(outs)})
+    files.save_arrays(inputs, [o.detach().numpy() for o in outs])
     built = result_type(
-        name=name, format=fmt, framework=framework, seed=seed, opset=None, archive=str(archive),
-        inputs_npz=str(inputs_npz), outputs_npz=str(outputs_npz), model_file=model_file,
+        name=name, format=fmt, framework=framework, seed=seed, opset=None, archive=str(files.archive),
+        inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz), model_file=model_file,
         data_input_config=json.dumps({n: list(s) for n, s in shapes.items()}),
         inputs=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in shapes.items()], key=key,
     )
-    record = asdict(built)
-    record.pop("cached")
-    meta.write_text(json.dumps(record, indent=2) + "\n")
+    files.save_record(built)
     return built
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.mxnet_writer", description=__doc__.split("\n")[0])
-    p.add_argument("names", nargs="+", choices=sorted(EXAMPLES))
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true")
-    args = p.parse_args(argv)
-    for name in args.names:
-        print(json.dumps(asdict(build_mxnet_example(name, args.out, args.seed, args.force))), flush=True)
-    return 0
+    return example_main("python -m models.mxnet_writer", __doc__.split("\n")[0], EXAMPLES, build_mxnet_example, argv)
 
 
 if __name__ == "__main__":

@@ -18,20 +18,20 @@ versions) matches is reused. TensorFlow is imported when a model is built, not o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import os
 import sys
-import tarfile
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from models.cache import BuildFiles, example_main
 
 __all__ = ["EXAMPLES", "TFBuild", "build_tf_example"]
 
@@ -437,68 +437,28 @@ def build_tf_example(name: str, out_dir: str | Path, seed: int = 0, force: bool 
     """Build (or reuse) example ``name`` under ``out_dir``."""
     if name not in EXAMPLES:
         raise KeyError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
-    out = Path(out_dir)
-    record = out / f"{name}.build.json"
+    files = BuildFiles.under(out_dir, name)
     key = _key(name, seed)
-    if record.exists() and not force:
-        built = TFBuild(**json.loads(record.read_text()))
-        if built.key == key and all(Path(p).exists() for p in (built.archive, built.inputs_npz, built.outputs_npz)):
-            return TFBuild(**{**asdict(built), "cached": True})
-    out.mkdir(parents=True, exist_ok=True)
+    cached = files.cached(key, TFBuild, force)
+    if cached is not None:
+        return cached
+    from models.export import make_archive  # imports torch
+
     with tempfile.TemporaryDirectory(prefix="neo-local-tf-") as tmp:
         made = EXAMPLES[name](Path(tmp), seed)
-        archive = out / f"{name}.tar.gz"
-        if "tree" in made:
-            _archive_tree(made["tree"], archive)
-        else:
-            from models.export import make_archive
-
-            make_archive(made["files"], archive)
-    inputs_npz, outputs_npz = out / f"{name}.inputs.npz", out / f"{name}.outputs.npz"
-    np.savez(inputs_npz, **made["inputs"])
-    np.savez(outputs_npz, **{f"output{i}": o for i, o in enumerate(made["outputs"])})
+        make_archive(made["files"] if "files" in made else [made["tree"]], files.archive)
+    files.save_arrays(made["inputs"], made["outputs"])
     built = TFBuild(
-        name=name, framework=made["framework"], archive=str(archive), data_input_config=made["config"],
-        compiler_options=made.get("options"), inputs_npz=str(inputs_npz), outputs_npz=str(outputs_npz),
+        name=name, framework=made["framework"], archive=str(files.archive), data_input_config=made["config"],
+        compiler_options=made.get("options"), inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz),
         output_quantization=made.get("quantization", []), key=key,
     )
-    record.write_text(json.dumps(asdict(built), indent=2) + "\n")
+    files.save_record(built)
     return built
 
 
-def _archive_tree(root: Path, tar_gz_path: Path) -> Path:
-    """A reproducible .tar.gz of the directory ``root`` (kept as the archive's top folder)."""
-    import gzip
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(p for p in root.rglob("*")):
-            info = tarfile.TarInfo(str(path.relative_to(root.parent)))
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            if path.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            else:
-                info.size, info.mode = path.stat().st_size, 0o644
-                with path.open("rb") as fh:
-                    tar.addfile(info, fh)
-    tmp = tar_gz_path.with_name(tar_gz_path.name + ".partial")
-    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(buf.getvalue())
-    tmp.replace(tar_gz_path)
-    return tar_gz_path
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.tf_models", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="+", choices=sorted(EXAMPLES))
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true")
-    args = parser.parse_args(argv)
-    for name in args.names:
-        print(json.dumps(asdict(build_tf_example(name, args.out, args.seed, args.force))))
-    return 0
+    return example_main("python -m models.tf_models", __doc__.splitlines()[0], EXAMPLES, build_tf_example, argv)
 
 
 if __name__ == "__main__":
