@@ -16,7 +16,8 @@ import numpy as np
 from neo_local.api.errors import internal_error
 from neo_local.frontends.base import ImportedModel, TensorSpec
 from neo_local.targets import emulation
-from neo_local.targets.cpu_features import missing_on_host
+from neo_local.targets.binaries import structural_check
+from neo_local.targets.cpu_features import host_os, missing_on_host
 from neo_local.targets.spec import TargetSpec
 
 #: outputs must agree to this fraction of the reference's largest magnitude
@@ -96,14 +97,15 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
     if model.reference is None:
         return Verification("skipped", "the framework gave no reference to compare with")
     emulator, how = None, "ran in a fresh process on this host"
-    if not emulation.host_runs(target.arch):
+    if not emulation.host_runs(target.os, target.arch):
         library = artifact / _library_name(artifact)
-        structure = emulation.structural_check(library, target.arch)
-        found = emulation.find_emulator(target.arch, str(target.tvm_target.get("mcpu", "")))
+        structure = structural_check(library, target.os, target.arch)
+        found = emulation.find_emulator(target.os, target.arch, str(target.tvm_target.get("mcpu", "")))
         if isinstance(found, str):
             return Verification(
                 "structural",
-                f"not run: this host is {platform.machine()}, the artifact is for {target.arch}, and {found}. "
+                f"not run: this host is {host_os()} {platform.machine()}, the artifact is for {target.os} "
+                f"{target.arch}, and {found}. "
                 f"Structural check passed: {structure}",
             )
         emulator, how = found, f"ran under {found.describe()} ({structure})"

@@ -52,7 +52,7 @@ def _assert_aarch64_library(library: Path) -> None:
 
 
 def _emulator(mcpu: str):
-    found = emulation.find_emulator("ARM64", mcpu)
+    found = emulation.find_emulator("LINUX", "ARM64", mcpu)
     return None if isinstance(found, str) else found
 
 
@@ -75,7 +75,7 @@ def test_ml_c6g_cross_linked_and_run_under_qemu(tmp_path):
         assert verification["status"] == "passed", verification
         assert verification["detail"].startswith(
             "ran under qemu-aarch64-static -cpu neoverse-n1 with Debian's arm64 python3.11 and the aarch64 TVM "
-            "runtime (ELF AArch64 shared library, NEEDED libc.so.6;"
+            "runtime (ELF64 AArch64 shared library, NEEDED libc.so.6;"
         )
         assert verification["max_rel_error"] < 1e-4  # against torch (the archive is TorchScript)
         # an emulated Cortex-A53 lacks the dot-product and fp16 extensions: the runtime refuses
@@ -101,7 +101,7 @@ def test_rasp4b_matches_torch_under_qemu(tmp_path):
     assert "64-bit (aarch64) OS" in meta["Target"]["Notes"][0]
     emulator = _emulator("cortex-a72")
     if emulator is None:
-        pytest.skip(f"numeric check needs the aarch64 emulation: {emulation.find_emulator('ARM64', 'cortex-a72')}")
+        pytest.skip(f"numeric check needs the aarch64 emulation: {emulation.find_emulator('LINUX', 'ARM64', 'cortex-a72')}")
     assert meta["Verification"]["status"] == "passed"
     assert "qemu-aarch64-static -cpu cortex-a72" in meta["Verification"]["detail"]
     # the unpacked folder: Debian 12's python 3.11.2 has no tarfile extraction filters, which
@@ -124,7 +124,7 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     _assert_aarch64_library(tmp_path / "a" / "compiled.so")
     verification = meta["Verification"]
     assert verification["status"] == "structural"
-    assert "the artifact is for ARM64, and " in verification["detail"]
+    assert "the artifact is for LINUX ARM64, and " in verification["detail"]
     assert verification["detail"].endswith(
         "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so.6; undefined symbols only from glibc/libgcc "
         "and the TVM FFI (TVMFFIErrorSetRaisedFromCStrParts)"

@@ -36,7 +36,7 @@ def test_rasp3b_is_a_hard_float_armv7_library_checked_structurally(tmp_path):
     assert meta["Target"]["Notes"][1].startswith("no prebuilt TVM runtime exists for 32-bit ARM Linux")
     verification = meta["Verification"]
     assert verification["status"] == "structural"
-    assert "the artifact is for ARM_EABIHF, and no TVM runtime for ARM_EABIHF exists to run it with" in (
+    assert "the artifact is for LINUX ARM_EABIHF, and nothing on this host runs LINUX ARM_EABIHF libraries" in (
         verification["detail"]
     )
     assert "Structural check passed: ELF32 ARM (Version5 EABI, hard-float ABI) shared library, NEEDED " in (

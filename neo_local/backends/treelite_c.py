@@ -103,10 +103,11 @@ def cpu_flags(target: TargetSpec) -> list[str]:
     """gcc/clang flags for the target's mcpu and mattr (x86_64 today)."""
     mcpu = str(target.tvm_target.get("mcpu") or "")
     mattr = list(target.tvm_target.get("mattr") or ())
-    if target.arch not in ("X86_64", "X86"):
+    if target.arch not in ("X86_64", "X86") or target.os != "LINUX":
         raise client_error(
             "OutputConfiguration",
-            f"tree and linear models are built for x86 targets only so far; {target.name} is {target.os} {target.arch}",
+            f"tree and linear models are built for x86 Linux targets only so far; {target.name} is {target.os} "
+            f"{target.arch}",
         )
     flags = []
     if mcpu:

@@ -11,7 +11,6 @@ from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.targets.spec import TargetSpec
 
-LIBRARY = "compiled.so"
 RUNTIME = "tvm-relax-vm"
 
 log = logging.getLogger(__name__)
@@ -49,8 +48,10 @@ def _export(executable, target: TargetSpec, path: Path) -> None:
         return
     from tvm.support import cc
 
-    # cross_compiler appends to the option list it is given: a fresh list for every export
-    executable.export_library(str(path), fcompile=cc.cross_compiler(target.linker, options=[]))
+    # cross_compiler appends to the lists it is given: fresh ones for every export; import
+    # libraries go after the objects (add_files)
+    fcompile = cc.cross_compiler(target.linker, options=[], add_files=list(target.link_files))
+    executable.export_library(str(path), fcompile=fcompile)
 
 
 def _check_linker(target: TargetSpec) -> None:
@@ -81,11 +82,11 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
         ir, guarded = guard_takes(model.ir)
         executable, pipeline = _compile(ir, target.tvm_target)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _export(executable, target, out_dir / LIBRARY)
+        _export(executable, target, out_dir / target.library)
     except Exception as exc:  # TVM raises its own error types from C++
         raise internal_error(f"TVM could not build the model for {target.name}: {exception_line(exc)}") from exc
     return BuiltModel(
-        library=LIBRARY,
+        library=target.library,
         runtime=RUNTIME,
         compiler_versions={
             "tvm": tvm.__version__,

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from neo_local.runtime.engines import ENGINES, open_engine
-from neo_local.targets.cpu_features import ARCH_MACHINES, missing_on_host
+from neo_local.targets.cpu_features import ARCH_MACHINES, host_os, missing_on_host
 
 META = "compiled.meta"
 
@@ -125,6 +125,12 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
     if wanted != dev_type:
         raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}")
+    os_name, here = meta.get("Target", {}).get("Os", "LINUX"), host_os()
+    if os_name != here:
+        raise ArtifactError(
+            f"artifact was compiled for {meta['Requirements']['TargetDevice']} ({os_name}) and cannot be loaded "
+            f"on this {here} machine"
+        )
     arch = meta.get("Target", {}).get("Arch")
     machine = platform.machine().lower()
     if arch in ARCH_MACHINES and machine not in ARCH_MACHINES[arch]:

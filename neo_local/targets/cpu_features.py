@@ -14,6 +14,18 @@ ARCH_MACHINES = {
     "X86": ("i686", "i386"),
 }
 
+
+
+def host_os() -> str:
+    """This machine's OS in TargetPlatform's spelling (LINUX, ANDROID; WINDOWS, DARWIN beyond it)."""
+    import platform
+    import sys
+
+    if hasattr(sys, "getandroidapilevel"):
+        return "ANDROID"
+    return platform.system().upper()
+
+
 # LLVM feature name -> Linux /proc/cpuinfo flag, for the extensions generated code uses.
 X86_FEATURES = {
     "sse4.1": "sse4_1",

@@ -112,6 +112,7 @@ DEVICES: dict[str, Device] = {
                    "tools and is not used",),
             unused="C7x DSP / MMA",
         ),
+        Device("x86_win64", "WINDOWS", "X86_64", "x86-64", description="64-bit Windows on any x86-64 CPU"),
         *(
             Device(
                 name, "LINUX", "ARM64", "cortex-a53", description=f"Ambarella {chip} (4x Cortex-A53, CVflow)",
@@ -204,9 +205,11 @@ REFUSED: dict[str, Refusal] = {
             "Convert the model with coremltools.convert on your side, or compile for the CPU of the machine that "
             "runs it",
         ),
-        *(
-            Refusal(name, "Windows DLLs not built yet", "neo-local does not build Windows DLLs yet")
-            for name in ("x86_win32", "x86_win64")
+        Refusal(
+            "x86_win32", "no 32-bit Windows TVM runtime exists",
+            "no 32-bit Windows build of the TVM runtime (apache-tvm-ffi / tvm_ffi.dll) exists in any version, so a "
+            "32-bit DLL would have no runtime to load it and nothing to link against",
+            "For 64-bit Windows use TargetDevice x86_win64",
         ),
         *(
             Refusal(

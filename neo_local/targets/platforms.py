@@ -23,6 +23,11 @@ class Platform:
     check_summary: str = ""
     #: what every artifact for this platform must say (compiled.meta Target.Notes, job log)
     notes: tuple[str, ...] = ()
+    #: import libraries to link against, under the toolchain cache that scripts/setup.sh fills
+    link_files: tuple[str, ...] = ()
+    library: str = "compiled.so"
+    #: whether a TargetPlatform can name it (the API's Os has no WINDOWS: TargetDevice only)
+    api: bool = True
 
 
 def _no_runtime(what: str, wheel: str) -> str:
@@ -63,6 +68,20 @@ PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
             check=_STRUCTURAL.format("no TVM runtime exists for armv7"),
             check_summary="structural ELF check (no armv7 TVM runtime to run it)",
             notes=(_no_runtime("32-bit ARM Linux", "armv7"),),
+        ),
+        # Windows x64 DLL (windows-gnu: the -msvc triple fails on _fltused), linked by mingw against
+        # the import library of the win_amd64 apache-tvm-ffi wheel (scripts/setup.sh caches it)
+        Platform(
+            "WINDOWS", "X86_64", "x86_64-pc-windows-gnu", "x86-64",
+            linker="x86_64-w64-mingw32-gcc",
+            check="PE check (PE32+ x86-64 DLL, exports the module blob, imports only tvm_ffi.dll's C API and "
+                  "Windows system DLLs); not run: no Windows TVM runtime on this host (wine is not used)",
+            check_summary="structural PE check (not run under Windows)",
+            notes=("a Windows x64 DLL for the Windows build of apache-tvm-ffi {tvm_ffi} (it imports tvm_ffi.dll); "
+                   "checked structurally here, not run",),
+            link_files=("windows-x86_64/apache-tvm-ffi-{tvm_ffi}/tvm_ffi.lib",),
+            library="compiled.dll",
+            api=False,
         ),
         # generic i686 (no SSE assumed: pass mcpu, e.g. pentium4, for the machine's vector units)
         Platform(

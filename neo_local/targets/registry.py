@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
+from importlib import metadata
+from pathlib import Path
 
 from neo_local.api.errors import client_error
 from neo_local.api.requests import OutputConfig
@@ -15,6 +18,10 @@ from neo_local.targets.spec import TargetSpec
 
 #: the CPU platform (triple, linker) of each (Os, Arch) a device row can name
 CPU_PLATFORMS = {(p.os, p.arch): p for p in PLATFORMS.values() if p.accelerator is None}
+
+#: where scripts/setup.sh caches what cross links need (the Windows import library)
+TOOLCHAIN_CACHE_ENV = "NEO_LOCAL_TOOLCHAIN_CACHE"
+_DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache"
 
 #: TargetPlatform accelerators with no code generator yet, and why
 _ACCELERATORS_NOT_YET = {
@@ -71,6 +78,7 @@ def _from_platform(output: OutputConfig, options: CompilerOptions) -> TargetSpec
         choices = "; ".join(
             f"Os={p.os}, Arch={p.arch}" + (f", Accelerator={p.accelerator}" if p.accelerator else "")
             for p in PLATFORMS.values()
+            if p.api
         )
         raise client_error(
             "OutputConfiguration",
@@ -96,6 +104,7 @@ def _spec(
     if mattr:
         target["mattr"] = list(mattr)
     target.update(platform.tvm_options)
+    versions = {"tvm_ffi": metadata.version("apache-tvm-ffi")}
     return TargetSpec(
         name=name,
         os=os,
@@ -104,8 +113,25 @@ def _spec(
         accelerator=accelerator,
         cpu_features=required_features(target),
         linker=platform.linker,
-        notes=notes + platform.notes,
+        link_files=_link_files(name, platform, versions),
+        library=platform.library,
+        notes=notes + tuple(n.format(**versions) for n in platform.notes),
     )
+
+
+def _link_files(name: str, platform: Platform, versions: dict[str, str]) -> tuple[str, ...]:
+    """The platform's import libraries in the toolchain cache; a clear error where setup did not
+    prepare them (they come from a wheel downloaded at setup time, never at compile time)."""
+    cache = Path(os.environ.get(TOOLCHAIN_CACHE_ENV) or _DEFAULT_CACHE)
+    files = tuple(cache / f.format(**versions) for f in platform.link_files)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise client_error(
+            "OutputConfiguration",
+            f"{name} links against {', '.join(missing)}, which is not prepared on this host: run scripts/setup.sh "
+            "(it takes the import library from the matching apache-tvm-ffi wheel)",
+        )
+    return tuple(map(str, files))
 
 
 def _check_mcpu(mtriple: str, mcpu: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from neo_local.api.errors import JobFailure
 from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
+from neo_local.targets.binaries import structural_check
 
 CROSS = "aarch64-linux-gnu-gcc"
 ARMHF = "arm-linux-gnueabihf-gcc"
@@ -38,25 +39,25 @@ def test_structural_check_of_an_aarch64_library(tmp_path):
         "#include <stdio.h>\nint TVMFFIErrorSetRaisedFromCStrParts(const char*, const char**, int);\n"
         "int f(const char* s) { puts(s); return TVMFFIErrorSetRaisedFromCStrParts(s, 0, 0); }\n",
     )
-    summary = emulation.structural_check(lib, "ARM64")
+    summary = structural_check(lib, "LINUX", "ARM64")
     assert summary.startswith("ELF64 AArch64 shared library, NEEDED libc.so.6;")
     assert "(TVMFFIErrorSetRaisedFromCStrParts)" in summary
     with pytest.raises(JobFailure, match="lib.so is an ELF64 AArch64 file, not ELF64 Advanced Micro Devices X86-64"):
-        emulation.structural_check(lib, "X86_64")
+        structural_check(lib, "LINUX", "X86_64")
 
 
 @_needs(ARMHF)
 def test_structural_check_of_an_armv7_library_checks_the_float_abi(tmp_path):
     lib = _cross_library(tmp_path, "float f(float x) { return x * 2.0f; }\n", ARMHF)
-    assert emulation.structural_check(lib, "ARM_EABIHF").startswith(
+    assert structural_check(lib, "LINUX", "ARM_EABIHF").startswith(
         "ELF32 ARM (Version5 EABI, hard-float ABI) shared library, NEEDED "
     )
     with pytest.raises(JobFailure, match="is an ELF32 ARM file, not ELF64 AArch64"):
-        emulation.structural_check(lib, "ARM64")
+        structural_check(lib, "LINUX", "ARM64")
     # a soft-float library (no hard-float flag) cannot be linked with armhf code
     soft = _cross_library(tmp_path, "int g(int x) { return x; }\n", ARMHF, "-mfloat-abi=softfp", "-nostdlib")
     with pytest.raises(JobFailure, match="has ELF flags '0x5000200, Version5 EABI, soft-float ABI', without hard-float ABI"):
-        emulation.structural_check(soft, "ARM_EABIHF")
+        structural_check(soft, "LINUX", "ARM_EABIHF")
 
 
 @needs_cross
@@ -64,38 +65,38 @@ def test_structural_check_refuses_foreign_needed_libraries(tmp_path):
     (tmp_path / "foo").mkdir()
     _cross_library(tmp_path / "foo", "int foo(int x) { return x; }\n").rename(tmp_path / "libfoo.so")
     lib = _cross_library(tmp_path, "int foo(int);\nint f(int x) { return foo(x); }\n", CROSS, f"-L{tmp_path}", "-lfoo")
-    with pytest.raises(JobFailure, match="needs libraries a glibc system does not provide: libfoo.so"):
-        emulation.structural_check(lib, "ARM64")
+    with pytest.raises(JobFailure, match="needs libraries glibc/libgcc do not provide: libfoo.so"):
+        structural_check(lib, "LINUX", "ARM64")
 
 
 @needs_cross
 def test_structural_check_refuses_unknown_undefined_symbols(tmp_path):
     lib = _cross_library(tmp_path, "int missing_helper(int);\nint f(int x) { return missing_helper(x); }\n")
-    with pytest.raises(JobFailure, match="needs symbols neither libc nor the TVM runtime provides: missing_helper"):
-        emulation.structural_check(lib, "ARM64")
+    with pytest.raises(JobFailure, match="needs symbols neither glibc/libgcc nor the TVM runtime provides: missing_helper"):
+        structural_check(lib, "LINUX", "ARM64")
 
 
 def test_missing_emulation_runtime_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv(emulation.ENV_DIR, str(tmp_path / "none"))
-    found = emulation.find_emulator("ARM64", "cortex-a72")
+    found = emulation.find_emulator("LINUX", "ARM64", "cortex-a72")
     assert isinstance(found, str)
     if shutil.which("qemu-aarch64-static"):
         assert found == (
             f"the aarch64 python and TVM runtime are not prepared in {tmp_path / 'none'} "
             "(run scripts/setup-aarch64-emulation.sh)"
         )
-    assert emulation.find_emulator("ARM_EABIHF", "cortex-a7") == (
-        "no TVM runtime for ARM_EABIHF exists to run it with (see the target's notes)"
+    assert emulation.find_emulator("LINUX", "ARM_EABIHF", "cortex-a7") == (
+        "nothing on this host runs LINUX ARM_EABIHF libraries (see the target's notes)"
     )
 
 
 def test_emulator_picks_the_qemu_cpu_model():
-    found = emulation.find_emulator("ARM64", "cortex-a72")
+    found = emulation.find_emulator("LINUX", "ARM64", "cortex-a72")
     if isinstance(found, str):
         pytest.skip(f"no aarch64 emulation here: {found}")
     assert found.cpu == "cortex-a72"
-    assert emulation.find_emulator("ARM64", "neoverse-n1").cpu == "neoverse-n1"
-    assert emulation.find_emulator("ARM64", "generic").cpu == "max"
+    assert emulation.find_emulator("LINUX", "ARM64", "neoverse-n1").cpu == "neoverse-n1"
+    assert emulation.find_emulator("LINUX", "ARM64", "generic").cpu == "max"
 
 
 def test_staged_runtime_is_the_runtime_only(tmp_path):

@@ -1,5 +1,7 @@
 """The device table and TargetPlatform rules: every row builds, every enum value has an outcome."""
 
+from importlib import metadata
+
 import botocore.session
 import pytest
 
@@ -7,7 +9,7 @@ from neo_local.api.errors import JobFailure
 from neo_local.api.requests import OutputConfig, TargetPlatform
 from neo_local.targets.devices import DEVICES, REFUSED
 from neo_local.targets.options import CompilerOptions
-from neo_local.targets.registry import resolve_target
+from neo_local.targets.registry import TOOLCHAIN_CACHE_ENV, resolve_target
 
 
 def _enum(shape: str) -> list[str]:
@@ -28,7 +30,10 @@ def test_every_device_row_builds_a_tvm_target(name):
     assert str(target.attrs["mcpu"]) == DEVICES[name].mcpu
     assert spec.name == name and spec.device_type == "cpu"
     arch = DEVICES[name].arch
-    if arch == "X86_64":
+    if DEVICES[name].os == "WINDOWS":
+        assert spec.tvm_target["mtriple"] == "x86_64-pc-windows-gnu" and spec.library == "compiled.dll"
+        assert spec.link_files[0].endswith("/tvm_ffi.lib")
+    elif arch == "X86_64":
         assert "avx2" in spec.cpu_features  # every x86 row today is at least AVX2
         assert spec.linker is None
     elif arch == "ARM64":
@@ -140,6 +145,28 @@ def test_vendor_accelerator_devices_are_cpu_rows_that_say_so(name, unused):
     assert spec.accelerator is None and spec.tvm_target["mtriple"] == "aarch64-linux-gnu"
     assert DEVICES[name].unused == unused
     assert spec.notes[0].startswith("CPU only: runs on the ") and "is not used" in spec.notes[0]
+
+
+def test_x86_win32_is_refused_for_want_of_a_runtime():
+    with pytest.raises(JobFailure) as err:
+        _resolve("x86_win32")
+    assert err.value.reason == (
+        "ClientError: OutputConfiguration: TargetDevice x86_win32: no 32-bit Windows build of the TVM runtime "
+        "(apache-tvm-ffi / tvm_ffi.dll) exists in any version, so a 32-bit DLL would have no runtime to load it and "
+        "nothing to link against. For 64-bit Windows use TargetDevice x86_win64"
+    )
+
+
+def test_windows_without_the_import_library_says_to_run_setup(tmp_path, monkeypatch):
+    monkeypatch.setenv(TOOLCHAIN_CACHE_ENV, str(tmp_path))
+    with pytest.raises(JobFailure) as err:
+        _resolve("x86_win64")
+    version = metadata.version("apache-tvm-ffi")
+    assert err.value.reason == (
+        f"ClientError: OutputConfiguration: x86_win64 links against {tmp_path}/windows-x86_64/apache-tvm-ffi-{version}/"
+        "tvm_ffi.lib, which is not prepared on this host: run scripts/setup.sh (it takes the import library from "
+        "the matching apache-tvm-ffi wheel)"
+    )
 
 
 def test_platform_arm_eabihf_as_in_the_spec_example():

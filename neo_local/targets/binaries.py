@@ -1,0 +1,173 @@
+"""Structural checks of a compiled library for a platform this host cannot run it on.
+
+A wrongly linked library (wrong machine or float ABI, a C library the device does not have, a
+symbol nothing provides) is caught here even where nothing can run it. ELF files are read with
+``readelf``, PE files (Windows DLLs) with ``objdump -p``; both come with binutils.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from neo_local.api.errors import internal_error
+
+
+@dataclass(frozen=True)
+class ElfFormat:
+    """What readelf must say of a shared library for one Arch."""
+
+    machine: str                 # "Machine:"
+    elf_class: str               # "Class:" (ELF32 | ELF64)
+    flags: tuple[str, ...] = ()  # words the "Flags:" line must contain (the ARM float ABI)
+
+    def describe(self) -> str:
+        flags = f" ({', '.join(self.flags)})" if self.flags else ""
+        return f"{self.elf_class} {self.machine}{flags}"
+
+
+@dataclass(frozen=True)
+class SystemLibraries:
+    """What an OS gives a TVM library: the shared libraries it may need and the undefined
+    symbols they resolve (besides the TVM FFI's C API, which the loaded runtime provides)."""
+
+    name: str
+    libraries: frozenset[str]
+    symbols: re.Pattern[str]
+
+
+ELF_FORMATS = {
+    "X86_64": ElfFormat("Advanced Micro Devices X86-64", "ELF64"),
+    "ARM64": ElfFormat("AArch64", "ELF64"),
+    "ARM_EABIHF": ElfFormat("ARM", "ELF32", ("Version5 EABI", "hard-float ABI")),
+    "X86": ElfFormat("Intel 80386", "ELF32"),
+}
+
+SYSTEM_LIBRARIES = {
+    # glibc's and libgcc's versioned functions (libgcc_s: the ARM unwinding helpers)
+    "LINUX": SystemLibraries(
+        "glibc/libgcc",
+        frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libgcc_s.so.1"}),
+        re.compile(r"^(\w+@GLIBC_[\d.]+|\w+@GCC_[\d.]+|__gmon_start__|_ITM_\w+|__cxa_finalize(@\S+)?)$"),
+    ),
+    # the Windows system DLLs mingw links C code against (the MSVCRT, or the UCRT and its API
+    # sets); any of their functions
+    "WINDOWS": SystemLibraries(
+        "Windows system DLLs",
+        frozenset({"kernel32.dll", "msvcrt.dll", "ucrtbase.dll"}),
+        re.compile(r"^\w+$"),
+    ),
+}
+#: a library's undefined symbols that the TVM runtime (tvm_ffi) provides
+_TVM_FFI = re.compile(r"^TVMFFI\w+$")
+#: the symbol TVM's loader reads the compiled module from: every library must export it
+LIBRARY_BLOB = "__tvm_ffi__library_bin"
+
+
+def structural_check(library: Path, os: str, arch: str) -> str:
+    """Check ``library`` is a shared library for ``os``/``arch`` that needs only the OS's system
+    libraries and the TVM FFI; returns a one-line summary, raises InternalError naming what is wrong."""
+    if os == "WINDOWS":
+        return _pe_check(library, arch)
+    return _elf_check(library, os, arch)
+
+
+def _elf_check(library: Path, os: str, arch: str) -> str:
+    header = _tool("readelf", "-W", "-h", library)
+    wanted = ELF_FORMATS.get(arch)
+    found = ElfFormat(_field(header, "Machine"), _field(header, "Class"))
+    if wanted is None or (found.machine, found.elf_class) != (wanted.machine, wanted.elf_class):
+        raise internal_error(
+            f"{library.name} is an {found.describe()} file, not {wanted.describe() if wanted else arch}"
+        )
+    flags = _field(header, "Flags")
+    missing = [f for f in wanted.flags if f not in flags]
+    if missing:
+        raise internal_error(f"{library.name} has ELF flags '{flags}', without {', '.join(missing)}")
+    kind = _field(header, "Type")
+    if not kind.startswith("DYN"):
+        raise internal_error(f"{library.name} is not a shared library (ELF type {kind})")
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", _tool("readelf", "-W", "-d", library))
+    undefined = set()
+    for line in _tool("readelf", "-W", "--dyn-syms", library).splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and cols[6] == "UND" and cols[4] != "WEAK":
+            undefined.add(cols[7])
+    system = SYSTEM_LIBRARIES[os]
+    tvm = _check_imports(library, system, needed, undefined)
+    return (
+        f"{wanted.describe()} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from "
+        f"{system.name} and the TVM FFI ({', '.join(tvm) or 'none'})"
+    )
+
+
+#: objdump's file format of a PE image for each Arch
+_PE_FORMATS = {"X86_64": "pei-x86-64"}
+
+
+def _pe_check(library: Path, arch: str) -> str:
+    """A PE32+ DLL for ``arch`` that exports the module blob and imports only tvm_ffi.dll's
+    TVMFFI* functions and Windows system DLLs."""
+    dump = _tool("objdump", "-p", library)
+    fmt = (re.search(r"file format (\S+)", dump) or [None, "unknown"])[1]
+    if fmt != _PE_FORMATS.get(arch):
+        raise internal_error(f"{library.name} is a {fmt} file, not {_PE_FORMATS.get(arch, arch)}")
+    characteristics = int((re.search(r"^Characteristics\s+0x([0-9a-f]+)", dump, re.M) or [None, "0"])[1], 16)
+    if not characteristics & 0x2000:  # IMAGE_FILE_DLL
+        raise internal_error(f"{library.name} is a PE image but not a DLL")
+    exports = set(re.findall(r"^\s+\[\s*\d+\] (\S+)$", dump, re.M))
+    if LIBRARY_BLOB not in exports:
+        raise internal_error(f"{library.name} does not export {LIBRARY_BLOB}, which TVM's loader reads")
+    imports: dict[str, set[str]] = {}
+    dll = None
+    for line in dump.splitlines():
+        if m := re.match(r"\s+DLL Name: (\S+)", line):
+            dll = m[1].lower()
+            imports[dll] = set()
+        elif dll and (m := re.match(r"\s+[0-9a-f]+\s+\d+\s+(\S+)$", line)):
+            imports[dll].add(m[1])
+    tvm = sorted(imports.pop("tvm_ffi.dll", set()))
+    if not all(_TVM_FFI.match(s) for s in tvm):
+        raise internal_error(f"{library.name} imports from tvm_ffi.dll more than its C API: {', '.join(tvm)}")
+    system = SYSTEM_LIBRARIES["WINDOWS"]
+    _check_imports(library, system, [d for d in imports if not d.startswith("api-ms-win-crt-")], set())
+    return (
+        f"PE32+ {fmt} DLL exporting {LIBRARY_BLOB}; imports {', '.join(['tvm_ffi.dll', *sorted(imports)])}; "
+        f"from tvm_ffi.dll only the TVM FFI ({', '.join(tvm) or 'none'})"
+    )
+
+
+def _check_imports(library: Path, system: SystemLibraries, needed, undefined: set[str]) -> list[str]:
+    """Raise unless ``needed`` are system libraries and ``undefined`` symbols are the system's or
+    the TVM FFI's; returns the TVM FFI symbols."""
+    foreign = sorted(set(needed) - system.libraries)
+    if foreign:
+        raise internal_error(f"{library.name} needs libraries {system.name} do not provide: {', '.join(foreign)}")
+    unexpected = sorted(s for s in undefined if not (_TVM_FFI.match(s) or system.symbols.match(s)))
+    if unexpected:
+        raise internal_error(
+            f"{library.name} needs symbols neither {system.name} nor the TVM runtime provides: "
+            f"{', '.join(unexpected[:10])}"
+        )
+    return sorted(s for s in undefined if _TVM_FFI.match(s))
+
+
+def _tool(name: str, *args: str | Path) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise internal_error(f"{name} (binutils) is not installed: the library cannot be checked")
+    proc = subprocess.run([path, *map(str, args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise internal_error(f"{name} cannot read {Path(args[-1]).name}: {proc.stderr.strip()[:200]}")
+    return proc.stdout
+
+
+def _field(text: str, name: str) -> str:
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return "unknown"
