@@ -35,17 +35,22 @@ def matmul_add_model(seed: int = 0) -> onnx.ModelProto:
 
 
 def unsupported_ops_model() -> onnx.ModelProto:
-    """Uses two operators TVM's importer lacks (counts 2 and 1), plus a supported Relu."""
+    """Uses two operators the importer lacks, not even as ONNX functions (counts 2 and 1), plus
+    supported Relu and Reshape."""
     graph = helper.make_graph(
         [
             helper.make_node("Relu", ["x"], ["a"]),
-            helper.make_node("Celu", ["a"], ["b"]),
-            helper.make_node("Celu", ["b"], ["c"]),
-            helper.make_node("LpNormalization", ["c"], ["out"]),
+            helper.make_node("Multinomial", ["a"], ["m"]),
+            helper.make_node("Reshape", ["a", "shape"], ["r"]),
+            helper.make_node("Det", ["r"], ["d1"]),
+            helper.make_node("Det", ["r"], ["d2"]),
         ],
         "bad",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("m", TensorProto.INT32, [1, 1]),
+         helper.make_tensor_value_info("d1", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("d2", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.array([1, 2, 2], np.int64), "shape")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 

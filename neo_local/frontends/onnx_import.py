@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 
@@ -29,36 +30,32 @@ def graph_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
     return result
 
 
-def unsupported_operators(model: Any) -> Counter:
-    """Operator types (with node counts) that TVM's Relax ONNX importer has no converter for."""
-    from tvm.relax.frontend.onnx import onnx_frontend
+def unsupported_operators(model: Any, converters: bool = True) -> Counter:
+    """Operator types (with node counts) the importer has no converter for: TVM's Relax ONNX
+    importer, plus neo-local's own converters unless ``converters`` is off."""
+    from neo_local.frontends.onnx_converters import importer_converts
+    from neo_local.frontends.onnx_converters.tvm_hook import tvm_converts
+    from neo_local.frontends.onnx_functions import all_nodes, default_opset
 
-    known = onnx_frontend._get_convert_map()
+    opset = default_opset(model)
     missing: Counter = Counter()
-    for node in _all_nodes(model.graph):
-        if node.op_type not in known:
+    for node in all_nodes(model.graph):
+        known = importer_converts(node.domain, node.op_type, opset) if converters else tvm_converts(node.domain, node.op_type)
+        if not known:
             missing[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"] += 1
     return missing
 
 
-def _all_nodes(graph: Any) -> Iterable[Any]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g is not None and attr.g.node:
-                yield from _all_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _all_nodes(sub)
-
-
 def import_onnx(
-    model: Any, inputs: tuple[TensorSpec, ...], source: str, prepass: bool = True
+    model: Any, inputs: tuple[TensorSpec, ...], source: str, prepass: bool = True, converters: bool = True
 ) -> tuple[Any, tuple[TensorSpec, ...]]:
     """Relax IRModule and output specs for ``model`` with the given input shapes.
 
-    ``prepass`` (default on): rewrite the graph first (``onnx_prepass``: Constant nodes and
-    constant subgraphs become initializers, n-ary Sum becomes Adds); the operator check and
-    TVM's importer then see the rewritten graph. Off only to measure what it changes."""
+    ``prepass`` (default on): rewrite the graph first (``onnx_prepass``: function operators the
+    importer lacks inlined, Constant nodes and constant subgraphs become initializers, n-ary Sum
+    becomes Adds); the operator check and TVM's importer then see the rewritten graph.
+    ``converters`` (default on): neo-local's own converters (``onnx_converters``) join TVM's.
+    Either is off only to measure what it changes."""
     if prepass:
         from neo_local.frontends.onnx_prepass import prepass as run_prepass
 
@@ -68,18 +65,21 @@ def import_onnx(
             import logging
 
             logging.getLogger(__name__).warning("ONNX pre-pass skipped: %s", exception_line(exc))
-    missing = unsupported_operators(model)
+    missing = unsupported_operators(model, converters)
     if missing:
         raise unsupported_error(source, "operators", missing, "node")
     from tvm.relax.frontend.onnx import from_onnx
 
+    from neo_local.frontends.onnx_converters.tvm_hook import our_converters
+
     try:
-        mod = from_onnx(
-            model,
-            shape_dict={s.name: list(s.shape) for s in inputs},
-            dtype_dict={s.name: s.dtype for s in inputs},
-            sanitize_input_names=False,
-        )
+        with our_converters() if converters else nullcontext():
+            mod = from_onnx(
+                model,
+                shape_dict={s.name: list(s.shape) for s in inputs},
+                dtype_dict={s.name: s.dtype for s in inputs},
+                sanitize_input_names=False,
+            )
     except Exception as exc:  # the importer raises many kinds; the user needs the message
         raise client_error("InputConfiguration", f"{source} could not be imported: {exception_line(exc)}") from exc
     names = [o.name for o in model.graph.output]

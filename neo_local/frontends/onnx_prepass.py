@@ -5,6 +5,9 @@ split, k, starts/ends, ...) and fail with "Only constant ..." when a model compu
 constants inside the graph, or writes them as ``Constant`` nodes in a form the importer does not
 read. The pre-pass rewrites the graph without changing its inputs, outputs or numerics:
 
+* function operators the importer has no converter for (Swish, Celu, the opset-23 Attention,
+  ...) are replaced by their ONNX function bodies (``onnx_functions``), before the steps below
+  so that the bodies' constants fold too.
 * ``Constant`` nodes (any of value / value_float(s) / value_int(s) / value_string(s)) become
   initializers; a Constant that is itself a graph output stays a node, normalised to ``value=``.
   Constants inside subgraphs (If/Loop bodies) are normalised to ``value=`` in place.
@@ -26,6 +29,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from neo_local.frontends.onnx_functions import Converts, inline_function_ops
+
 log = logging.getLogger(__name__)
 
 #: never evaluated at compile time: results vary per run, or depend on mode/state
@@ -40,16 +45,22 @@ _NO_FOLD = {
 MAX_FOLDED_ELEMENTS = 1 << 20
 
 
-def prepass(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Any:
+def prepass(
+    model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None, converts: Converts | None = None
+) -> Any:
     """A rewritten copy of ``model`` (the argument is not modified).
 
     ``input_shapes``: the static shapes the graph inputs are compiled for (optional); they let
-    ``Shape``/``Size`` of static tensors fold.
+    ``Shape``/``Size`` of static tensors fold. ``converts``: which nodes the importer converts
+    (default: TVM's converters and neo-local's, ``onnx_converters.importer_converts``); function
+    operators it does not convert are inlined.
     """
     import onnx
 
+    if converts is None:
+        from neo_local.frontends.onnx_converters import importer_converts as converts
     out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out.CopyFrom(inline_function_ops(model, converts))
     _normalise_constants_in_subgraphs(out.graph)
     _sum_to_add_chain(out.graph)
     static = _static_shapes(out, input_shapes)

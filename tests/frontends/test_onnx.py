@@ -74,7 +74,7 @@ def test_unsupported_operators_are_listed(tmp_path):
         _load(tmp_path, unsupported_ops_model())
     assert err.value.reason == (
         "ClientError: InputConfiguration: model.onnx uses operators the compiler does not support: "
-        "Celu (2 nodes), LpNormalization (1 node)"
+        "Det (2 nodes), Multinomial (1 node)"
     )
 
 

@@ -1,0 +1,190 @@
+"""neo-local's ONNX converters and the function-op inlining: each small graph is imported as the
+ONNX frontend imports it, compiled for llvm and compared with onnxruntime on seeded inputs."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from neo_local.frontends import onnx_converters
+from neo_local.frontends.onnx_converters import importer_converts, register
+from neo_local.frontends.onnx_converters.tvm_hook import our_converters, tvm_convert_map
+from neo_local.frontends.onnx_prepass import prepass
+from neo_local.frontends.onnx_import import onnxruntime_reference
+from onnx_compare import compile_and_compare, onnx_model, run_compiled, seeded
+
+T, B, I, H = 5, 2, 3, 4  # sequence length, batch, input size, hidden size
+
+
+def _f32(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _recurrent_model(op, gates, direction="forward", layout=0, with_bias=True, with_initial=True,
+                     with_seq_lens=False, peepholes=False, **attrs):
+    """A one-node RNN/GRU/LSTM graph; weights are seeded initializers, X (and the initial states)
+    are graph inputs."""
+    nd = 2 if direction == "bidirectional" else 1
+    batch_first = layout == 1
+    x_shape = [B, T, I] if batch_first else [T, B, I]
+    state_shape = [B, nd, H] if batch_first else [nd, B, H]
+    inits = [numpy_helper.from_array(seeded(nd, gates * H, I, seed=1, scale=0.5), "W"),
+             numpy_helper.from_array(seeded(nd, gates * H, H, seed=2, scale=0.5), "R")]
+    names = ["X", "W", "R", "", "", ""]
+    if with_bias:
+        inits.append(numpy_helper.from_array(seeded(nd, 2 * gates * H, seed=3, scale=0.5), "B"))
+        names[3] = "B"
+    if with_seq_lens:
+        inits.append(numpy_helper.from_array(np.array([T, 3], np.int32), "lens"))
+        names[4] = "lens"
+    inputs = [_f32("X", x_shape)]
+    states = ["initial_h", "initial_c"][: 2 if op == "LSTM" else 1]
+    if with_initial:
+        names[5:] = states
+        inputs += [_f32(s, state_shape) for s in states]
+    if peepholes:
+        inits.append(numpy_helper.from_array(seeded(nd, 3 * H, seed=4), "P"))
+        names += [""] * (8 - len(names))
+        names[7] = "P"
+    outputs = ["Y", "Y_h", "Y_c"][: 3 if op == "LSTM" else 2]
+    y_shape = [B, T, nd, H] if batch_first else [T, nd, B, H]
+    node = helper.make_node(op, names, outputs, hidden_size=H, direction=direction, layout=layout, **attrs)
+    model = onnx_model([node], inputs, [_f32(outputs[0], y_shape)] + [_f32(o, state_shape) for o in outputs[1:]],
+                       inits, opset=14)
+    feeds = {"X": seeded(*x_shape, seed=5)}
+    if with_initial:
+        feeds.update({s: seeded(*state_shape, seed=6 + k) for k, s in enumerate(states)})
+    return model, feeds
+
+
+DIRECTIONS = ["forward", "reverse", "bidirectional"]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_lstm_directions_with_initial_states(direction):
+    compile_and_compare(*_recurrent_model("LSTM", 4, direction))
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_gru_directions_with_initial_state(direction):
+    compile_and_compare(*_recurrent_model("GRU", 3, direction))
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_rnn_directions_with_initial_state(direction):
+    compile_and_compare(*_recurrent_model("RNN", 1, direction))
+
+
+@pytest.mark.parametrize("op, gates", [("LSTM", 4), ("GRU", 3), ("RNN", 1)])
+def test_batch_first_layout_without_bias_or_initial_state(op, gates):
+    """onnxruntime refuses layout=1, so the yardstick is onnxruntime on the layout-0 model with
+    the same weights, its inputs and outputs transposed."""
+    seq_first, feeds = _recurrent_model(op, gates, "bidirectional", with_bias=False, with_initial=False)
+    batch_first, _ = _recurrent_model(op, gates, "bidirectional", layout=1, with_bias=False, with_initial=False)
+    expected = onnxruntime_reference(seq_first.SerializeToString())(feeds)
+    got = run_compiled(batch_first, {"X": feeds["X"].transpose(1, 0, 2).copy()})
+    np.testing.assert_allclose(got[0], expected[0].transpose(2, 0, 1, 3), rtol=1e-5, atol=1e-6)
+    for g, e in zip(got[1:], expected[1:]):
+        np.testing.assert_allclose(g, e.transpose(1, 0, 2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op, gates", [("LSTM", 4), ("GRU", 3), ("RNN", 1)])
+def test_sequence_lengths_shorter_than_the_input(op, gates):
+    """Batch entry 1 is 3 steps long: its outputs past step 3 are zeros, its final state is the
+    one at step 3, and the reverse direction starts there."""
+    compile_and_compare(*_recurrent_model(op, gates, "bidirectional", with_seq_lens=True))
+
+
+def test_lstm_peepholes_input_forget_and_clip():
+    compile_and_compare(*_recurrent_model("LSTM", 4, "bidirectional", peepholes=True, input_forget=1, clip=0.7))
+
+
+def test_gru_linear_before_reset():
+    compile_and_compare(*_recurrent_model("GRU", 3, "bidirectional", linear_before_reset=1))
+
+
+def test_recurrent_activations_with_alpha_and_beta():
+    """Alpha/beta are consumed in order by the activations that take them (LeakyRelu, then
+    ScaledTanh); Sigmoid takes none."""
+    model, feeds = _recurrent_model(
+        "GRU", 3, "bidirectional",
+        activations=["LeakyRelu", "ScaledTanh", "Sigmoid", "HardSigmoid"],
+        activation_alpha=[0.3, 0.8, 0.25], activation_beta=[1.5, 0.4],
+    )
+    compile_and_compare(model, feeds)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization_with_a_zero_row(p):
+    x = seeded(3, 4)
+    x[1] = 0.0
+    model = onnx_model([helper.make_node("LpNormalization", ["x"], ["y"], p=p, axis=1)], [_f32("x", [3, 4])],
+                       [_f32("y", [3, 4])])
+    compile_and_compare(model, {"x": x})
+
+
+# --------------------------------------------------------------------------- function ops
+
+
+def _op_types(model):
+    return [n.op_type for n in model.graph.node]
+
+
+def test_function_ops_the_importer_lacks_are_inlined_and_match():
+    """Swish (opset 24) and Celu have no converter: their ONNX function bodies replace them."""
+    model = onnx_model(
+        [helper.make_node("Swish", ["x"], ["s"], alpha=0.7), helper.make_node("Celu", ["s"], ["y"], alpha=1.3)],
+        [_f32("x", [2, 5])], [_f32("y", [2, 5])], opset=24,
+    )
+    rewritten = prepass(model)
+    assert not {"Swish", "Celu"} & set(_op_types(rewritten))
+    compile_and_compare(model, {"x": seeded(2, 5, scale=2.0)})
+
+
+def test_opset23_attention_is_inlined_not_given_to_the_contrib_converter():
+    """TVM's "Attention" converter is com.microsoft's: a default-domain Attention node must be
+    expanded into its ONNX function body instead."""
+    q, k, v = (_f32(n, [1, 2, 3, 4]) for n in "qkv")
+    model = onnx_model([helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)], [q, k, v],
+                       [_f32("y", [1, 2, 3, 4])], opset=23)
+    assert "Attention" not in _op_types(prepass(model))
+    compile_and_compare(model, {n: seeded(1, 2, 3, 4, seed=s) for s, n in enumerate("qkv")}, rtol=1e-4, atol=1e-5)
+
+
+def test_a_function_op_with_a_converter_is_not_inlined():
+    model = onnx_model(
+        [helper.make_node("LayerNormalization", ["x", "g"], ["y"], axis=-1)], [_f32("x", [2, 4])], [_f32("y", [2, 4])],
+        [numpy_helper.from_array(np.ones(4, np.float32), "g")],
+    )
+    assert _op_types(prepass(model)) == ["LayerNormalization"]
+
+
+def test_importer_converts_knows_domains():
+    assert importer_converts("", "LSTM", 14)
+    assert not importer_converts("", "Attention", 23)
+    assert importer_converts("com.microsoft", "Attention", 17)
+    assert not importer_converts("", "Det", 17)
+
+
+# --------------------------------------------------------------------------- registry and hook
+
+
+def test_our_converters_are_visible_only_inside_the_hook():
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    assert "LSTM" not in onnx_frontend._get_convert_map()
+    with our_converters():
+        assert "LSTM" in onnx_frontend._get_convert_map()
+        assert "LSTM" not in tvm_convert_map()
+    assert "LSTM" not in onnx_frontend._get_convert_map()
+
+
+def test_registry_rejects_overlapping_opset_ranges(monkeypatch):
+    onnx_converters.registered()  # the real converters load before the registry is swapped
+    monkeypatch.setattr(onnx_converters, "_REGISTRY", {})
+    register("Op", 7, 12)(lambda bb, node: None)
+    register("Op", 13)(lambda bb, node: None)
+    assert onnx_converters.find("Op", 12).last_opset == 12
+    assert onnx_converters.find("Op", 20).first_opset == 13
+    assert onnx_converters.find("Op", 6) is None
+    with pytest.raises(ValueError, match="overlap"):
+        register("Op", 10, 14)(lambda bb, node: None)
