@@ -30,6 +30,21 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Converter:
+    """A TargetDevice whose artifact a model converter makes instead of TVM (Core ML: coremltools)."""
+
+    name: str
+    #: the backend (neo_local.backends) that reads and converts the framework's own model
+    backend: str
+    #: where the artifact runs, for compiled.meta and the matrix
+    os: str
+    description: str
+    #: how the artifact is made and checked here, for the README matrix
+    check: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CpuAlternative:
     """The device's own CPU as a TargetPlatform: what a refused device's user can compile for."""
 
@@ -199,13 +214,6 @@ REFUSED: dict[str, Refusal] = {
             "or a GPU instance",
         ),
         Refusal(
-            "coreml", "Core ML conversion not implemented",
-            "Core ML models (.mlmodel / .mlpackage) are made by coremltools' converters, which neo-local does "
-            "not drive yet",
-            "Convert the model with coremltools.convert on your side, or compile for the CPU of the machine that "
-            "runs it",
-        ),
-        Refusal(
             "x86_win32", "no 32-bit Windows TVM runtime exists",
             "no 32-bit Windows build of the TVM runtime (apache-tvm-ffi / tvm_ffi.dll) exists in any version, so a "
             "32-bit DLL would have no runtime to load it and nothing to link against",
@@ -218,6 +226,24 @@ REFUSED: dict[str, Refusal] = {
                 "glibc-linked Linux library would not load there",
             )
             for name, soc in (("qcs605", "QCS605"), ("qcs603", "QCS603"))
+        ),
+    )
+}
+
+
+#: TargetDevice values whose artifact a converter other than TVM makes
+CONVERTED: dict[str, Converter] = {
+    c.name: c
+    for c in (
+        Converter(
+            "coreml", "coreml", "MACOS_IOS",
+            "Apple Core ML: an ML Program (.mlpackage) for iOS 15 / macOS 12 or later",
+            "Core ML ML Program (.mlpackage) made by coremltools from PYTORCH (TorchScript), KERAS and TENSORFLOW "
+            "(SavedModel); not run (Core ML predicts only on Apple's systems): the saved spec is checked (inputs, "
+            "flexible shapes, image bias/scale, outputs, class labels)",
+            notes=("Core ML model made by coremltools for iOS 15 / macOS 12 or later; it runs with Core ML on Apple's "
+                   "systems, not with neo-local's runtime, so prediction is not run here: the saved model's spec is "
+                   "checked against the request instead",),
         ),
     )
 }
