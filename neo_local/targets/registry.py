@@ -11,7 +11,7 @@ from neo_local.api.errors import client_error
 from neo_local.api.requests import OutputConfig
 from neo_local.api.validation import NEURON_DEVICES
 from neo_local.targets.cpu_features import required_features
-from neo_local.targets.devices import DEVICES, REFUSED
+from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.options import CompilerOptions
 from neo_local.targets.platforms import PLATFORMS, Platform
 from neo_local.targets.spec import TargetSpec
@@ -49,6 +49,11 @@ def _from_device(name: str, options: CompilerOptions) -> TargetSpec:
     if name in REFUSED:
         checked = f" (CompilerOptions checked: Neuron flags {options.neuron_flags})" if options.neuron_flags else ""
         raise client_error("OutputConfiguration", f"TargetDevice {name}: {REFUSED[name].message()}{checked}")
+    converter = CONVERTED.get(name)
+    if converter is not None:
+        return TargetSpec(
+            name=name, os=converter.os, arch="ANY", tvm_target={}, backend=converter.backend, notes=converter.notes
+        )
     device = DEVICES.get(name)
     if device is None:  # a value a newer service model added
         raise client_error(
