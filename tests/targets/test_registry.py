@@ -7,7 +7,7 @@ import pytest
 
 from neo_local.api.errors import JobFailure
 from neo_local.api.requests import OutputConfig, TargetPlatform
-from neo_local.targets.devices import DEVICES, REFUSED
+from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.options import CompilerOptions
 from neo_local.targets.registry import TOOLCHAIN_CACHE_ENV, resolve_target
 
@@ -127,11 +127,15 @@ def test_neuron_flag_string_for_another_device_is_refused():
     )
 
 
+def test_coreml_is_converted_by_the_coreml_backend():
+    target = _resolve("coreml")
+    assert (target.backend, target.os, target.arch, dict(target.tvm_target)) == ("coreml", "MACOS_IOS", "ANY", {})
+    assert "prediction is not run here" in target.notes[0]
+
+
 def test_retired_and_unimplemented_devices_say_why():
     with pytest.raises(JobFailure, match="ml_eia2: Amazon Elastic Inference was retired by AWS .* TargetDevice ml_c5"):
         _resolve("ml_eia2")
-    with pytest.raises(JobFailure, match="coreml: Core ML models .* coremltools' converters, which neo-local does not"):
-        _resolve("coreml")
     with pytest.raises(JobFailure, match="deeplens: its Intel HD Graphics 505 .* end of life .* \"goldmont\""):
         _resolve("deeplens")
 
@@ -215,8 +219,8 @@ def test_unknown_arm_mcpu_names_close_matches():
 @pytest.mark.parametrize("name", _enum("TargetDevice"))
 def test_every_api_target_device_has_an_outcome(name):
     """A row that resolves, or a refusal of its own: no enum value is left to a generic message."""
-    assert (name in DEVICES) != (name in REFUSED)
-    if name in DEVICES:
+    assert [name in DEVICES, name in REFUSED, name in CONVERTED].count(True) == 1
+    if name in DEVICES or name in CONVERTED:
         assert _resolve(name).name == name
         return
     with pytest.raises(JobFailure) as err:
