@@ -11,7 +11,7 @@ from pathlib import Path
 
 from neo_local.api.service_model import shape_named
 from neo_local.frontends import frontends
-from neo_local.targets.devices import DEVICES, REFUSED
+from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.platforms import PLATFORMS
 from neo_local.targets.registry import CPU_PLATFORMS
 
@@ -29,7 +29,10 @@ def render() -> str:
     lines += ["", "| TargetDevice | OS / arch | mcpu | Status |", "|---|---|---|---|"]
     for device in shape_named("TargetDevice").enum:
         row = DEVICES.get(device)
-        if row:
+        converter = CONVERTED.get(device)
+        if converter:
+            lines.append(f"| {device} | {converter.os} / any | - | supported: {converter.check} |")
+        elif row:
             check = CPU_PLATFORMS[(row.os, row.arch)].check_summary
             cpu_only = f" (CPU only, {row.unused} unused)" if row.unused else ""
             lines.append(f"| {device} | {row.os} / {row.arch} | {row.mcpu} | supported{cpu_only}: {check} |")
