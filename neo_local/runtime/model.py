@@ -101,8 +101,9 @@ def _extract_plain_files(tar: tarfile.TarFile, dest: str) -> None:
     3.11.2), which lack tarfile's extraction filters, so the checks are made here."""
     members = tar.getmembers()
     for member in members:
-        if not member.isfile() or member.name.startswith("/") or ".." in Path(member.name).parts:
-            raise tarfile.TarError(f"unexpected entry {member.name!r}: an artifact holds only plain files")
+        plain = member.isfile() or member.isdir()  # folders: a Core ML .mlpackage
+        if not plain or member.name.startswith("/") or ".." in Path(member.name).parts:
+            raise tarfile.TarError(f"unexpected entry {member.name!r}: an artifact holds only plain files and folders")
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, members=members, filter="data")
     else:
@@ -120,6 +121,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     kind = meta.get("Runtime", {}).get("Kind")
+    if kind == "coreml":
+        package = meta["Runtime"].get("Library", "model.mlpackage")
+        raise ArtifactError(
+            f"artifact is a Core ML model ({package}) for Apple devices: it runs with Core ML on macOS or iOS "
+            f"(e.g. coremltools.models.MLModel('{package}').predict(...) on a Mac), not with this runtime on "
+            f"{platform.system()}"
+        )
     if kind not in ENGINES:
         raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(ENGINES)})")
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")

@@ -78,9 +78,9 @@ def test_refuses_code_for_cpu_features_this_host_lacks(artifact, tmp_path):
 def test_refuses_unknown_runtime_and_non_artifacts(artifact, tmp_path):
     shutil.unpack_archive(artifact, tmp_path)
     meta = json.loads((tmp_path / "compiled.meta").read_text())
-    meta["Runtime"]["Kind"] = "coreml"
+    meta["Runtime"]["Kind"] = "tensorrt"
     (tmp_path / "compiled.meta").write_text(json.dumps(meta))
-    with pytest.raises(ArtifactError, match="artifact runtime 'coreml' is not one this runtime can load"):
+    with pytest.raises(ArtifactError, match="artifact runtime 'tensorrt' is not one this runtime can load"):
         DLRModel(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="has no compiled.meta: not a neo-local artifact"):
