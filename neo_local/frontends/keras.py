@@ -45,7 +45,7 @@ class KerasFrontend(Frontend):
     def load(self, model_dir: Path, options: ImportOptions) -> ImportedModel:
         path = find_model_file(model_dir, self.suffixes, self.framework)
         tf = import_tensorflow()
-        model = _load_keras(path)
+        model = load_keras_model(path)
         try:
             tensors = list(model.inputs)
         except (AttributeError, ValueError) as exc:
@@ -53,7 +53,7 @@ class KerasFrontend(Frontend):
                 "InputConfiguration",
                 f"{path.name} has no defined inputs ({exception_line(exc)}); save a model built with keras.Input(...)",
             ) from exc
-        model_inputs = [(_layer_name(t), tuple(t.shape), tf_dtype_name(t.dtype)) for t in tensors]
+        model_inputs = [(layer_name(t), tuple(t.shape), tf_dtype_name(t.dtype)) for t in tensors]
         resolved = resolve_channels_first(model_inputs, options.data_input_config)
         inputs = tuple(TensorSpec(name, shape, dtype) for name, shape, dtype, _ in resolved)
         perms = [perm for *_, perm in resolved]
@@ -71,7 +71,7 @@ class KerasFrontend(Frontend):
         if isinstance(struct, dict):  # outputs by key: called, the model returns them in key order
             output_names = sorted(struct)
         else:
-            output_names = unique_names(_layer_name(t, f"output{i}") for i, t in enumerate(model.outputs))
+            output_names = unique_names(layer_name(t, f"output{i}") for i, t in enumerate(model.outputs))
         mod, inputs, outputs = onnx_to_relax(onnx_model, inputs, output_names, path.name)
         return ImportedModel(
             ir=mod,
@@ -146,7 +146,7 @@ def _show(dims: Sequence[int | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-def _load_keras(path: Path) -> Any:
+def load_keras_model(path: Path) -> Any:
     import keras
 
     try:
@@ -234,7 +234,7 @@ def _saved_config(path: Path) -> Any:
         return None
 
 
-def _layer_name(tensor: Any, default: str | None = None) -> str:
+def layer_name(tensor: Any, default: str | None = None) -> str:
     """The name of the layer that made ``tensor`` (input layers: the name users write)."""
     history = getattr(tensor, "_keras_history", None)
     operation = getattr(history, "operation", None) if history is not None else None

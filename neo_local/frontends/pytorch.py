@@ -49,15 +49,7 @@ def _load_torchscript(path: Path, options: ImportOptions) -> ImportedModel:
         raise client_error("InputConfiguration", f"DataInputConfig is required for PyTorch models, e.g. {_EXAMPLE}")
     dtype = options.compiler_options.get("dtype", "float32")
     inputs = tuple(TensorSpec(name or f"input{i}", shape, dtype) for i, (name, shape) in enumerate(given))
-    try:
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as exc:  # torch raises RuntimeError or pickle errors for non-TorchScript files
-        raise client_error(
-            "InputConfiguration",
-            f"{path.name} is not a TorchScript model ({exception_line(exc, last=False)}). Save the model with "
-            "torch.jit.trace(model, example).save('model.pth') or torch.jit.script(model).save(...), "
-            "or torch.export.save(torch.export.export(model, example), 'model.pt2')",
-        ) from exc
+    module = read_torchscript(path)
     examples = tuple(torch.from_numpy(np.zeros(s.shape, dtype=s.dtype)) for s in inputs)
     buffer = io.BytesIO()
     try:
@@ -80,6 +72,21 @@ def _load_torchscript(path: Path, options: ImportOptions) -> ImportedModel:
     return ImportedModel(
         ir=mod, inputs=inputs, outputs=outputs, reference=_torch_reference(module, inputs), source_file=path.name
     )
+
+
+def read_torchscript(path: Path) -> Any:
+    """The TorchScript module in ``path``, in eval mode; a ClientError says how to save one."""
+    import torch
+
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # torch raises RuntimeError or pickle errors for non-TorchScript files
+        raise client_error(
+            "InputConfiguration",
+            f"{path.name} is not a TorchScript model ({exception_line(exc, last=False)}). Save the model with "
+            "torch.jit.trace(model, example).save('model.pth') or torch.jit.script(model).save(...), "
+            "or torch.export.save(torch.export.export(model, example), 'model.pt2')",
+        ) from exc
 
 
 def _load_exported_program(path: Path, options: ImportOptions) -> ImportedModel:

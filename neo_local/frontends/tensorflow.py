@@ -96,24 +96,7 @@ def find_tensorflow_model(model_dir: Path) -> tuple[Path | None, Path | None]:
 
 def _load_saved_model(model_dir: Path, directory: Path, options: ImportOptions) -> ImportedModel:
     tf = import_tensorflow()
-    source = str(directory.relative_to(model_dir)) if directory != model_dir else "saved_model.pb"
-    try:
-        loaded = tf.saved_model.load(str(directory))
-    except Exception as exc:  # TensorFlow raises several kinds for unreadable or incompatible models
-        raise client_error(
-            "InputConfiguration", f"The SavedModel {source} could not be loaded: {exception_line(exc, last=False)}"
-        ) from exc
-    key = options.compiler_options.get("signature_def_key") or DEFAULT_SIGNATURE
-    signatures = dict(loaded.signatures)
-    if key not in signatures:
-        available = ", ".join(sorted(signatures)) or "none"
-        hint = "; set signature_def_key in CompilerOptions to one of them" if signatures else \
-            "; save the model with tf.saved_model.save(obj, path, signatures=...)"
-        raise client_error(
-            "InputConfiguration",
-            f"The SavedModel {source} has no signature '{key}'. Its signatures are: {available}{hint}",
-        )
-    fn = signatures[key]
+    source, loaded, key, fn = load_signature(model_dir, directory, options)
     _, kwargs = fn.structured_input_signature
     # by name, as TensorFlow orders a signature's inputs and outputs (its map order is not stable)
     model_inputs = [
@@ -145,6 +128,31 @@ def _load_saved_model(model_dir: Path, directory: Path, options: ImportOptions) 
         derived={"DerivedDataInputConfig": derived} if derived else {},
         source_file=source,
     )
+
+
+def load_signature(model_dir: Path, directory: Path, options: ImportOptions) -> tuple[str, Any, str, Any]:
+    """(source name, the loaded SavedModel, signature key, signature function): the signature
+    ``serving_default`` or CompilerOptions ``signature_def_key``; ClientErrors list the choices.
+    Keep the loaded object alive while the function is used: it owns the variables."""
+    tf = import_tensorflow()
+    source = str(directory.relative_to(model_dir)) if directory != model_dir else "saved_model.pb"
+    try:
+        loaded = tf.saved_model.load(str(directory))
+    except Exception as exc:  # TensorFlow raises several kinds for unreadable or incompatible models
+        raise client_error(
+            "InputConfiguration", f"The SavedModel {source} could not be loaded: {exception_line(exc, last=False)}"
+        ) from exc
+    key = options.compiler_options.get("signature_def_key") or DEFAULT_SIGNATURE
+    signatures = dict(loaded.signatures)
+    if key not in signatures:
+        available = ", ".join(sorted(signatures)) or "none"
+        hint = "; set signature_def_key in CompilerOptions to one of them" if signatures else \
+            "; save the model with tf.saved_model.save(obj, path, signatures=...)"
+        raise client_error(
+            "InputConfiguration",
+            f"The SavedModel {source} has no signature '{key}'. Its signatures are: {available}{hint}",
+        )
+    return source, loaded, key, signatures[key]
 
 
 # --- frozen GraphDef -----------------------------------------------------------------------
