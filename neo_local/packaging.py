@@ -40,6 +40,7 @@ def build_meta(model: ImportedModel, target: TargetSpec, built: BuiltModel, fram
             "SourceFile": model.source_file,
             "Inputs": [s.as_meta() for s in model.inputs],
             "Outputs": [s.as_meta() for s in model.outputs],
+            **built.model_meta,
         },
         "Target": {
             "Os": target.os,

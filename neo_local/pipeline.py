@@ -14,7 +14,7 @@ from neo_local import storage
 from neo_local.api.errors import client_error
 from neo_local.api.requests import CompilationRequest
 from neo_local.archive import unpack_model_archive
-from neo_local.backends import select_backend
+from neo_local.backends import import_model, select_backend
 from neo_local.frontends import get_frontend
 from neo_local.frontends.base import ImportOptions
 from neo_local.packaging import artifact_name, build_meta, pack, write_meta
@@ -58,7 +58,9 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
 
     started = time.monotonic()
     progress(f"Importing the {inp.framework} model")
-    model = frontend.load(
+    model = import_model(
+        frontend,
+        target,
         model_dir,
         ImportOptions(
             data_input_config=inp.data_input_config,

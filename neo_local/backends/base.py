@@ -14,3 +14,6 @@ class BuiltModel:
     runtime: str                       # runtime kind the loader dispatches on
     compiler_versions: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: entries of compiled.meta's Model that the built model defines itself (Core ML names its
+    #: outputs and has flexible inputs); they replace the imported model's
+    model_meta: Mapping[str, Any] = field(default_factory=dict)
