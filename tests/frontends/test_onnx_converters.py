@@ -188,3 +188,55 @@ def test_registry_rejects_overlapping_opset_ranges(monkeypatch):
     assert onnx_converters.find("Op", 6) is None
     with pytest.raises(ValueError, match="overlap"):
         register("Op", 10, 14)(lambda bb, node: None)
+
+
+# --------------------------------------------------------------------------- quantized
+
+
+def _q(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _ints(shape, dtype, seed, bits=None):
+    """Seeded integers over the dtype's range, or over ``bits`` signed bits."""
+    info = np.iinfo(dtype)
+    low, high = (info.min, info.max) if bits is None else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    return np.random.default_rng(seed).integers(low, high, size=shape, endpoint=True).astype(dtype)
+
+
+def _qtensor(name, dtype, shape):
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), shape)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qlinear_conv_grouped_strided_padded_with_bias(per_channel):
+    """uint8 activations, int8 weights (per-tensor or per-output-channel scale), int32 bias:
+    integer results must equal onnxruntime's exactly. The weights use 7 bits, as quantizers do
+    for x86 (``reduce_range``): onnxruntime's u8·s8 kernel on AVX2 saturates pairs of products
+    in int16 with full-range weights, and then differs from the exact result."""
+    w_scale = np.linspace(0.002, 0.01, 6).astype(np.float32) if per_channel else np.float32(0.004)
+    w_zp = np.zeros(6, np.int8) if per_channel else np.int8(0)
+    inits = [_q("xs", np.float32(0.02)), _q("xz", np.uint8(120)), _q("w", _ints((6, 2, 3, 3), np.int8, 1, bits=7)),
+             _q("ws", w_scale), _q("wz", w_zp), _q("ys", np.float32(0.15)), _q("yz", np.uint8(100)),
+             _q("b", _ints((6,), np.int16, 2).astype(np.int32))]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"],
+                            group=2, pads=[1, 1, 1, 1], strides=[2, 2])
+    model = onnx_model([node], [_qtensor("x", np.uint8, [1, 4, 7, 7])], [_qtensor("y", np.uint8, [1, 6, 4, 4])], inits)
+    compile_and_compare(model, {"x": _ints((1, 4, 7, 7), np.uint8, 3)}, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_matmul_batched(dtype):
+    inits = [_q("as", np.float32(0.05)), _q("az", dtype(3)), _q("b", _ints((5, 4), dtype, 1)),
+             _q("bs", np.float32(0.03)), _q("bz", dtype(-2 if dtype == np.int8 else 7)),
+             _q("ys", np.float32(0.4)), _q("yz", dtype(5))]
+    node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
+    model = onnx_model([node], [_qtensor("a", dtype, [2, 3, 5])], [_qtensor("y", dtype, [2, 3, 4])], inits)
+    compile_and_compare(model, {"a": _ints((2, 3, 5), dtype, 2)}, rtol=0, atol=0)
+
+
+def test_conv_integer_with_zero_points_and_same_padding():
+    inits = [_q("w", _ints((3, 2, 3, 3), np.uint8, 1)), _q("xz", np.uint8(128)), _q("wz", np.uint8(120))]
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], auto_pad="SAME_UPPER")
+    model = onnx_model([node], [_qtensor("x", np.uint8, [1, 2, 5, 5])], [_qtensor("y", np.int32, [1, 3, 5, 5])], inits)
+    compile_and_compare(model, {"x": _ints((1, 2, 5, 5), np.uint8, 2)}, rtol=0, atol=0)

@@ -54,6 +54,8 @@ def _arrays(values: list[Any]) -> list[Any] | None:
     for v in values:
         if isinstance(v, TensorProto):
             v = numpy_helper.to_array(v)
+        if isinstance(v, np.generic):  # a numpy scalar (e.g. QLinearConv's scales) is a 0-d tensor
+            v = np.asarray(v)
         if not isinstance(v, np.ndarray):
             return None
         out.append(v)
@@ -178,7 +180,8 @@ def tvm_outcome(case: Case, prepass: bool) -> tuple[str, str]:
         return "build-error", _line(exc)
     try:
         vm = relax.VirtualMachine(executable, tvm.cpu())
-        result = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in feeds])
+        # np.asarray keeps 0-d inputs 0-d (np.ascontiguousarray makes them 1-d)
+        result = vm["main"](*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in feeds])
         got = [r.numpy() for r in _flatten(result)]
     except Exception as exc:  # noqa: BLE001
         return "run-error", _line(exc)

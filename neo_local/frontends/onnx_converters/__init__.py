@@ -21,7 +21,8 @@ ONNX_DOMAINS = ("", "ai.onnx")
 @dataclass(frozen=True)
 class OnnxNode:
     """What a converter sees of one ONNX node: TVM's converted inputs (None where an optional
-    input is absent), the attributes (strings as str) and the model's default-domain opset."""
+    input is absent), the attributes as TVM parsed them (strings as bytes; ``attr`` decodes) and
+    the model's default-domain opset."""
 
     op_type: str
     inputs: tuple[Any, ...]
@@ -34,7 +35,8 @@ class OnnxNode:
         return self.inputs[index] if index < len(self.inputs) else None
 
     def attr(self, name: str, default: Any = None) -> Any:
-        return self.attrs.get(name, default)
+        value = self.attrs.get(name, default)
+        return value.decode() if isinstance(value, bytes) else value
 
 
 ConvertFn = Callable[[Any, OnnxNode], Any]  # (relax.BlockBuilder, node) -> relax.Expr or relax.Tuple
@@ -93,4 +95,4 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
 
 def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
-    from neo_local.frontends.onnx_converters import normalization, recurrent  # noqa: F401
+    from neo_local.frontends.onnx_converters import normalization, quantized, recurrent  # noqa: F401

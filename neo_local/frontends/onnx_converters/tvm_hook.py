@@ -78,13 +78,20 @@ class _MapEntry:
             node = OnnxNode(
                 op_type=self.op_type,
                 inputs=tuple(inputs),
-                attrs={k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items() if k != "tvm_custom"},
+                attrs={k: v for k, v in attrs.items() if k != "tvm_custom"},
                 opset=opset,
                 num_outputs=int(custom.get("num_outputs", 1)),
             )
             return ours.convert(bb, node)
 
         return convert
+
+
+def call_tvm_converter(bb: Any, op_type: str, inputs: list[Any], node: OnnxNode) -> Any:
+    """TVM's own converter of ``op_type`` applied to ``inputs`` with ``node``'s attributes (for
+    converters that reduce their operator to one TVM already imports, e.g. an int32 Conv)."""
+    convert = tvm_convert_map()[op_type].get_converter(node.opset)
+    return convert(bb, inputs, dict(node.attrs), None)
 
 
 @contextmanager
