@@ -93,6 +93,13 @@ EXAMPLES: dict[str, ExampleModel] = {
             (("input0", (1, 3, 224, 224), "float32"),),
             description="ResNet-50 shape (bottlenecks 3,4,6,3), 1000 classes, for benchmarks",
         ),
+        ExampleModel(
+            "bert_like",
+            _zoo("bert_like"),
+            (("input0", (1, 64), "int64"),),
+            int_high=1000,
+            description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,2]",
+        ),
     )
 }
 

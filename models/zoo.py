@@ -16,6 +16,7 @@ __all__ = [
     "two_input_net",
     "int64_input_net",
     "resnet50_like",
+    "bert_like",
 ]
 
 
@@ -257,3 +258,51 @@ def resnet50_like(seed: int = 0) -> nn.Module:
     Input [1,3,224,224]. About 25.6M parameters."""
     torch.manual_seed(seed)
     return _finish(ResNet50Like(), (3, 224, 224), batch=2)
+
+
+# --------------------------------------------------------------------------- BERT-style encoder
+
+
+class EncoderLayer(nn.Module):
+    """Post-LN transformer layer (BERT): self-attention written out in matmuls, so the export
+    does not depend on torch's fused attention paths, then a GELU feed-forward."""
+
+    def __init__(self, dim: int, heads: int, ffn: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        scores = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1)
+        attended = (scores @ v).transpose(1, 2).reshape(b, s, d)
+        x = self.norm1(x + self.out(attended))
+        return self.norm2(x + self.ffn(x))
+
+
+class BertLike(nn.Module):
+    def __init__(self, vocab: int = 1000, seq: int = 64, dim: int = 128, heads: int = 4, layers: int = 2,
+                 ffn: int = 512, num_classes: int = 2) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Parameter(torch.randn(1, seq, dim) * 0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.layers = nn.Sequential(*(EncoderLayer(dim, heads, ffn) for _ in range(layers)))
+        self.pool = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.norm(self.tokens(ids) + self.positions))
+        return self.head(torch.tanh(self.pool(x[:, 0])))
+
+
+def bert_like(seed: int = 0) -> nn.Module:
+    """BERT-style encoder: int64 token ids [1,64] in 0..999 -> embeddings + LayerNorm -> 2 post-LN
+    layers (hidden 128, 4 heads, GELU FFN 512) -> tanh pooler on the first token -> [1,2]."""
+    torch.manual_seed(seed)
+    return BertLike().eval()

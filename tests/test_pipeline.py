@@ -20,6 +20,8 @@ CASES = [
     ("two_input_net", "torchscript"),
     ("int64_input_net", "torchscript"),
     ("int64_input_net", "onnx"),
+    ("bert_like", "onnx"),
+    ("bert_like", "torchscript"),
 ]
 
 
@@ -38,7 +40,8 @@ def _compile(example, out: Path, target: str = "ml_c4", options: str | None = No
 @pytest.mark.parametrize("name,fmt", CASES)
 def test_compiled_network_matches_the_framework(name, fmt, tmp_path, record_property):
     example = built(name, fmt)
-    options = '{"DTYPE": "int64"}' if name == "int64_input_net" and fmt == "torchscript" else None
+    int_tokens = any(i["dtype"] == "int64" for i in example.inputs)
+    options = '{"DTYPE": "int64"}' if int_tokens and fmt == "torchscript" else None
     artifact = _compile(example, tmp_path / "out", options=options)
     assert artifact == tmp_path / "out" / f"{name}-ml_c4.tar.gz"
     check_artifact(artifact, example, tmp_path / "run", record_property)

@@ -245,13 +245,64 @@ def test_depthwise_weights_repacked_to_channel_blocks():
         np.testing.assert_array_equal(wb[c // 8, 0, :, :, 0, c % 8], w[c, 0])
 
 
+# --------------------------------------------------------------------------- matmul
+
+
+def _matmul_module(a_shape, b, bias, gelu: bool):
+    """x @ B (+ bias, + erf GELU) as Relax, B and bias constants: a dense layer as importers emit it."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(a_shape, "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.matmul(x, relax.const(b)))
+            if bias is not None:
+                y = bb.emit(relax.op.add(y, relax.const(bias)))
+            if gelu:
+                e = bb.emit(relax.op.erf(relax.op.divide(y, relax.const(np.float32(np.sqrt(2))))))
+                y = bb.emit(relax.op.multiply(relax.op.multiply(y, relax.op.add(e, relax.const(np.float32(1)))),
+                                              relax.const(np.float32(0.5))))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@needs_avx2
+@pytest.mark.parametrize("a_shape,n,bias,gelu", [
+    ((1, 64, 128), 512, True, True),     # BERT FFN up-projection with GELU
+    ((1, 64, 512), 128, True, False),    # FFN down-projection
+    ((6, 40), 24, False, False),         # 2-D, rows not a multiple of 4
+    ((2, 3, 8, 16), 32, True, False),    # batch dims fused with the row tiles
+])
+def test_scheduled_matmul_matches_numpy(a_shape, n, bias, gelu):
+    from math import erf
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(a_shape).astype("float32")
+    b = rng.standard_normal((a_shape[-1], n)).astype("float32")
+    bias_v = rng.standard_normal(n).astype("float32") if bias else None
+    ex, stats = cpu_schedule.compile_cpu(_matmul_module(a_shape, b, bias_v, gelu), AVX2)
+    assert stats["matmul"] == 1, stats
+    want = x.astype("float64") @ b
+    if bias:
+        want = want + bias_v
+    if gelu:
+        want = want * 0.5 * (1 + np.vectorize(erf)(want / np.sqrt(2)))
+    assert _rel(_run(ex, x), want) < 1e-5
+
+
+def test_gemv_and_ragged_columns_are_left_to_dlight():
+    ex, stats = cpu_schedule.compile_cpu(_matmul_module((1, 128), np.ones((128, 10), "float32"), None, False), AVX2)
+    assert stats["matmul"] == 0, stats
+
+
 # --------------------------------------------------------------------------- whole models
 
 
 @needs_avx2
-@pytest.mark.parametrize("name", ["resnet_like", "mobilenet_like"])
+@pytest.mark.parametrize("name", ["resnet_like", "mobilenet_like", "bert_like"])
 def test_models_match_torch(name, tmp_path):
-    """Whole models vs torch; MobileNet's depthwise convs all take the blocked depthwise schedule."""
+    """Whole models vs torch; MobileNet's depthwise convs all take the blocked depthwise schedule,
+    the BERT-style encoder's dense layers and attention products the matmul schedule."""
     import onnx
 
     from models.build import build_example
@@ -267,7 +318,7 @@ def test_models_match_torch(name, tmp_path):
     specs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in built.inputs)
     mod, _ = import_onnx(model, specs, name)
     ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
-    assert stats["conv"] > 0 and stats["unscheduled"] == 0, stats
+    assert stats["conv" if name != "bert_like" else "matmul"] > 0 and stats["unscheduled"] == 0, stats
     if name == "mobilenet_like":
         assert stats["depthwise"] == 7, stats
     inputs = built.load_inputs()

@@ -35,6 +35,8 @@ from tvm import relax, te, tirx
 CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
 PAD_BLOCK = "data_pad"
+#: the block name of Relax's legalized matmul (dense layers, batched attention products)
+MATMUL_BLOCK = "matmul"
 
 _BLOCKED_DATA = re.compile(r"^NCHW(\d+)c$")
 _BLOCKED_KERNEL = re.compile(r"^OIHW(\d+)i(\d+)o$")

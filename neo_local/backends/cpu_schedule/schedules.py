@@ -29,7 +29,7 @@ import logging
 import tvm
 from tvm import s_tir, tirx
 
-from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, PAD_BLOCK
+from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,38 @@ def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.Pr
     return sch.mod["main"]
 
 
+def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
+    """One ``matmul`` block (batch dims, M, N, K; + elementwise producers and epilogue).
+    Register tile = ``tile_m`` rows x ``tile_n`` vectors of ``lanes`` output columns; K runs
+    inside the tile (one broadcast of A per row and one vector load of B per column vector per
+    step); (batch, row-tile) loops fused and parallelized, the epilogue written per tile."""
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, MATMUL_BLOCK)
+    if found is None or found[1] is not None:
+        return None
+    mm, _, epilogue = found
+    loops = sch.get_loops(mm)
+    iters = sch.get(mm).iter_vars
+    if len(loops) != len(iters) or len(loops) < 3 or iters[-1].iter_type != tirx.IterVar.CommReduce:
+        return None
+    *batch, m, n, k = loops
+    rows, cols = _extents(sch, [m, n])
+    if cols % lanes or rows < 2:
+        return None  # GEMV shapes and ragged columns: dlight's schedules
+    tile_n, tile_m = choose_tile(rows, cols // lanes, max_acc)
+    m_o, m_i = sch.split(m, [None, tile_m])
+    n_o, n_c, n_v = sch.split(n, [None, tile_n, lanes])
+    sch.reorder(*batch, m_o, n_o, k, m_i, n_c, n_v)
+    outer = sch.fuse(*batch, m_o) if batch else m_o
+    sch.parallel(outer)
+    _tile_epilogue(sch, mm, epilogue, n_o)
+    sch.vectorize(n_v)
+    sch.unroll(n_c)
+    sch.unroll(m_i)
+    sch.decompose_reduction(mm, k)
+    return sch.mod["main"]
+
+
 def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
@@ -220,13 +252,13 @@ def _dlight_cpu(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
 
 def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, max_acc: int) -> tuple[tvm.IRModule, dict]:
     """Schedule every PrimFunc of ``mod``; returns the module and counts of what got which schedule."""
-    stats = {"conv": 0, "depthwise": 0, "dlight": 0, "generic": 0, "unscheduled": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "dlight": 0, "generic": 0, "unscheduled": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         new = None
-        for kind, schedule in (("conv", schedule_conv), ("depthwise", schedule_depthwise)):
+        for kind, schedule in (("conv", schedule_conv), ("depthwise", schedule_depthwise), ("matmul", schedule_matmul)):
             try:
                 new = schedule(func, lanes, max_acc)
             except Exception as exc:  # noqa: BLE001
