@@ -50,7 +50,7 @@ def _export(executable, target: TargetSpec, path: Path) -> None:
 
     # cross_compiler appends to the lists it is given: fresh ones for every export; import
     # libraries go after the objects (add_files)
-    fcompile = cc.cross_compiler(target.linker, options=[], add_files=list(target.link_files))
+    fcompile = cc.cross_compiler(target.linker, options=list(target.link_options), add_files=list(target.link_files))
     executable.export_library(str(path), fcompile=fcompile)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neo_local.api.errors import internal_error
+from neo_local.targets import android
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ SYSTEM_LIBRARIES = {
         "glibc/libgcc",
         frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libgcc_s.so.1"}),
         re.compile(r"^(\w+@GLIBC_[\d.]+|\w+@GCC_[\d.]+|__gmon_start__|_ITM_\w+|__cxa_finalize(@\S+)?)$"),
+    ),
+    # bionic, as named by the Android stub libraries: unversioned symbols only (no GLIBC_*)
+    "ANDROID": SystemLibraries(
+        "bionic",
+        frozenset(android.SYSTEM_FUNCTIONS) | {android.TVM_FFI},
+        re.compile(rf"^({'|'.join(f for fs in android.SYSTEM_FUNCTIONS.values() for f in fs)})$"),
     ),
     # the Windows system DLLs mingw links C code against (the MSVCRT, or the UCRT and its API
     # sets); any of their functions
@@ -98,10 +105,29 @@ def _elf_check(library: Path, os: str, arch: str) -> str:
             undefined.add(cols[7])
     system = SYSTEM_LIBRARIES[os]
     tvm = _check_imports(library, system, needed, undefined)
+    reserved = RESERVED_REGISTERS.get((os, arch))
+    if reserved:
+        _check_reserved(library, *reserved)
     return (
         f"{wanted.describe()} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from "
         f"{system.name} and the TVM FFI ({', '.join(tvm) or 'none'})"
     )
+
+
+#: registers an OS reserves, which code for it must not touch: (objdump, register names)
+RESERVED_REGISTERS = {("ANDROID", "ARM64"): ("aarch64-linux-gnu-objdump", ("x18", "w18"))}
+
+
+def _check_reserved(library: Path, objdump: str, registers: tuple[str, ...]) -> None:
+    """Disassemble and refuse any instruction that names a reserved register (Android's x18)."""
+    pattern = re.compile(rf"\b({'|'.join(registers)})\b")
+    used = [line.strip() for line in _tool(objdump, "-d", "--no-show-raw-insn", library).splitlines()
+            if "\t" in line and pattern.search(line.split("\t", 1)[1])]
+    if used:
+        raise internal_error(
+            f"{library.name} uses register {'/'.join(registers)}, which the OS reserves: {used[0]} "
+            f"({len(used)} instructions)"
+        )
 
 
 #: objdump's file format of a PE image for each Arch

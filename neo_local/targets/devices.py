@@ -127,6 +127,16 @@ DEVICES: dict[str, Device] = {
                    "tools and is not used",),
             unused="C7x DSP / MMA",
         ),
+        *(
+            Device(
+                name, "ANDROID", "ARM64", "cortex-a75", description=f"Qualcomm {soc} (Kryo 300: Cortex-A75/A55 class)",
+                notes=(f"CPU only: tuned for the {soc}'s Kryo 300 Gold (Cortex-A75 class) cores, runs on its Silver "
+                       "cores too; the Adreno GPU (Neo's table says Mali) and the Hexagon DSP need Qualcomm's tools "
+                       "and are not used",),
+                unused="Adreno GPU / Hexagon DSP",
+            )
+            for name, soc in (("qcs605", "QCS605"), ("qcs603", "QCS603"))
+        ),
         Device("x86_win64", "WINDOWS", "X86_64", "x86-64", description="64-bit Windows on any x86-64 CPU"),
         *(
             Device(
@@ -218,14 +228,6 @@ REFUSED: dict[str, Refusal] = {
             "no 32-bit Windows build of the TVM runtime (apache-tvm-ffi / tvm_ffi.dll) exists in any version, so a "
             "32-bit DLL would have no runtime to load it and nothing to link against",
             "For 64-bit Windows use TargetDevice x86_win64",
-        ),
-        *(
-            Refusal(
-                name, "Android (bionic) libraries not built yet",
-                f"the {soc} runs Android, whose libc (bionic) neo-local does not link against yet; a "
-                "glibc-linked Linux library would not load there",
-            )
-            for name, soc in (("qcs605", "QCS605"), ("qcs603", "QCS603"))
         ),
     )
 }

@@ -26,6 +26,8 @@ _ALIASES = {
     "JETPACK_VERSION": "jetpack_version",
 }
 
+ANDROID_API_LEVELS = range(21, 30)
+
 _DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
 
 
@@ -37,6 +39,8 @@ class CompilerOptions:
     values: Mapping[str, Any] = field(default_factory=dict)  # every option, canonical keys
     #: the JSON-string form Neo takes for ml_inf1/ml_inf2/ml_trn1: flags for the Neuron compiler
     neuron_flags: str | None = None
+    #: ANDROID_PLATFORM: the Android API level, 21..29
+    android_platform: int | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "CompilerOptions":
@@ -57,6 +61,7 @@ class CompilerOptions:
             mattr=_mattr(values.get("mattr")),
             dtype=_dtype(values.get("dtype")),
             values=values,
+            android_platform=_android_platform(values.get("android_platform")),
         )
 
 
@@ -120,3 +125,16 @@ def _dtype(value: Any) -> str:
             f"CompilerOptions DTYPE {value!r} is not supported; use one of {', '.join(_DTYPES)}",
         )
     return dtype
+
+
+def _android_platform(value: Any) -> int | None:
+    if value is None:
+        return None
+    level = int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else None
+    if isinstance(value, bool) or level not in ANDROID_API_LEVELS:
+        raise client_error(
+            "OutputConfiguration",
+            f"CompilerOptions ANDROID_PLATFORM must be an Android API level from {ANDROID_API_LEVELS.start} to "
+            f"{ANDROID_API_LEVELS.stop - 1}, got {value!r}",
+        )
+    return level

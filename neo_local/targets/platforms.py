@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from neo_local.targets import android
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -28,6 +30,12 @@ class Platform:
     library: str = "compiled.so"
     #: whether a TargetPlatform can name it (the API's Os has no WINDOWS: TargetDevice only)
     api: bool = True
+    #: mattr every target of the platform gets (its ABI's reserved registers)
+    mattr: tuple[str, ...] = ()
+    #: linker options before the objects
+    link_options: tuple[str, ...] = ()
+    #: links against generated stub libraries of Android's bionic (neo_local.targets.android)
+    android: bool = False
 
 
 def _no_runtime(what: str, wheel: str) -> str:
@@ -82,6 +90,21 @@ PLATFORMS: dict[tuple[str, str, str | None], Platform] = {
             link_files=("windows-x86_64/apache-tvm-ffi-{tvm_ffi}/tvm_ffi.lib",),
             library="compiled.dll",
             api=False,
+        ),
+        # Android arm64 (bionic), at the API level of CompilerOptions ANDROID_PLATFORM; the cross
+        # gcc links with -nostdlib against stub bionic libraries, never glibc. Android reserves x18.
+        Platform(
+            "ANDROID", "ARM64", "aarch64-linux-android{api}", "generic",
+            linker="aarch64-linux-gnu-gcc",
+            mattr=("+reserve-x18",),
+            link_options=android.LINK_OPTIONS,
+            android=True,
+            check="ELF check (AArch64, NEEDED only libtvm_ffi.so and bionic's libc.so/libm.so/libdl.so, unversioned "
+                  "symbols from them only, no use of x18); not run: no Android system or Android TVM runtime here",
+            check_summary="structural ELF check for bionic (not run)",
+            notes=("an Android (bionic) library for API level {api} and later: it needs libtvm_ffi.so, packaged "
+                   "with the app; no prebuilt Android build of the TVM runtime exists (build tvm-ffi and the TVM "
+                   "runtime with the NDK); checked structurally here, not run",),
         ),
         # generic i686 (no SSE assumed: pass mcpu, e.g. pentium4, for the machine's vector units)
         Platform(

@@ -10,6 +10,7 @@ from pathlib import Path
 from neo_local.api.errors import client_error
 from neo_local.api.requests import OutputConfig
 from neo_local.api.validation import NEURON_DEVICES
+from neo_local.targets import android
 from neo_local.targets.cpu_features import required_features
 from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.options import CompilerOptions
@@ -22,6 +23,19 @@ CPU_PLATFORMS = {(p.os, p.arch): p for p in PLATFORMS.values() if p.accelerator 
 #: where scripts/setup.sh caches what cross links need (the Windows import library)
 TOOLCHAIN_CACHE_ENV = "NEO_LOCAL_TOOLCHAIN_CACHE"
 _DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache"
+
+#: the API level of an Android target without CompilerOptions ANDROID_PLATFORM: the lowest
+#: Neo accepts, so the library loads on every Android version it can name
+DEFAULT_ANDROID_API = 21
+
+#: TargetPlatform (Os, Arch) pairs of the API that are not built, and why
+_PLATFORMS_REFUSED = {
+    ("ANDROID", "ARM_EABI"): (
+        "32-bit Android (armeabi-v7a, soft-float calling convention) is not built: its code calls the __aeabi_* "
+        "helper functions of the NDK's compiler-rt builtins, which cannot be had here without the NDK. For 64-bit "
+        "Android devices use TargetPlatform Os=ANDROID, Arch=ARM64"
+    ),
+}
 
 #: TargetPlatform accelerators with no code generator yet, and why
 _ACCELERATORS_NOT_YET = {
@@ -63,7 +77,7 @@ def _from_device(name: str, options: CompilerOptions) -> TargetSpec:
     mcpu = options.mcpu or device.mcpu
     mattr = device.mattr + options.mattr
     platform = CPU_PLATFORMS[(device.os, device.arch)]
-    return _spec(name, device.os, device.arch, platform, mcpu, mattr, device.accelerator, device.notes)
+    return _spec(name, device.os, device.arch, platform, mcpu, mattr, device.accelerator, options, device.notes)
 
 
 def _from_platform(output: OutputConfig, options: CompilerOptions) -> TargetSpec:
@@ -78,6 +92,10 @@ def _from_platform(output: OutputConfig, options: CompilerOptions) -> TargetSpec
             "OutputConfiguration",
             f"TargetPlatform Accelerator={tp.accelerator}: {_ACCELERATORS_NOT_YET[tp.accelerator]}{cpu}",
         )
+    if platform is None and (tp.os, tp.arch) in _PLATFORMS_REFUSED:
+        raise client_error(
+            "OutputConfiguration", f"TargetPlatform Os={tp.os}, Arch={tp.arch}: {_PLATFORMS_REFUSED[(tp.os, tp.arch)]}"
+        )
     if platform is None:
         wanted = f"Os={tp.os}, Arch={tp.arch}" + (f", Accelerator={tp.accelerator}" if tp.accelerator else "")
         choices = "; ".join(
@@ -90,7 +108,7 @@ def _from_platform(output: OutputConfig, options: CompilerOptions) -> TargetSpec
             f"TargetPlatform {wanted} is not supported by neo-local yet. Supported: {choices}",
         )
     mcpu = options.mcpu or platform.default_mcpu
-    return _spec(output.target_name, tp.os, tp.arch, platform, mcpu, options.mattr, tp.accelerator)
+    return _spec(output.target_name, tp.os, tp.arch, platform, mcpu, options.mattr, tp.accelerator, options)
 
 
 def _spec(
@@ -101,15 +119,17 @@ def _spec(
     mcpu: str,
     mattr: tuple[str, ...],
     accelerator: str | None,
+    options: CompilerOptions,
     notes: tuple[str, ...] = (),
 ) -> TargetSpec:
-    mtriple = platform.mtriple
+    values = {"tvm_ffi": metadata.version("apache-tvm-ffi"), "api": _android_api(name, platform, options)}
+    mtriple = platform.mtriple.format(**values)
     _check_mcpu(mtriple, mcpu)
+    mattr = platform.mattr + mattr
     target: dict = {"kind": "llvm", "mtriple": mtriple, "mcpu": mcpu}
     if mattr:
         target["mattr"] = list(mattr)
     target.update(platform.tvm_options)
-    versions = {"tvm_ffi": metadata.version("apache-tvm-ffi")}
     return TargetSpec(
         name=name,
         os=os,
@@ -118,17 +138,34 @@ def _spec(
         accelerator=accelerator,
         cpu_features=required_features(target),
         linker=platform.linker,
-        link_files=_link_files(name, platform, versions),
+        link_options=platform.link_options,
+        link_files=_link_files(name, platform, values),
         library=platform.library,
-        notes=notes + tuple(n.format(**versions) for n in platform.notes),
+        notes=notes + tuple(n.format(**values) for n in platform.notes),
     )
 
 
-def _link_files(name: str, platform: Platform, versions: dict[str, str]) -> tuple[str, ...]:
-    """The platform's import libraries in the toolchain cache; a clear error where setup did not
-    prepare them (they come from a wheel downloaded at setup time, never at compile time)."""
+def _android_api(name: str, platform: Platform, options: CompilerOptions) -> int | None:
+    """The Android API level (CompilerOptions ANDROID_PLATFORM) of an Android target; refused elsewhere."""
+    if platform.android:
+        return options.android_platform or DEFAULT_ANDROID_API
+    if options.android_platform is not None:
+        raise client_error(
+            "OutputConfiguration",
+            f"CompilerOptions ANDROID_PLATFORM applies to Android targets (TargetPlatform Os=ANDROID, qcs605, "
+            f"qcs603), not {name}",
+        )
+    return None
+
+
+def _link_files(name: str, platform: Platform, values: dict) -> tuple[str, ...]:
+    """The platform's import libraries in the toolchain cache (or Android's generated stubs); a
+    clear error where setup did not prepare them (they come from a wheel downloaded at setup
+    time, never at compile time)."""
     cache = Path(os.environ.get(TOOLCHAIN_CACHE_ENV) or _DEFAULT_CACHE)
-    files = tuple(cache / f.format(**versions) for f in platform.link_files)
+    if platform.android:
+        return android.stub_libraries(cache, str(platform.linker))
+    files = tuple(cache / f.format(**values) for f in platform.link_files)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise client_error(

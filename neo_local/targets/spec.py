@@ -26,7 +26,8 @@ class TargetSpec:
     cpu_features: tuple[str, ...] = ()
     #: C compiler driver used to link the shared library; None links with the host's cc
     linker: str | None = None
-    #: more files the linker takes after the objects (import libraries), absolute paths
+    #: linker options before the objects, and files it takes after them (import libraries), absolute paths
+    link_options: tuple[str, ...] = ()
     link_files: tuple[str, ...] = ()
     #: the library's file name inside the artifact
     library: str = "compiled.so"

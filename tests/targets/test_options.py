@@ -52,3 +52,11 @@ def test_neuron_flag_string():
     assert options.values == {} and options.mcpu is None
     with pytest.raises(JobFailure, match="cannot be split: No closing quotation"):
         CompilerOptions.parse('"--name \'x"')
+
+
+def test_android_platform_levels():
+    assert CompilerOptions.parse("{'ANDROID_PLATFORM': 25}").android_platform == 25
+    assert CompilerOptions.parse('{"ANDROID_PLATFORM": "29"}').android_platform == 29
+    for bad in ("20", "30", "true", '"x"'):
+        with pytest.raises(JobFailure, match="ANDROID_PLATFORM must be an Android API level from 21 to 29, got"):
+            CompilerOptions.parse(f'{{"ANDROID_PLATFORM": {bad}}}')

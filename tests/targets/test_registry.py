@@ -33,6 +33,10 @@ def test_every_device_row_builds_a_tvm_target(name):
     if DEVICES[name].os == "WINDOWS":
         assert spec.tvm_target["mtriple"] == "x86_64-pc-windows-gnu" and spec.library == "compiled.dll"
         assert spec.link_files[0].endswith("/tvm_ffi.lib")
+    elif DEVICES[name].os == "ANDROID":
+        assert spec.tvm_target["mtriple"] == "aarch64-linux-android21"
+        assert spec.tvm_target["mattr"][0] == "+reserve-x18"
+        assert [p.rsplit("/", 1)[1] for p in spec.link_files] == ["libc.so", "libm.so", "libdl.so", "libtvm_ffi.so"]
     elif arch == "X86_64":
         assert "avx2" in spec.cpu_features  # every x86 row today is at least AVX2
         assert spec.linker is None
@@ -173,6 +177,16 @@ def test_windows_without_the_import_library_says_to_run_setup(tmp_path, monkeypa
     )
 
 
+def test_android_platform_belongs_to_android_targets():
+    assert _resolve("qcs603", options="{'ANDROID_PLATFORM': 27}").tvm_target["mtriple"] == "aarch64-linux-android27"
+    with pytest.raises(JobFailure) as err:
+        _resolve("ml_c5", options="{'ANDROID_PLATFORM': 27}")
+    assert err.value.reason == (
+        "ClientError: OutputConfiguration: CompilerOptions ANDROID_PLATFORM applies to Android targets (TargetPlatform "
+        "Os=ANDROID, qcs605, qcs603), not ml_c5"
+    )
+
+
 def test_platform_arm_eabihf_as_in_the_spec_example():
     spec = _resolve(platform=TargetPlatform("LINUX", "ARM_EABIHF"), options="{'mattr': ['+neon']}")
     assert spec.name == "LINUX_ARM_EABIHF"
@@ -248,10 +262,20 @@ def test_platform_default_cpu_is_generic_x86_64():
 
 def test_unsupported_platform_is_refused_with_choices():
     with pytest.raises(JobFailure) as err:
-        _resolve(platform=TargetPlatform("ANDROID", "ARM64"))
+        _resolve(platform=TargetPlatform("LINUX", "ARM_EABI"))
     assert err.value.reason == (
-        "ClientError: OutputConfiguration: TargetPlatform Os=ANDROID, Arch=ARM64 is not supported by neo-local yet. "
-        "Supported: Os=LINUX, Arch=X86_64; Os=LINUX, Arch=ARM64; Os=LINUX, Arch=ARM_EABIHF; Os=LINUX, Arch=X86"
+        "ClientError: OutputConfiguration: TargetPlatform Os=LINUX, Arch=ARM_EABI is not supported by neo-local yet. "
+        "Supported: Os=LINUX, Arch=X86_64; Os=LINUX, Arch=ARM64; Os=LINUX, Arch=ARM_EABIHF; Os=ANDROID, Arch=ARM64; "
+        "Os=LINUX, Arch=X86"
+    )
+
+
+def test_android_armv7_is_refused_with_the_reason():
+    with pytest.raises(JobFailure) as err:
+        _resolve(platform=TargetPlatform("ANDROID", "ARM_EABI"), options="{'ANDROID_PLATFORM': 25, 'mattr': ['+neon']}")
+    assert err.value.reason.startswith(
+        "ClientError: OutputConfiguration: TargetPlatform Os=ANDROID, Arch=ARM_EABI: 32-bit Android (armeabi-v7a, "
+        "soft-float calling convention) is not built: its code calls the __aeabi_* helper functions"
     )
 
 

@@ -1,0 +1,69 @@
+"""Android arm64 (qcs605, qcs603, TargetPlatform ANDROID/ARM64 with ANDROID_PLATFORM) end to end:
+linked against generated bionic stub libraries, never glibc, and checked structurally."""
+
+import json
+import shutil
+import tarfile
+
+import pytest
+
+from example_archives import built
+from neo_local.runtime import ArtifactError, DLRModel
+from test_pipeline_arm import _compile, _readelf
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("aarch64-linux-gnu-gcc") is None,
+    reason="aarch64-linux-gnu-gcc is not installed (scripts/setup.sh installs gcc-aarch64-linux-gnu as root)",
+)
+
+BIONIC = {"libc.so", "libm.so", "libdl.so", "libtvm_ffi.so"}
+
+
+def _unpack(artifact, dest):
+    with tarfile.open(artifact) as tar:
+        assert sorted(tar.getnames()) == ["compiled.meta", "compiled.so"]
+        tar.extractall(dest, filter="data")
+    return json.loads((dest / "compiled.meta").read_text())
+
+
+def _assert_bionic_library(library):
+    dynamic = _readelf("-d", library)
+    needed = {line.split("[")[1].rstrip("]") for line in dynamic.splitlines() if "(NEEDED)" in line}
+    assert "libtvm_ffi.so" in needed and needed <= BIONIC, needed
+    assert "(HASH)" in dynamic and "(GNU_HASH)" in dynamic  # API levels below 23 need DT_HASH
+    assert "GLIBC" not in _readelf("--dyn-syms", library) + _readelf("-V", library)
+    assert "Machine:                           AArch64" in _readelf("-h", library)
+
+
+def test_qcs605_is_a_bionic_library_without_x18(tmp_path):
+    example = built("resnet_like", "onnx")
+    artifact = _compile(example, tmp_path / "out", TargetDevice="qcs605")
+    meta = _unpack(artifact, tmp_path / "a")
+    _assert_bionic_library(tmp_path / "a" / "compiled.so")
+    assert meta["Target"]["Os"] == "ANDROID"
+    assert meta["Target"]["TVMTarget"] == {
+        "kind": "llvm", "mtriple": "aarch64-linux-android21", "mcpu": "cortex-a75", "mattr": ["+reserve-x18"]
+    }
+    notes = meta["Target"]["Notes"]
+    assert notes[0].startswith("CPU only: tuned for the QCS605's Kryo 300 Gold")
+    assert notes[1].startswith("an Android (bionic) library for API level 21 and later: it needs libtvm_ffi.so")
+    verification = meta["Verification"]
+    assert verification["status"] == "structural"
+    assert "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so, libtvm_ffi.so; undefined " \
+           "symbols only from bionic and the TVM FFI (TVMFFIErrorSetRaisedFromCStrParts)" in verification["detail"]
+    with pytest.raises(ArtifactError, match=r"compiled for qcs605 \(ANDROID\) and cannot be loaded on this LINUX"):
+        DLRModel(artifact)
+
+
+def test_platform_android_arm64_at_api_level_29(tmp_path):
+    example = built("two_input_net", "onnx")
+    artifact = _compile(
+        example, tmp_path / "out", TargetPlatform={"Os": "ANDROID", "Arch": "ARM64"},
+        CompilerOptions="{'ANDROID_PLATFORM': 29}",
+    )
+    assert artifact.name == "two_input_net-ANDROID_ARM64.tar.gz"
+    meta = _unpack(artifact, tmp_path / "a")
+    _assert_bionic_library(tmp_path / "a" / "compiled.so")
+    assert meta["Target"]["TVMTarget"]["mtriple"] == "aarch64-linux-android29"
+    assert "API level 29 and later" in meta["Target"]["Notes"][0]
+    assert meta["Verification"]["status"] == "structural"
