@@ -73,7 +73,7 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     if model.derived:
         progress(f"Derived DataInputConfig {model.derived.get('DerivedDataInputConfig')}")
 
-    progress(f"Compiling for {target.name} ({_describe(target.tvm_target)})")
+    progress(f"Compiling for {target.name} ({_describe(target.tvm_target) or target.backend})")
     folder = workdir / "artifact"
     built = select_backend(model, target)(model, target, folder)
     meta = build_meta(model, target, built, inp.framework)

@@ -10,7 +10,7 @@ classifier's labels. Any difference is an internal error: the converter did not 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -48,9 +48,9 @@ def check_saved_model(folder: Path, source: CoreMLSource) -> str:
 
 
 def _check_tensor(feature: Any, inp: CoreMLInput) -> str:
-    array = feature.type.multiArrayType
     if feature.type.WhichOneof("Type") != "multiArrayType":
         _mismatch(f"input {inp.name} is a {feature.type.WhichOneof('Type')}, requested a Tensor (MultiArray)")
+    array = feature.type.multiArrayType
     _same(f"input {inp.name} default shape", tuple(array.shape), inp.default)
     enumerated = tuple(tuple(s.shape) for s in array.enumeratedShapes.shapes)
     _same(f"input {inp.name} enumerated shapes", set(enumerated), set(inp.enumerated))
@@ -151,5 +151,5 @@ def _same(what: str, got: Any, wanted: Any) -> None:
         _mismatch(f"{what} {got}, requested {wanted}")
 
 
-def _mismatch(problem: str) -> None:
+def _mismatch(problem: str) -> NoReturn:
     raise internal_error(f"the Core ML model does not match the request: {problem}")
