@@ -122,6 +122,15 @@ def test_lp_normalization_with_a_zero_row(p):
     compile_and_compare(model, {"x": x})
 
 
+@pytest.mark.parametrize("outputs", [["y"], ["y", "mean", "inv_std"]])
+def test_layer_normalization_with_and_without_its_statistics_outputs(outputs):
+    inits = [numpy_helper.from_array(seeded(3, 4, seed=1), "g"), numpy_helper.from_array(seeded(3, 4, seed=2), "b")]
+    stats = [_f32(o, [2, 1, 1]) for o in outputs[1:]]
+    model = onnx_model([helper.make_node("LayerNormalization", ["x", "g", "b"], outputs, axis=1, epsilon=1e-3)],
+                       [_f32("x", [2, 3, 4])], [_f32("y", [2, 3, 4]), *stats], inits)
+    compile_and_compare(model, {"x": seeded(2, 3, 4, scale=3.0)}, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- function ops
 
 
