@@ -1,15 +1,13 @@
 """Android arm64 (qcs605, qcs603, TargetPlatform ANDROID/ARM64 with ANDROID_PLATFORM) end to end:
 linked against generated bionic stub libraries, never glibc, and checked structurally."""
 
-import json
 import shutil
-import tarfile
 
 import pytest
 
 from example_archives import built
 from neo_local.runtime import ArtifactError, DLRModel
-from test_pipeline_arm import _compile, _readelf
+from test_pipeline_arm import _compile, _compile_platform, _readelf, _unpack
 
 pytestmark = pytest.mark.skipif(
     shutil.which("aarch64-linux-gnu-gcc") is None,
@@ -17,13 +15,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 BIONIC = {"libc.so", "libm.so", "libdl.so", "libtvm_ffi.so"}
-
-
-def _unpack(artifact, dest):
-    with tarfile.open(artifact) as tar:
-        assert sorted(tar.getnames()) == ["compiled.meta", "compiled.so"]
-        tar.extractall(dest, filter="data")
-    return json.loads((dest / "compiled.meta").read_text())
 
 
 def _assert_bionic_library(library):
@@ -56,13 +47,7 @@ def test_qcs605_is_a_bionic_library_without_x18(tmp_path):
 
 
 def test_platform_android_arm64_at_api_level_29(tmp_path):
-    example = built("two_input_net", "onnx")
-    artifact = _compile(
-        example, tmp_path / "out", TargetPlatform={"Os": "ANDROID", "Arch": "ARM64"},
-        CompilerOptions="{'ANDROID_PLATFORM': 29}",
-    )
-    assert artifact.name == "two_input_net-ANDROID_ARM64.tar.gz"
-    meta = _unpack(artifact, tmp_path / "a")
+    meta = _compile_platform(tmp_path, "ANDROID", "ARM64", "{'ANDROID_PLATFORM': 29}")
     _assert_bionic_library(tmp_path / "a" / "compiled.so")
     assert meta["Target"]["TVMTarget"]["mtriple"] == "aarch64-linux-android29"
     assert "API level 29 and later" in meta["Target"]["Notes"][0]

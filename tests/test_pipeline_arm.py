@@ -39,6 +39,17 @@ def _unpack(artifact: Path, dest: Path) -> dict:
     return json.loads((dest / "compiled.meta").read_text())
 
 
+def _compile_platform(tmp_path: Path, os: str, arch: str, options: str | None = None) -> dict:
+    """The tiny two-input CNN compiled for TargetPlatform ``os``/``arch``; returns its compiled.meta,
+    the artifact unpacked into ``tmp_path / "a"``."""
+    extra = {"CompilerOptions": options} if options else {}
+    artifact = _compile(
+        built("two_input_net", "onnx"), tmp_path / "out", TargetPlatform={"Os": os, "Arch": arch}, **extra
+    )
+    assert artifact.name == f"two_input_net-{os}_{arch}.tar.gz"
+    return _unpack(artifact, tmp_path / "a")
+
+
 def _readelf(flag: str, library: Path) -> str:
     return subprocess.run(["readelf", "-W", flag, str(library)], capture_output=True, text=True, check=True).stdout
 
@@ -114,13 +125,7 @@ def test_rasp4b_matches_torch_under_qemu(tmp_path):
 
 def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monkeypatch):
     monkeypatch.setenv(emulation.ENV_DIR, str(tmp_path / "no-emulation"))
-    example = built("two_input_net", "onnx")
-    artifact = _compile(
-        example, tmp_path / "out", TargetPlatform={"Os": "LINUX", "Arch": "ARM64"},
-        CompilerOptions='{"mcpu": "cortex-a53"}',
-    )
-    assert artifact.name == "two_input_net-LINUX_ARM64.tar.gz"
-    meta = _unpack(artifact, tmp_path / "a")
+    meta = _compile_platform(tmp_path, "LINUX", "ARM64", '{"mcpu": "cortex-a53"}')
     _assert_aarch64_library(tmp_path / "a" / "compiled.so")
     verification = meta["Verification"]
     assert verification["status"] == "structural"

@@ -9,7 +9,7 @@ import pytest
 
 from example_archives import built
 from neo_local.runtime import ArtifactError, DLRModel
-from test_pipeline_arm import _compile, _readelf, _unpack
+from test_pipeline_arm import _compile, _compile_platform, _readelf, _unpack
 
 
 def _needs(linker: str):
@@ -50,22 +50,14 @@ def test_rasp3b_is_a_hard_float_armv7_library_checked_structurally(tmp_path):
 
 @_needs("arm-linux-gnueabihf-gcc")
 def test_platform_arm_eabihf_spec_example(tmp_path):
-    example = built("two_input_net", "onnx")
-    artifact = _compile(
-        example, tmp_path / "out", TargetPlatform={"Os": "LINUX", "Arch": "ARM_EABIHF"},
-        CompilerOptions="{'mattr': ['+neon']}",
-    )
-    assert artifact.name == "two_input_net-LINUX_ARM_EABIHF.tar.gz"
-    meta = _unpack(artifact, tmp_path / "a")
+    meta = _compile_platform(tmp_path, "LINUX", "ARM_EABIHF", "{'mattr': ['+neon']}")
     assert meta["Target"]["TVMTarget"]["mcpu"] == "generic"
     assert meta["Verification"]["status"] == "structural"
 
 
 @_needs("i686-linux-gnu-gcc")
 def test_platform_x86_is_an_i686_library_checked_structurally(tmp_path):
-    example = built("two_input_net", "onnx")
-    artifact = _compile(example, tmp_path / "out", TargetPlatform={"Os": "LINUX", "Arch": "X86"})
-    meta = _unpack(artifact, tmp_path / "a")
+    meta = _compile_platform(tmp_path, "LINUX", "X86")
     header = _readelf("-h", tmp_path / "a" / "compiled.so")
     assert "ELF32" in header and "Intel 80386" in header
     assert meta["Target"]["TVMTarget"] == {"kind": "llvm", "mtriple": "i686-linux-gnu", "mcpu": "i686"}

@@ -7,7 +7,6 @@ emulation (slow), the others are checked structurally."""
 import json
 import shutil
 import tarfile
-from pathlib import Path
 
 import pytest
 
