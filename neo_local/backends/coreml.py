@@ -40,7 +40,7 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
     except Exception as exc:  # coremltools raises ValueError, NotImplementedError, RuntimeError...
         raise client_error(
             "InputConfiguration",
-            f"coremltools {ct.__version__} could not convert {model.source_file}: {exception_line(exc, last=False)}",
+            f"coremltools {ct.__version__} could not convert {model.source_file}: {_reason(exc)}",
         ) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
     mlmodel.save(str(out_dir / PACKAGE))
@@ -61,6 +61,12 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
             "Outputs": [_feature_meta(f) for f in spec.description.output],
         },
     )
+
+
+def _reason(exc: Exception) -> str:
+    """coremltools' own errors say it first; TensorFlow's (tracing Keras models) say it last."""
+    first = exception_line(exc, last=False)
+    return exception_line(exc) if first.endswith("in user code:") else first
 
 
 def _coreml_input(ct: Any, inp: CoreMLInput, channels_last: bool) -> Any:

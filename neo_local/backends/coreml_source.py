@@ -108,10 +108,14 @@ def _read_torchscript(model_dir: Path, options: ImportOptions) -> _Read:
 
 
 def _read_keras(model_dir: Path, options: ImportOptions) -> _Read:
+    import keras
+
     from neo_local.frontends.keras import KerasFrontend, layer_name, load_keras_model
 
     path = find_model_file(model_dir, KerasFrontend.suffixes, "KERAS")
     model = load_keras_model(path)
+    if isinstance(model, keras.Sequential):  # coremltools 9 reads Keras 3 functional models only
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     return _Read(model, tuple(layer_name(t) for t in model.inputs), path.name)
 
 

@@ -211,6 +211,18 @@ def test_keras_nhwc_image_enumerated(keras_model_dir, tmp_path):
     assert "Image (RGB) 1x8x8x3 (enumerated 1x16x16x3, 1x8x8x3)" in detail
 
 
+def test_keras_sequential_h5(tmp_path):
+    """coremltools 9 fails on Keras 3 Sequential models ('output_names'): they are converted as functional ones."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.save(str(tmp_path / "model.h5"))
+    spec, detail, _ = _convert("KERAS", tmp_path, '[[1, 8, 8, 3]]', tmp_path)
+    assert list(spec.description.input[0].type.multiArrayType.shape) == [1, 8, 8, 3]
+    assert f"input {spec.description.input[0].name} Tensor 1x8x8x3" in detail
+
+
 def test_saved_model_signature_with_a_batch_range(tmp_path_factory, tmp_path):
     model_dir = saved_model_dir(tmp_path_factory.mktemp("saved_model"))
     spec, detail, _ = _convert("TENSORFLOW", model_dir, '{"input_1": {"shape": ["1..4", 16, 16, 3]}}', tmp_path)
