@@ -41,8 +41,11 @@ def render() -> str:
             lines.append(f"| {device} | | | refused (ClientError): {refusal.summary if refusal else 'unknown device'} |")
     lines += ["", "| TargetPlatform | LLVM triple | default mcpu | how artifacts are checked |", "|---|---|---|---|"]
     for p in PLATFORMS.values():
+        if not p.api:  # no TargetPlatform names it (Windows): its device rows above show it
+            continue
         accel = f", Accelerator={p.accelerator}" if p.accelerator else ""
-        lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {p.mtriple} | {p.default_mcpu} | {p.check} |")
+        triple = p.mtriple.format(api="<ANDROID_PLATFORM>")
+        lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {triple} | {p.default_mcpu} | {p.check} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,4 +17,6 @@ def test_matrix_lists_every_framework_and_device():
     assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported: run on the host, compared |" in matrix
     assert "| ml_g4dn | | | refused (ClientError): NVIDIA T4 needs CUDA (sm_75) code |" in matrix
     assert "not yet (clear ClientError)" not in matrix
+    assert "| Os=ANDROID, Arch=ARM64 | aarch64-linux-android<ANDROID_PLATFORM> | generic |" in matrix
+    assert "Os=WINDOWS" not in matrix  # the API's TargetPlatform has no Windows
     assert BEGIN not in matrix and END not in matrix
