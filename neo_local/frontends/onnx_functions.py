@@ -64,6 +64,10 @@ def _inline(model: Any, function_id: tuple[str, str], opset: int) -> Any:
         onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
         for t in typed.graph.initializer if t.name not in declared
     )
+    # onnx 1.23's inliner asks for the type of an absent optional input ("") while building a
+    # context-dependent body (Attention with nonpad_kv_seqlen but no past_key): give it one; the
+    # body builders only use types of inputs that are present (upstream-worthy in onnx)
+    typed.graph.value_info.append(onnx.helper.make_tensor_value_info("", onnx.TensorProto.FLOAT, None))
     try:
         typed = onnx.shape_inference.infer_shapes(typed, strict_mode=False)
     except Exception as exc:  # noqa: BLE001 (static bodies need no types; context-dependent ones fail below)

@@ -131,6 +131,16 @@ def test_layer_normalization_with_and_without_its_statistics_outputs(outputs):
     compile_and_compare(model, {"x": seeded(2, 3, 4, scale=3.0)}, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("axis", [0, -1])
+def test_rms_normalization_over_all_axes_and_the_last(axis):
+    """axis 0 is computed by our converter (TVM's fails to build it), -1 by TVM's."""
+    shape = [2, 3, 4][axis:] if axis == -1 else [2, 3, 4]
+    model = onnx_model([helper.make_node("RMSNormalization", ["x", "g"], ["y"], axis=axis, epsilon=1e-3)],
+                       [_f32("x", [2, 3, 4])], [_f32("y", [2, 3, 4])],
+                       [numpy_helper.from_array(seeded(*shape, seed=1), "g")], opset=23)
+    compile_and_compare(model, {"x": seeded(2, 3, 4, scale=3.0)}, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- function ops
 
 
@@ -157,6 +167,17 @@ def test_opset23_attention_is_inlined_not_given_to_the_contrib_converter():
                        [_f32("y", [1, 2, 3, 4])], opset=23)
     assert "Attention" not in _op_types(prepass(model))
     compile_and_compare(model, {n: seeded(1, 2, 3, 4, seed=s) for s, n in enumerate("qkv")}, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_with_an_absent_optional_input_before_a_present_one_is_inlined():
+    """nonpad_kv_seqlen (input 6) given, past_key/past_value (4, 5) absent: onnx's inliner needs a
+    type for the absent "" input to build this context-dependent body."""
+    q, k, v = (_f32(n, [2, 2, 3, 4]) for n in "qkv")
+    lens = numpy_helper.from_array(np.array([3, 2], np.int64), "lens")
+    node = helper.make_node("Attention", ["q", "k", "v", "", "", "", "lens"], ["y"])
+    model = onnx_model([node], [q, k, v], [_f32("y", [2, 2, 3, 4])], [lens], opset=24)
+    assert "Attention" not in _op_types(prepass(model))
+    compile_and_compare(model, {n: seeded(2, 2, 3, 4, seed=s) for s, n in enumerate("qkv")}, rtol=1e-4, atol=1e-5)
 
 
 def test_a_function_op_with_a_converter_is_not_inlined():
