@@ -52,12 +52,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
     import onnx
-    import onnxruntime as ort
     import tvm
     from tvm import relax
 
     from models.build import build_example
     from neo_local.backends import cpu_schedule
+    from neo_local.benchmark import Plan, open_source, time_runs
     from neo_local.frontends.base import TensorSpec
     from neo_local.frontends.onnx_import import import_onnx
 
@@ -82,23 +82,17 @@ def main(argv=None) -> int:
     want = built.load_outputs()[0]
     rel = float(np.abs(got - want).max() / np.abs(want).max())
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
-    sess = ort.InferenceSession(path, so)
+    run_ort = open_source("onnxruntime", Path(path), inputs, a.threads)
+    # one warm-up, then exactly ``repeat`` runs, each round
+    plan = Plan(warmup=1, max_repeat=a.repeat, min_repeat=a.repeat, budget_s=0.0)
 
-    def median_ms(fn, n):
-        fn()
-        ts = []
-        for _ in range(n):
-            s = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - s)
-        return float(np.median(ts) * 1e3)
+    def median_ms(fn) -> float:
+        return time_runs(fn, plan)[0].median_ms
 
     rounds = []
     for _ in range(a.rounds):
-        t = median_ms(lambda: vm["main"](*args), a.repeat)
-        o = median_ms(lambda: sess.run(None, inputs), a.repeat)
+        t = median_ms(lambda: vm["main"](*args))
+        o = median_ms(run_ort)
         rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

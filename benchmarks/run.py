@@ -10,9 +10,12 @@ in this same run, on all physical cores: the artifact through ``neo_local.runtim
 and the engines the entry compares with (onnxruntime and torch for the ONNX CNNs; TensorFlow,
 Keras, the TFLite interpreter, xgboost, scikit-learn for theirs; onnxruntime on neo-local's
 ONNX translation for MXNet and DarkNet, which cannot be installed here). The ratio
-neo-local / engine of the medians is recorded. Every step runs in its own fresh process (see
-benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings, numbers) is
-appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed."""
+neo-local / engine of the medians is recorded. Every engine is timed by the loop of
+``neo-local benchmark`` (``neo_local.benchmark.time_runs``), each step in its own fresh
+process (see benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings,
+numbers) is appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is
+printed.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import measure, suite
+from neo_local.benchmark import Plan, max_abs_diff
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -175,7 +179,7 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         ]
         return best
 
-    plan = measure.Plan(args.warmup, args.repeat, args.min_repeat, args.budget)
+    plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget)
     latency = {e.key: timed(e) for e in (suite.NEO_LOCAL, *entry.compare)}
     outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r.pop("outputs") for k, r in latency.items()}
     tvm = latency[suite.NEO_LOCAL.key]["median_ms"]
@@ -187,7 +191,7 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         "compile": comp,
         "latency": latency,
         "ratio": {f"tvm_over_{e.key}": tvm / latency[e.key]["median_ms"] for e in entry.compare},
-        "max_abs_diff": {f"{a}_vs_{b}": measure.max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
+        "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
     }
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks import measure
 from models.tf_models import _outputs as _as_list  # results as arrays; a dict's by key, as TensorFlow orders them
+from neo_local.benchmark import Plan, open_source, time_runs
 
 Built = dict[str, Any]  # what a build step returns (crosses a process boundary: plain data)
 
@@ -183,15 +184,7 @@ def open_neo_local(built: Built, threads: int) -> Session:
 
 def open_onnxruntime(built: Built, threads: int) -> Session:
     """onnxruntime, CPU provider, all graph optimisations, on ``model_path``."""
-    import onnxruntime as ort
-
-    feeds = _feeds(built)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(built["model_path"], so, providers=["CPUExecutionProvider"])
-    return Session(lambda: sess.run(None, feeds), list, threads)
+    return Session(open_source("onnxruntime", Path(built["model_path"]), _feeds(built), threads), list, threads)
 
 
 def open_torch(built: Built, threads: int) -> Session:
@@ -260,24 +253,7 @@ def open_keras_graph(built: Built, threads: int) -> Session:
 def open_tflite(built: Built, threads: int) -> Session:
     """The TFLite interpreter with its default delegates (XNNPACK for float), ``num_threads``;
     a run is set inputs, invoke, read outputs."""
-    import warnings
-
-    tf = _tensorflow(threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the notice that LiteRT is its successor
-        interpreter = tf.lite.Interpreter(model_path=built["model_path"], num_threads=threads)
-    interpreter.allocate_tensors()
-    feeds = _feeds(built)
-    inputs = [(d["index"], feeds[d["name"]]) for d in interpreter.get_input_details()]
-    outputs = [d["index"] for d in interpreter.get_output_details()]
-
-    def call() -> list[np.ndarray]:
-        for index, value in inputs:
-            interpreter.set_tensor(index, value)
-        interpreter.invoke()
-        return [interpreter.get_tensor(i) for i in outputs]
-
-    return Session(call, list, threads)
+    return Session(open_source("tflite", Path(built["model_path"]), _feeds(built), threads), list, threads)
 
 
 def open_xgboost(built: Built, threads: int) -> Session:
@@ -359,16 +335,16 @@ def build_step(name: str, out_dir: str, seed: int) -> Built:
     return ENTRIES[name].build(name, out_dir, seed)
 
 
-def engine_step(name: str, key: str, built: Built, plan: measure.Plan, threads: int) -> dict[str, Any]:
-    """Load engine ``key`` of entry ``name`` and time it (see ``measure.timed_with_contention``)."""
+def engine_step(name: str, key: str, built: Built, plan: Plan, threads: int) -> dict[str, Any]:
+    """Load engine ``key`` of entry ``name`` and time it (``neo_local.benchmark.time_runs``)."""
     engine = next(e for e in (NEO_LOCAL, *ENTRIES[name].compare) if e.key == key)
     measure.set_thread_env(threads)
     t0 = time.perf_counter()
     session = engine.open(built, threads)
     load_s = time.perf_counter() - t0
-    stats, first = measure.timed_with_contention(session.run, plan)
+    timing, first = time_runs(session.run, plan)
     return {
-        **stats,
+        **timing.as_dict(),
         "engine": engine.label,
         "load_s": load_s,
         "threads": session.threads,

@@ -15,10 +15,11 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import measure, run, suite
+from benchmarks import run, suite
 from example_archives import CACHE
+from neo_local.benchmark import Plan, max_abs_diff
 
-TINY = measure.Plan(warmup=1, max_repeat=3, min_repeat=2, budget_s=0.05)
+TINY = Plan(warmup=1, max_repeat=3, min_repeat=2, budget_s=0.05)
 WORK = CACHE / "benchmarks"
 
 
@@ -69,10 +70,10 @@ def test_framework_engine_matches_the_recorded_outputs(name):
         got = r["outputs"]
         assert [g.shape for g in got] == [w.shape for w in want]
         if name.endswith("_int8"):  # recorded with TFLite's reference kernels, timed with its default delegates
-            assert measure.max_abs_diff(got, want) <= 1
+            assert max_abs_diff(got, want) <= 1
         else:
             scale = max(float(np.abs(w).max()) for w in want)
-            assert measure.max_abs_diff(got, want) <= 1e-4 * scale
+            assert max_abs_diff(got, want) <= 1e-4 * scale
 
 
 def test_mxnet_and_darknet_are_labelled_as_the_translation():

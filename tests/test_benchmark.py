@@ -1,0 +1,40 @@
+"""neo_local.benchmark's timing loop: how many runs a plan asks for, and what a timing holds."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from neo_local.benchmark import Plan, max_abs_diff, time_runs
+
+
+def test_the_budget_decides_the_runs_within_the_bounds():
+    plan = Plan(warmup=2, max_repeat=50, min_repeat=3, budget_s=1.0)
+    assert plan.runs_for(0.1) == 10
+    assert plan.runs_for(10.0) == 3       # a slow run: the minimum
+    assert plan.runs_for(1e-6) == 50      # a fast one: the maximum
+
+
+def test_time_runs_warms_up_times_and_keeps_the_first_result():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.002)
+        return len(calls)
+
+    timing, first = time_runs(fn, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0))
+    assert first == 1 and len(calls) == 6 and timing.warmup_runs == 2
+    summary = timing.summary()
+    assert summary["runs"] == 4 and summary["p50_ms"] >= 2.0
+    assert summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
+    assert summary["other_cpu_share"] is None  # under a second: too short to say
+    assert timing.as_dict()["samples_ms"] == pytest.approx(list(timing.samples_ms), abs=1e-3)
+
+
+def test_max_abs_diff_needs_the_same_outputs():
+    assert max_abs_diff([np.zeros(3)], [np.array([0.0, -2.0, 1.0])]) == 2.0
+    with pytest.raises(ValueError, match="1 and 2 outputs"):
+        max_abs_diff([np.zeros(1)], [np.zeros(1), np.zeros(1)])
