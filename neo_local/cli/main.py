@@ -54,6 +54,7 @@ def version_string() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from neo_local.cli.benchmark import add_benchmark_parser
     from neo_local.cli.operations import add_operation_parsers
     from neo_local.cli.run import add_run_parser
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parents = [_global_options(suppress=True)]
     add_operation_parsers(sub, parents)
     add_run_parser(sub, parents)
+    add_benchmark_parser(sub, parents)
     return parser
 
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("\nInterrupted.\n")
         return EXIT_INTERRUPTED
     except _run_failures() as e:
-        sys.stderr.write(f"neo-local run: {e}\n")
+        sys.stderr.write(f"neo-local {ns.command}: {e}\n")
         return EXIT_JOB_FAILED
     except Exception as e:  # a fault of neo-local itself, not of the command line
         if debug:

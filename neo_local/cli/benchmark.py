@@ -1,0 +1,103 @@
+"""``neo-local benchmark ARTIFACT [--compare ENGINE --model PATH]``: latency of a compiled
+artifact, and of the source model on its framework's runtime in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from neo_local.cli.run import RunFailed, load_inputs
+from neo_local.cli.values import UsageError
+
+
+def add_benchmark_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    from neo_local.benchmark import SOURCE_SUFFIXES
+
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="Time a compiled artifact (warm-up, repeats, percentiles), optionally against its source model.",
+        description="Load ARTIFACT with neo_local.runtime.DLRModel and time runs on seeded inputs of its "
+                    "shapes (or --input files): untimed warm-up runs, then as many runs as fit in --budget "
+                    "seconds, between --min-repeat and --repeat. With --compare, the source model (--model: "
+                    "the model file or the archive uploaded to the compilation job) is timed the same way "
+                    "on that engine, on the same inputs, and the ratio of the medians is reported.",
+        parents=parents,
+        allow_abbrev=False,
+    )
+    parser.add_argument("artifact", metavar="ARTIFACT", help="compiled .tar.gz or its unpacked folder")
+    parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
+                        help="an input by name (repeat for each); default: seeded random inputs")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument("--repeat", type=int, default=200, help="at most this many timed runs (default 200)")
+    parser.add_argument("--min-repeat", type=int, default=10, help="at least this many timed runs (default 10)")
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per engine (default 10)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every engine (default: TVM_NUM_THREADS, else the physical cores)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    parser.add_argument("--compare", choices=sorted(SOURCE_SUFFIXES), help="also time the source model on this engine")
+    parser.add_argument("--model", metavar="PATH", help="the source model for --compare (file or .tar.gz archive)")
+    parser.set_defaults(handler=benchmark_command)
+
+
+def benchmark_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if ns.warmup < 0 or ns.budget < 0 or ns.min_repeat < 1 or ns.min_repeat > ns.repeat:
+        raise UsageError("--repeat and --min-repeat must be at least 1 with --min-repeat <= --repeat; "
+                         "--warmup and --budget not negative")
+    if bool(ns.compare) != bool(ns.model):
+        raise UsageError("--compare and --model go together: the engine and the source model it runs")
+    for path in (ns.artifact, ns.model):
+        if path and not os.path.exists(path):
+            raise UsageError(f"{path} does not exist")
+    threads = ns.threads or int(os.environ.get("TVM_NUM_THREADS") or 0) or _physical_cores()
+    if threads < 1:
+        raise UsageError("--threads must be at least 1")
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # before the TVM runtime starts its thread pool
+    from neo_local.benchmark import Plan, benchmark_model
+    from neo_local.runtime import DLRModel
+
+    try:
+        model = DLRModel(ns.artifact)
+    except Exception as e:  # ArtifactError and whatever TVM raises while loading
+        raise RunFailed(f"cannot load {ns.artifact}: {e}") from None
+    feeds = load_inputs(ns.inputs, model.get_input_names()) if ns.inputs else None
+    try:
+        report = benchmark_model(
+            model, Plan(ns.warmup, ns.repeat, ns.min_repeat, ns.budget), threads, feeds,
+            (ns.compare, Path(ns.model)) if ns.compare else None, ns.seed,
+        )
+    except (ValueError, RuntimeError, OSError) as e:
+        raise RunFailed(f"benchmarking {ns.artifact} failed: {e}") from None
+    summary = {"artifact": ns.artifact, **report.summary()}
+    if (getattr(ns, "output", None) or "json") == "json":
+        out.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        out.write(_text(summary))
+    return 0
+
+
+def _physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def _text(summary: dict[str, Any]) -> str:
+    rows = [("neo-local", summary["neo_local"])]
+    if "compare" in summary:
+        rows.append((summary["compare"]["engine"], summary["compare"]))
+    lines = [f"{summary['artifact']}: {summary['threads']} threads, inputs "
+             + ", ".join(f"{n} {s}" for n, s in summary["inputs"].items()),
+             f"{'engine':<14}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'runs':>7}{'others CPU':>12}"]
+    for name, t in rows:
+        share = "-" if t["other_cpu_share"] is None else f"{t['other_cpu_share']:.0%}"
+        lines.append(f"{name:<14}{t['p50_ms']:>10.3f}{t['p90_ms']:>10.3f}{t['p99_ms']:>10.3f}{t['mean_ms']:>10.3f}"
+                     f"{t['runs']:>7}{share:>12}")
+    if "ratio" in summary:
+        lines.append(f"neo-local / {summary['compare']['engine']}: {summary['ratio']:.3f} (p50); "
+                     f"outputs differ by at most {summary['compare']['max_abs_diff']:.3g}")
+    return "\n".join(lines) + "\n"
