@@ -270,3 +270,39 @@ def test_conv_integer_with_zero_points_and_same_padding():
     node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], auto_pad="SAME_UPPER")
     model = onnx_model([node], [_qtensor("x", np.uint8, [1, 2, 5, 5])], [_qtensor("y", np.int32, [1, 3, 5, 5])], inits)
     compile_and_compare(model, {"x": _ints((1, 2, 5, 5), np.uint8, 2)}, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- a real recurrent model
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_torch_text_model_exported_to_onnx_matches_torch(cell, tmp_path):
+    """Embedding → 2-layer bidirectional batch-first LSTM/GRU → Linear, seeded, exported by
+    torch.onnx (as the PyTorch and TorchScript routes do) and compiled: the logits match torch."""
+    import onnx
+    import torch
+
+    torch.manual_seed(0)
+
+    class TextModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 8)
+            self.rnn = getattr(torch.nn, cell)(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = torch.nn.Linear(12, 3)
+
+        def forward(self, tokens):
+            out, _ = self.rnn(self.embed(tokens))
+            return self.head(out[:, -1])
+
+    model = TextModel().eval()
+    tokens = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "text.onnx"
+    torch.onnx.export(model, (tokens,), str(path), input_names=["tokens"], output_names=["logits"],
+                      opset_version=17, dynamo=False)
+    exported = onnx.load(str(path))
+    assert cell in {n.op_type for n in exported.graph.node}
+    got = run_compiled(exported, {"tokens": tokens.numpy()})
+    with torch.no_grad():
+        expected = model(tokens).numpy()
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5, atol=1e-5)
