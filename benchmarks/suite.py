@@ -3,9 +3,10 @@ engines (the framework's own runtime, or the nearest one that runs here) it is c
 
 Every framework family has an entry built in code with seeded weights by the builders in
 ``models/``: the ONNX CNNs of ``models.EXAMPLES`` (against onnxruntime and torch), a TorchScript
-archive (torch), a TensorFlow SavedModel (its loaded signature), a Keras model
-(``model(x, training=False)``, eager and in a ``tf.function``), TFLite float and int8 (the
-TFLite interpreter), XGBoost (``Booster.inplace_predict``) and scikit-learn (``predict_proba``).
+archive (``torch.jit.load`` of that file), a TensorFlow SavedModel (its loaded signature), a
+Keras model (``model(x, training=False)``, eager and in a ``tf.function``), TFLite float and
+int8 (the TFLite interpreter), XGBoost (``Booster.inplace_predict``) and scikit-learn
+(``predict_proba``).
 MXNet and DarkNet cannot be installed here: their entries compare with onnxruntime running
 neo-local's own ONNX translation of the model (the one its verification runs), labelled so.
 
@@ -74,7 +75,10 @@ def _extract(archive: str, into: Path) -> Path:
 
 
 def _built(name: str, framework: str, seed: int, archive: str, inputs_npz: str, model_path: Path,
-           data_input_config: str | None, compiler_options: str | None = None) -> Built:
+           data_input_config: str | None, compiler_options: str | None = None,
+           outputs_npz: str | None = None) -> Built:
+    """``outputs_npz``: the outputs the builder recorded from the framework (or the torch module
+    a file was written from), where it records them."""
     with np.load(inputs_npz) as z:
         inputs = [{"name": k, "shape": list(z[k].shape), "dtype": str(z[k].dtype)} for k in z.files]
     return {
@@ -82,6 +86,7 @@ def _built(name: str, framework: str, seed: int, archive: str, inputs_npz: str, 
         "archive_bytes": Path(archive).stat().st_size, "inputs_npz": str(inputs_npz), "inputs": inputs,
         "model_path": str(model_path), "data_input_config": data_input_config,
         "compiler_options": json.loads(compiler_options) if compiler_options else {},
+        "outputs_npz": outputs_npz,
     }
 
 
@@ -94,7 +99,8 @@ def build_torch_example(name: str, out_dir: str, seed: int, fmt: str) -> Built:
 
     r = build_example(name, fmt, out_dir, seed=seed)
     model_path = _extract(r.archive, Path(out_dir) / "extracted") / r.model_file
-    return _built(name, r.framework, seed, r.archive, r.inputs_npz, model_path, r.data_input_config)
+    return _built(name, r.framework, seed, r.archive, r.inputs_npz, model_path, r.data_input_config,
+                  outputs_npz=r.outputs_npz)
 
 
 def build_onnx(name: str, out_dir: str, seed: int) -> Built:
@@ -115,7 +121,7 @@ def build_tf(name: str, out_dir: str, seed: int) -> Built:
     saved = [p.parent for p in files if p.name == "saved_model.pb"]
     model_path = saved[0] if saved else files[0]
     return _built(name, b.framework, seed, b.archive, b.inputs_npz, model_path, b.data_input_config,
-                  b.compiler_options)
+                  b.compiler_options, b.outputs_npz)
 
 
 def build_translated(name: str, out_dir: str, seed: int) -> Built:
@@ -128,7 +134,8 @@ def build_translated(name: str, out_dir: str, seed: int) -> Built:
     model_dir = _extract(r.archive, Path(out_dir) / "extracted" / name)
     model_path = Path(out_dir) / f"{name}.translated.onnx"
     model_path.write_bytes(translated_onnx(r.framework, model_dir, r.data_input_config))
-    return _built(name, r.framework, seed, r.archive, r.inputs_npz, model_path, r.data_input_config)
+    return _built(name, r.framework, seed, r.archive, r.inputs_npz, model_path, r.data_input_config,
+                  outputs_npz=r.outputs_npz)
 
 
 def translated_onnx(framework: str, model_dir: Path, data_input_config: str | None) -> bytes:
@@ -195,7 +202,7 @@ def open_torch(built: Built, threads: int) -> Session:
     from models import get
 
     torch.set_num_threads(threads)
-    example = get(built["name"].removesuffix("_pt"))
+    example = get(built["name"])
     feeds = _feeds(built)
     module = example.build(built["seed"])
     args = [torch.from_numpy(feeds[n]) for n in example.input_names]
@@ -206,6 +213,11 @@ def open_torch(built: Built, threads: int) -> Session:
 
     return Session(call, lambda out: [o.numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))],
                    torch.get_num_threads())
+
+
+def open_torchscript(built: Built, threads: int) -> Session:
+    """The TorchScript file in the archive (``torch.jit.load``), inference mode."""
+    return Session(open_source("torch", Path(built["model_path"]), _feeds(built), threads), list, threads)
 
 
 def _tensorflow(threads: int) -> Any:
@@ -281,6 +293,7 @@ def open_sklearn(built: Built, threads: int) -> Session:
 NEO_LOCAL = Engine("neo_local_tvm", "neo-local (compiled artifact, neo_local.runtime.DLRModel)", open_neo_local)
 ONNXRUNTIME = Engine("onnxruntime", "onnxruntime (the same .onnx file)", open_onnxruntime)
 TORCH = Engine("torch", "torch (eager, inference_mode)", open_torch)
+TORCHSCRIPT = Engine("torchscript", "torch (the archive's TorchScript file, torch.jit.load)", open_torchscript)
 TRANSLATION = Engine("onnxruntime_translation",
                      "onnxruntime (neo-local's ONNX translation; the framework cannot be installed here)",
                      open_onnxruntime)
@@ -298,7 +311,7 @@ def _entries() -> dict[str, Entry]:
 
     out = {name: Entry(name, "ONNX", build_onnx, (ONNXRUNTIME, TORCH)) for name in EXAMPLES}
     others = [
-        Entry("resnet_like_pt", "PYTORCH", build_torchscript, (TORCH,)),
+        Entry("resnet_like_pt", "PYTORCH", build_torchscript, (TORCHSCRIPT,)),
         Entry("tf_saved_model", "TENSORFLOW", build_tf, (TENSORFLOW,)),
         Entry("keras_sequential_cnn", "KERAS", build_tf, (KERAS, KERAS_GRAPH)),
         Entry("tflite_mobile_cnn", "TFLITE", build_tf, (TFLITE,)),

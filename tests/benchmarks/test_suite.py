@@ -59,10 +59,11 @@ def test_tree_engines_give_class_probabilities(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["tf_saved_model", "keras_sequential_cnn", "tflite_mobile_cnn",
-                                  "tflite_mobile_cnn_int8", "resnet_like_mx", "darknet_classifier"])
+                                  "tflite_mobile_cnn_int8", "resnet_like_mx", "darknet_classifier",
+                                  "resnet_like_pt"])
 def test_framework_engine_matches_the_recorded_outputs(name):
-    built = suite.build_step(name, str(WORK), 0)
-    with np.load(WORK / f"{name}.outputs.npz") as z:
+    built = suite.build_step(name, str(WORK / name), 0)
+    with np.load(built["outputs_npz"]) as z:
         want = [z[f"output{i}"] for i in range(len(z.files))]
     for engine in suite.ENTRIES[name].compare:
         r = suite.engine_step(name, engine.key, built, TINY, 1)
