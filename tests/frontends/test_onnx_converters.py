@@ -141,6 +141,14 @@ def test_rms_normalization_over_all_axes_and_the_last(axis):
     compile_and_compare(model, {"x": seeded(2, 3, 4, scale=3.0)}, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("exclusive, reverse", [(0, 0), (1, 1)])
+def test_cum_prod_along_a_constant_axis(exclusive, reverse):
+    axis = numpy_helper.from_array(np.array(1, np.int64), "axis")
+    model = onnx_model([helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                       [_f32("x", [3, 4])], [_f32("y", [3, 4])], [axis], opset=26)
+    compile_and_compare(model, {"x": seeded(3, 4) + 1.0})
+
+
 # --------------------------------------------------------------------------- function ops
 
 
