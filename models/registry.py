@@ -98,7 +98,7 @@ EXAMPLES: dict[str, ExampleModel] = {
             _zoo("bert_like"),
             (("input0", (1, 64), "int64"),),
             int_high=1000,
-            description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,2]",
+            description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,8]",
         ),
     )
 }

@@ -21,7 +21,8 @@ __all__ = [
 
 
 def _finish(module: nn.Module, *input_shapes: tuple[int, ...], batch: int = 4) -> nn.Module:
-    """Give every BatchNorm random affine parameters and realistic running statistics; eval().
+    """Give every BatchNorm random affine parameters and realistic running statistics, and every
+    LayerNorm random affine parameters; freeze the parameters; eval().
 
     Uses the global RNG, which the builder has seeded. The affine parameters are drawn at random;
     the running statistics are then measured on a batch of random inputs (as training would), so
@@ -44,6 +45,10 @@ def _finish(module: nn.Module, *input_shapes: tuple[int, ...], batch: int = 4) -
             m.running_mean.add_(torch.randn(n) * 0.05)
             m.running_var.mul_(torch.rand(n) * 0.4 + 0.8)
             m.momentum = 0.1
+        for m in module.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(m.bias.shape) * 0.1)
     for p in module.parameters():
         p.requires_grad_(False)
     return module.eval()
@@ -287,7 +292,7 @@ class EncoderLayer(nn.Module):
 
 class BertLike(nn.Module):
     def __init__(self, vocab: int = 1000, seq: int = 64, dim: int = 128, heads: int = 4, layers: int = 2,
-                 ffn: int = 512, num_classes: int = 2) -> None:
+                 ffn: int = 512, num_classes: int = 8) -> None:
         super().__init__()
         self.tokens = nn.Embedding(vocab, dim)
         self.positions = nn.Parameter(torch.randn(1, seq, dim) * 0.02)
@@ -303,6 +308,6 @@ class BertLike(nn.Module):
 
 def bert_like(seed: int = 0) -> nn.Module:
     """BERT-style encoder: int64 token ids [1,64] in 0..999 -> embeddings + LayerNorm -> 2 post-LN
-    layers (hidden 128, 4 heads, GELU FFN 512) -> tanh pooler on the first token -> [1,2]."""
+    layers (hidden 128, 4 heads, GELU FFN 512) -> tanh pooler on the first token -> [1,8]."""
     torch.manual_seed(seed)
-    return BertLike().eval()
+    return _finish(BertLike())

@@ -53,6 +53,8 @@ def test_module_state(name):
         assert float((bn.running_var - 1).abs().max()) > 1e-3
         assert float((bn.weight - 1).abs().max()) > 1e-3
         assert float(bn.bias.abs().max()) > 1e-3
+    for ln in (x for x in m.modules() if isinstance(x, torch.nn.LayerNorm)):
+        assert float((ln.weight - 1).abs().max()) > 1e-3 and float(ln.bias.abs().max()) > 1e-3
 
 
 def test_registry_specs():
