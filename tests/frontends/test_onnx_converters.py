@@ -149,6 +149,14 @@ def test_cum_prod_along_a_constant_axis(exclusive, reverse):
     compile_and_compare(model, {"x": seeded(3, 4) + 1.0})
 
 
+@pytest.mark.parametrize("dtype", [np.float16])  # onnxruntime has no float64 Elu
+def test_elu_in_float16(dtype):
+    """TVM's own Elu converter mixes float32 constants into other float types and fails."""
+    model = onnx_model([helper.make_node("Elu", ["x"], ["y"], alpha=0.6)], [_qtensor("x", dtype, [3, 4])],
+                       [_qtensor("y", dtype, [3, 4])])
+    compile_and_compare(model, {"x": seeded(3, 4, scale=2.0).astype(dtype)}, rtol=1e-3, atol=1e-3)
+
+
 # --------------------------------------------------------------------------- function ops
 
 

@@ -19,66 +19,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from neo_local.frontends.onnx_converters import OnnxNode, register
+from neo_local.frontends.onnx_converters.activations import ACTIVATIONS, Activation, op as _op
 from neo_local.frontends.onnx_converters.relax_util import (
     chunks, constant, constant_value, dtype_of, index, static_shape,
 )
 
 # --------------------------------------------------------------------------- activations
-
-
-def _op(name: str) -> Callable[..., Any]:
-    from tvm import relax
-
-    target: Any = relax.op
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
-
-
-def _hard_sigmoid(x: Any, alpha: Any, beta: Any) -> Any:
-    return _op("clip")(_op("add")(_op("multiply")(x, alpha), beta), 0.0, 1.0)
-
-
-def _thresholded_relu(x: Any, alpha: Any, beta: Any) -> Any:
-    return _op("where")(_op("greater")(x, alpha), x, _op("zeros_like")(x))
-
-
-def _elu(x: Any, alpha: Any, beta: Any) -> Any:
-    negative = _op("multiply")(alpha, _op("subtract")(_op("exp")(x), _op("ones_like")(x)))
-    return _op("where")(_op("greater")(x, _op("zeros_like")(x)), x, negative)
-
-
-def _softsign(x: Any, alpha: Any, beta: Any) -> Any:
-    return _op("divide")(x, _op("add")(_op("abs")(x), _op("ones_like")(x)))
-
-
-#: ONNX activation name (lower case) -> (function of x, alpha, beta; default alpha; default beta)
-_ACTIVATIONS: dict[str, tuple[Callable[[Any, Any, Any], Any], float | None, float | None]] = {
-    "sigmoid": (lambda x, a, b: _op("sigmoid")(x), None, None),
-    "tanh": (lambda x, a, b: _op("tanh")(x), None, None),
-    "relu": (lambda x, a, b: _op("nn.relu")(x), None, None),
-    "affine": (lambda x, a, b: _op("add")(_op("multiply")(x, a), b), 1.0, 0.0),
-    "leakyrelu": (lambda x, a, b: _op("where")(_op("greater")(x, _op("zeros_like")(x)), x, _op("multiply")(x, a)), 0.01, None),
-    "thresholdedrelu": (_thresholded_relu, 1.0, None),
-    "scaledtanh": (lambda x, a, b: _op("multiply")(a, _op("tanh")(_op("multiply")(b, x))), 1.0, 1.0),
-    "hardsigmoid": (_hard_sigmoid, 0.2, 0.5),
-    "elu": (_elu, 1.0, None),
-    "softsign": (_softsign, None, None),
-    "softplus": (lambda x, a, b: _op("log")(_op("add")(_op("exp")(x), _op("ones_like")(x))), None, None),
-}
-
-
-@dataclass(frozen=True)
-class Activation:
-    name: str
-    alpha: float | None
-    beta: float | None
-
-    def apply(self, x: Any, dtype: str) -> Any:
-        fn = _ACTIVATIONS[self.name.lower()][0]
-        alpha = None if self.alpha is None else constant(self.alpha, dtype)
-        beta = None if self.beta is None else constant(self.beta, dtype)
-        return fn(x, alpha, beta)
 
 
 def activations(node: OnnxNode, defaults: Sequence[str], directions: int) -> tuple[tuple[Activation, ...], ...]:
@@ -91,9 +37,9 @@ def activations(node: OnnxNode, defaults: Sequence[str], directions: int) -> tup
     parsed = []
     for name in names:
         name = name.decode() if isinstance(name, bytes) else name
-        if name.lower() not in _ACTIVATIONS:
+        if name.lower() not in ACTIVATIONS:
             raise ValueError(f"{node.op_type}: activation {name} is not implemented")
-        _, default_alpha, default_beta = _ACTIVATIONS[name.lower()]
+        _, default_alpha, default_beta = ACTIVATIONS[name.lower()]
         alpha = (alphas.pop(0) if alphas else default_alpha) if default_alpha is not None else None
         beta = (betas.pop(0) if betas else default_beta) if default_beta is not None else None
         parsed.append(Activation(name, alpha, beta))

@@ -29,7 +29,8 @@ def dtype_of(bb: Any, expr: Any) -> str:
 def constant(value: float | int | np.ndarray, dtype: str) -> Any:
     from tvm import relax
 
-    return relax.const(np.asarray(value, dtype=dtype))
+    # the dtype is passed explicitly: relax.const turns a 0-d float64 array into float32
+    return relax.const(np.asarray(value, dtype=dtype), dtype)
 
 
 def constant_value(expr: Any) -> np.ndarray | None:
