@@ -157,6 +157,15 @@ def test_elu_in_float16(dtype):
     compile_and_compare(model, {"x": seeded(3, 4, scale=2.0).astype(dtype)}, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("time_axis", [0, 1])
+def test_reverse_sequence_with_lengths_given_at_run_time(time_axis):
+    shape = [4, 3, 2] if time_axis == 0 else [3, 4, 2]
+    node = helper.make_node("ReverseSequence", ["x", "lens"], ["y"], time_axis=time_axis, batch_axis=1 - time_axis)
+    model = onnx_model([node], [_f32("x", shape), helper.make_tensor_value_info("lens", TensorProto.INT64, [3])],
+                       [_f32("y", shape)])
+    compile_and_compare(model, {"x": seeded(*shape), "lens": np.array([4, 1, 3], np.int64)})
+
+
 # --------------------------------------------------------------------------- function ops
 
 

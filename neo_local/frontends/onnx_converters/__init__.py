@@ -95,4 +95,6 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
 
 def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
-    from neo_local.frontends.onnx_converters import activations, cumulative, normalization, quantized, recurrent  # noqa: F401
+    from neo_local.frontends.onnx_converters import (  # noqa: F401
+        activations, cumulative, normalization, quantized, recurrent, sequence,
+    )
