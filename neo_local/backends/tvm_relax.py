@@ -20,11 +20,16 @@ CPU_SCHEDULE_ENV = "NEO_LOCAL_CPU_SCHEDULE"
 
 
 def _compile(mod, tvm_target) -> tuple[object, str]:
-    """Our scheduled CPU pipeline where it applies; TVM's plain pipeline otherwise, or when ours
-    fails on this model (slow, but never no answer). Returns the executable and which pipeline
-    built it, which the job log and compiled.meta report: never a silent fallback."""
+    """GPU targets: dlight's GPU schedules. CPU targets: our scheduled CPU pipeline where it
+    applies; TVM's plain pipeline otherwise, or when ours fails on this model (slow, but never no
+    answer). Returns the executable and which pipeline built it, which the job log and
+    compiled.meta report: never a silent fallback."""
     import tvm
 
+    if "host" in tvm_target:
+        from neo_local.backends.gpu_schedule import compile_gpu
+
+        return compile_gpu(mod, tvm_target)
     target = tvm.target.Target(dict(tvm_target))
     if os.environ.get(CPU_SCHEDULE_ENV, "1") == "0":
         return tvm.compile(mod, target=target), f"TVM default (unscheduled; {CPU_SCHEDULE_ENV}=0)"
@@ -64,9 +69,14 @@ def _check_linker(target: TargetSpec) -> None:
         )
 
 
-def _details(pipeline: str, guarded: int) -> dict[str, str]:
+def _details(pipeline: str, guarded: int, gpu: bool) -> dict[str, str]:
     details = {"Pipeline": pipeline}
-    if guarded:
+    if guarded and gpu:
+        details["IndexChecks"] = (
+            f"none: {guarded} runtime-indexed lookup(s) run unchecked in GPU kernels, which cannot raise errors; "
+            "feed only indices inside the tables"
+        )
+    elif guarded:
         details["IndexChecks"] = f"out-of-range indices stop the run with an error at {guarded} runtime-indexed lookup(s)"
     return details
 
@@ -80,7 +90,8 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
     _check_linker(target)
     try:
         ir, guarded = guard_takes(model.ir)
-        executable, pipeline = _compile(ir, target.tvm_target)
+        # the guard's checking kernel raises from CPU code only: GPU builds keep the model as it is
+        executable, pipeline = _compile(model.ir if target.gpu_target else ir, target.build_target)
         out_dir.mkdir(parents=True, exist_ok=True)
         _export(executable, target, out_dir / target.library)
     except Exception as exc:  # TVM raises its own error types from C++
@@ -93,5 +104,5 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
             "tvm-ffi": getattr(tvm_ffi, "__version__", "unknown"),
             "llvm": str(tvm.target.codegen.llvm_version_major()),
         },
-        details=_details(pipeline, guarded),
+        details=_details(pipeline, guarded, target.gpu_target is not None),
     )
