@@ -2,13 +2,16 @@
 
 A wrongly linked library (wrong machine or float ABI, a C library the device does not have, a
 symbol nothing provides) is caught here even where nothing can run it. ELF files are read with
-``readelf``, PE files (Windows DLLs) with ``objdump -p``; both come with binutils.
+``readelf``, PE files (Windows DLLs) with ``objdump -p``; both come with binutils. A GPU
+target's kernels are embedded in the library as source (OpenCL C): ``kernel_check`` reads the
+module blob TVM's loader deserializes and checks every kernel it lists is defined there.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,3 +200,107 @@ def _field(text: str, name: str) -> str:
         if key.strip() == name:
             return value.strip()
     return "unknown"
+
+
+def kernel_check(library: Path, kind: str) -> str:
+    """Check the ELF ``library`` embeds a ``kind`` (e.g. opencl) kernel module whose source defines
+    every kernel of its function table; returns a one-line summary, raises InternalError otherwise."""
+    modules = embedded_modules(library)
+    if kind not in modules:
+        raise internal_error(
+            f"{library.name} holds no {kind} kernels: its embedded modules are {', '.join(modules) or 'none'}"
+        )
+    try:
+        kernels, source = _device_source(_Stream(modules[kind]))
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise internal_error(f"{library.name}'s {kind} module cannot be read: {exc}") from None
+    defined = set(re.findall(r"__kernel\s+void\s+(\w+)\s*\([^;{]*\)\s*\{", source))
+    missing = [k for k in kernels if k not in defined]
+    if not kernels or missing:
+        raise internal_error(
+            f"{library.name}'s {kind} source does not define the kernels its table lists: "
+            f"{', '.join(missing[:10]) if kernels else 'the table is empty'}"
+        )
+    return (
+        f"{len(kernels)} {kind} kernel(s), each defined as __kernel in the embedded source ({len(source)} characters)"
+    )
+
+
+def embedded_modules(library: Path) -> dict[str, bytes]:
+    """The modules serialized in the library's ``__tvm_ffi__library_bin`` (kind -> bytes), as
+    tvm-ffi's ProcessLibraryBin reads them; ``_lib`` (the library's own code) has no bytes."""
+    stream = _Stream(_symbol_bytes(library, LIBRARY_BLOB))
+    try:
+        stream.u64()  # the blob's size
+        count = len(stream.u64s()) - 1  # CSR import tree: one indptr entry per module, plus one
+        stream.u64s()
+        modules = {}
+        for _ in range(count):
+            kind = stream.text()
+            modules[kind] = b"" if kind == "_lib" else stream.bytes()
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise internal_error(f"{library.name}'s {LIBRARY_BLOB} cannot be read: {exc}") from None
+    return modules
+
+
+def _device_source(stream: "_Stream") -> tuple[list[str], str]:
+    """A device source module's kernel names and source: <format> <function table> <source>;
+    a table entry is <name> <FunctionInfo: name, argument dtypes (4 bytes each), launch
+    parameter tags, argument tags (4 bytes each)>."""
+    stream.text()  # format, e.g. "cl"
+    kernels = []
+    for _ in range(stream.u64()):
+        kernels.append(stream.text())
+        stream.text()
+        stream.skip(4 * stream.u64())
+        for _ in range(stream.u64()):
+            stream.text()
+        stream.skip(4 * stream.u64())
+    return kernels, stream.text()
+
+
+class _Stream:
+    """tvm-ffi's little-endian binary stream: u64 sizes before strings, bytes and vectors."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def u64(self) -> int:
+        (value,) = struct.unpack_from("<Q", self._data, self._pos)
+        self._pos += 8
+        return value
+
+    def u64s(self) -> list[int]:
+        return [self.u64() for _ in range(self.u64())]
+
+    def bytes(self) -> bytes:
+        size = self.u64()
+        if self._pos + size > len(self._data):
+            raise struct.error(f"a field of {size} bytes runs past the end ({len(self._data)} bytes)")
+        value = self._data[self._pos: self._pos + size]
+        self._pos += size
+        return value
+
+    def text(self) -> str:
+        return self.bytes().decode()
+
+    def skip(self, size: int) -> None:
+        self._pos += size
+
+
+def _symbol_bytes(library: Path, symbol: str) -> bytes:
+    """The contents of a defined dynamic symbol, located through its section (readelf)."""
+    found = [line.split() for line in _tool("readelf", "-W", "--dyn-syms", library).splitlines()]
+    entry = next((cols for cols in found if len(cols) >= 8 and cols[7] == symbol and cols[6] != "UND"), None)
+    if entry is None:
+        raise internal_error(f"{library.name} does not define {symbol}, which TVM's loader reads")
+    value, size, index = int(entry[1], 16), int(entry[2], 0), entry[6]
+    headers = _tool("readelf", "-W", "-S", library)
+    sections = re.findall(r"\[\s*(\d+)\]\s+\S+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)", headers)
+    located = [(int(a, 16), int(o, 16)) for i, a, o in sections if i == index]
+    if not located:
+        raise internal_error(f"{library.name} defines {symbol} outside its sections (section {index})")
+    address, offset = located[0]
+    with open(library, "rb") as f:
+        f.seek(value - address + offset)
+        return f.read(size)
