@@ -131,8 +131,12 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     if kind not in ENGINES:
         raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(ENGINES)})")
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
+    gpu = meta.get("Target", {}).get("Gpu")
     if wanted != dev_type:
-        raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}")
+        hint = f": its kernels run on the {gpu['Name']}, open it with dev_type='gpu' on that device" if gpu else ""
+        raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}{hint}")
+    if gpu:
+        _check_gpu_runtime(meta["Requirements"]["TargetDevice"], gpu)
     os_name, here = meta.get("Target", {}).get("Os", "LINUX"), host_os()
     if os_name != here:
         raise ArtifactError(
@@ -156,6 +160,20 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
             f"features this machine lacks: {', '.join(missing)}. Running it here would crash with an illegal "
             f"instruction; compile for a target this CPU supports (e.g. TargetPlatform "
             f"{meta['Target'].get('Os', 'LINUX')}/{meta['Target'].get('Arch', 'X86_64')} with its mcpu)."
+        )
+
+
+def _check_gpu_runtime(target: str, gpu: Mapping[str, Any]) -> None:
+    """A GPU artifact needs a TVM runtime built with its kernels' API (OpenCL): refuse before loading."""
+    import tvm
+
+    kind = gpu["TVMTarget"]["kind"]
+    if not tvm.runtime.enabled(kind):
+        raise ArtifactError(
+            f"artifact was compiled for {target}: its kernels run on the {gpu['Name']} through {kind}, and this "
+            f"machine's TVM runtime has no {kind} support (tvm.runtime.enabled('{kind}') is False; the apache-tvm "
+            f"wheels are built without it). Run it on the device with a TVM runtime built with {kind} "
+            f"(USE_{kind.upper()}=ON)"
         )
 
 

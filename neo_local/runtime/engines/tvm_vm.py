@@ -29,7 +29,9 @@ class TvmVmEngine:
 
 
 def open_engine(folder: Path, meta: Mapping[str, Any], dev_type: str, dev_id: int) -> TvmVmEngine:
-    return TvmVmEngine(folder / meta["Runtime"]["Library"], dev_type, dev_id)
+    # DLR's dev_type "gpu" names the device of a GPU artifact's kernels (OpenCL for Mali/Intel graphics)
+    gpu = meta.get("Target", {}).get("Gpu")
+    return TvmVmEngine(folder / meta["Runtime"]["Library"], gpu["TVMTarget"]["kind"] if gpu else dev_type, dev_id)
 
 
 def _physical_cores() -> int:
