@@ -12,6 +12,7 @@ from pathlib import Path
 from neo_local.api.service_model import shape_named
 from neo_local.frontends import frontends
 from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
+from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.platforms import PLATFORMS
 from neo_local.targets.registry import CPU_PLATFORMS
 
@@ -32,6 +33,12 @@ def render() -> str:
         converter = CONVERTED.get(device)
         if converter:
             lines.append(f"| {device} | {converter.os} / any | - | supported: {converter.check} |")
+        elif row and row.accelerator:
+            gpu = GPU_CODES[row.accelerator]
+            lines.append(
+                f"| {device} | {row.os} / {row.arch} | {row.mcpu} | supported ({gpu.describe()} for the {row.gpu}, "
+                f"host code for the CPU): {gpu.check()} |"
+            )
         elif row:
             check = CPU_PLATFORMS[(row.os, row.arch)].check_summary
             cpu_only = f" (CPU only, {row.unused} unused)" if row.unused else ""
@@ -46,6 +53,13 @@ def render() -> str:
         accel = f", Accelerator={p.accelerator}" if p.accelerator else ""
         triple = p.mtriple.format(api="<ANDROID_PLATFORM>")
         lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {triple} | {p.default_mcpu} | {p.check} |")
+    for gpu in GPU_CODES.values():
+        for os, arch in gpu.platforms:
+            host = CPU_PLATFORMS[(os, arch)]
+            lines.append(
+                f"| Os={os}, Arch={arch}, Accelerator={gpu.accelerator} | {gpu.kind} (device {gpu.device}), host "
+                f"{host.mtriple} | {host.default_mcpu} | {gpu.check()} |"
+            )
     return "\n".join(lines) + "\n"
 
 

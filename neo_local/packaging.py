@@ -2,7 +2,8 @@
 ``<input-basename>-<TargetDevice>.tar.gz``.
 
 compiled.meta is Neo's JSON shape plus what our runtime needs to open the library or refuse
-it with a clear message: the runtime kind, the compiler versions and the CPU features used.
+it with a clear message: the runtime kind, the compiler versions, the CPU features used and,
+for GPU targets, the GPU and kernel kind (Requirements.TargetDeviceType "gpu", as Neo writes it).
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ def build_meta(model: ImportedModel, target: TargetSpec, built: BuiltModel, fram
             "TVMTarget": dict(target.tvm_target),
             "CpuFeatures": list(target.cpu_features),
             "Notes": list(target.notes),
+            **_gpu_meta(target),
         },
         "Runtime": {"Kind": built.runtime, "Library": built.library, "FormatVersion": FORMAT_VERSION},
         "Compiler": {"neo-local": neo_local.__version__, **built.compiler_versions},
         "Build": dict(built.details),
     }
+
+
+def _gpu_meta(target: TargetSpec) -> dict[str, Any]:
+    """A GPU target's kernels: the GPU and the TVM target they were built for (TVMTarget is the host's)."""
+    if target.gpu_target is None:
+        return {}
+    return {"Gpu": {"Name": target.gpu, "TVMTarget": dict(target.gpu_target)}}
 
 
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:

@@ -16,8 +16,9 @@ import numpy as np
 from neo_local.api.errors import internal_error
 from neo_local.frontends.base import ImportedModel, TensorSpec
 from neo_local.targets import emulation
-from neo_local.targets.binaries import structural_check
+from neo_local.targets.binaries import kernel_check, structural_check
 from neo_local.targets.cpu_features import host_os, missing_on_host
+from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.spec import TargetSpec
 
 #: outputs must agree to this fraction of the reference's largest magnitude
@@ -98,6 +99,8 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
         from neo_local.backends.coreml_check import check_saved_model
 
         return Verification("structural", check_saved_model(artifact, model.ir))
+    if target.gpu_target is not None:
+        return _check_gpu_artifact(artifact, target)
     if model.reference is None:
         return Verification("skipped", "the framework gave no reference to compare with")
     emulator, how = None, "ran in a fresh process on this host"
@@ -135,6 +138,22 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
         )
     return Verification(
         "passed", f"{how} and matched {model.reference_label}", max_abs, max_rel
+    )
+
+
+def _check_gpu_artifact(artifact: Path, target: TargetSpec) -> Verification:
+    """GPU kernels cannot run here: check the host code and that the kernels are in the library."""
+    import tvm
+
+    code = GPU_CODES[str(target.accelerator)]
+    library = artifact / _library_name(artifact)
+    host = structural_check(library, target.os, target.arch)
+    kernels = kernel_check(library, code.kind)
+    runtime = "has" if tvm.runtime.enabled(code.kind) else "was built without"
+    return Verification(
+        "structural",
+        f"not run: its kernels need the {target.gpu} through {code.api}, which this host does not have (its TVM "
+        f"runtime {runtime} {code.api}). Structural check passed: {host}; {kernels}",
     )
 
 

@@ -1,10 +1,12 @@
 """One real CNN compiled end to end for every row of the device table, each artifact checked
-the way its platform allows (run and compared, emulated, or structurally).
+the way its platform allows (run and compared, emulated, or structurally; GPU rows: host code
+and OpenCL kernels structurally, never run here).
 
 Rows that share a TVM target build the same code: only the first of them is run under
 emulation (slow), the others are checked structurally."""
 
 import json
+import re
 import shutil
 import tarfile
 
@@ -14,6 +16,7 @@ import neo_local
 from example_archives import built
 from neo_local.targets import emulation
 from neo_local.targets.devices import DEVICES
+from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.registry import CPU_PLATFORMS
 
 #: the status each platform's check must reach on a host that has its tools
@@ -47,11 +50,19 @@ def test_every_device_row_compiles_a_cnn(name, tmp_path, monkeypatch):
     with tarfile.open(uri) as tar:
         assert sorted(tar.getnames()) == sorted(["compiled.meta", cpu_platform.library])
         meta = json.load(tar.extractfile("compiled.meta"))
-    assert meta["Requirements"]["TargetDevice"] == name
+    gpu = GPU_CODES[device.accelerator] if device.accelerator else None
+    assert meta["Requirements"] == {"TargetDevice": name, "TargetDeviceType": "gpu" if gpu else "cpu"}
     assert meta["Target"]["TVMTarget"]["mcpu"] == device.mcpu
-    assert len(meta["Target"]["Notes"]) == len(device.notes) + len(cpu_platform.notes)
+    assert len(meta["Target"]["Notes"]) == len(device.notes) + len(cpu_platform.notes) + bool(gpu)
     assert meta["Target"]["Notes"][: len(device.notes)] == list(device.notes)
-    assert meta["Verification"]["status"] in _EXPECTED[(device.os, device.arch)], meta["Verification"]
+    expected = {"structural"} if gpu else _EXPECTED[(device.os, device.arch)]
+    assert meta["Verification"]["status"] in expected, meta["Verification"]
+    if gpu:
+        assert meta["Target"]["Gpu"] == {"Name": device.gpu, "TVMTarget": gpu.tvm_target()}
+        assert meta["Build"]["Pipeline"].startswith(f"dlight GPU rules (Matmul, GEMV, Reduction, GeneralReduction, "
+                                                    f"Fallback) for opencl ({gpu.device}): ")
+        kernels = r"; \d+ opencl kernel\(s\), each defined as __kernel in the embedded source \(\d+ characters\)$"
+        assert re.search(kernels, meta["Verification"]["detail"])
     if meta["Verification"]["status"] == "passed":
         assert meta["Verification"]["max_rel_error"] < 1e-4
     print(f"{name}: {meta['Verification']['status']}: {meta['Verification']['detail'][:120]}")

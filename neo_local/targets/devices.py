@@ -27,6 +27,8 @@ class Device:
     notes: tuple[str, ...] = ()
     #: the device's accelerator that the artifact leaves unused (CPU-only row), for the matrix
     unused: str = ""
+    #: the GPU whose kernels the artifact holds (``accelerator`` names its code in targets.gpus)
+    gpu: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,27 @@ DEVICES: dict[str, Device] = {
             )
             for name, soc in (("qcs605", "QCS605"), ("qcs603", "QCS603"))
         ),
+        *(
+            Device(
+                name, "LINUX", "ARM64", "cortex-a72", accelerator="MALI", gpu="Mali-T860",
+                description=f"{board} (Rockchip RK3399: 2x Cortex-A72 + 4x Cortex-A53, Mali-T860 MP4)",
+                notes=("OpenCL kernels for the RK3399's Mali-T860 GPU, launched by host code for its Cortex-A72 "
+                       "cores (runs on the A53 cores too)",),
+            )
+            for name, board in (("rk3399", "Rockchip RK3399 board"), ("aisage", "Acer aiSage"))
+        ),
+        Device(
+            "rk3288", "LINUX", "ARM_EABIHF", "cortex-a17", ("+neon",), accelerator="MALI", gpu="Mali-T764",
+            description="Rockchip RK3288 (4x Cortex-A17, Mali-T764) with a 32-bit OS",
+            notes=("OpenCL kernels for the RK3288's Mali-T764 GPU, launched by armv7 hard-float host code for its "
+                   "Cortex-A17 cores",),
+        ),
+        Device(
+            "deeplens", "LINUX", "X86_64", "goldmont", accelerator="INTEL_GRAPHICS", gpu="Intel HD Graphics 505",
+            description="AWS DeepLens (Intel Atom E3930 Goldmont, HD Graphics 505 Gen9)",
+            notes=("OpenCL kernels for the DeepLens' Intel HD Graphics 505 (Gen9), launched by host code for its "
+                   "Atom (Goldmont) CPU. AWS DeepLens itself reached its end of life in January 2024",),
+        ),
         Device("x86_win64", "WINDOWS", "X86_64", "x86-64", description="64-bit Windows on any x86-64 CPU"),
         *(
             Device(
@@ -172,7 +195,6 @@ def _neuron(name: str, chip: str, compiler: str, sdk: str, cpu: str, alternative
     )
 
 
-_MALI_RK3399 = CpuAlternative("LINUX", "ARM64", "cortex-a72")
 _JETSON_TX = CpuAlternative("LINUX", "ARM64", "cortex-a57")
 _P2_P3_HOST = CpuAlternative("LINUX", "X86_64", "broadwell")
 
@@ -180,17 +202,6 @@ _P2_P3_HOST = CpuAlternative("LINUX", "X86_64", "broadwell")
 REFUSED: dict[str, Refusal] = {
     r.name: r
     for r in (
-        _gpu("rk3399", "Mali-T860", "OpenCL (Mali)", "the board's Cortex-A72/A53 CPU cores", _MALI_RK3399),
-        _gpu("aisage", "Mali-T860 (RK3399)", "OpenCL (Mali)", "the board's Cortex-A72/A53 CPU cores", _MALI_RK3399),
-        _gpu(
-            "rk3288", "Mali-T764", "OpenCL (Mali)", "the board's Cortex-A17 CPU cores (32-bit ARM, hard-float)",
-            CpuAlternative("LINUX", "ARM_EABIHF", "cortex-a17", ("+neon",)),
-        ),
-        _gpu(
-            "deeplens", "Intel HD Graphics 505 (Gen9)", "OpenCL (Intel graphics)",
-            "its Intel Atom (Goldmont) CPU", CpuAlternative("LINUX", "X86_64", "goldmont"),
-            "AWS DeepLens itself reached its end of life in January 2024",
-        ),
         _gpu("ml_p2", "NVIDIA Tesla K80", "CUDA (sm_37)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
         _gpu("ml_p3", "NVIDIA Tesla V100", "CUDA (sm_70)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
         _gpu(

@@ -10,7 +10,9 @@ from typing import Any, Mapping
 class TargetSpec:
     """A resolved target: the device or platform, its TVM target and how to link for it.
 
-    ``tvm_target`` is the dict given to ``tvm.target.Target``; ``cpu_features`` are the
+    ``tvm_target`` is the dict given to ``tvm.target.Target`` for the CPU code; a GPU target's
+    kernels are built with ``gpu_target`` (e.g. OpenCL for Mali) and the CPU target as its host
+    (``build_target``). ``cpu_features`` are the
     instruction-set extensions the generated code may use, in /proc/cpuinfo spelling, so a
     runtime can refuse a library that would die with SIGILL on its CPU.
     """
@@ -32,3 +34,14 @@ class TargetSpec:
     #: the library's file name inside the artifact
     library: str = "compiled.so"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the device half of a GPU target ({"kind": "opencl", "device": "mali"}); None: CPU only
+    gpu_target: Mapping[str, Any] | None = None
+    #: the GPU in words (e.g. "Mali-T860"), for messages
+    gpu: str = ""
+
+    @property
+    def build_target(self) -> dict[str, Any]:
+        """What the backend compiles for: the CPU target, or the GPU target with the CPU as host."""
+        if self.gpu_target is None:
+            return dict(self.tvm_target)
+        return {**self.gpu_target, "host": dict(self.tvm_target)}

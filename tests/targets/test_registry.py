@@ -8,6 +8,7 @@ import pytest
 from neo_local.api.errors import JobFailure
 from neo_local.api.requests import OutputConfig, TargetPlatform
 from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
+from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.options import CompilerOptions
 from neo_local.targets.registry import TOOLCHAIN_CACHE_ENV, resolve_target
 
@@ -35,7 +36,7 @@ def test_every_device_row_builds_a_tvm_target(name):
     spec = _resolve(name)
     target = tvm.target.Target(dict(spec.tvm_target))
     assert str(target.attrs["mcpu"]) == DEVICES[name].mcpu
-    assert spec.name == name and spec.device_type == "cpu"
+    assert spec.name == name and spec.device_type == ("gpu" if DEVICES[name].accelerator else "cpu")
     arch = DEVICES[name].arch
     if DEVICES[name].os == "WINDOWS":
         assert spec.tvm_target["mtriple"] == "x86_64-pc-windows-gnu" and spec.library == "compiled.dll"
@@ -45,7 +46,8 @@ def test_every_device_row_builds_a_tvm_target(name):
         assert spec.tvm_target["mattr"][0] == "+reserve-x18"
         assert [p.rsplit("/", 1)[1] for p in spec.link_files] == ["libc.so", "libm.so", "libdl.so", "libtvm_ffi.so"]
     elif arch == "X86_64":
-        assert "avx2" in spec.cpu_features  # every x86 row today is at least AVX2
+        # every x86 row today is at least AVX2 but the DeepLens' Atom (SSE4.2)
+        assert ("sse4_2" if name == "deeplens" else "avx2") in spec.cpu_features
         assert spec.linker is None
     elif arch == "ARM64":
         assert spec.tvm_target["mtriple"] == "aarch64-linux-gnu"
@@ -57,7 +59,7 @@ def test_every_device_row_builds_a_tvm_target(name):
         assert spec.tvm_target["mfloat-abi"] == "hard" and str(target.attrs["mfloat-abi"]) == "hard"
         assert {"neon", "vfpv4"} <= set(spec.cpu_features)
         assert spec.linker == "arm-linux-gnueabihf-gcc"
-        assert spec.notes[-1].startswith("no prebuilt TVM runtime exists for 32-bit ARM Linux")
+        assert any(n.startswith("no prebuilt TVM runtime exists for 32-bit ARM Linux") for n in spec.notes)
 
 
 def test_aarch64_rows():
@@ -72,30 +74,63 @@ def test_aarch64_rows():
     assert _resolve("jacinto_tda4vm").notes[0].startswith("CPU only")
 
 
-@pytest.mark.parametrize("name", ["rk3399", "aisage"])
-def test_mali_devices_are_refused_with_the_cpu_alternative(name):
-    with pytest.raises(JobFailure) as err:
-        _resolve(name)
-    assert err.value.reason.startswith(
-        f"ClientError: OutputConfiguration: TargetDevice {name}: its Mali-T860"
-    )
-    assert "needs OpenCL (Mali) code, which neo-local does not generate yet" in err.value.reason
-    assert 'TargetPlatform Os=LINUX, Arch=ARM64 with CompilerOptions {"mcpu": "cortex-a72"}' in err.value.reason
+#: the same cross linker as the host CPU's rows
+_LINKERS = {
+    "aarch64-linux-gnu": "aarch64-linux-gnu-gcc", "armv7l-linux-gnueabihf": "arm-linux-gnueabihf-gcc",
+    "x86_64-linux-gnu": None,
+}
+#: the GPU rows: OpenCL kernels for the GPU (TVM device key), host code for the device's CPU
+_GPU_ROWS = [
+    ("rk3399", "mali", "Mali-T860", {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}),
+    ("aisage", "mali", "Mali-T860", {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}),
+    ("rk3288", "mali", "Mali-T764", {"kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "cortex-a17",
+                                     "mattr": ["+neon"], "mfloat-abi": "hard"}),
+    ("deeplens", "intel_graphics", "Intel HD Graphics 505",
+     {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "goldmont"}),
+]
 
 
-@pytest.mark.parametrize("accelerator,what", [
-    ("MALI", "OpenCL code for Mali GPUs"), ("NVIDIA", "CUDA code for NVIDIA GPUs"),
+@pytest.mark.parametrize("name,device,gpu,host", _GPU_ROWS)
+def test_gpu_devices_build_opencl_kernels_with_their_cpu_as_host(name, device, gpu, host):
+    import tvm
+
+    spec = _resolve(name)
+    assert spec.device_type == "gpu" and spec.gpu == gpu
+    assert spec.build_target == {"kind": "opencl", "device": device, "host": host}
+    target = tvm.target.Target(spec.build_target)
+    assert device in target.keys and "gpu" in target.keys and target.host.kind.name == "llvm"
+    assert spec.notes[-1].startswith("the OpenCL kernels run through the device's OpenCL driver and a TVM runtime")
+    assert spec.linker == _LINKERS[host["mtriple"]]
+
+
+@pytest.mark.parametrize("accelerator,os,arch", [
+    (gpu.accelerator, os, arch) for gpu in GPU_CODES.values() for os, arch in gpu.platforms
 ])
-def test_gpu_accelerator_platforms_are_refused(accelerator, what):
-    assert _reason(platform=TargetPlatform("LINUX", "ARM64", accelerator)) == (
-        f"ClientError: OutputConfiguration: TargetPlatform Accelerator={accelerator}: {what} is not "
+def test_gpu_accelerator_platforms_build_for_their_host_cpus(accelerator, os, arch):
+    spec = _resolve(platform=TargetPlatform(os, arch, accelerator))
+    assert spec.name == f"{os}_{arch}_{accelerator}" and spec.device_type == "gpu"
+    assert spec.gpu_target == GPU_CODES[accelerator].tvm_target()
+    assert spec.tvm_target["mcpu"] == ("x86-64" if arch == "X86_64" else "generic")
+
+
+@pytest.mark.parametrize("accelerator,os,arch,pairs", [
+    ("MALI", "LINUX", "X86_64", "Os=LINUX, Arch=ARM64 or Os=LINUX, Arch=ARM_EABIHF"),
+    ("MALI", "ANDROID", "ARM64", "Os=LINUX, Arch=ARM64 or Os=LINUX, Arch=ARM_EABIHF"),
+    ("INTEL_GRAPHICS", "LINUX", "ARM64", "Os=LINUX, Arch=X86_64"),
+    ("INTEL_GRAPHICS", "LINUX", "X86", "Os=LINUX, Arch=X86_64"),
+])
+def test_gpu_accelerators_with_another_cpu_are_refused(accelerator, os, arch, pairs):
+    assert _reason(platform=TargetPlatform(os, arch, accelerator)) == (
+        f"ClientError: OutputConfiguration: TargetPlatform Accelerator={accelerator} is built with a host CPU of "
+        f"{pairs}, not Os={os}, Arch={arch}"
+    )
+
+
+def test_nvidia_platform_is_refused():
+    assert _reason(platform=TargetPlatform("LINUX", "ARM64", "NVIDIA")) == (
+        "ClientError: OutputConfiguration: TargetPlatform Accelerator=NVIDIA: CUDA code for NVIDIA GPUs is not "
         "generated by neo-local yet; for the CPU alone, give TargetPlatform Os=LINUX, Arch=ARM64 without an Accelerator"
     )
-
-
-def test_intel_graphics_platform_is_refused():
-    with pytest.raises(JobFailure, match="Accelerator=INTEL_GRAPHICS: OpenCL code for Intel graphics is not generated"):
-        _resolve(platform=TargetPlatform("LINUX", "X86_64", "INTEL_GRAPHICS"))
 
 
 def test_nvidia_devices_name_the_gpu_code_and_the_cpu():
@@ -141,8 +176,7 @@ def test_coreml_is_converted_by_the_coreml_backend():
 def test_retired_and_unimplemented_devices_say_why():
     with pytest.raises(JobFailure, match="ml_eia2: Amazon Elastic Inference was retired by AWS .* TargetDevice ml_c5"):
         _resolve("ml_eia2")
-    with pytest.raises(JobFailure, match="deeplens: its Intel HD Graphics 505 .* end of life .* \"goldmont\""):
-        _resolve("deeplens")
+    assert "AWS DeepLens itself reached its end of life in January 2024" in _resolve("deeplens").notes[0]
 
 
 @pytest.mark.parametrize("name,unused", [
@@ -190,7 +224,7 @@ _SPEC_PLATFORM_EXAMPLES = [
     (("LINUX", "ARM64", "NVIDIA"), "{'gpu-code': 'sm_62', 'trt-ver': '6.0.1', 'cuda-ver': '10.0'}",
      "TargetPlatform Accelerator=NVIDIA: CUDA code"),
     (("LINUX", "X86_64", "NVIDIA"), "{'mcpu': 'skylake-avx512'}", "TargetPlatform Accelerator=NVIDIA: CUDA code"),
-    (("LINUX", "ARM64", "MALI"), None, "TargetPlatform Accelerator=MALI: OpenCL code"),
+    (("LINUX", "ARM64", "MALI"), None, "aarch64-linux-gnu"),
     (("ANDROID", "ARM_EABI"), "{'ANDROID_PLATFORM': 25, 'mattr': ['+neon']}", "TargetPlatform Os=ANDROID, Arch=ARM_EABI: "),
     (("ANDROID", "ARM64"), "{'ANDROID_PLATFORM': 29}", "aarch64-linux-android29"),
 ]
