@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def _load_exported_program(path: Path, options: ImportOptions) -> ImportedModel:
     inputs = _exported_inputs(program, path.name)
     _check_given_shapes(inputs, options.data_input_config)
     try:
-        mod = from_exported_program(program, unwrap_unit_return_tuple=True)
+        mod = from_exported_program(program, unwrap_unit_return_tuple=True, custom_convert_map=ATEN_CONVERTERS)
     except Exception as exc:  # unsupported aten operators are reported as "Unsupported function types [...]"
         raise client_error("InputConfiguration", f"{path.name} could not be imported: {exception_line(exc)}") from exc
     names = [str(n) for n in program.graph_signature.user_outputs]
@@ -112,6 +112,74 @@ def _load_exported_program(path: Path, options: ImportOptions) -> ImportedModel:
         ir=mod, inputs=inputs, outputs=output_specs(mod, names), reference=_torch_reference(module, inputs),
         source_file=path.name,
     )
+
+
+def _reduce(op: str) -> Callable[[Any, Any], Any]:
+    """A converter for aten reductions over a list of dims (amax, amin; [] means every dim)."""
+
+    def convert(node: Any, importer: Any) -> Any:
+        from tvm import relax
+
+        x = importer.env[node.args[0]]
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", [])
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        return importer.block_builder.emit(getattr(relax.op, op)(x, dims or None, keepdims=keepdim))
+
+    return convert
+
+
+def _prod_dim(node: Any, importer: Any) -> Any:
+    """aten.prod.dim_int (TVM 0.27 maps only prod.default, the product of every element)."""
+    from tvm import relax
+
+    x = importer.env[node.args[0]]
+    keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    return importer.block_builder.emit(relax.op.prod(x, [node.args[1]], keepdims=keepdim))
+
+
+def _elu(node: Any, importer: Any) -> Any:
+    """aten.elu(x, alpha, scale, input_scale): TVM 0.27 drops scale and input_scale, so selu
+    (which torch decomposes to elu with both) comes out wrong."""
+    from tvm import relax
+
+    x = importer.env[node.args[0]]
+    alpha, scale, input_scale = (*node.args[1:4], *(1.0, 1.0, 1.0)[len(node.args) - 1:])
+    dtype = x.ty.dtype
+    negative = relax.op.multiply(
+        relax.const(alpha, dtype),
+        relax.op.subtract(relax.op.exp(relax.op.multiply(x, relax.const(input_scale, dtype))), relax.const(1.0, dtype)),
+    )
+    out = relax.op.where(relax.op.greater(x, relax.const(0.0, dtype)), x, negative)
+    return importer.block_builder.emit(relax.op.multiply(out, relax.const(scale, dtype)))
+
+
+def _upsample_nearest2d(node: Any, importer: Any) -> Any:
+    """aten.upsample_nearest2d.vec: torch's nearest picks floor(dst * in / out); TVM 0.27 uses
+    half-pixel centres with rounding, which differs whenever the scale is not an integer."""
+    from tvm import relax
+
+    x = importer.env[node.args[0]]
+    size, scales = node.args[1], node.args[2] if len(node.args) > 2 else None
+    shape = importer.shape_of(x)
+    height, width = int(shape[2]), int(shape[3])
+    if not size:
+        size = [int(height * scales[0]), int(width * scales[1])]
+    return importer.block_builder.emit(relax.op.image.resize2d(
+        x, tuple(size), layout="NCHW", method="nearest_neighbor",
+        coordinate_transformation_mode="asymmetric", rounding_method="floor",
+    ))
+
+
+#: aten operators (as named after torch's core-ATen decompositions) that TVM 0.27's
+#: from_exported_program lacks or converts wrongly; tests/torch_export_suite measures them
+ATEN_CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
+    "amax.default": _reduce("max"),
+    "amin.default": _reduce("min"),
+    "prod.dim_int": _prod_dim,
+    "elu.default": _elu,
+    "upsample_nearest2d.vec": _upsample_nearest2d,
+}
 
 
 def _exported_inputs(program: Any, source: str) -> tuple[TensorSpec, ...]:
