@@ -25,8 +25,8 @@ def compile_gpu(mod, build_target: Mapping[str, Any]) -> tuple[object, str]:
     with target:
         mod = relax.get_pipeline("zero")(mod)
         mod = dlight.ApplyDefaultSchedule(*(getattr(dlight.gpu, rule)() for rule in RULES))(mod)
-    kernels = sum(isinstance(f, tvm.tirx.PrimFunc) for f in mod.functions.values())
+    functions = sum(isinstance(f, tvm.tirx.PrimFunc) for f in mod.functions.values())
     executable = tvm.compile(mod, target=target)
     kind = build_target["kind"]
     device = build_target.get("device", kind)
-    return executable, f"dlight GPU rules ({', '.join(RULES)}) for {kind} ({device}): {kernels} kernel(s)"
+    return executable, f"dlight GPU rules ({', '.join(RULES)}) for {kind} ({device}): {functions} TIR function(s)"

@@ -4,7 +4,8 @@ A wrongly linked library (wrong machine or float ABI, a C library the device doe
 symbol nothing provides) is caught here even where nothing can run it. ELF files are read with
 ``readelf``, PE files (Windows DLLs) with ``objdump -p``; both come with binutils. A GPU
 target's kernels are embedded in the library as source (OpenCL C): ``kernel_check`` reads the
-module blob TVM's loader deserializes and checks every kernel it lists is defined there.
+module blob TVM's loader deserializes, checks every kernel it lists is defined there and has
+clang's front end compile-check the source (``opencl_c``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neo_local.api.errors import internal_error
-from neo_local.targets import android
+from neo_local.targets import android, opencl_c
 
 
 @dataclass(frozen=True)
@@ -221,9 +222,18 @@ def kernel_check(library: Path, kind: str) -> str:
             f"{library.name}'s {kind} source does not define the kernels its table lists: "
             f"{', '.join(missing[:10]) if kernels else 'the table is empty'}"
         )
-    return (
+    summary = (
         f"{len(kernels)} {kind} kernel(s), each defined as __kernel in the embedded source ({len(source)} characters)"
     )
+    errors = opencl_c.compile_errors(source)
+    if errors is None:
+        return f"{summary}; not compile-checked: libclang is not installed"
+    if errors:
+        raise internal_error(
+            f"{library.name}'s {kind} source is not valid OpenCL C {opencl_c.STANDARD} ({len(errors)} error(s)): "
+            f"{'; '.join(errors[:3])}"
+        )
+    return f"{summary}, which clang's front end accepts as OpenCL C {opencl_c.STANDARD}"
 
 
 def embedded_modules(library: Path) -> dict[str, bytes]:

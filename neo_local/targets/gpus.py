@@ -46,8 +46,8 @@ class GpuCode:
     def check(self) -> str:
         """How its artifacts are checked on this project's machines, for the matrix."""
         return (
-            f"structural: host ELF check and every {self.api} kernel's source in the library; not run (no "
-            f"{self.api} device or {self.api}-enabled TVM runtime on this host)"
+            f"structural: host ELF check, every {self.api} kernel's source in the library and compiled by clang's "
+            f"{self.api} C 1.2 front end; not run (no {self.api} device or {self.api}-enabled TVM runtime on this host)"
         )
 
 

@@ -25,7 +25,8 @@ def _model():
 @pytest.fixture(scope="module")
 def opencl_library(tmp_path_factory):
     executable, pipeline = compile_gpu(_model(), {"kind": "opencl", "device": "mali", "host": _HOST})
-    assert pipeline == "dlight GPU rules (Matmul, GEMV, Reduction, GeneralReduction, Fallback) for opencl (mali): 1 kernel(s)"
+    rules = "Matmul, GEMV, Reduction, GeneralReduction, Fallback"
+    assert pipeline == f"dlight GPU rules ({rules}) for opencl (mali): 1 TIR function(s)"
     path = tmp_path_factory.mktemp("opencl") / "compiled.so"
     executable.export_library(str(path))
     return path
@@ -35,6 +36,16 @@ def test_an_opencl_library_passes(opencl_library):
     assert list(embedded_modules(opencl_library)) == ["relax.VMExecutable", "_lib", "opencl"]
     summary = kernel_check(opencl_library, "opencl")
     assert summary.startswith("1 opencl kernel(s), each defined as __kernel in the embedded source (")
+    assert summary.endswith(" characters), which clang's front end accepts as OpenCL C CL1.2")
+
+
+def test_invalid_opencl_c_is_refused(opencl_library, tmp_path):
+    # a builtin misspelt (same length): the kernel table and the definitions are still there
+    broken = tmp_path / "compiled.so"
+    broken.write_bytes(opencl_library.read_bytes().replace(b"get_local_id(", b"get_locel_id(", 1))
+    with pytest.raises(JobFailure, match=r"compiled.so's opencl source is not valid OpenCL C CL1.2 \(1 error\(s\)\): "
+                                         r"line \d+: use of undeclared identifier 'get_locel_id'"):
+        kernel_check(broken, "opencl")
 
 
 def test_a_cpu_library_has_no_opencl_kernels(tmp_path):
