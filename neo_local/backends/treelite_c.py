@@ -103,6 +103,12 @@ def cpu_flags(target: TargetSpec) -> list[str]:
     """gcc/clang flags for the target's mcpu and mattr (x86_64 today)."""
     mcpu = str(target.tvm_target.get("mcpu") or "")
     mattr = list(target.tvm_target.get("mattr") or ())
+    if target.gpu_target is not None:  # never CPU code in an artifact that says it runs on the GPU
+        raise client_error(
+            "OutputConfiguration",
+            f"tree and linear models are built as C code for CPUs only, not for {target.name}'s {target.gpu}; for its "
+            f"CPU give TargetPlatform Os={target.os}, Arch={target.arch} with CompilerOptions {{\"mcpu\": \"{mcpu}\"}}",
+        )
     if target.arch not in ("X86_64", "X86") or target.os != "LINUX":
         raise client_error(
             "OutputConfiguration",

@@ -203,3 +203,18 @@ def test_every_sklearn_kind_converts_and_builds_to_the_estimators_numbers(kind, 
     err = np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-6)
     print(f"{kind}: {info['estimator']}, max rel error {err:.3g}")
     assert err < 1e-5
+
+
+def test_gpu_targets_are_refused_not_given_cpu_code():
+    from neo_local.api.requests import OutputConfig
+    from neo_local.targets.options import CompilerOptions
+    from neo_local.targets.registry import resolve_target
+
+    deeplens = resolve_target(OutputConfig("/tmp/out", "deeplens"), CompilerOptions.parse(None))
+    with pytest.raises(JobFailure) as err:
+        cpu_flags(deeplens)
+    assert err.value.reason == (
+        "ClientError: OutputConfiguration: tree and linear models are built as C code for CPUs only, not for "
+        "deeplens's Intel HD Graphics 505; for its CPU give TargetPlatform Os=LINUX, Arch=X86_64 with CompilerOptions "
+        '{"mcpu": "goldmont"}'
+    )
