@@ -245,6 +245,32 @@ def test_depthwise_weights_repacked_to_channel_blocks():
         np.testing.assert_array_equal(wb[c // 8, 0, :, :, 0, c % 8], w[c, 0])
 
 
+@needs_avx2
+@pytest.mark.parametrize("groups", [1, 16])
+def test_channels_last_conv_takes_the_blocked_schedules(groups):
+    """TFLite's form: NHWC/HWIO conv (HWOI depthwise), a rank-1 bias, R.clip; all of it moves to
+    the blocked layout instead of staying channels-last and unscheduled."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 14, 14, 16)).astype("float32")
+    w = rng.standard_normal((3, 3, 16 // groups, 16) if groups == 1 else (3, 3, 16, 1)).astype("float32")
+    b = rng.standard_normal(16).astype("float32")
+    bb = relax.BlockBuilder()
+    xv = relax.Var("x", relax.TensorType(x.shape, "float32"))
+    with bb.function("main", [xv]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(xv, relax.const(w), padding=1, groups=groups, data_layout="NHWC",
+                                           kernel_layout="HWIO" if groups == 1 else "HWOI"))
+            y = bb.emit(relax.op.add(y, relax.const(b)))
+            out = bb.emit_output(bb.emit(relax.op.clip(y, 0.0, 6.0)))
+        bb.emit_func_output(out)
+    ex, stats = cpu_schedule.compile_cpu(bb.get(), AVX2)
+    assert stats["conv" if groups == 1 else "depthwise"] == 1, stats
+    wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy() if groups == 1 else w.transpose(2, 3, 0, 1).copy())
+    want = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), wt, torch.from_numpy(b),
+                                      padding=1, groups=groups).clamp(0, 6).numpy().transpose(0, 2, 3, 1)
+    assert _rel(_run(ex, x), want) < 1e-5
+
+
 # --------------------------------------------------------------------------- matmul
 
 

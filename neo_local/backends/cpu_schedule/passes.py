@@ -5,6 +5,10 @@ Order (``relax_passes``):
 1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift), then
    ``rewrite_clip``: the ONNX importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``,
    which ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
+   ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
+   constants at rank 4 and ``R.clip`` as maximum/minimum; a first ``ConvertLayout`` to plain
+   NCHW/OIHW (constants folded) then puts every conv, grouped ones included, where the steps
+   below expect it.
 2. ``ConvertLayout``: every groups=1 NCHW conv2d whose channels divide by the vector width
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
@@ -94,6 +98,58 @@ def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
         if isinstance(func, relax.Function):
             rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
     return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+
+
+# --------------------------------------------------------------------------- channels-last constants
+
+_BROADCAST_BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum")
+
+
+@relax.expr_functor.mutator
+class _ConstantRankMatcher(relax.PyExprMutator):
+    """``x + bias`` with a per-channel bias of rank 1 (channels-last models: TFLite) is written
+    with the bias at x's rank, (1, 1, 1, C): the same broadcast, but one ``ConvertLayout`` can
+    move to NCHW with the convolution instead of leaving the add (and all after it) channels-last.
+    ``R.clip`` (no layout rule in Relax) becomes ``minimum(maximum(x, lo), hi)``, as ONNX's Clip
+    arrives, for the same reason."""
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self._ops = {tvm.ir.Op.get(name) for name in _BROADCAST_BINARY}
+        self._clip = tvm.ir.Op.get("relax.clip")
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        if call.op == self._clip:
+            x, lo, hi = call.args
+            dtype = x.ty.dtype
+            return relax.op.minimum(relax.op.maximum(x, relax.const(float(lo.value), dtype)),
+                                    relax.const(float(hi.value), dtype))
+        if call.op not in self._ops:
+            return call
+        a, b = call.args
+        if isinstance(b, tvm.ir.expr.Constant):
+            return relax.Call(call.op, [a, self._at_rank(b, a)], call.attrs)
+        if isinstance(a, tvm.ir.expr.Constant):
+            return relax.Call(call.op, [self._at_rank(a, b), b], call.attrs)
+        return call
+
+    @staticmethod
+    def _at_rank(bias: relax.Expr, x: relax.Expr) -> relax.Expr:
+        """A rank-1 per-channel constant for a channels-last 4-D ``x`` as (1, 1, 1, C)."""
+        shape = _static_shape(x)
+        value = bias.value.numpy()
+        if shape is None or len(shape) != 4 or value.ndim != 1 or value.shape[0] != shape[-1] or shape[-1] == 1:
+            return bias
+        return relax.const(value.reshape(1, 1, 1, -1), str(value.dtype))
+
+
+def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
+    matcher = _ConstantRankMatcher(mod)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            matcher.builder_.update_func(gv, matcher.visit_expr(func))
+    return matcher.builder_.get()
 
 
 # --------------------------------------------------------------------------- 3-channel stem
@@ -449,8 +505,12 @@ def relax_passes(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
     """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels."""
     seq = tvm.transform.Sequential
     mod = seq([relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant()])(mod)
-    mod = rewrite_clip(mod)
+    mod = match_constant_ranks(rewrite_clip(mod))
     mod = seq([
+        # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
+        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
+        relax.transform.Normalize(),
+        relax.transform.FoldConstant(),  # the transposed weights and biases become constants again
         relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
         relax.transform.Normalize(),
     ])(mod)
