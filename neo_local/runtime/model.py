@@ -132,7 +132,8 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
         raise ArtifactError(f"artifact runtime {kind!r} is not one this runtime can load ({', '.join(ENGINES)})")
     wanted = meta["Requirements"].get("TargetDeviceType", "cpu")
     gpu = meta.get("Target", {}).get("Gpu")
-    if wanted != dev_type:
+    # DLR names an OpenCL device "opencl" as well as "gpu"
+    if wanted != dev_type and not (gpu and dev_type == gpu["TVMTarget"]["kind"]):
         hint = f": its kernels run on the {gpu['Name']}, open it with dev_type='gpu' on that device" if gpu else ""
         raise ArtifactError(f"artifact was compiled for a {wanted} device, not {dev_type}{hint}")
     if gpu:
