@@ -59,7 +59,8 @@ def test_deeplens_is_refused_by_a_runtime_without_opencl_though_its_cpu_is_this_
     assert "Structural check passed: ELF64 Advanced Micro Devices X86-64 shared library" in (
         meta["Verification"]["detail"]
     )
+    refusal = (r"its kernels run on the Intel HD Graphics 505 through opencl, and this machine's TVM runtime has no "
+               r"opencl support .* \(USE_OPENCL=ON\)$")
     for dev_type in ("gpu", "opencl"):  # DLR's two names for an OpenCL device
-        with pytest.raises(ArtifactError, match=r"its kernels run on the Intel HD Graphics 505 through opencl, and "
-                                                r"this machine's TVM runtime has no opencl support .* \(USE_OPENCL=ON\)$"):
+        with pytest.raises(ArtifactError, match=refusal):
             DLRModel(tmp_path / "a", dev_type=dev_type)
