@@ -4,7 +4,9 @@ A ``Device`` row says which OS, architecture and CPU the device has; `registry.r
 turns a row (or a TargetPlatform) into a TargetSpec. Every other TargetDevice of the API's enum
 has a ``Refusal``: why neo-local cannot build for it here, and what to use instead. Nothing is
 compiled for a device's CPU behind the user's back: where a row leaves an accelerator unused,
-its ``notes`` say so (job log, description and compiled.meta).
+its ``notes`` say so (job log, description and compiled.meta). A row whose ``accelerator`` has
+a code generator (``targets.gpus``: Mali, Intel graphics) gets kernels for its ``gpu``, launched
+by host code for its CPU.
 """
 
 from __future__ import annotations
