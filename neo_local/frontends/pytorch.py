@@ -118,6 +118,7 @@ def _reduce(op: str) -> Callable[[Any, Any], Any]:
     """A converter for aten reductions over a list of dims (amax, amin; [] means every dim)."""
 
     def convert(node: Any, importer: Any) -> Any:
+        """aten.amax/amin: TVM 0.27 has no converter for them (logsumexp decomposes to amax)."""
         from tvm import relax
 
         x = importer.env[node.args[0]]
