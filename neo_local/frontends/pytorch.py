@@ -172,6 +172,21 @@ def _upsample_nearest2d(node: Any, importer: Any) -> Any:
     ))
 
 
+def _div_mode(node: Any, importer: Any) -> Any:
+    """aten.div.Tensor_mode (``//``, ``torch.div(..., rounding_mode=...)``): TVM 0.27 makes a Python
+    number divisor an int32 or float32 constant whatever the dividend's dtype, which Relax refuses
+    for int64 (or float64) tensors; here the constant takes the dividend's dtype."""
+    from tvm import relax
+
+    x, divisor = importer.env[node.args[0]], node.args[1]
+    divisor = relax.const(divisor, x.ty.dtype) if isinstance(divisor, (int, float)) else importer.env[divisor]
+    mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("rounding_mode")
+    if mode == "floor":
+        return importer.block_builder.emit(relax.op.floor_divide(x, divisor))
+    quotient = importer.block_builder.emit(relax.op.divide(x, divisor))
+    return quotient if mode is None else importer.block_builder.emit(relax.op.trunc(quotient))
+
+
 #: aten operators (as named after torch's core-ATen decompositions) that TVM 0.27's
 #: from_exported_program lacks or converts wrongly; tests/torch_export_suite measures them
 ATEN_CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
@@ -180,6 +195,7 @@ ATEN_CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
     "prod.dim_int": _prod_dim,
     "elu.default": _elu,
     "upsample_nearest2d.vec": _upsample_nearest2d,
+    "div.Tensor_mode": _div_mode,
 }
 
 
