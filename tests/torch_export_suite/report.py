@@ -3,11 +3,13 @@ reruns no case)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from dataclasses import asdict
 
 from neo_local.frontends.pytorch import ATEN_CONVERTERS
-from tests.torch_export_suite.run import PASS, ROOT, STATUSES, Outcome
+from tests.torch_export_suite.run import PASS, RESULTS, ROOT, STATUSES, Outcome
 
 DOC = ROOT / "docs" / "torch-export-coverage.md"
 _WHOSE = (
@@ -23,8 +25,6 @@ NOTES = {
     "adaptive_max_pool2d": "TVM: no converter for `adaptive_max_pool2d` (values and indices).",
     "index_put": "TVM: `index_put` with fewer index tensors than data dimensions (`x[i] = v` on a "
                  "matrix) is refused by the importer.",
-    "remainder_int": "TVM: `int64_tensor // 3` becomes a floor_divide by an int32 constant, which "
-                     "Relax refuses (mixed dtypes).",
     "isclose": "TVM: torch's decomposition of `isclose` (eq/ne against inf, abs, le, bool mul and "
                "bitwise and/or) imports but fails a float-dtype check when compiled.",
     "stft_magnitude": "TVM: no FFT (`_fft_r2c`) and no `unfold` in the importer; STFT is optional for audio "
@@ -99,3 +99,9 @@ def summary(results: dict[str, Outcome]) -> str:
         lines += ["", "## Per-case tolerances", ""]
         lines += [f"- `{c.name}`: rtol {c.rtol} / atol {c.atol}: {c.why}" for c in tolerances]
     return "\n".join(lines) + "\n"
+
+
+def record(results: dict[str, Outcome]) -> None:
+    """Write results.json (the outcomes the sample test holds the suite to) and the document."""
+    RESULTS.write_text(json.dumps({"cases": {n: asdict(results[n]) for n in sorted(results)}}, indent=1) + "\n")
+    DOC.write_text(summary(results))

@@ -283,16 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         worker()
         return 0
     from tests.torch_export_suite.cases import CASES
-    from tests.torch_export_suite.report import DOC, summary
+    from tests.torch_export_suite.report import record, summary
 
     names = [c.name for c in CASES if not args.only or args.only in c.name]
     results = run_suite(names, args.jobs, args.timeout, use_cache=not args.no_cache)
-    text = summary(results)
     if args.write and not args.only:
-        RESULTS.write_text(json.dumps({"cases": {n: asdict(results[n]) for n in names}}, indent=1) + "\n")
-        DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(text)
-    print(text)
+        record(results)
+    print(summary(results))
     return 0
 
 
