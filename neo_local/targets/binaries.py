@@ -3,9 +3,10 @@
 A wrongly linked library (wrong machine or float ABI, a C library the device does not have, a
 symbol nothing provides) is caught here even where nothing can run it. ELF files are read with
 ``readelf``, PE files (Windows DLLs) with ``objdump -p``; both come with binutils. A GPU
-target's kernels are embedded in the library as source (OpenCL C): ``kernel_check`` reads the
-module blob TVM's loader deserializes, checks every kernel it lists is defined there and has
-clang's front end compile-check the source (``opencl_c``).
+target's kernels are embedded in the library as source (OpenCL C) or machine code (a CUDA
+cubin): ``kernel_check`` reads the module blob TVM's loader deserializes and checks every kernel
+it lists is defined there; OpenCL source is compile-checked by clang's front end (``opencl_c``),
+a cubin must be for the requested sm_XX.
 """
 
 from __future__ import annotations
@@ -203,70 +204,157 @@ def _field(text: str, name: str) -> str:
     return "unknown"
 
 
-def kernel_check(library: Path, kind: str) -> str:
-    """Check the ELF ``library`` embeds a ``kind`` (e.g. opencl) kernel module whose source defines
-    every kernel of its function table; returns a one-line summary, raises InternalError otherwise."""
+def kernel_check(library: Path, kind: str, arch: str = "") -> str:
+    """Check the ELF ``library`` embeds a ``kind`` (opencl, cuda) kernel module holding every kernel
+    of its function table, as its kind's check (``_KERNEL_CHECKS``) sees it; ``arch`` is the GPU
+    architecture of machine-code kernels (CUDA: "sm_72"). Returns a one-line summary, raises
+    InternalError otherwise."""
     modules = embedded_modules(library)
     if kind not in modules:
         raise internal_error(
             f"{library.name} holds no {kind} kernels: its embedded modules are {', '.join(modules) or 'none'}"
         )
     try:
-        kernels, source = _device_source(_Stream(modules[kind]))
+        module = DeviceModule.parse(modules[kind])
     except (struct.error, UnicodeDecodeError) as exc:
         raise internal_error(f"{library.name}'s {kind} module cannot be read: {exc}") from None
+    if not module.kernels:
+        raise internal_error(f"{library.name}'s {kind} module lists no kernels: the table is empty")
+    return _KERNEL_CHECKS[kind](f"{library.name}'s {kind}", module, arch)
+
+
+def _opencl_check(what: str, module: "DeviceModule", arch: str) -> str:
+    """OpenCL C source: every kernel defined as __kernel, and clang's front end accepts it."""
+    source = module.data.decode()
     defined = set(re.findall(r"__kernel\s+void\s+(\w+)\s*\([^;{]*\)\s*\{", source))
-    missing = [k for k in kernels if k not in defined]
-    if not kernels or missing:
-        raise internal_error(
-            f"{library.name}'s {kind} source does not define the kernels its table lists: "
-            f"{', '.join(missing[:10]) if kernels else 'the table is empty'}"
-        )
+    missing = [k for k in module.kernels if k not in defined]
+    if missing:
+        raise internal_error(f"{what} source does not define the kernels its table lists: {', '.join(missing[:10])}")
     summary = (
-        f"{len(kernels)} {kind} kernel(s), each defined as __kernel in the embedded source ({len(source)} characters)"
+        f"{len(module.kernels)} opencl kernel(s), each defined as __kernel in the embedded source ({len(source)} "
+        "characters)"
     )
     errors = opencl_c.compile_errors(source)
     if errors is None:
         return f"{summary}; not compile-checked: libclang is not installed"
     if errors:
         raise internal_error(
-            f"{library.name}'s {kind} source is not valid OpenCL C {opencl_c.STANDARD} ({len(errors)} error(s)): "
-            f"{'; '.join(errors[:3])}"
+            f"{what} source is not valid OpenCL C {opencl_c.STANDARD} ({len(errors)} error(s)): {'; '.join(errors[:3])}"
         )
     return f"{summary}, which clang's front end accepts as OpenCL C {opencl_c.STANDARD}"
+
+
+#: ELF e_machine of NVIDIA GPU code; a cubin's e_flags carry its sm number in the low byte (EF_CUDA_SM)
+EM_CUDA = 190
+_CUBIN_SM_MASK = 0xFF
+
+
+def _cubin_check(what: str, module: "DeviceModule", arch: str) -> str:
+    """A cubin: a 64-bit ELF for EM_CUDA, for the architecture asked for, defining every kernel
+    as a function symbol (read from its section headers: no CUDA tools needed)."""
+    if module.format != "cubin":
+        raise internal_error(f"{what} module holds {module.format!r}, not a cubin: its kernels were not compiled")
+    data = module.data
+    if data[:5] != b"\x7fELF\x02" or struct.unpack_from("<H", data, 18)[0] != EM_CUDA:
+        raise internal_error(f"{what} module's data is not a 64-bit CUDA ELF (cubin)")
+    sm = struct.unpack_from("<I", data, 48)[0] & _CUBIN_SM_MASK
+    if f"sm_{sm}" != arch:
+        raise internal_error(f"{what} cubin is for sm_{sm}, not {arch}")
+    missing = [k for k in module.kernels if k not in _elf_functions(data)]
+    if missing:
+        raise internal_error(f"{what} cubin does not define the kernels its table lists: {', '.join(missing[:10])}")
+    return (
+        f"{len(module.kernels)} cuda kernel(s), each a function of the embedded cubin (CUDA ELF for sm_{sm}, "
+        f"{len(data)} bytes)"
+    )
+
+
+def _elf_functions(data: bytes) -> set[str]:
+    """The defined function symbols of a little-endian ELF64 file's symbol table."""
+    shoff, = struct.unpack_from("<Q", data, 40)
+    size, count = struct.unpack_from("<HH", data, 58)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * size) for i in range(count)]
+    names = set()
+    for _, kind, _, _, offset, length, link, _, _, entsize in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        strtab = sections[link][4]
+        for at in range(offset, offset + length, entsize):
+            name, info, _, shndx = struct.unpack_from("<IBBH", data, at)
+            if info & 0xF == 2 and shndx:  # STT_FUNC, defined
+                names.add(data[strtab + name: data.index(b"\0", strtab + name)].decode())
+    return names
+
+
+_KERNEL_CHECKS = {"opencl": _opencl_check, "cuda": _cubin_check}
 
 
 def embedded_modules(library: Path) -> dict[str, bytes]:
     """The modules serialized in the library's ``__tvm_ffi__library_bin`` (kind -> bytes), as
     tvm-ffi's ProcessLibraryBin reads them; ``_lib`` (the library's own code) has no bytes."""
-    stream = _Stream(_symbol_bytes(library, LIBRARY_BLOB))
     try:
-        stream.u64()  # the blob's size
-        count = len(stream.u64s()) - 1  # CSR import tree: one indptr entry per module, plus one
-        stream.u64s()
-        modules = {}
-        for _ in range(count):
-            kind = stream.text()
-            modules[kind] = b"" if kind == "_lib" else stream.bytes()
+        return dict(blob_modules(_symbol_bytes(library, LIBRARY_BLOB))[1])
     except (struct.error, UnicodeDecodeError) as exc:
         raise internal_error(f"{library.name}'s {LIBRARY_BLOB} cannot be read: {exc}") from None
-    return modules
 
 
-def _device_source(stream: "_Stream") -> tuple[list[str], str]:
-    """A device source module's kernel names and source: <format> <function table> <source>;
-    a table entry is <name> <FunctionInfo: name, argument dtypes (4 bytes each), launch
-    parameter tags, argument tags (4 bytes each)>."""
-    stream.text()  # format, e.g. "cl"
-    kernels = []
-    for _ in range(stream.u64()):
-        kernels.append(stream.text())
-        stream.text()
-        stream.skip(4 * stream.u64())
+def blob_modules(blob: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A module blob's import tree (CSR, kept as bytes) and its modules (kind, bytes) in order:
+    <size> <indptr> <child indices> then <kind> <bytes> per module (``_lib`` has no bytes)."""
+    stream = _Stream(blob)
+    stream.u64()  # the blob's size
+    count = len(stream.u64s()) - 1  # CSR import tree: one indptr entry per module, plus one
+    stream.u64s()
+    tree = blob[8:stream.position]
+    modules = []
+    for _ in range(count):
+        kind = stream.text()
+        modules.append((kind, b"" if kind == "_lib" else stream.bytes()))
+    return tree, modules
+
+
+def pack_blob(tree: bytes, modules: list[tuple[str, bytes]]) -> bytes:
+    """The blob ``blob_modules`` reads back: the inverse, with its size in front."""
+    body = tree + b"".join(_sized(kind.encode()) + (b"" if kind == "_lib" else _sized(data)) for kind, data in modules)
+    return struct.pack("<Q", len(body)) + body
+
+
+@dataclass(frozen=True)
+class DeviceModule:
+    """A device module as TVM serializes it: <format> <function table> <data>; the data is the
+    kernels' source (formats "cl", "cuda") or machine code ("cubin")."""
+
+    format: str
+    kernels: tuple[str, ...]
+    #: the serialized function table, kept as it is
+    table: bytes
+    data: bytes
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "DeviceModule":
+        """A table entry is <name> <FunctionInfo: name, argument dtypes (4 bytes each), launch
+        parameter tags, argument tags (4 bytes each)>."""
+        stream = _Stream(payload)
+        fmt = stream.text()
+        start = stream.position
+        kernels = []
         for _ in range(stream.u64()):
+            kernels.append(stream.text())
             stream.text()
-        stream.skip(4 * stream.u64())
-    return kernels, stream.text()
+            stream.skip(4 * stream.u64())
+            for _ in range(stream.u64()):
+                stream.text()
+            stream.skip(4 * stream.u64())
+        table = payload[start:stream.position]
+        return cls(fmt, tuple(kernels), table, stream.bytes())
+
+    def to_bytes(self) -> bytes:
+        return _sized(self.format.encode()) + self.table + _sized(self.data)
+
+
+def _sized(data: bytes) -> bytes:
+    """A field of tvm-ffi's stream: its size (u64), then the bytes."""
+    return struct.pack("<Q", len(data)) + data
 
 
 class _Stream:
@@ -296,6 +384,10 @@ class _Stream:
 
     def skip(self, size: int) -> None:
         self._pos += size
+
+    @property
+    def position(self) -> int:
+        return self._pos
 
 
 def _symbol_bytes(library: Path, symbol: str) -> bytes:
