@@ -36,7 +36,8 @@ def render() -> str:
         elif row and row.accelerator:
             gpu = GPU_CODES[row.accelerator]
             lines.append(
-                f"| {device} | {row.os} / {row.arch} | {row.mcpu} | supported ({gpu.describe()} for the {row.gpu}, "
+                f"| {device} | {row.os} / {row.arch} | {row.mcpu} | supported ({gpu.describe()} for the {row.gpu}"
+                f"{f' ({row.gpu_code})' if row.gpu_code else ''}, "
                 f"host code for the CPU): {gpu.check()} |"
             )
         elif row:
@@ -54,10 +55,11 @@ def render() -> str:
         triple = p.mtriple.format(api="<ANDROID_PLATFORM>")
         lines.append(f"| Os={p.os}, Arch={p.arch}{accel} | {triple} | {p.default_mcpu} | {p.check} |")
     for gpu in GPU_CODES.values():
+        which = "sm_XX of CompilerOptions gpu-code" if gpu.per_architecture else f"device {gpu.device}"
         for os, arch in gpu.platforms:
             host = CPU_PLATFORMS[(os, arch)]
             lines.append(
-                f"| Os={os}, Arch={arch}, Accelerator={gpu.accelerator} | {gpu.kind} (device {gpu.device}), host "
+                f"| Os={os}, Arch={arch}, Accelerator={gpu.accelerator} | {gpu.kind} ({which}), host "
                 f"{host.mtriple} | {host.default_mcpu} | {gpu.check()} |"
             )
     return "\n".join(lines) + "\n"

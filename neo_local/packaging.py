@@ -62,7 +62,7 @@ def _gpu_meta(target: TargetSpec) -> dict[str, Any]:
     """A GPU target's kernels: the GPU and the TVM target they were built for (TVMTarget is the host's)."""
     if target.gpu_target is None:
         return {}
-    return {"Gpu": {"Name": target.gpu, "TVMTarget": dict(target.gpu_target)}}
+    return {"Gpu": {"Name": target.gpu, "TVMTarget": dict(target.gpu_target), **target.gpu_details}}
 
 
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:

@@ -148,12 +148,12 @@ def _check_gpu_artifact(artifact: Path, target: TargetSpec) -> Verification:
     code = GPU_CODES[str(target.accelerator)]
     library = artifact / _library_name(artifact)
     host = structural_check(library, target.os, target.arch)
-    kernels = kernel_check(library, code.kind)
-    runtime = "has" if tvm.runtime.enabled(code.kind) else "was built without"
+    kernels = kernel_check(library, code.kind, str((target.gpu_target or {}).get("arch", "")))
+    runtime = "has" if tvm.runtime.enabled(code.kind) else "has no"
     return Verification(
         "structural",
         f"not run: its kernels need the {target.gpu} through {code.api}, which this host does not have (its TVM "
-        f"runtime {runtime} {code.api}). Structural check passed: {host}; {kernels}",
+        f"runtime {runtime} {code.api} support). Structural check passed: {host}; {kernels}",
     )
 
 

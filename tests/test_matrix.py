@@ -15,7 +15,10 @@ def test_matrix_lists_every_framework_and_device():
     assert "| ONNX | .onnx | supported |" in matrix
     assert "| MXNET | -symbol.json, .params | supported |" in matrix
     assert "| ml_c5 | LINUX / X86_64 | skylake-avx512 | supported: run on the host, compared |" in matrix
-    assert "| ml_g4dn | | | refused (ClientError): NVIDIA T4 needs CUDA (sm_75) code |" in matrix
+    assert "| ml_g4dn | LINUX / X86_64 | cascadelake | supported (CUDA (NVIDIA) kernels for the NVIDIA T4 (sm_75), " in (
+        matrix
+    )
+    assert "| ml_p2 | | | refused (ClientError): Kepler (sm_37) is beyond CUDA 12's NVRTC |" in matrix
     assert "not yet (clear ClientError)" not in matrix
     assert "| Os=ANDROID, Arch=ARM64 | aarch64-linux-android<ANDROID_PLATFORM> | generic |" in matrix
     assert "Os=WINDOWS" not in matrix  # the API's TargetPlatform has no Windows

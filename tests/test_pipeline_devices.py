@@ -1,6 +1,6 @@
 """One real CNN compiled end to end for every row of the device table, each artifact checked
 the way its platform allows (run and compared, emulated, or structurally; GPU rows: host code
-and OpenCL kernels structurally, never run here).
+and OpenCL kernels or CUDA cubins structurally, never run here).
 
 Rows that share a TVM target build the same code: only the first of them is run under
 emulation (slow), the others are checked structurally."""
@@ -28,6 +28,12 @@ _EXPECTED = {
     ("ANDROID", "ARM64"): {"structural"},
 }
 _emulated: set[tuple] = set()
+#: how the Verification detail of a GPU row ends, per kernel kind
+_KERNELS = {
+    "opencl": r"; \d+ opencl kernel\(s\), each defined as __kernel in the embedded source \(\d+ characters\), "
+              r"which clang's front end accepts as OpenCL C CL1.2$",
+    "cuda": r"; \d+ cuda kernel\(s\), each a function of the embedded cubin \(CUDA ELF for {arch}, \d+ bytes\)$",
+}
 
 
 @pytest.mark.parametrize("name", sorted(DEVICES))
@@ -53,17 +59,17 @@ def test_every_device_row_compiles_a_cnn(name, tmp_path, monkeypatch):
     gpu = GPU_CODES[device.accelerator] if device.accelerator else None
     assert meta["Requirements"] == {"TargetDevice": name, "TargetDeviceType": "gpu" if gpu else "cpu"}
     assert meta["Target"]["TVMTarget"]["mcpu"] == device.mcpu
-    assert len(meta["Target"]["Notes"]) == len(device.notes) + len(cpu_platform.notes) + bool(gpu)
+    gpu_notes = (1 + (gpu.per_architecture)) if gpu else 0  # the runtime note; CUDA: the NVRTC/cubin note
+    assert len(meta["Target"]["Notes"]) == len(device.notes) + len(cpu_platform.notes) + gpu_notes
     assert meta["Target"]["Notes"][: len(device.notes)] == list(device.notes)
     expected = {"structural"} if gpu else _EXPECTED[(device.os, device.arch)]
     assert meta["Verification"]["status"] in expected, meta["Verification"]
     if gpu:
-        assert meta["Target"]["Gpu"] == {"Name": device.gpu, "TVMTarget": gpu.tvm_target()}
+        assert meta["Target"]["Gpu"]["Name"] == device.gpu
+        assert meta["Target"]["Gpu"]["TVMTarget"] == gpu.tvm_target(device.gpu_code)
         assert meta["Build"]["Pipeline"].startswith(f"dlight GPU rules (Matmul, GEMV, Reduction, GeneralReduction, "
-                                                    f"Fallback) for opencl ({gpu.device}): ")
-        kernels = r"; \d+ opencl kernel\(s\), each defined as __kernel in the embedded source \(\d+ characters\), "
-        kernels += "which clang's front end accepts as OpenCL C CL1.2$"
-        assert re.search(kernels, meta["Verification"]["detail"])
+                                                    f"Fallback) for {gpu.kind} ({gpu.device or gpu.kind}): ")
+        assert re.search(_KERNELS[gpu.kind].format(arch=device.gpu_code), meta["Verification"]["detail"])
     if meta["Verification"]["status"] == "passed":
         assert meta["Verification"]["max_rel_error"] < 1e-4
     print(f"{name}: {meta['Verification']['status']}: {meta['Verification']['detail'][:120]}")

@@ -47,16 +47,23 @@ def _compile(mod, tvm_target) -> tuple[object, str]:
 
 
 def _export(executable, target: TargetSpec, path: Path) -> None:
-    """Link the library: the host's cc, or the target's cross cc (``TargetSpec.linker``)."""
+    """Link the library: the host's cc, or the target's cross cc (``TargetSpec.linker``); CUDA
+    kernels go in as a cubin for the target's architecture (``cuda_cubin``)."""
+    options = {}
+    gpu = target.gpu_target or {}
+    if gpu.get("kind") == "cuda":
+        from neo_local.backends.cuda_cubin import pack_with_cubin
+
+        options["fpack_imports"] = pack_with_cubin(str(gpu["arch"]))
     if target.linker is None:
-        executable.export_library(str(path))
+        executable.export_library(str(path), **options)
         return
     from tvm.support import cc
 
     # cross_compiler appends to the lists it is given: fresh ones for every export; import
     # libraries go after the objects (add_files)
     fcompile = cc.cross_compiler(target.linker, options=list(target.link_options), add_files=list(target.link_files))
-    executable.export_library(str(path), fcompile=fcompile)
+    executable.export_library(str(path), fcompile=fcompile, **options)
 
 
 def _check_linker(target: TargetSpec) -> None:

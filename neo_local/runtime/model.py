@@ -164,6 +164,14 @@ def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
         )
 
 
+#: why a TVM runtime here lacks a GPU kind: the apache-tvm wheels have no OpenCL; their CUDA
+#: runtime (libtvm_runtime_cuda.so) loads only beside an NVIDIA driver (libcuda.so.1)
+_WHY_NOT_ENABLED = {
+    "opencl": "the apache-tvm wheels are built without it",
+    "cuda": "CUDA needs an NVIDIA GPU and its driver (libcuda.so.1), which this machine does not have",
+}
+
+
 def _check_gpu_runtime(target: str, gpu: Mapping[str, Any]) -> None:
     """A GPU artifact needs a TVM runtime built with its kernels' API (OpenCL): refuse before loading."""
     import tvm
@@ -172,8 +180,8 @@ def _check_gpu_runtime(target: str, gpu: Mapping[str, Any]) -> None:
     if not tvm.runtime.enabled(kind):
         raise ArtifactError(
             f"artifact was compiled for {target}: its kernels run on the {gpu['Name']} through {kind}, and this "
-            f"machine's TVM runtime has no {kind} support (tvm.runtime.enabled('{kind}') is False; the apache-tvm "
-            f"wheels are built without it). Run it on the device with a TVM runtime built with {kind} "
+            f"machine's TVM runtime has no {kind} support (tvm.runtime.enabled('{kind}') is False; "
+            f"{_WHY_NOT_ENABLED[kind]}). Run it on the device with a TVM runtime built with {kind} "
             f"(USE_{kind.upper()}=ON)"
         )
 

@@ -31,6 +31,8 @@ class Device:
     unused: str = ""
     #: the GPU whose kernels the artifact holds (``accelerator`` names its code in targets.gpus)
     gpu: str = ""
+    #: the GPU's architecture where kernels are machine code for one (CUDA: "sm_72")
+    gpu_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,31 @@ DEVICES: dict[str, Device] = {
             notes=("OpenCL kernels for the DeepLens' Intel HD Graphics 505 (Gen9), launched by host code for its "
                    "Atom (Goldmont) CPU. AWS DeepLens itself reached its end of life in January 2024",),
         ),
+        *(
+            Device(
+                name, "LINUX", "X86_64", mcpu, accelerator="NVIDIA", gpu=gpu, gpu_code=sm,
+                description=f"EC2 {instance} ({gpu}, {cpu})",
+                notes=(f"CUDA kernels for the instance's {gpu} ({sm}), launched by host code for its {cpu} CPU",),
+            )
+            for name, instance, gpu, sm, cpu, mcpu in (
+                ("ml_p3", "P3", "NVIDIA Tesla V100", "sm_70", "Intel Xeon (Broadwell)", "broadwell"),
+                ("ml_g4dn", "G4dn", "NVIDIA T4", "sm_75", "Intel Xeon (Cascade Lake)", "cascadelake"),
+            )
+        ),
+        *(
+            Device(
+                name, "LINUX", "ARM64", mcpu, accelerator="NVIDIA", gpu=f"{module} {gpu} GPU", gpu_code=sm,
+                description=f"NVIDIA {module} ({gpu} GPU, {cpu})",
+                notes=(f"CUDA kernels for the {module}'s {gpu} GPU ({sm}), launched by host code for its {cpu} cores",),
+            )
+            for name, module, gpu, sm, cpu, mcpu in (
+                ("jetson_tx1", "Jetson TX1", "Maxwell", "sm_53", "Cortex-A57", "cortex-a57"),
+                ("jetson_nano", "Jetson Nano", "Maxwell", "sm_53", "Cortex-A57", "cortex-a57"),
+                # the TX2's Denver 2 cores run the same aarch64 code
+                ("jetson_tx2", "Jetson TX2", "Pascal", "sm_62", "Cortex-A57 (and Denver 2)", "cortex-a57"),
+                ("jetson_xavier", "Jetson AGX Xavier", "Volta", "sm_72", "Carmel", "carmel"),
+            )
+        ),
         Device("x86_win64", "WINDOWS", "X86_64", "x86-64", description="64-bit Windows on any x86-64 CPU"),
         *(
             Device(
@@ -174,14 +201,6 @@ DEVICES: dict[str, Device] = {
         ),
     )
 }
-
-
-def _gpu(name: str, gpu: str, code: str, cpu: str, alternative: CpuAlternative, instead: str = "") -> Refusal:
-    """A device defined by a GPU whose code neo-local does not generate; its CPU is the alternative."""
-    return Refusal(
-        name, f"{gpu} needs {code} code", f"its {gpu} GPU needs {code} code, which neo-local does not generate yet",
-        instead, cpu, alternative,
-    )
 
 
 def _neuron(name: str, chip: str, compiler: str, sdk: str, cpu: str, alternative: CpuAlternative) -> Refusal:
@@ -197,25 +216,18 @@ def _neuron(name: str, chip: str, compiler: str, sdk: str, cpu: str, alternative
     )
 
 
-_JETSON_TX = CpuAlternative("LINUX", "ARM64", "cortex-a57")
-_P2_P3_HOST = CpuAlternative("LINUX", "X86_64", "broadwell")
 
 #: TargetDevice values neo-local does not build for, with the reason and the alternative
 REFUSED: dict[str, Refusal] = {
     r.name: r
     for r in (
-        _gpu("ml_p2", "NVIDIA Tesla K80", "CUDA (sm_37)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
-        _gpu("ml_p3", "NVIDIA Tesla V100", "CUDA (sm_70)", "the instance's Intel Xeon (Broadwell) CPU", _P2_P3_HOST),
-        _gpu(
-            "ml_g4dn", "NVIDIA T4", "CUDA (sm_75)", "the instance's Intel Xeon (Cascade Lake) CPU",
-            CpuAlternative("LINUX", "X86_64", "cascadelake"),
-        ),
-        _gpu("jetson_tx1", "NVIDIA Maxwell (Jetson TX1)", "CUDA (sm_53)", "its Cortex-A57 CPU cores", _JETSON_TX),
-        _gpu("jetson_nano", "NVIDIA Maxwell (Jetson Nano)", "CUDA (sm_53)", "its Cortex-A57 CPU cores", _JETSON_TX),
-        _gpu("jetson_tx2", "NVIDIA Pascal (Jetson TX2)", "CUDA (sm_62)", "its Cortex-A57 CPU cores", _JETSON_TX),
-        _gpu(
-            "jetson_xavier", "NVIDIA Volta (Jetson AGX Xavier)", "CUDA (sm_72)", "its Carmel CPU cores",
-            CpuAlternative("LINUX", "ARM64", "carmel"),
+        Refusal(
+            "ml_p2", "Kepler (sm_37) is beyond CUDA 12's NVRTC",
+            "its NVIDIA Tesla K80 GPU is a Kepler GPU (sm_37), and the NVRTC neo-local compiles CUDA kernels with "
+            "(CUDA 12.9, the nvidia-cuda-nvrtc-cu12 wheel) builds for sm_50 and newer only: CUDA 12 dropped Kepler",
+            "Compile for a GPU instance of a newer generation (TargetDevice ml_p3 or ml_g4dn)",
+            "the instance's Intel Xeon (Broadwell) CPU",
+            CpuAlternative("LINUX", "X86_64", "broadwell"),
         ),
         _neuron(
             "ml_inf1", "AWS Inferentia", "neuron-cc", "torch-neuron or tensorflow-neuron, which call neuron-cc",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -28,6 +29,13 @@ _ALIASES = {
 
 ANDROID_API_LEVELS = range(21, 30)
 
+#: the NVIDIA options' forms (the API reference's: sm_XX, TensorRT x.y.z, CUDA x.y), with an example
+_FORMS = {
+    "gpu_code": ("gpu-code", re.compile(r"sm_\d{2,3}"), "'sm_72'"),
+    "trt_ver": ("trt-ver", re.compile(r"\d+\.\d+\.\d+"), "'6.0.1' (x.y.z)"),
+    "cuda_ver": ("cuda-ver", re.compile(r"\d+\.\d+"), "'10.2' (x.y)"),
+}
+
 _DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
 
 
@@ -41,6 +49,10 @@ class CompilerOptions:
     neuron_flags: str | None = None
     #: ANDROID_PLATFORM: the Android API level, 21..29
     android_platform: int | None = None
+    #: NVIDIA: gpu-code as "sm_XX", and the device's TensorRT / CUDA versions (recorded, form checked)
+    gpu_code: str | None = None
+    trt_ver: str | None = None
+    cuda_ver: str | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "CompilerOptions":
@@ -62,7 +74,13 @@ class CompilerOptions:
             dtype=_dtype(values.get("dtype")),
             values=values,
             android_platform=_android_platform(values.get("android_platform")),
+            **{key: _version_form(key, values.get(key)) for key in _FORMS},
         )
+
+    def nvidia(self) -> dict[str, str]:
+        """The NVIDIA options given, by their API names (gpu-code, trt-ver, cuda-ver)."""
+        given = {"gpu-code": self.gpu_code, "trt-ver": self.trt_ver, "cuda-ver": self.cuda_ver}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 def _load(text: str | None) -> dict[str, Any] | str:
@@ -138,3 +156,12 @@ def _android_platform(value: Any) -> int | None:
             f"{ANDROID_API_LEVELS.stop - 1}, got {value!r}",
         )
     return level
+
+
+def _version_form(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    name, form, example = _FORMS[key]
+    if not isinstance(value, str) or not form.fullmatch(value):
+        raise client_error("OutputConfiguration", f"CompilerOptions {name} must be like {example}, got {value!r}")
+    return value

@@ -38,6 +38,9 @@ class TargetSpec:
     gpu_target: Mapping[str, Any] | None = None
     #: the GPU in words (e.g. "Mali-T860"), for messages
     gpu: str = ""
+    #: what compiled.meta's Target.Gpu records besides the name and TVM target (CUDA: the
+    #: architecture, the compiler, the CUDA/TensorRT versions the request named)
+    gpu_details: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def build_target(self) -> dict[str, Any]:
