@@ -17,6 +17,7 @@ import numpy as np
 
 from neo_local.api.errors import client_error, exception_line
 from neo_local.frontends.base import TensorSpec
+from neo_local.frontends.onnx_functions import all_nodes
 from neo_local.frontends.onnx_import import import_onnx
 
 #: the ONNX opset tf2onnx writes; TVM's Relax ONNX importer covers it
@@ -110,21 +111,11 @@ def fold_constants(model: Any) -> Any:
         except Exception:  # unknown operators, or shapes onnxruntime rejects: leave it to import_onnx
             return model
         folded = onnx.load(options.optimized_model_filepath)
-    used = {n.domain for n in _nodes(folded.graph)} | {""}
+    used = {n.domain for n in all_nodes(folded.graph)} | {""}
     kept = [o for o in folded.opset_import if o.domain in used or o.domain == "ai.onnx"]
     del folded.opset_import[:]
     folded.opset_import.extend(kept)
     return folded
-
-
-def _nodes(graph: Any) -> Iterable[Any]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                yield from _nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _nodes(sub)
 
 
 def expand_leftovers(model: Any) -> None:
