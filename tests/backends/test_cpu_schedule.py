@@ -94,6 +94,7 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (32, 64, 15, 3, 2, 1, False, "clip"),   # odd size, stride 2, relu6
         (16, 48, 7, 1, 1, 0, False, "none"),    # 1x1 without epilogue (cache_write path)
         (3, 16, 20, 7, 2, 3, False, "relu"),    # 3-channel stem (NCHW3c input block)
+        (16, 12, 9, 1, 1, 0, False, "relu"),    # 12 output channels (a YOLO head's 255): padded to 16, sliced
     ],
 )
 def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act):

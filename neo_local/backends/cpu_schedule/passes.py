@@ -8,7 +8,8 @@ Order (``relax_passes``):
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
    constants at rank 4 and ``R.clip`` as maximum/minimum; a first ``ConvertLayout`` to plain
    NCHW/OIHW (constants folded) then puts every conv, grouped ones included, where the steps
-   below expect it.
+   below expect it. ``pad_output_channels``: a conv whose output channels do not divide by the
+   vector width gets zero weights up to the next multiple and its output sliced back.
 2. ``ConvertLayout``: every groups=1 NCHW conv2d whose channels divide by the vector width
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
@@ -92,12 +93,15 @@ class _ClipRewriter(relax.PyExprMutator):
         return (relax.op.maximum if kind == "max" else relax.op.minimum)(x, bound)
 
 
-def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
-    rewriter = _ClipRewriter(mod)
+def _rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
     for gv, func in mod.functions_items():
         if isinstance(func, relax.Function):
             rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+    return rewriter.builder_.get()
+
+
+def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
+    return relax.transform.DeadCodeElimination()(_rewrite_functions(_ClipRewriter(mod), mod))
 
 
 # --------------------------------------------------------------------------- channels-last constants
@@ -145,11 +149,7 @@ class _ConstantRankMatcher(relax.PyExprMutator):
 
 
 def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
-    matcher = _ConstantRankMatcher(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            matcher.builder_.update_func(gv, matcher.visit_expr(func))
-    return matcher.builder_.get()
+    return _rewrite_functions(_ConstantRankMatcher(mod), mod)
 
 
 # --------------------------------------------------------------------------- 3-channel stem
@@ -201,12 +201,44 @@ class _StemRewriter(relax.PyExprMutator):
         return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
 
 
+@relax.expr_functor.mutator
+class _OutChannelPadder(relax.PyExprMutator):
+    """A conv whose output channels do not divide by the vector width (a YOLO head's
+    3 * (classes + 5) = 255) would stay in NCHW with a generic, slow schedule. Its weights get zero
+    output channels up to the next multiple, so it takes the blocked conv schedule, and the
+    extra channels are sliced off its output."""
+
+    def __init__(self, mod: tvm.IRModule, lanes: int):
+        super().__init__(mod)
+        self.lanes = lanes
+        self._conv = tvm.ir.Op.get("relax.nn.conv2d")
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        if call.op != self._conv or int(call.attrs.groups) != 1:
+            return call
+        if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+            return call
+        weight = call.args[1]
+        xs = _static_shape(call.args[0])
+        if not isinstance(weight, tvm.ir.expr.Constant) or xs is None or call.args[0].ty.dtype != "float32":
+            return call
+        w = weight.value.numpy()
+        cout = w.shape[0]
+        if xs[1] % self.lanes or cout % self.lanes == 0 or cout < self.lanes:
+            return call
+        padded = np.zeros((-(-cout // self.lanes) * self.lanes, *w.shape[1:]), w.dtype)
+        padded[:cout] = w
+        y = self.builder_.emit(relax.Call(call.op, [call.args[0], relax.const(padded)], call.attrs))
+        return relax.op.strided_slice(y, axes=[1], begin=[0], end=[cout])
+
+
+def pad_output_channels(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
+    return _rewrite_functions(_OutChannelPadder(mod, lanes), mod)
+
+
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    rewriter = _StemRewriter(mod, lanes)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return rewriter.builder_.get()
+    return _rewrite_functions(_StemRewriter(mod, lanes), mod)
 
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
@@ -393,11 +425,7 @@ class _BlockedRegion(relax.PyExprMutator):
 
 
 def blocked_depthwise(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    rewriter = _BlockedRegion(mod, lanes)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+    return relax.transform.DeadCodeElimination()(_rewrite_functions(_BlockedRegion(mod, lanes), mod))
 
 
 def depthwise_conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation) -> te.Tensor:
@@ -511,9 +539,11 @@ def relax_passes(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
         relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
         relax.transform.Normalize(),
         relax.transform.FoldConstant(),  # the transposed weights and biases become constants again
+    ])(mod)
+    mod = seq([
         relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
         relax.transform.Normalize(),
-    ])(mod)
+    ])(pad_output_channels(mod, lanes))
     mod = blocked_stem(mod, lanes)
     mod = blocked_depthwise(relax.transform.Normalize()(mod), lanes)
     mod = seq([
