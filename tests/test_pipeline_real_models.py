@@ -1,0 +1,264 @@
+"""Real models beyond the example zoo, packed as a user would (an ONNX archive), compiled through
+``neo_local.compile`` for ml_c4, run in a fresh process and compared with onnxruntime on the same
+.onnx: an int8 quantized CNN (QDQ and QLinearConv forms, from onnxruntime's own quantizer), a
+detection head (Conv, Resize, TopK, NonMaxSuppression), a dynamic batch axis, and one encoder layer
+in the opset-23 Attention form. Archives are cached under .cache/ keyed by this file's source."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import neo_local
+from example_archives import CACHE, built
+from models.export import make_archive
+from neo_local.api.errors import JobFailure
+from neo_local.verify import compare, run_artifact
+
+REAL_CACHE = CACHE / "real-models"
+
+
+@dataclass(frozen=True)
+class OnnxArchive:
+    """One built model: the archive a user uploads and the .onnx inside it."""
+
+    name: str
+    archive: Path
+    model_file: str
+
+    def model_bytes(self) -> bytes:
+        with tarfile.open(self.archive) as tar:
+            return tar.extractfile(self.model_file).read()
+
+    def onnxruntime(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session_run(self.model_bytes(), feeds)
+
+    @staticmethod
+    def session_run(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """onnxruntime's outputs with its default (fully optimising) CPU session, as a user runs it."""
+        import onnxruntime as ort
+
+        return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def _cache_key(name: str) -> str:
+    """This module's source and the versions that shape the exported graphs."""
+    h = hashlib.sha256(name.encode())
+    h.update(Path(__file__).read_bytes())
+    for package in ("torch", "onnx", "onnxruntime"):
+        h.update(version(package).encode())
+    return h.hexdigest()[:16]
+
+
+def _archive(name: str, build: Callable[[], onnx.ModelProto]) -> OnnxArchive:
+    """``REAL_CACHE/<name>-<key>.tar.gz`` holding ``<name>.onnx``, built once per key."""
+    REAL_CACHE.mkdir(parents=True, exist_ok=True)
+    archive = REAL_CACHE / f"{name}-{_cache_key(name)}.tar.gz"
+    if not archive.exists():
+        for stale in REAL_CACHE.glob(f"{name}-*.tar.gz"):
+            stale.unlink()
+        model = build()
+        onnx.checker.check_model(model)
+        with tempfile.TemporaryDirectory(dir=REAL_CACHE, prefix=f".{name}-") as tmp:
+            path = Path(tmp) / f"{name}.onnx"
+            onnx.save(model, path)
+            make_archive([path], archive)
+    return OnnxArchive(name, archive, f"{name}.onnx")
+
+
+def _compile(model: OnnxArchive, out: Path, data_input_config: str | None = None) -> Path:
+    config = {"S3Uri": str(model.archive), "Framework": "ONNX"}
+    if data_input_config is not None:
+        config["DataInputConfig"] = data_input_config
+    return Path(neo_local.compile(InputConfig=config,
+                                  OutputConfig={"S3OutputLocation": str(out), "TargetDevice": "ml_c4"}))
+
+
+def _run_and_compare(model: OnnxArchive, feeds: dict[str, np.ndarray], workdir: Path,
+                     data_input_config: str | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Compile, run the artifact in a fresh process; (onnxruntime's outputs, the artifact's)."""
+    artifact = _compile(model, workdir / "out", data_input_config)
+    actual = run_artifact(artifact, feeds, workdir / "run")
+    return model.onnxruntime(feeds), actual
+
+
+def _images(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# --- 1. int8 quantized CNN: onnxruntime's quantize_static on the resnet_like export ------------------
+
+
+def _resnet_like_onnx() -> bytes:
+    example = built("resnet_like", "onnx")
+    with tarfile.open(example.archive) as tar:
+        return tar.extractfile(example.model_file).read()
+
+
+def _quantized_resnet(fmt: str) -> onnx.ModelProto:
+    """resnet_like quantized by onnxruntime (uint8 activations, per-channel int8 weights), calibrated
+    on 8 seeded images. The QOperator form quantizes only Conv: onnxruntime's QOperator Add, Gemm
+    and GlobalAveragePool are com.microsoft contrib ops (QLinearAdd, QGemm), not standard ONNX.
+
+    ``reduce_range`` (7-bit weights) is what onnxruntime advises on x86 without VNNI, this host
+    included: its u8·s8 kernels (vpmaddubsw) saturate int16 pair sums on full-range weights, and
+    then it is onnxruntime that departs from the ONNX semantics (by up to 24 steps on the first
+    conv here, where onnx.reference and the compiled model agree exactly; see the test below)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._feeds = iter([{"input0": _images(100 + i, (1, 3, 64, 64))} for i in range(8)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, quantized = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(_resnet_like_onnx())
+        quantize_static(
+            source, quantized, Calibration(), quant_format=QuantFormat[fmt], per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+            op_types_to_quantize=["Conv"] if fmt == "QOperator" else None,
+        )
+        return onnx.load(quantized)
+
+
+def _output_scale(model: onnx.ModelProto) -> float:
+    """The scale of the last quantization before the graph output (that of its final DequantizeLinear
+    or, when the output is computed in float, of the last quantized tensor feeding it)."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    scales = [float(inits[n.input[1]]) for n in model.graph.node if n.op_type == "DequantizeLinear"
+              and inits.get(n.input[1]) is not None and inits[n.input[1]].size == 1]
+    return scales[-1]
+
+
+@pytest.mark.parametrize("fmt,ops", [("QDQ", {"QuantizeLinear", "DequantizeLinear"}), ("QOperator", {"QLinearConv"})])
+def test_int8_quantized_cnn_matches_onnxruntime(fmt, ops, tmp_path, record_property):
+    """Both compute the same integers, so the outputs agree exactly here (measured: 0 steps); the bound
+    of 2 steps of the output scale (its last DequantizeLinear's) leaves room only for a tie: where a
+    rescaled value lands on .5, onnxruntime (fixed-point requantize in MLAS) and TVM (float32) may
+    round it apart by one step, which the next layers can carry to the output."""
+    model = _archive(f"resnet_like_int8_{fmt.lower()}", lambda: _quantized_resnet(fmt))
+    graph = onnx.load_from_string(model.model_bytes())
+    assert ops <= {n.op_type for n in graph.graph.node}
+    feeds = {"input0": _images(0, (1, 3, 64, 64))}
+    (expected,), (actual,) = _run_and_compare(model, feeds, tmp_path)
+    step = _output_scale(graph)
+    max_abs = float(np.max(np.abs(expected - actual)))
+    record_property("max_abs_error", max_abs)
+    print(f"int8 {fmt}: max abs error {max_abs:.3g} = {max_abs / step:.2f} steps of the output scale {step:.3g}")
+    assert actual.shape == expected.shape == (1, 10)
+    assert max_abs <= 2 * step
+    assert np.argmax(actual) == np.argmax(expected)
+
+
+# --- 2. detection head: Conv -> Resize (nearest, bilinear) -> scores -> TopK -> NonMaxSuppression ---
+
+DETECTION_TOPK, DETECTION_MAX_BOXES = 64, 64
+
+
+def _detection_head() -> onnx.ModelProto:
+    """A one-level detector on a 32x32 image, seeded weights: a stride-2 conv backbone, its features
+    upsampled back by nearest and by bilinear Resize and summed, a 1x1 head giving a score logit
+    and a box (centre offset, log size) per cell, the TopK cells by score, and NonMaxSuppression
+    (centre-point boxes) over them. Outputs: TopK scores, their cells, NMS's selected indices."""
+    rng = np.random.default_rng(7)
+    cells = 32 * 32
+    grid = np.stack(np.meshgrid(np.arange(32), np.arange(32), indexing="xy"), -1).reshape(cells, 2) + 0.5
+    inits = {
+        "w1": rng.standard_normal((8, 3, 3, 3)) * 0.4, "b1": rng.standard_normal(8) * 0.1,
+        "w2": rng.standard_normal((5, 8, 1, 1)) * 0.5, "b2": rng.standard_normal(5) * 0.1,
+        "scales": np.array([1.0, 1.0, 2.0, 2.0]), "sizes": np.array([1, 8, 32, 32], np.int64),
+        "flat": np.array([1, 5, cells], np.int64), "k": np.array([DETECTION_TOPK], np.int64),
+        "anchors": grid, "box_scale": np.array(8.0),
+        "max_boxes": np.array([DETECTION_MAX_BOXES], np.int64), "iou": np.array([0.3]), "min_score": np.array([0.2]),
+        "score_row": np.array([0], np.int64), "box_rows": np.array([1, 2, 3, 4], np.int64),
+    }
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        n("Relu", ["c1"], ["feat"]),
+        n("Resize", ["feat", "", "scales"], ["up_nearest"], mode="nearest", nearest_mode="floor",
+          coordinate_transformation_mode="asymmetric"),
+        n("Resize", ["feat", "", "", "sizes"], ["up_linear"], mode="linear", coordinate_transformation_mode="half_pixel"),
+        n("Add", ["up_nearest", "up_linear"], ["fused"]),
+        n("Conv", ["fused", "w2", "b2"], ["head"]),
+        n("Reshape", ["head", "flat"], ["rows"]),                                  # [1, 5, cells]
+        n("Gather", ["rows", "score_row"], ["logit"], axis=1),                     # [1, 1, cells]
+        n("Sigmoid", ["logit"], ["score"]),
+        n("TopK", ["score", "k"], ["top_scores", "top_cells"], axis=2),            # [1, 1, K]
+        n("Gather", ["rows", "box_rows"], ["box_params"], axis=1),                 # [1, 4, cells]
+        n("Transpose", ["box_params"], ["cell_boxes"], perm=[0, 2, 1]),            # [1, cells, 4]
+        n("Squeeze", ["top_cells"], ["cells"]),                                    # [K]
+        n("Gather", ["cell_boxes", "cells"], ["picked"], axis=1),                  # [1, K, 4]
+        n("Gather", ["anchors", "cells"], ["centres"]),                            # [K, 2]
+        n("Split", ["picked"], ["offset", "log_size"], axis=2, num_outputs=2),
+        n("Tanh", ["offset"], ["shift"]),
+        n("Add", ["centres", "shift"], ["xy"]),
+        n("Exp", ["log_size"], ["e"]),
+        n("Mul", ["e", "box_scale"], ["wh"]),
+        n("Concat", ["xy", "wh"], ["boxes"], axis=2),                              # [1, K, 4]
+        n("NonMaxSuppression", ["boxes", "top_scores", "max_boxes", "iou", "min_score"], ["selected"],
+          center_point_box=1),
+    ]
+    float_inputs = {k for k in inits if inits[k].dtype == np.float64}
+    initializers = [numpy_helper.from_array(v.astype(np.float32) if k in float_inputs else v, k) for k, v in inits.items()]
+    graph = helper.make_graph(
+        nodes, "detection_head",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, [1, 1, DETECTION_TOPK]),
+         helper.make_tensor_value_info("top_cells", TensorProto.INT64, [1, 1, DETECTION_TOPK]),
+         helper.make_tensor_value_info("selected", TensorProto.INT64, ["selected", 3])],
+        initializer=initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _assert_detections_match(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
+    """TopK scores within float rounding; the cells and NMS's selection exactly (its row count is
+    data-dependent: 45 of 64 boxes survive here). Returns the scores' max abs error."""
+    top_scores, top_cells, selected = expected
+    assert [a.shape for a in actual] == [e.shape for e in expected]
+    assert 0 < selected.shape[0] < DETECTION_MAX_BOXES  # NMS suppressed some and the count is not the cap
+    np.testing.assert_array_equal(actual[1], top_cells)
+    np.testing.assert_array_equal(actual[2], selected)
+    max_abs = float(np.max(np.abs(actual[0] - top_scores)))
+    assert max_abs < 1e-5
+    return max_abs
+
+
+def test_detection_head_imports_and_matches_in_process():
+    """The math through our ONNX import and TVM (in this process, with the full TVM library)."""
+    from frontends.onnx_compare import run_compiled
+
+    model = _detection_head()
+    feeds = {"image": _images(3, (1, 3, 32, 32))}
+    expected = OnnxArchive.session_run(model.SerializeToString(), feeds)
+    print(f"detection head in process: scores max abs error {_assert_detections_match(expected, run_compiled(model, feeds)):.3g}")
+
+
+@pytest.mark.xfail(strict=True, raises=JobFailure, reason=(
+    "TVM lowers TopK (and NonMaxSuppression's sort) on CPU to the packed function tvm.contrib.sort.topk/argsort, "
+    "which is in the full TVM library but not in the runtime the artifact runs with: the job fails its "
+    "verification with 'InternalError: the compiled artifact failed to run in a fresh process: RuntimeError: "
+    "Cannot find function tvm.contrib.sort.topk in the imported modules or global registry.'"))
+def test_detection_head(tmp_path):
+    model = _archive("detection_head", _detection_head)
+    feeds = {"image": _images(3, (1, 3, 32, 32))}
+    try:
+        expected, actual = _run_and_compare(model, feeds, tmp_path)
+    except JobFailure as err:  # the known failure, and no other, is the expected one
+        assert "Cannot find function tvm.contrib.sort.topk in the imported modules" in err.reason, err.reason
+        raise
+    print(f"detection head: scores max abs error {_assert_detections_match(expected, actual):.3g}")
