@@ -262,3 +262,54 @@ def test_detection_head(tmp_path):
         assert "Cannot find function tvm.contrib.sort.topk in the imported modules" in err.reason, err.reason
         raise
     print(f"detection head: scores max abs error {_assert_detections_match(expected, actual):.3g}")
+
+
+# --- 3. a dynamic batch axis: the batch comes from DataInputConfig, or the job says to give it -------
+
+
+def _dynamic_batch_resnet() -> onnx.ModelProto:
+    """resnet_like (seed 0) exported by torch.onnx with a symbolic batch axis on input and output."""
+    import io
+    import warnings
+
+    import torch
+
+    from models import EXAMPLES
+
+    module = EXAMPLES["resnet_like"].build(0)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 3, 64, 64),), buffer, input_names=["input0"], output_names=["output0"],
+                          opset_version=17, dynamic_axes={"input0": {0: "batch"}, "output0": {0: "batch"}}, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def test_dynamic_batch_fixed_by_data_input_config(tmp_path):
+    """Batch 2 from DataInputConfig: the artifact takes [2, 3, 64, 64] and matches onnxruntime and torch."""
+    import torch
+
+    from models import EXAMPLES
+
+    model = _archive("resnet_like_dynamic_batch", _dynamic_batch_resnet)
+    assert onnx.load_from_string(model.model_bytes()).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    feeds = {"input0": _images(5, (2, 3, 64, 64))}
+    (expected,), (actual,) = _run_and_compare(model, feeds, tmp_path, '{"input0": [2, 3, 64, 64]}')
+    with torch.no_grad():
+        from_torch = EXAMPLES["resnet_like"].build(0)(torch.from_numpy(feeds["input0"])).numpy()
+    assert actual.shape == (2, 10)
+    for reference, label in ((expected, "onnxruntime"), (from_torch, "torch")):
+        max_abs, max_rel = compare([reference], [actual])
+        print(f"dynamic batch 2 vs {label}: max abs error {max_abs:.3g}, rel {max_rel:.3g}")
+        assert max_rel < 1e-4
+    assert not np.allclose(actual[0], actual[1])  # two images, two answers
+
+
+def test_dynamic_batch_without_data_input_config_asks_for_it(tmp_path):
+    model = _archive("resnet_like_dynamic_batch", _dynamic_batch_resnet)
+    with pytest.raises(JobFailure) as err:
+        _compile(model, tmp_path / "out")
+    assert err.value.reason == (
+        "ClientError: InputConfiguration: Input 'input0' has dynamic dimensions ['?', 3, 64, 64]; "
+        'give its shape in DataInputConfig, e.g. {"input0": [1, 3, 64, 64]}'
+    )
