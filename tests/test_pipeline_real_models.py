@@ -313,3 +313,69 @@ def test_dynamic_batch_without_data_input_config_asks_for_it(tmp_path):
         "ClientError: InputConfiguration: Input 'input0' has dynamic dimensions ['?', 3, 64, 64]; "
         'give its shape in DataInputConfig, e.g. {"input0": [1, 3, 64, 64]}'
     )
+
+
+# --- 4. one BERT-style encoder layer in the opset-23 Attention form ----------------------------------
+
+ENCODER_SEQ, ENCODER_DIM, ENCODER_HEADS, ENCODER_FFN = 16, 64, 4, 128
+
+
+def _attention_encoder_layer() -> onnx.ModelProto:
+    """A post-LN encoder layer (as models.zoo.bert_like's) on [1, 16, 64] hidden states with a
+    padding mask, written as torch's dynamo exporter writes opset 23 (onnxscript, which that
+    exporter needs, is not installed here): Q/K/V projections, the standard ``Attention`` op on 3D
+    inputs with 4 heads and a boolean key mask, output projection, residual, LayerNormalization,
+    a Gelu feed-forward, residual, LayerNormalization. Seeded weights."""
+    rng = np.random.default_rng(11)
+    d, f = ENCODER_DIM, ENCODER_FFN
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+    inits = {name: weight(d, d) for name in ("wq", "wk", "wv", "wo")}
+    inits |= {f"b{name}": (rng.standard_normal(d) * 0.1).astype(np.float32) for name in ("q", "k", "v", "o")}
+    inits |= {"w1": weight(d, f), "b1": (rng.standard_normal(f) * 0.1).astype(np.float32), "w2": weight(f, d),
+              "b2": (rng.standard_normal(d) * 0.1).astype(np.float32)}
+    for ln in ("ln1", "ln2"):
+        inits[f"{ln}_g"] = (rng.random(d) * 0.5 + 0.75).astype(np.float32)
+        inits[f"{ln}_b"] = (rng.standard_normal(d) * 0.1).astype(np.float32)
+    n = helper.make_node
+    nodes = []
+    for name in ("q", "k", "v"):
+        nodes += [n("MatMul", ["x", f"w{name}"], [f"{name}_mm"]), n("Add", [f"{name}_mm", f"b{name}"], [name])]
+    nodes += [
+        n("Unsqueeze", ["key_mask", "mask_axes"], ["key_row"]),          # [1, 1, 1, S]: padded keys masked out
+        n("Expand", ["key_row", "mask_shape"], ["mask"]),                 # [1, 1, S, S] (onnxruntime's form)
+        n("Attention", ["q", "k", "v", "mask"], ["ctx"], q_num_heads=ENCODER_HEADS, kv_num_heads=ENCODER_HEADS),
+        n("MatMul", ["ctx", "wo"], ["o_mm"]), n("Add", ["o_mm", "bo"], ["attn"]),
+        n("Add", ["x", "attn"], ["res1"]),
+        n("LayerNormalization", ["res1", "ln1_g", "ln1_b"], ["h1"], axis=-1, epsilon=1e-5),
+        n("MatMul", ["h1", "w1"], ["f_mm"]), n("Add", ["f_mm", "b1"], ["f_pre"]),
+        n("Gelu", ["f_pre"], ["f_act"]),
+        n("MatMul", ["f_act", "w2"], ["g_mm"]), n("Add", ["g_mm", "b2"], ["ffn"]),
+        n("Add", ["h1", "ffn"], ["res2"]),
+        n("LayerNormalization", ["res2", "ln2_g", "ln2_b"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    initializers = [numpy_helper.from_array(v, k) for k, v in inits.items()]
+    initializers += [numpy_helper.from_array(np.array([1, 2], np.int64), "mask_axes"),
+                     numpy_helper.from_array(np.array([1, 1, ENCODER_SEQ, ENCODER_SEQ], np.int64), "mask_shape")]
+    graph = helper.make_graph(
+        nodes, "encoder_layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ENCODER_SEQ, d]),
+         helper.make_tensor_value_info("key_mask", TensorProto.BOOL, [1, ENCODER_SEQ])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, ENCODER_SEQ, d])],
+        initializer=initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+
+
+def test_encoder_layer_in_the_opset23_attention_form(tmp_path):
+    model = _archive("encoder_attention23", _attention_encoder_layer)
+    assert "Attention" in {node.op_type for node in onnx.load_from_string(model.model_bytes()).graph.node}
+    key_mask = np.ones((1, ENCODER_SEQ), bool)
+    key_mask[0, 12:] = False  # the last 4 tokens are padding
+    feeds = {"x": _images(9, (1, ENCODER_SEQ, ENCODER_DIM)), "key_mask": key_mask}
+    expected, actual = _run_and_compare(model, feeds, tmp_path)
+    max_abs, max_rel = compare(expected, actual)
+    print(f"encoder layer (opset-23 Attention): max abs error {max_abs:.3g}, rel {max_rel:.3g}")
+    assert max_rel < 1e-4
