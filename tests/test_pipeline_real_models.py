@@ -105,12 +105,12 @@ def _resnet_like_onnx() -> bytes:
         return tar.extractfile(example.model_file).read()
 
 
-def _quantized_resnet(fmt: str) -> onnx.ModelProto:
+def _quantized_resnet(fmt: str, reduce_range: bool = True) -> onnx.ModelProto:
     """resnet_like quantized by onnxruntime (uint8 activations, per-channel int8 weights), calibrated
     on 8 seeded images. The QOperator form quantizes only Conv: onnxruntime's QOperator Add, Gemm
     and GlobalAveragePool are com.microsoft contrib ops (QLinearAdd, QGemm), not standard ONNX.
 
-    ``reduce_range`` (7-bit weights) is what onnxruntime advises on x86 without VNNI, this host
+    ``reduce_range`` (7-bit weights, the default here) is what onnxruntime advises on x86 without VNNI, this host
     included: its u8·s8 kernels (vpmaddubsw) saturate int16 pair sums on full-range weights, and
     then it is onnxruntime that departs from the ONNX semantics (by up to 24 steps on the first
     conv here, where onnx.reference and the compiled model agree exactly; see the test below)."""
@@ -128,7 +128,7 @@ def _quantized_resnet(fmt: str) -> onnx.ModelProto:
         source.write_bytes(_resnet_like_onnx())
         quantize_static(
             source, quantized, Calibration(), quant_format=QuantFormat[fmt], per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
             op_types_to_quantize=["Conv"] if fmt == "QOperator" else None,
         )
         return onnx.load(quantized)
@@ -161,6 +161,42 @@ def test_int8_quantized_cnn_matches_onnxruntime(fmt, ops, tmp_path, record_prope
     assert actual.shape == expected.shape == (1, 10)
     assert max_abs <= 2 * step
     assert np.argmax(actual) == np.argmax(expected)
+
+
+def test_full_range_int8_weights_match_the_onnx_reference(tmp_path, request):
+    """Full-range (8-bit) weights in the QLinearConv form: the compiled model's integers are those of
+    the ONNX semantics, checked against onnx.reference (which computes them exactly), in this process
+    and end to end. Where this
+    CPU makes onnxruntime depart from them (u8·s8 saturation without VNNI), the job's own
+    verification, which takes onnxruntime as the yardstick, fails the correct artifact: known, xfail."""
+    from onnx.reference import ReferenceEvaluator
+
+    from frontends.onnx_compare import run_compiled
+
+    model = _archive("resnet_like_int8_qoperator_full_range", lambda: _quantized_resnet("QOperator", False))
+    feeds = {"input0": _images(0, (1, 3, 64, 64))}
+    graph = onnx.load_from_string(model.model_bytes())
+    for opset in graph.opset_import:  # onnx.reference implements DequantizeLinear from opset 19 (same semantics)
+        opset.version = max(opset.version, 19) if opset.domain == "" else opset.version
+    expected = ReferenceEvaluator(graph).run(None, feeds)
+    in_process = compare(expected, run_compiled(graph, feeds))
+    print(f"compiled in process vs onnx.reference: max abs {in_process[0]:.3g}, rel {in_process[1]:.3g}")
+    assert in_process[1] < 1e-5
+    ort_abs, ort_rel = compare(expected, model.onnxruntime(feeds))
+    print(f"onnxruntime vs onnx.reference on this CPU: max abs {ort_abs:.3g}, rel {ort_rel:.3g}")
+    if ort_rel > 1e-3:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=JobFailure, reason=(
+            "onnxruntime departs from the ONNX semantics on this CPU (full-range int8 weights, no VNNI) and the "
+            "job verifies against onnxruntime: 'InternalError: the compiled model's outputs differ from those "
+            "of the framework'")))
+    try:
+        actual = run_artifact(_compile(model, tmp_path / "out"), feeds, tmp_path / "run")
+    except JobFailure as err:
+        assert "the compiled model's outputs differ from those of the framework" in err.reason, err.reason
+        raise
+    max_abs, max_rel = compare(expected, actual)
+    print(f"int8 QOperator, full-range weights, vs onnx.reference: max abs error {max_abs:.3g}, rel {max_rel:.3g}")
+    assert max_rel < 1e-5
 
 
 # --- 2. detection head: Conv -> Resize (nearest, bilinear) -> scores -> TopK -> NonMaxSuppression ---
