@@ -110,10 +110,11 @@ def _quantized_resnet(fmt: str, reduce_range: bool = True) -> onnx.ModelProto:
     on 8 seeded images. The QOperator form quantizes only Conv: onnxruntime's QOperator Add, Gemm
     and GlobalAveragePool are com.microsoft contrib ops (QLinearAdd, QGemm), not standard ONNX.
 
-    ``reduce_range`` (7-bit weights, the default here) is what onnxruntime advises on x86 without VNNI, this host
-    included: its u8·s8 kernels (vpmaddubsw) saturate int16 pair sums on full-range weights, and
-    then it is onnxruntime that departs from the ONNX semantics (by up to 24 steps on the first
-    conv here, where onnx.reference and the compiled model agree exactly; see the test below)."""
+    ``reduce_range`` (7-bit weights, the default here) is what onnxruntime advises on x86 without
+    VNNI, this host included: its u8·s8 kernels (vpmaddubsw) saturate int16 pair sums on full-range
+    weights, and then it is onnxruntime that departs from the ONNX semantics (by up to 24 steps on
+    the first conv here, where onnx.reference and the compiled model agree exactly; see the
+    full-range test)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Calibration(CalibrationDataReader):
@@ -166,9 +167,9 @@ def test_int8_quantized_cnn_matches_onnxruntime(fmt, ops, tmp_path, record_prope
 def test_full_range_int8_weights_match_the_onnx_reference(tmp_path, request):
     """Full-range (8-bit) weights in the QLinearConv form: the compiled model's integers are those of
     the ONNX semantics, checked against onnx.reference (which computes them exactly), in this process
-    and end to end. Where this
-    CPU makes onnxruntime depart from them (u8·s8 saturation without VNNI), the job's own
-    verification, which takes onnxruntime as the yardstick, fails the correct artifact: known, xfail."""
+    and end to end. Where this CPU makes onnxruntime depart from them (u8·s8 saturation without
+    VNNI), the job's own verification, which takes onnxruntime as the yardstick, fails the correct
+    artifact: known, a strict xfail on such CPUs."""
     from onnx.reference import ReferenceEvaluator
 
     from frontends.onnx_compare import run_compiled
