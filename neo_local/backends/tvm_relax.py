@@ -40,10 +40,17 @@ def _compile(mod, tvm_target) -> tuple[object, str]:
     try:
         executable, stats = cpu_schedule.compile_cpu(mod, tvm_target)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
-        reason = exception_line(exc)
+        reason = _schedule_failure(exc)
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
         return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
     return executable, f"neo-local scheduled CPU pipeline ({stats})"
+
+
+def _schedule_failure(exc: BaseException) -> str:
+    """The line of a scheduling error that says what failed: TVM appends the offending IR as
+    TVMScript, whose last line is a comment ("# Metadata omitted ...")."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return lines[-1] if lines else exception_line(exc)
 
 
 def _export(executable, target: TargetSpec, path: Path) -> None:

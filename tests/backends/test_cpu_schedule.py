@@ -375,3 +375,23 @@ def test_backend_falls_back_to_plain_build(monkeypatch):
     a = np.array([[-1, 2, -3], [4, -5, 6]], "float32")
     if _host_has("avx2"):
         np.testing.assert_array_equal(_run(ex, a), np.maximum(a, 0))
+
+
+def test_fallback_reason_names_the_failing_call_not_tvmscript_comments():
+    """An int8 conv (QLinearConv / ConvInteger models) is not computed by our blocked kernels;
+    the plain build takes it, and Build.Pipeline says what the scheduled pipeline choked on."""
+    from neo_local.backends import tvm_relax
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 16, 8, 8), "int8"))
+    w = np.random.default_rng(0).integers(-3, 4, (16, 16, 3, 3)).astype("int8")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(x, relax.const(w), padding=1, out_dtype="int32")))
+        bb.emit_func_output(out)
+    ex, pipeline = tvm_relax._compile(bb.get(), AVX2)
+    assert pipeline.startswith("TVM default (unscheduled: the scheduled pipeline failed: R.nn.conv2d("), pipeline
+    if _host_has("avx2"):
+        a = np.random.default_rng(1).integers(-3, 4, (1, 16, 8, 8)).astype("int8")
+        want = torch.nn.functional.conv2d(torch.from_numpy(a).int(), torch.from_numpy(w).int(), padding=1).numpy()
+        np.testing.assert_array_equal(_run(ex, a), want)
