@@ -8,8 +8,9 @@ from neo_local.api.errors import client_error
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import find_model_file
 from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, TensorSpec
-from neo_local.frontends.data_input import format_data_input_config, parse_data_input_config
+from neo_local.frontends.data_input import format_data_input_config, parse_data_input_config, shapes_by_name
 from neo_local.frontends.onnx_import import graph_inputs, import_onnx, onnxruntime_reference
+from neo_local.frontends.onnx_quantized import quantized_tolerance
 
 
 @register
@@ -33,6 +34,7 @@ class OnnxFrontend(Frontend):
             inputs=inputs,
             outputs=outputs,
             reference=onnxruntime_reference(model.SerializeToString()),
+            tolerance=quantized_tolerance(model),
             derived={"DerivedDataInputConfig": derived} if derived else {},
             source_file=path.name,
         )
@@ -43,22 +45,11 @@ def resolve_inputs(
 ) -> tuple[tuple[TensorSpec, ...], str | None]:
     """Input specs in the model's order; the derived DataInputConfig when anything was derived."""
     given = parse_data_input_config(data_input_config)
-    by_name = {name: (dims, dtype) for name, dims, dtype in model_inputs}
     described = ", ".join(f"{n} {list(d)} {t}" for n, d, t in model_inputs)
-    if given is not None and all(name is None for name, _ in given):
-        if len(given) != len(model_inputs):
-            raise client_error(
-                "InputConfiguration",
-                f"DataInputConfig lists {len(given)} shapes but the model has {len(model_inputs)} inputs: {described}",
-            )
-        given = [(model_inputs[i][0], shape) for i, (_, shape) in enumerate(given)]
-    shapes = dict(given or [])
-    for name in shapes:
-        if name not in by_name:
-            raise client_error(
-                "InputConfiguration",
-                f"Input '{name}' in DataInputConfig is not an input of the model. The model's inputs are: {described}",
-            )
+    names = [name for name, _, _ in model_inputs]
+    shapes = {} if given is None else shapes_by_name(
+        given, names, "the model", described, f"The model's inputs are: {described}",
+    )
     specs = []
     for name, dims, dtype in model_inputs:
         shape = shapes.get(name)
