@@ -32,6 +32,7 @@ Order (``relax_passes``):
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import numpy as np
 import tvm
@@ -165,80 +166,78 @@ def _static_shape(expr: relax.Expr) -> list[int] | None:
         return None
 
 
+def _plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
+    """(data shape, weight shape) of a groups=1 NCHW/OIHW float32 conv2d with constant weights
+    and a static input: the convs the stem and padding rewrites may change; None otherwise."""
+    if call.op != tvm.ir.Op.get("relax.nn.conv2d") or int(call.attrs.groups) != 1:
+        return None
+    if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+        return None
+    if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != "float32":
+        return None
+    xs, ws = _static_shape(call.args[0]), _static_shape(call.args[1])
+    return None if xs is None or ws is None else (xs, ws)
+
+
+#: (builder, conv call, data shape, weight shape, lanes) -> the replacement, or None to keep it
+ConvRule = Callable[[relax.BlockBuilder, relax.Call, list[int], list[int], int], "relax.Expr | None"]
+
+
 @relax.expr_functor.mutator
-class _StemRewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, lanes: int):
+class _ConvRewriter(relax.PyExprMutator):
+    """Applies one rule to every plain float conv (``_plain_float_conv``)."""
+
+    def __init__(self, mod: tvm.IRModule, lanes: int, rule: ConvRule):
         super().__init__(mod)
         self.lanes = lanes
-        self._conv = tvm.ir.Op.get("relax.nn.conv2d")
+        self.rule = rule
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
         call = super().visit_call_(call)
-        if call.op != self._conv:
-            return call
-        attrs = call.attrs
-        if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
-            return call
-        if int(attrs.groups) != 1 or not isinstance(call.args[1], tvm.ir.expr.Constant):
-            return call
-        xs, ws = _static_shape(call.args[0]), _static_shape(call.args[1])
-        if xs is None or ws is None or call.args[0].ty.dtype != "float32":
-            return call
-        cin, cout = xs[1], ws[0]
-        if cin % self.lanes == 0 or cout % self.lanes or cin > 16:
-            return call
-        lanes = self.lanes
-        emit = self.builder_.emit
-        x = emit(relax.op.layout_transform(call.args[0], lambda n, c, h, w: (n, c // cin, h, w, c % cin)))
-        w = emit(relax.op.layout_transform(
-            call.args[1], lambda o, i, h, w: (o // lanes, i // cin, h, w, i % cin, o % lanes)
-        ))
-        y = emit(relax.op.nn.conv2d(
-            x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
-            data_layout=f"NCHW{cin}c", kernel_layout=f"OIHW{cin}i{lanes}o", out_layout=f"NCHW{lanes}c",
-            out_dtype="float32",
-        ))
-        return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
+        shapes = _plain_float_conv(call)
+        new = None if shapes is None else self.rule(self.builder_, call, *shapes, self.lanes)
+        return call if new is None else new
 
 
-@relax.expr_functor.mutator
-class _OutChannelPadder(relax.PyExprMutator):
+def _stem_rule(bb: relax.BlockBuilder, call: relax.Call, xs: list[int], ws: list[int], lanes: int):
+    """A conv with few input channels (the 3-channel stem): NCHW{C}c -> NCHW{L}c."""
+    cin, cout = xs[1], ws[0]
+    if cin % lanes == 0 or cout % lanes or cin > 16:
+        return None
+    attrs = call.attrs
+    x = bb.emit(relax.op.layout_transform(call.args[0], lambda n, c, h, w: (n, c // cin, h, w, c % cin)))
+    w = bb.emit(relax.op.layout_transform(
+        call.args[1], lambda o, i, h, w: (o // lanes, i // cin, h, w, i % cin, o % lanes)
+    ))
+    y = bb.emit(relax.op.nn.conv2d(
+        x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
+        data_layout=f"NCHW{cin}c", kernel_layout=f"OIHW{cin}i{lanes}o", out_layout=f"NCHW{lanes}c",
+        out_dtype="float32",
+    ))
+    return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
+
+
+def _pad_rule(bb: relax.BlockBuilder, call: relax.Call, xs: list[int], ws: list[int], lanes: int):
     """A conv whose output channels do not divide by the vector width (a YOLO head's
     3 * (classes + 5) = 255) would stay in NCHW with a generic, slow schedule. Its weights get zero
     output channels up to the next multiple, so it takes the blocked conv schedule, and the
     extra channels are sliced off its output."""
-
-    def __init__(self, mod: tvm.IRModule, lanes: int):
-        super().__init__(mod)
-        self.lanes = lanes
-        self._conv = tvm.ir.Op.get("relax.nn.conv2d")
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
-        call = super().visit_call_(call)
-        if call.op != self._conv or int(call.attrs.groups) != 1:
-            return call
-        if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
-            return call
-        weight = call.args[1]
-        xs = _static_shape(call.args[0])
-        if not isinstance(weight, tvm.ir.expr.Constant) or xs is None or call.args[0].ty.dtype != "float32":
-            return call
-        w = weight.value.numpy()
-        cout = w.shape[0]
-        if xs[1] % self.lanes or cout % self.lanes == 0 or cout < self.lanes:
-            return call
-        padded = np.zeros((-(-cout // self.lanes) * self.lanes, *w.shape[1:]), w.dtype)
-        padded[:cout] = w
-        y = self.builder_.emit(relax.Call(call.op, [call.args[0], relax.const(padded)], call.attrs))
-        return relax.op.strided_slice(y, axes=[1], begin=[0], end=[cout])
+    cout = ws[0]
+    if xs[1] % lanes or cout % lanes == 0 or cout < lanes:
+        return None
+    w = call.args[1].value.numpy()
+    padded = np.zeros((-(-cout // lanes) * lanes, *w.shape[1:]), w.dtype)
+    padded[:cout] = w
+    y = bb.emit(relax.Call(call.op, [call.args[0], relax.const(padded)], call.attrs))
+    return relax.op.strided_slice(y, axes=[1], begin=[0], end=[cout])
 
 
 def pad_output_channels(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return _rewrite_functions(_OutChannelPadder(mod, lanes), mod)
+    return _rewrite_functions(_ConvRewriter(mod, lanes, _pad_rule), mod)
 
 
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return _rewrite_functions(_StemRewriter(mod, lanes), mod)
+    return _rewrite_functions(_ConvRewriter(mod, lanes, _stem_rule), mod)
 
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
