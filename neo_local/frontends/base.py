@@ -62,6 +62,13 @@ class ImportedModel:
     tolerance: float | None = None
 
 
+def quantized_tolerance_for(quantized_ops: int, output_step: float) -> float:
+    """The absolute output error verification allows a quantized model: one output step per two
+    quantized operators, at least 2 (each requantization may round a tie differently from the
+    framework's kernels, and later layers carry such steps on)."""
+    return max(2, (quantized_ops + 1) // 2) * output_step
+
+
 class Frontend(ABC):
     """One framework. Subclasses set ``framework`` and ``suffixes`` and implement ``load``."""
 

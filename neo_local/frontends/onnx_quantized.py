@@ -2,7 +2,7 @@
 
 Both sides compute the same integers, but where a rescaled value lands on a rounding tie,
 onnxruntime (fixed-point requantization in MLAS) and TVM (float32) may round it one step apart,
-and later layers carry such steps on. As for TFLite (``tflite.quantized_tolerance``),
+and later layers carry such steps on. As for TFLite (``base.quantized_tolerance_for``),
 verification of a quantized graph allows one output step per two quantized operators, at least
 2; float graphs keep the relative tolerance (``None``).
 """
@@ -10,6 +10,8 @@ verification of a quantized graph allows one output step per two quantized opera
 from __future__ import annotations
 
 from typing import Any
+
+from neo_local.frontends.base import quantized_tolerance_for
 
 #: operators that requantize (each may round a tie differently)
 QUANTIZED_OPS = frozenset({
@@ -52,5 +54,5 @@ def quantized_tolerance(model: Any) -> float | None:
         node = producer.get(output.name)
         step = scale(node) if node is not None and node.op_type == "DequantizeLinear" else None
         steps.append(step or largest)
-    return max(2, (quantized + 1) // 2) * max(steps)
+    return quantized_tolerance_for(quantized, max(steps))
 

@@ -29,7 +29,9 @@ import numpy as np
 from neo_local.api.errors import client_error, exception_line
 from neo_local.frontends import register
 from neo_local.frontends.archive_rules import find_model_file
-from neo_local.frontends.base import Frontend, ImportedModel, ImportOptions, Reference, TensorSpec
+from neo_local.frontends.base import (
+    Frontend, ImportedModel, ImportOptions, Reference, TensorSpec, quantized_tolerance_for,
+)
 from neo_local.frontends.data_input import parse_data_input_config
 from neo_local.frontends.onnx import resolve_inputs
 from neo_local.frontends.onnx_import import output_specs
@@ -128,7 +130,7 @@ def quantized_tolerance(model: Any, subgraph: Any) -> float | None:
         source = int(op.Inputs(0)) if op is not None and op.InputsLength() else -1
         step = _scale(subgraph, source) if source >= 0 and _opcode(model, op) == "DEQUANTIZE" else None
         steps.append(step or largest)
-    return max(2, (quantized_ops + 1) // 2) * max(steps)
+    return quantized_tolerance_for(quantized_ops, max(steps))
 
 
 def _scale(subgraph: Any, index: int) -> float | None:

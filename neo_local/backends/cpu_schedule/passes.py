@@ -107,7 +107,8 @@ def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
 
 # --------------------------------------------------------------------------- channels-last constants
 
-_BROADCAST_BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum")
+#: elementwise binary ops with numpy broadcasting (also the blocked region's members below)
+_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
 
 
 @relax.expr_functor.mutator
@@ -120,7 +121,7 @@ class _ConstantRankMatcher(relax.PyExprMutator):
 
     def __init__(self, mod: tvm.IRModule):
         super().__init__(mod)
-        self._ops = {tvm.ir.Op.get(name) for name in _BROADCAST_BINARY}
+        self._ops = {tvm.ir.Op.get(name) for name in _BINARY}
         self._clip = tvm.ir.Op.get("relax.clip")
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
@@ -242,7 +243,6 @@ def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
 
-_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
 _UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
 
 
