@@ -17,6 +17,9 @@ read. The pre-pass rewrites the graph without changing its inputs, outputs or nu
   inference with the input shapes the compiled artifact is fixed to) fold as well: they read the
   shape, never the values. Nothing that reads a graph input's *values* is folded; random,
   training-mode, sequence/optional and subgraph-carrying nodes are never folded.
+* values a Scan or Loop body reads from the enclosing graph become extra state inputs of the
+  node (passed through the body unchanged): the converters that unroll these bodies
+  (``onnx_converters/control_flow.py``) see only their node's inputs.
 * ``Sum`` with more than two inputs becomes a chain of ``Add`` (TVM's Sum converter mishandles it).
 * onnx shape inference runs first (the inferred value_info is kept); when it fails the pre-pass
   goes on without it.
@@ -29,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from neo_local.frontends.onnx_functions import Converts, inline_function_ops
+from neo_local.frontends.onnx_functions import Converts, default_opset, inline_function_ops
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ def prepass(
     _normalise_constants_in_subgraphs(out.graph)
     _sum_to_add_chain(out.graph)
     static = _static_shapes(out, input_shapes)
+    _thread_outer_values(out.graph, default_opset(out))
     _fold(out, static)
     return out
 
@@ -142,6 +146,69 @@ def _sum_to_add_chain(graph: Any) -> None:
     if changed:
         del graph.node[:]
         graph.node.extend(nodes)
+
+
+# --------------------------------------------------------------------------- Scan/Loop bodies
+
+
+def _body(node: Any) -> Any | None:
+    """The body of a default-domain Scan or Loop node, else None."""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in ("Scan", "Loop"):
+        return None
+    return next((a.g for a in node.attribute if a.name == "body"), None)
+
+
+def _outer_reads(body: Any) -> list[str]:
+    """Names ``body`` (its nested subgraphs included) reads but does not define."""
+    from neo_local.frontends.onnx_functions import all_nodes
+
+    nodes = list(all_nodes(body))
+    defined = {v.name for v in body.input} | {t.name for t in body.initializer}
+    defined |= {o for n in nodes for o in n.output}
+    defined |= {v.name for n in nodes for a in n.attribute for g in [a.g, *a.graphs] for v in [*g.input, *g.initializer]}
+    return sorted({i for n in nodes for i in n.input if i and i not in defined})
+
+
+def _thread_outer_values(graph: Any, opset: int) -> None:
+    """Each outer value a Scan/Loop body reads becomes a state the node carries: a new node input,
+    a body input the body reads instead, and an Identity passing it to the matching body output."""
+    from onnx import TypeProto, helper
+
+    from neo_local.frontends.onnx_functions import all_nodes
+
+    for node in graph.node:
+        body = _body(node)
+        if body is None or (node.op_type == "Scan" and opset < 9):  # Scan-8 (batched) is not converted
+            continue
+        for outer in _outer_reads(body):
+            inner = f"{outer}__in_{node.output[0]}"
+            for inner_node in all_nodes(body):
+                inner_node.input[:] = [inner if i == outer else i for i in inner_node.input]
+            node_in, body_in, body_out, node_out = _state_positions(node)
+            node.input.insert(node_in, outer)
+            _insert(body.input, body_in, helper.make_value_info(inner, TypeProto()))
+            body.node.append(helper.make_node("Identity", [inner], [f"{inner}__out"]))
+            _insert(body.output, body_out, helper.make_value_info(f"{inner}__out", TypeProto()))
+            node.output.insert(node_out, f"{inner}__final")
+        _thread_outer_values(body, opset)
+
+
+def _state_positions(node: Any) -> tuple[int, int, int, int]:
+    """Where a new state goes: node input, body input, body output, node output index. Scan:
+    states come first everywhere; Loop: after (M, cond) / (iteration, cond) / cond."""
+    if node.op_type == "Scan":
+        states = len(node.input) - next(a.i for a in node.attribute if a.name == "num_scan_inputs")
+        return states, states, states, states
+    carried = len(node.input) - 2
+    return carried + 2, carried + 2, carried + 1, carried
+
+
+def _insert(values: Any, position: int, value: Any) -> None:
+    """Insert into a repeated message field (protobuf has no insert for those)."""
+    items = list(values)
+    items.insert(position, value)
+    del values[:]
+    values.extend(items)
 
 
 # --------------------------------------------------------------------------- shapes

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 ONNX_DOMAINS = ("", "ai.onnx")
+#: operators TVM's importer converts itself, outside its converter map (If: both branches
+#: imported, a relax.If picks one at run time)
+IMPORTER_BUILTINS = ("If",)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
     """Whether the import (TVM's converters plus ours) converts this node."""
     from neo_local.frontends.onnx_converters.tvm_hook import tvm_converts
 
-    if domain in ONNX_DOMAINS and find(op_type, opset) is not None:
+    if domain in ONNX_DOMAINS and (op_type in IMPORTER_BUILTINS or find(op_type, opset) is not None):
         return True
     return tvm_converts(domain, op_type)
 
@@ -96,5 +99,5 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
 def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
     from neo_local.frontends.onnx_converters import (  # noqa: F401
-        activations, cumulative, normalization, quantized, recurrent, sequence,
+        activations, control_flow, cumulative, normalization, quantized, recurrent, sequence,
     )

@@ -1,0 +1,86 @@
+"""neo-local's converters for ONNX control flow and the operators without TVM converters (Scan,
+Loop, If, ...): each small graph is imported as the ONNX frontend imports it, compiled for llvm
+and compared with onnxruntime on seeded inputs."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from neo_local.api.errors import JobFailure
+from onnx_compare import compile_and_compare, onnx_model, seeded
+
+
+def _f32(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _scan_model(reverse_in=0, reverse_out=0, out_axis=0):
+    """Scan over the rows of X [T, 3]: state s += x_t * w (w an outer initializer) + bias (an outer
+    graph input); the scan output is s at each step."""
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["x_t", "w"], ["xw"]),
+         helper.make_node("Add", ["s_in", "xw"], ["s_tmp"]),
+         helper.make_node("Add", ["s_tmp", "bias"], ["s_out"]),
+         helper.make_node("Identity", ["s_out"], ["y_t"])],
+        "body", [_f32("s_in", [3]), _f32("x_t", [3])], [_f32("s_out", [3]), _f32("y_t", [3])])
+    node = helper.make_node("Scan", ["s0", "X"], ["s_final", "Y"], body=body, num_scan_inputs=1,
+                            scan_input_directions=[reverse_in], scan_output_directions=[reverse_out],
+                            scan_output_axes=[out_axis])
+    y_shape = [5, 3] if out_axis in (0, -2) else [3, 5]
+    return onnx_model([node], [_f32("s0", [3]), _f32("X", [5, 3]), _f32("bias", [3])],
+                      [_f32("s_final", [3]), _f32("Y", y_shape)],
+                      [numpy_helper.from_array(seeded(3, seed=3), "w")], opset=16)
+
+
+@pytest.mark.parametrize("reverse_in,reverse_out,out_axis", [(0, 0, 0), (1, 0, 1), (0, 1, -1)])
+def test_scan_unrolled_with_outer_values(reverse_in, reverse_out, out_axis):
+    model = _scan_model(reverse_in, reverse_out, out_axis)
+    compile_and_compare(model, {"s0": seeded(3, seed=0), "X": seeded(5, 3, seed=1), "bias": seeded(3, seed=2)})
+
+
+def _loop_model(trip_count_input=False):
+    """Loop: acc = acc * 0.5 + x each iteration (x read from the enclosing graph), the scan
+    output collects acc + iteration number; 4 iterations (a constant, or a graph input)."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Mul", ["acc_in", "half"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "x"], ["acc_out"]),
+         helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
+         helper.make_node("Add", ["acc_out", "i_f"], ["step"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []), _f32("acc_in", [2, 3])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _f32("acc_out", [2, 3]),
+         _f32("step", [2, 3])],
+        initializer=[numpy_helper.from_array(np.array(0.5, np.float32), "half")])
+    node = helper.make_node("Loop", ["M", "cond", "acc0"], ["acc", "steps"], body=body)
+    inits = [numpy_helper.from_array(np.array(True), "cond")]
+    inputs = [_f32("acc0", [2, 3]), _f32("x", [2, 3])]
+    if trip_count_input:
+        inputs.append(helper.make_tensor_value_info("M", TensorProto.INT64, []))
+    else:
+        inits.append(numpy_helper.from_array(np.array(4, np.int64), "M"))
+    return onnx_model([node], inputs, [_f32("acc", [2, 3]), _f32("steps", [4, 2, 3])], inits, opset=16)
+
+
+def test_loop_with_constant_trip_count_is_unrolled():
+    compile_and_compare(_loop_model(), {"acc0": seeded(2, 3, seed=0), "x": seeded(2, 3, seed=1)})
+
+
+def test_loop_with_run_time_trip_count_is_refused_cleanly():
+    feeds = {"acc0": seeded(2, 3, seed=0), "x": seeded(2, 3, seed=1), "M": np.array(4, np.int64)}
+    with pytest.raises(JobFailure, match="Loop with a trip count computed at run time is not supported"):
+        compile_and_compare(_loop_model(trip_count_input=True), feeds)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_if_with_run_time_condition(flag):
+    """TVM imports If itself (a relax.If); the operator check lets it through."""
+    def branch(name, op):
+        return helper.make_graph([helper.make_node(op, ["a", "b"], [f"{name}_out"])], name, [],
+                                 [_f32(f"{name}_out", [2, 3])])
+
+    node = helper.make_node("If", ["c"], ["y"], then_branch=branch("then", "Add"), else_branch=branch("else", "Sub"))
+    model = onnx_model([node], [helper.make_tensor_value_info("c", TensorProto.BOOL, []), _f32("a", [2, 3]),
+                                _f32("b", [2, 3])], [_f32("y", [2, 3])], opset=16)
+    compile_and_compare(model, {"c": np.array(flag), "a": seeded(2, 3, seed=0), "b": seeded(2, 3, seed=1)})
