@@ -84,3 +84,30 @@ def test_if_with_run_time_condition(flag):
     model = onnx_model([node], [helper.make_tensor_value_info("c", TensorProto.BOOL, []), _f32("a", [2, 3]),
                                 _f32("b", [2, 3])], [_f32("y", [2, 3])], opset=16)
     compile_and_compare(model, {"c": np.array(flag), "a": seeded(2, 3, seed=0), "b": seeded(2, 3, seed=1)})
+
+
+@pytest.mark.parametrize("source,target", [(np.float32, TensorProto.INT32), (np.int64, TensorProto.DOUBLE),
+                                           (np.uint16, TensorProto.INT16)])
+def test_bitcast_keeps_the_bits(source, target):
+    x = (seeded(2, 3, seed=0) * 1000).astype(source)
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(source))
+    model = onnx_model([helper.make_node("BitCast", ["x"], ["y"], to=target)],
+                       [helper.make_tensor_value_info("x", elem, [2, 3])],
+                       [helper.make_tensor_value_info("y", target, [2, 3])], opset=26)
+    compile_and_compare(model, {"x": x})
+
+
+@pytest.mark.parametrize("mode,writes", [("linear", [0, 2]), ("circular", [3, 1])])
+def test_tensor_scatter_updates_the_cache(mode, writes):
+    model = onnx_model([helper.make_node("TensorScatter", ["past", "update", "w"], ["present"], mode=mode)],
+                       [_f32("past", [2, 1, 4, 5]), _f32("update", [2, 1, 2, 5]),
+                        helper.make_tensor_value_info("w", TensorProto.INT64, [2])],
+                       [_f32("present", [2, 1, 4, 5])], opset=24)
+    compile_and_compare(model, {"past": seeded(2, 1, 4, 5, seed=0), "update": seeded(2, 1, 2, 5, seed=1),
+                                "w": np.array(writes, np.int64)})
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_det_of_small_matrices(n):
+    model = onnx_model([helper.make_node("Det", ["x"], ["d"])], [_f32("x", [3, n, n])], [_f32("d", [3])], opset=22)
+    compile_and_compare(model, {"x": seeded(3, n, n, seed=n)}, rtol=1e-5, atol=1e-5)
