@@ -20,6 +20,7 @@ read. The pre-pass rewrites the graph without changing its inputs, outputs or nu
 * values a Scan or Loop body reads from the enclosing graph become extra state inputs of the
   node (passed through the body unchanged): the converters that unroll these bodies
   (``onnx_converters/control_flow.py``) see only their node's inputs.
+* an If whose condition is constant after folding is replaced by the branch it takes.
 * ``Sum`` with more than two inputs becomes a chain of ``Add`` (TVM's Sum converter mishandles it).
 * onnx shape inference runs first (the inferred value_info is kept); when it fails the pre-pass
   goes on without it.
@@ -28,6 +29,7 @@ read. The pre-pass rewrites the graph without changing its inputs, outputs or nu
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -268,7 +270,14 @@ def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
     new_nodes = []
     new_initializers = []
     changed = False
-    for node in graph.node:
+    pending = deque(graph.node)
+    while pending:
+        node = pending.popleft()
+        branch = _constant_if_branch(node, known)
+        if branch is not None:  # its nodes are folded in turn (nested Ifs included)
+            pending.extendleft(reversed(branch))
+            changed = True
+            continue
         tensors = _fold_node(node, known, static, opsets)
         if tensors is None:
             new_nodes.append(node)
@@ -290,6 +299,20 @@ def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
     keep = [v for v in graph.value_info if v.name not in folded]
     del graph.value_info[:]
     graph.value_info.extend(keep)
+
+
+def _constant_if_branch(node: Any, known: Mapping[str, Any]) -> list | None:
+    """The nodes that replace an If whose condition is a known constant: the chosen branch's
+    initializers (as Constant nodes), its nodes, and Identity nodes naming its outputs as the If's."""
+    from onnx import helper, numpy_helper
+
+    if node.op_type != "If" or node.domain not in ("", "ai.onnx") or node.input[0] not in known:
+        return None
+    chosen = "then_branch" if numpy_helper.to_array(known[node.input[0]]).reshape(-1)[0] else "else_branch"
+    branch = next(a.g for a in node.attribute if a.name == chosen)
+    constants = [helper.make_node("Constant", [], [t.name], value=t) for t in branch.initializer]
+    outputs = [helper.make_node("Identity", [b.name], [o]) for b, o in zip(branch.output, node.output) if o]
+    return [*constants, *branch.node, *outputs]
 
 
 def _fold_node(node: Any, known: Mapping[str, Any], static: Mapping[str, tuple[int, ...]], opsets) -> list | None:

@@ -111,3 +111,21 @@ def test_tensor_scatter_updates_the_cache(mode, writes):
 def test_det_of_small_matrices(n):
     model = onnx_model([helper.make_node("Det", ["x"], ["d"])], [_f32("x", [3, n, n])], [_f32("d", [3])], opset=22)
     compile_and_compare(model, {"x": seeded(3, n, n, seed=n)}, rtol=1e-5, atol=1e-5)
+
+
+def test_if_with_constant_condition_becomes_its_branch():
+    """The pre-pass replaces the If by the branch it takes (its initializers included), so no
+    relax.If is left to import."""
+    from neo_local.frontends.onnx_prepass import prepass
+
+    then_branch = helper.make_graph([helper.make_node("Mul", ["a", "k"], ["then_out"])], "then", [],
+                                    [_f32("then_out", [2, 3])],
+                                    initializer=[numpy_helper.from_array(np.float32(3.0).reshape(()), "k")])
+    else_branch = helper.make_graph([helper.make_node("Neg", ["a"], ["else_out"])], "else", [],
+                                    [_f32("else_out", [2, 3])])
+    nodes = [helper.make_node("If", ["c"], ["t"], then_branch=then_branch, else_branch=else_branch),
+             helper.make_node("Add", ["t", "a"], ["y"])]
+    model = onnx_model(nodes, [_f32("a", [2, 3])], [_f32("y", [2, 3])],
+                       [numpy_helper.from_array(np.array(True), "c")], opset=16)
+    assert [n.op_type for n in prepass(model).graph.node] == ["Mul", "Identity", "Add"]
+    compile_and_compare(model, {"a": seeded(2, 3, seed=0)})
