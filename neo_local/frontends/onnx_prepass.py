@@ -167,7 +167,8 @@ def _outer_reads(body: Any) -> list[str]:
     nodes = list(all_nodes(body))
     defined = {v.name for v in body.input} | {t.name for t in body.initializer}
     defined |= {o for n in nodes for o in n.output}
-    defined |= {v.name for n in nodes for a in n.attribute for g in [a.g, *a.graphs] for v in [*g.input, *g.initializer]}
+    subgraphs = [g for n in nodes for a in n.attribute for g in [a.g, *a.graphs]]
+    defined |= {v.name for g in subgraphs for v in [*g.input, *g.initializer]}
     return sorted({i for n in nodes for i in n.input if i and i not in defined})
 
 

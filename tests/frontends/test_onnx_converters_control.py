@@ -129,3 +129,27 @@ def test_if_with_constant_condition_becomes_its_branch():
                        [numpy_helper.from_array(np.array(True), "c")], opset=16)
     assert [n.op_type for n in prepass(model).graph.node] == ["Mul", "Identity", "Add"]
     compile_and_compare(model, {"a": seeded(2, 3, seed=0)})
+
+
+@pytest.mark.parametrize("with_mask_bias,attrs", [
+    (False, {}),
+    (True, {"group": 2, "offset_group": 2, "strides": [2, 1], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+])
+def test_deform_conv_samples_bilinearly(with_mask_bias, attrs):
+    """Offsets of a few pixels push sampling points across and beyond the image border."""
+    n, c, h, w, oc, k = 2, 4, 6, 5, 6, 3
+    group, offset_group = attrs.get("group", 1), attrs.get("offset_group", 1)
+    strides, pads, dil = attrs.get("strides", [1, 1]), attrs.get("pads", [0, 0, 0, 0]), attrs.get("dilations", [1, 1])
+    oh = (h + pads[0] + pads[2] - dil[0] * (k - 1) - 1) // strides[0] + 1
+    ow = (w + pads[1] + pads[3] - dil[1] * (k - 1) - 1) // strides[1] + 1
+    names, inputs = ["X", "W", "offset"], [_f32("X", [n, c, h, w]), _f32("W", [oc, c // group, k, k]),
+                                           _f32("offset", [n, offset_group * k * k * 2, oh, ow])]
+    feeds = {"X": seeded(n, c, h, w, seed=0), "W": seeded(oc, c // group, k, k, seed=1),
+             "offset": seeded(n, offset_group * k * k * 2, oh, ow, seed=2, scale=2.0)}
+    if with_mask_bias:
+        names += ["B", "mask"]
+        inputs += [_f32("B", [oc]), _f32("mask", [n, offset_group * k * k, oh, ow])]
+        feeds.update(B=seeded(oc, seed=3), mask=seeded(n, offset_group * k * k, oh, ow, seed=4))
+    node = helper.make_node("DeformConv", names, ["Y"], kernel_shape=[k, k], **attrs)
+    model = onnx_model([node], inputs, [_f32("Y", [n, oc, oh, ow])], opset=22)
+    compile_and_compare(model, feeds, rtol=1e-4, atol=1e-5)
