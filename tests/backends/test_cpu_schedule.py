@@ -48,7 +48,40 @@ def test_vector_config_by_target():
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "znver3"}) == (8, 12)
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "skylake-avx512"}) == (16, 16)
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "x86-64"}) is None  # SSE2 only: plain build
-    assert cpu_schedule.vector_config({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}) is None
+    a72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}
+    assert cpu_schedule.vector_config(a72) == (4, 20)  # NEON: 4 fp32 lanes, 20 of the 32 v registers
+    assert cpu_schedule.vector_config({**a72, "mattr": ["-neon"]}) is None
+    armv7 = {"kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "cortex-a53", "mattr": ["+neon"]}
+    assert cpu_schedule.vector_config(armv7) is None  # no armv7 runtime here to check numbers: plain build
+
+
+A72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}
+
+
+def _llvm_asm(executable) -> str:
+    return next(m for m in executable.mod.imports if m.kind == "llvm").inspect_source("asm")
+
+
+def test_aarch64_kernels_lower_to_neon_fmla():
+    """The conv's register tile (2 output-channel vectors x 7 columns here) becomes NEON fused
+    multiply-adds on 4 x fp32 (mostly fmla by element: the input value read by lane), with no vector
+    register spilled to the stack inside the reduction; so does the matmul's tile. Numbers for
+    aarch64 are checked under qemu (tests/test_pipeline_arm.py)."""
+    import re
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 16, 3, 3)).astype("float32")
+    ex, stats = cpu_schedule.compile_cpu(_conv_module((1, 16, 14, 14), w, np.zeros(32, "float32"), 1, 1, False, "relu"), A72)
+    assert stats["conv"] == 1 and stats["lanes"] == 4, stats
+    asm = _llvm_asm(ex)
+    conv = asm[asm.index(".L__tvm_parallel_lambda"):]  # the parallel bodies: padding, then the conv tile
+    # by lane, or from a broadcast (ld1r); one step of (rc, ry, rx): the 4 input channels of a block, unrolled
+    assert len(re.findall(r"fmla\tv\d+\.4s, v\d+\.4s, v\d+\.(4s|s\[\d\])", conv)) >= 2 * 7 * 4
+    assert not re.search(r"\b(ldr|ldp)\tq\d+, .*\[sp", conv.split("fmla", 1)[1].rsplit("fmla", 1)[0])
+    ex, stats = cpu_schedule.compile_cpu(_matmul_module((1, 16, 64), rng.standard_normal((64, 32)).astype("float32"),
+                                                        None, False), A72)
+    assert stats["matmul"] == 1, stats
+    assert re.search(r"fmla\tv\d+\.4s", _llvm_asm(ex))
 
 
 @pytest.mark.parametrize("out_w,oc_chunks,max_acc", [(56, 8, 12), (7, 64, 12), (112, 8, 16), (13, 3, 12), (1, 1, 12)])

@@ -1,9 +1,12 @@
-"""Default CPU pipeline for llvm x86 targets: blocked-layout conv2d with hand-written TIR schedules.
+"""Default CPU pipeline for llvm x86 and ARM targets: blocked-layout conv2d with hand-written TIR schedules.
 
 ``compile_cpu(mod, target)`` runs the Relax rewrites (``passes``), schedules every kernel
 (``schedules``) and builds with ``tvm.compile``. ``applies_to(target)`` says which targets it is
-for: llvm targets on x86 (AVX2: 8-lane blocks, 12 accumulators; AVX-512: 16-lane blocks,
-16 accumulators). Others keep TVM's plain pipeline.
+for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks,
+12 of its 16 ymm registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON
+(4 lanes, 20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which
+``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills). Others
+(armv7, SSE-only x86, aarch64 without NEON) keep TVM's plain pipeline.
 """
 
 from __future__ import annotations
@@ -21,26 +24,33 @@ _AVX512_CPUS = {
 
 
 def vector_config(tvm_target: Mapping[str, Any]) -> tuple[int, int] | None:
-    """(lanes, max accumulators) for an x86 llvm target, None where this pipeline does not apply."""
+    """(lanes, max accumulators) for an llvm target this pipeline schedules, None for the others."""
     if tvm_target.get("kind") != "llvm":
         return None
     triple = str(tvm_target.get("mtriple", ""))
+    if triple.startswith(("aarch64", "arm64")):
+        return (4, 20) if "neon" in _features(tvm_target) else None
     if not (triple.startswith("x86_64") or triple == ""):
         return None
-    import tvm
-
-    target = tvm.target.Target(dict(tvm_target))
-    try:
-        features = {str(k).lstrip("+") for k in tvm.target.codegen.llvm_get_cpu_features(target)}
-    except Exception:  # noqa: BLE001
-        features = set()
-    mcpu = str(tvm_target.get("mcpu", ""))
-    attrs = {str(a).lstrip("+") for a in tvm_target.get("mattr", ())}
-    if "avx512f" in features | attrs or mcpu in _AVX512_CPUS:
+    features = _features(tvm_target)
+    if "avx512f" in features or str(tvm_target.get("mcpu", "")) in _AVX512_CPUS:
         return 16, 16
-    if "avx2" in features | attrs or "fma" in features:
+    if "avx2" in features or "fma" in features:
         return 8, 12
     return None
+
+
+def _features(tvm_target: Mapping[str, Any]) -> set[str]:
+    """LLVM's features of the target's mcpu with its mattr additions ("+x") and removals ("-x")."""
+    import tvm
+
+    try:
+        cpu = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target(dict(tvm_target)))
+        features = {str(k).lstrip("+") for k in cpu}
+    except Exception:  # noqa: BLE001
+        features = set()
+    mattr = [str(a) for a in tvm_target.get("mattr", ())]
+    return (features | {a.lstrip("+") for a in mattr if not a.startswith("-")}) - {a[1:] for a in mattr if a.startswith("-")}
 
 
 def applies_to(tvm_target: Mapping[str, Any]) -> bool:

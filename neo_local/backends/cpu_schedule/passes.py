@@ -143,7 +143,7 @@ class _ConstantRankMatcher(relax.PyExprMutator):
     @staticmethod
     def _at_rank(bias: relax.Expr, x: relax.Expr) -> relax.Expr:
         """A rank-1 per-channel constant for a channels-last 4-D ``x`` as (1, 1, 1, C)."""
-        shape = _static_shape(x)
+        shape = static_shape(x)
         value = bias.value.numpy()
         if shape is None or len(shape) != 4 or value.ndim != 1 or value.shape[0] != shape[-1] or shape[-1] == 1:
             return bias
@@ -157,7 +157,8 @@ def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
 # --------------------------------------------------------------------------- 3-channel stem
 
 
-def _static_shape(expr: relax.Expr) -> list[int] | None:
+def static_shape(expr: relax.Expr) -> list[int] | None:
+    """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
     sinfo = expr.ty
     if not isinstance(sinfo, relax.TensorType) or sinfo.shape is None:
         return None
@@ -176,7 +177,7 @@ def _plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
         return None
     if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != "float32":
         return None
-    xs, ws = _static_shape(call.args[0]), _static_shape(call.args[1])
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
     return None if xs is None or ws is None else (xs, ws)
 
 
@@ -258,7 +259,7 @@ def _block_transform_kind(call: relax.Call, lanes: int) -> str | None:
     and on the index map at a few points)."""
     if call.attrs.pad_value is not None:
         return None
-    src, dst = _static_shape(call.args[0]), _static_shape(call)
+    src, dst = static_shape(call.args[0]), static_shape(call)
     if src is None or dst is None:
         return None
     im = call.attrs.index_map
@@ -304,7 +305,7 @@ def _is_depthwise(call: relax.Call, lanes: int) -> bool:
         return False
     if not isinstance(call.args[1], tvm.ir.expr.Constant):
         return False
-    xs, ws = _static_shape(call.args[0]), _static_shape(call.args[1])
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
     if xs is None or ws is None or len(xs) != 4 or len(ws) != 4:
         return False
     if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
@@ -351,7 +352,7 @@ class _BlockedRegion(relax.PyExprMutator):
                 args.append(b)
             else:
                 b = self._blocked_of(a)
-                if b is None or _static_shape(a) != out_shape:
+                if b is None or static_shape(a) != out_shape:
                     return None
                 args.append(b)
                 any_blocked = True
@@ -375,7 +376,7 @@ class _BlockedRegion(relax.PyExprMutator):
                         self.set_var_remap(var, src)
                         return
             elif name in _BINARY or name in _UNARY:
-                twin = self._elementwise(value, _static_shape(value))
+                twin = self._elementwise(value, static_shape(value))
                 if twin is not None:  # the NCHW value, where still needed, is the twin unblocked
                     value = self._unblock(twin)
             elif name == "relax.nn.conv2d" and _is_depthwise(value, self.lanes):
@@ -409,7 +410,7 @@ class _BlockedRegion(relax.PyExprMutator):
     def _mean(self, call: relax.Call):
         """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
         the (small) result, so that the producer's NCHW copy is not needed."""
-        xs = _static_shape(call.args[0])
+        xs = static_shape(call.args[0])
         b = self._blocked_of(call.args[0])
         if b is None or xs is None or len(xs) != 4 or call.attrs.axis is None:
             return None
@@ -503,19 +504,19 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         d and k and o and int(attrs.groups) == 1 and dtype == "float32"
         and d.group(1) == k.group(1) and k.group(2) == o.group(1)
         and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
-        and _static_shape(call.args[0]) is not None and _static_shape(call.args[1]) is not None
+        and static_shape(call.args[0]) is not None and static_shape(call.args[1]) is not None
     ):
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
             primfunc_name_hint="conv2d_nchwc",
         )
-    c_total = _static_shape(call.args[0])
+    c_total = static_shape(call.args[0])
     if (
         d and k and o and dtype == "float32" and k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
         and c_total is not None and len(c_total) == 5 and int(attrs.groups) == c_total[1] * c_total[4]
         and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
-        and _static_shape(call.args[1]) is not None and _static_shape(call.args[1])[0] == c_total[1]
+        and static_shape(call.args[1]) is not None and static_shape(call.args[1])[0] == c_total[1]
     ):
         return bb.call_te(
             depthwise_conv2d_nchwc_compute, call.args[0], call.args[1],
