@@ -85,6 +85,32 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 0.15, settle_s: float =
 # --------------------------------------------------------------------------- steps (in children)
 
 
+def sgemm_peak(threads: int, n: int = 1024, runs: int = 20) -> dict[str, Any]:
+    """This machine's float32 matmul rate: numpy's ``(n x n) @ (n x n)`` (its BLAS, ``threads``
+    threads), best of ``runs``: the reference that models' GFLOP/s are a fraction of."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    seconds = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ b  # warm-up: thread pool, caches
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            a @ b
+            seconds.append(time.perf_counter() - t0)
+    flops = 2 * n**3
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return {
+        "gflops": flops / min(seconds) / 1e9,
+        "median_gflops": flops / float(np.median(seconds)) / 1e9,
+        "how": f"numpy.matmul float32 {n}x{n} @ {n}x{n}, best of {runs}",
+        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "threads": threads,
+    }
+
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)

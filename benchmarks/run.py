@@ -10,7 +10,10 @@ in this same run, on all physical cores: the artifact through ``neo_local.runtim
 and the engines the entry compares with (onnxruntime and torch for the ONNX CNNs; TensorFlow,
 Keras, the TFLite interpreter, xgboost, scikit-learn for theirs; onnxruntime on neo-local's
 ONNX translation for MXNet and DarkNet, which cannot be installed here). The ratio
-neo-local / engine of the medians is recorded. Every engine is timed by the loop of
+neo-local / engine of the medians is recorded, and each engine's GFLOP/s: the model's
+convolution and matmul FLOPs (benchmarks/flops.py, counted once per model) over its median,
+also as a fraction of this machine's float32 sgemm rate, measured at the start of the same
+run (numpy's 1024x1024 matmul; ``measure.sgemm_peak``). Every engine is timed by the loop of
 ``neo-local benchmark`` (``neo_local.benchmark.time_runs``), each step in its own fresh
 process (see benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings,
 numbers) is appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is
@@ -33,7 +36,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure, suite
+from benchmarks import flops, measure, suite
 from neo_local.benchmark import Plan, max_abs_diff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,9 +134,9 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- one model
 
 
-def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any]:
+def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None = None, log=print) -> dict[str, Any]:
     """Build entry ``name`` of benchmarks.suite, compile it, and time neo-local and the engines
-    it is compared with, one after the other in this run."""
+    it is compared with, one after the other in this run; GFLOP/s as a fraction of ``peak_gflops``."""
     entry = suite.ENTRIES[name]
     work = WORK / name
     quiet = {}
@@ -147,6 +150,7 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
 
     log(f"[{name}] building the {entry.framework} archive")
     built = measure.in_child(suite.build_step, name, str(work), args.seed)
+    model_flops = measure.in_child(flops.flops_step, built)
     settle("compile")
     log(f"[{name}] compiling with neo_local.compile (this is the slow part)")
     job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
@@ -183,6 +187,7 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
     latency = {e.key: timed(e) for e in (suite.NEO_LOCAL, *entry.compare)}
     outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r.pop("outputs") for k, r in latency.items()}
     tvm = latency[suite.NEO_LOCAL.key]["median_ms"]
+    gflops = {k: model_flops / (r["median_ms"] * 1e6) for k, r in latency.items()} if model_flops else {}
     return {
         "model": name,
         "framework": entry.framework,
@@ -191,6 +196,9 @@ def bench_model(name: str, args: argparse.Namespace, log=print) -> dict[str, Any
         "compile": comp,
         "latency": latency,
         "ratio": {f"tvm_over_{e.key}": tvm / latency[e.key]["median_ms"] for e in entry.compare},
+        "flops": model_flops,  # 2 x multiply-adds of convs and matmuls; None for tree models
+        "gflops": gflops,
+        "peak_fraction": {k: g / peak_gflops for k, g in gflops.items()} if peak_gflops else {},
         "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
     }
 
@@ -202,11 +210,17 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
+def _gflops(r: dict[str, Any], key: str) -> str:
+    g = r.get("gflops", {}).get(key)
+    return "-" if g is None else f"{g:.1f}"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """Per model: each engine's latency and neo-local's time as a multiple of it."""
+    """Per model: each engine's latency, GFLOP/s (and share of the sgemm peak), and neo-local's
+    time as a multiple of it."""
     head = (
         f"{'model':<44}{'engine':<26}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
-        f"{'neo-local/x':>13}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
+        f"{'neo-local/x':>13}{'GFLOP/s':>9}{'of peak':>9}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -218,7 +232,8 @@ def table(results: list[dict[str, Any]]) -> str:
             ratio = "" if key == suite.NEO_LOCAL.key else f"{tvm / x['median_ms']:.2f}"
             lines.append(
                 f"{title if i == 0 else '':<44}{engine:<26}"
-                f"{x['median_ms']:>11.3f}{x['p90_ms']:>11.3f}{x['runs']:>6}{ratio:>13}{x['peak_rss_mb']:>13.0f}"
+                f"{x['median_ms']:>11.3f}{x['p90_ms']:>11.3f}{x['runs']:>6}{ratio:>13}"
+                f"{_gflops(r, key):>9}{_pct(r.get('peak_fraction', {}).get(key)):>9}{x['peak_rss_mb']:>13.0f}"
                 f"{_pct(x.get('other_cpu_share')):>12}{_pct(x.get('steal_share')):>7}"
             )
         c = r["compile"]
@@ -229,12 +244,18 @@ def table(results: list[dict[str, Any]]) -> str:
             f"artifact {c['artifact_bytes'] / 2**20:.2f} MB, mcpu {c['mcpu']}"
             + ("" if c.get("other_cpu_share") is None else f", others used {c['other_cpu_share']:.0%} CPU meanwhile")
         )
+        if r.get("flops"):
+            lines.append(f"{'':<44}{r['flops'] / 1e9:.3f} GFLOP per inference (conv and matmul multiply-adds x 2)")
         diffs = ", ".join(f"{k.replace('_vs_', '-')} {v:.2e}" for k, v in r["max_abs_diff"].items())
         lines.append(f"{'':<44}max |diff|: {diffs}")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = dt.datetime.now(dt.timezone.utc)
     load_before = os.getloadavg()
-    results = []
-    for name in names:
-        results.append(bench_model(name, args, log=lambda m: print(m, file=sys.stderr, flush=True)))
+    peak = measure.in_child(measure.sgemm_peak, args.threads)
+    _log(f"sgemm peak: {peak['gflops']:.1f} GFLOP/s ({peak['how']}, {peak['blas']})")
+    results = [bench_model(name, args, peak["gflops"], log=_log) for name in names]
     mcpu = results[0]["compile"]["mcpu"] if results else args.mcpu
     host = host_info(mcpu)
     record = {
@@ -305,10 +326,12 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "target": {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}, "CompilerOptions": {"mcpu": mcpu}},
         },
+        "sgemm_peak": peak,
         "results": results,
     }
     load = record["settings"]["loadavg_1m"]
-    print(f"{host['cpu_model']} ({host['llvm_cpu']}), {args.threads} threads, load average {load[0]} -> {load[1]}")
+    print(f"{host['cpu_model']} ({host['llvm_cpu']}), {args.threads} threads, load average {load[0]} -> {load[1]}, "
+          f"sgemm peak {peak['gflops']:.1f} GFLOP/s")
     print(table(results))
     if not args.no_save:
         path = args.results or results_path(host)

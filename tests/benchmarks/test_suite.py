@@ -47,6 +47,9 @@ def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
     assert r["max_abs_diff"]["tvm_vs_xgboost"] < 1e-5
     assert r["compile"]["artifact_bytes"] > 0 and r["compile"]["compile_s"] > 0
     assert record["settings"]["target"]["CompilerOptions"]["mcpu"] == r["compile"]["mcpu"]
+    # trees have no convs or matmuls to count: no GFLOP/s; the machine's sgemm rate is recorded anyway
+    assert (r["flops"], r["gflops"], r["peak_fraction"]) == (None, {}, {})
+    assert record["sgemm_peak"]["gflops"] > 0 and record["sgemm_peak"]["threads"] == 1
 
 
 @pytest.mark.parametrize("name", ["xgboost_multiclass", "sklearn_random_forest_classifier"])
