@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -51,30 +52,26 @@ def sample_inputs(specs: tuple[TensorSpec, ...], seed: int = 0) -> dict[str, np.
 
 
 def run_artifact(
-    artifact: Path, feeds: dict[str, np.ndarray], workdir: Path, emulator: emulation.Emulator | None = None
+    artifact: Path, feeds: dict[str, np.ndarray], workdir: Path, runner: emulation.Runner | None = None
 ) -> list[np.ndarray]:
-    """Run the artifact with ``feeds`` through ``neo_local.runtime.check`` in a new process;
-    under ``emulator`` (qemu-user) when given, from a copy of the runtime part of neo-local."""
+    """Run the artifact with ``feeds`` in a new process: by default this interpreter with the TVM
+    runtime alone; else ``runner`` (qemu-user, wine: see neo_local.targets.emulation)."""
+    runner = runner or emulation.HostPython(sys.executable)
     workdir.mkdir(parents=True, exist_ok=True)
-    inputs, outputs = workdir / "verify-inputs.npz", workdir / "verify-outputs.npz"
-    np.savez(inputs, **feeds)
-    args = ["-m", "neo_local.runtime.check", str(artifact.resolve()), str(inputs.resolve()), str(outputs.resolve())]
-    cwd = None
-    if emulator is None:
-        argv = [sys.executable, *args]
-        env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1"}  # the runtime alone, as on a device
-    else:
-        argv = [*emulator.python(), *args]
-        # run from the staged copy: ``-m`` puts the working directory first on sys.path
-        cwd = emulation.stage_runtime(workdir / "device-runtime")
-        env = emulator.environment(cwd)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, cwd=cwd)
+    call = runner.invocation(artifact, feeds, workdir)
+    where = runner.describe()
+    proc = subprocess.Popen(call.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(call.env),
+                            cwd=call.cwd, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: wine and qemu start helpers
+        proc.communicate()
+        raise internal_error(f"the compiled artifact did not finish within {TIMEOUT_S} s {where}") from None
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        where = f"under {emulator.describe()}" if emulator else "in a fresh process"
+        tail = (stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise internal_error(f"the compiled artifact failed to run {where}: {tail}")
-    with np.load(outputs) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
+    return call.read_outputs()
 
 
 def compare(expected: list[np.ndarray], actual: list[np.ndarray]) -> tuple[float, float]:
@@ -103,11 +100,13 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
         return _check_gpu_artifact(artifact, target)
     if model.reference is None:
         return Verification("skipped", "the framework gave no reference to compare with")
-    emulator, how = None, "ran in a fresh process on this host"
+    runner, how = None, "ran in a fresh process on this host"
     if not emulation.host_runs(target.os, target.arch):
-        library = artifact / _library_name(artifact)
-        structure = structural_check(library, target.os, target.arch)
+        runtime = _runtime(artifact)
+        structure = structural_check(artifact / runtime["Library"], target.os, target.arch)
         found = emulation.find_emulator(target.os, target.arch, str(target.tvm_target.get("mcpu", "")))
+        if not isinstance(found, str) and not found.runs(runtime["Kind"]):
+            found = f"what runs its libraries here ({found.describe()}) runs TVM Relax VM libraries, not {runtime['Kind']}"
         if isinstance(found, str):
             return Verification(
                 "structural",
@@ -115,8 +114,8 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
                 f"{target.arch}, and {found}. "
                 f"Structural check passed: {structure}",
             )
-        emulator, how = found, f"ran under {found.describe()} ({structure})"
-    missing = () if emulator else missing_on_host(target.cpu_features)
+        runner, how = found, f"ran {found.describe()} ({structure})"
+    missing = () if runner else missing_on_host(target.cpu_features)
     if missing:
         return Verification(
             "skipped",
@@ -125,7 +124,7 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
         )
     feeds = sample_inputs(model.inputs)
     expected = model.reference(feeds)
-    actual = run_artifact(artifact, feeds, workdir, emulator)
+    actual = run_artifact(artifact, feeds, workdir, runner)
     max_abs, max_rel = compare(expected, actual)
     if model.tolerance is None:
         failed, limit = max_rel > TOLERANCE, f"tolerance {TOLERANCE}"
@@ -146,7 +145,7 @@ def _check_gpu_artifact(artifact: Path, target: TargetSpec) -> Verification:
     import tvm
 
     code = GPU_CODES[str(target.accelerator)]
-    library = artifact / _library_name(artifact)
+    library = artifact / _runtime(artifact)["Library"]
     host = structural_check(library, target.os, target.arch)
     kernels = kernel_check(library, code.kind, str((target.gpu_target or {}).get("arch", "")))
     runtime = "has" if tvm.runtime.enabled(code.kind) else "has no"
@@ -157,10 +156,12 @@ def _check_gpu_artifact(artifact: Path, target: TargetSpec) -> Verification:
     )
 
 
-def _library_name(folder: Path) -> str:
+def _runtime(folder: Path) -> dict[str, str]:
+    """compiled.meta's Runtime: the library's file name and the runtime kind that loads it."""
     import json
 
     try:
-        return json.loads((folder / "compiled.meta").read_text())["Runtime"]["Library"]
+        runtime = json.loads((folder / "compiled.meta").read_text())["Runtime"]
     except (OSError, ValueError, KeyError):
-        return "compiled.so"
+        runtime = {}
+    return {"Library": "compiled.so", "Kind": "tvm-relax-vm", **runtime}

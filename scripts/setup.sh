@@ -22,6 +22,8 @@ i686-linux-gnu-gcc      /usr/i686-linux-gnu/lib/crti.o       gcc-i686-linux-gnu 
 x86_64-w64-mingw32-gcc  /usr/x86_64-w64-mingw32/lib/crt2.o   gcc-mingw-w64-x86-64-win32
 CROSS
 command -v qemu-aarch64-static >/dev/null || want_apt+=(qemu-user-static)
+# wine64 runs x86_win64 artifacts (scripts/setup-windows-runtime.sh); about 20 s and 670 MB with its libraries
+command -v wine64 >/dev/null || [ -x /usr/lib/wine/wine64 ] || want_apt+=(wine64)
 if [ "$(id -u)" = 0 ]; then
   need_apt+=("${want_apt[@]}")
 elif [ ${#want_apt[@]} -gt 0 ]; then
@@ -56,20 +58,7 @@ if [ "${NEO_LOCAL_SKIP_EMULATION:-0}" != 1 ]; then
     echo "neo-local: the aarch64 emulation runtime could not be prepared; aarch64 artifacts will be checked structurally only" >&2
 fi
 
-# Windows x64 DLLs link against tvm_ffi.lib, the import library in the win_amd64 wheel of the
-# apache-tvm-ffi version installed here (about 3.5 MB, once; cached in .cache/windows-x86_64)
-tvm_ffi=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-tvm-ffi"))')
-win_lib=".cache/windows-x86_64/apache-tvm-ffi-$tvm_ffi"
-if [ ! -f "$win_lib/tvm_ffi.lib" ]; then
-  rm -rf "$win_lib.partial" && mkdir -p "$win_lib.partial"
-  if .venv/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --platform win_amd64 \
-       --python-version 3.11 -d "$win_lib.partial" "apache-tvm-ffi==$tvm_ffi" &&
-     .venv/bin/python -c 'import sys, zipfile, glob
-d = sys.argv[1]
-with zipfile.ZipFile(glob.glob(d + "/*.whl")[0]) as whl:
-    open(d + "/tvm_ffi.lib", "wb").write(whl.read("tvm_ffi/lib/tvm_ffi.lib"))' "$win_lib.partial"; then
-    rm -f "$win_lib.partial"/*.whl && rm -rf "$win_lib" && mv "$win_lib.partial" "$win_lib"
-  else
-    echo "neo-local: the Windows import library tvm_ffi.lib could not be fetched; x86_win64 cannot be linked" >&2
-  fi
-fi
+# Windows x64: tvm_ffi.lib to link x86_win64 DLLs against, and (with wine64) the Windows TVM runtime DLLs
+# and a wine prefix to run them (from the win_amd64 wheels, once; cached in .cache/windows-x86_64)
+bash scripts/setup-windows-runtime.sh ||
+  echo "neo-local: the Windows runtime could not be prepared; x86_win64 artifacts may not link, or are checked structurally only" >&2

@@ -1,13 +1,19 @@
-"""Checks of aarch64 libraries on an x86_64 host: structure (readelf), the emulator's setup,
-and the runtime's refusal of a library for another architecture."""
+"""Checks of foreign libraries on an x86_64 host: structure (readelf), the runners' setup (qemu,
+wine, the native loader), stopping a run that hangs, and the runtime's refusal of a library for
+another architecture."""
 
 import json
+import os
 import platform
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from neo_local import verify
 from neo_local.api.errors import JobFailure
 from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
@@ -85,9 +91,67 @@ def test_missing_emulation_runtime_is_said(tmp_path, monkeypatch):
             f"the aarch64 python and TVM runtime are not prepared in {tmp_path / 'none'} "
             "(run scripts/setup-aarch64-emulation.sh)"
         )
-    assert emulation.find_emulator("LINUX", "ARM_EABIHF", "cortex-a7") == (
-        "nothing on this host runs LINUX ARM_EABIHF libraries (see the target's notes)"
+    assert emulation.find_emulator("LINUX", "X86", "i686") == (
+        "nothing on this host runs LINUX X86 libraries (see the target's notes)"
     )
+
+
+def test_missing_native_runtimes_are_said(tmp_path, monkeypatch):
+    monkeypatch.setenv(emulation.WINDOWS_ENV_DIR, str(tmp_path / "no-windows"))
+    monkeypatch.setenv(emulation.ARMHF_ENV_DIR, str(tmp_path / "no-armhf"))
+    windows = emulation.find_emulator("WINDOWS", "X86_64", "x86-64")
+    if shutil.which("wine64") or shutil.which("/usr/lib/wine/wine64"):
+        assert windows == (
+            f"the Windows TVM runtime DLLs and wine prefix are not prepared in {tmp_path / 'no-windows'} "
+            "(run scripts/setup-windows-runtime.sh)"
+        )
+    else:
+        assert windows == "wine64 is not installed (Debian package wine64; scripts/setup.sh installs it as root)"
+    if shutil.which("qemu-arm-static"):
+        assert emulation.find_emulator("LINUX", "ARM_EABIHF", "cortex-a7") == (
+            f"the armhf TVM runtime is not built in {tmp_path / 'no-armhf'} (run scripts/setup-armhf-runtime.sh)"
+        )
+
+
+def test_every_emulated_pair_has_a_runner():
+    assert set(emulation.RUNNERS) == {("LINUX", "ARM64"), ("WINDOWS", "X86_64"), ("LINUX", "ARM_EABIHF")}
+
+
+@_needs("x86_64-w64-mingw32-gcc")
+def test_native_loader_builds_once_per_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(emulation, "LOADER_CACHE", tmp_path)
+    exe = emulation.build_loader("x86_64-w64-mingw32-gcc", ".exe")
+    assert exe == emulation.build_loader("x86_64-w64-mingw32-gcc", ".exe")
+    assert [p.name for p in tmp_path.iterdir()] == [exe.name]
+    dump = subprocess.run(["objdump", "-p", str(exe)], capture_output=True, text=True, check=True).stdout
+    # the TVM libraries are opened at run time: the loader imports only Windows system DLLs
+    assert "(PE32+)" in dump and "tvm" not in dump.lower()
+
+
+@dataclass(frozen=True)
+class _Sleeper:
+    """A runner whose program never finishes and leaves a child behind (as wine's helpers do)."""
+
+    pid_file: Path
+
+    def describe(self) -> str:
+        return "under a sleeper"
+
+    def runs(self, runtime_kind: str) -> bool:
+        return True
+
+    def invocation(self, artifact, feeds, workdir) -> emulation.Invocation:
+        script = f"sleep 60 & echo $! > {self.pid_file}; wait"
+        return emulation.Invocation(("sh", "-c", script), dict(os.environ), None, workdir / "out")
+
+
+def test_a_run_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify, "TIMEOUT_S", 1)
+    with pytest.raises(JobFailure, match=r"InternalError: the compiled artifact did not finish within 1 s under a sleeper"):
+        verify.run_artifact(tmp_path, {}, tmp_path / "run", _Sleeper(tmp_path / "pid"))
+    stat = Path(f"/proc/{int((tmp_path / 'pid').read_text())}/stat")
+    time.sleep(0.2)
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")  # gone, or a zombie left to init
 
 
 def test_emulator_picks_the_qemu_cpu_model():
