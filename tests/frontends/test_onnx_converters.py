@@ -331,3 +331,48 @@ def test_torch_text_model_exported_to_onnx_matches_torch(cell, tmp_path):
     with torch.no_grad():
         expected = model(tokens).numpy()
     np.testing.assert_allclose(got[0], expected, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- detection: NMS and TopK kernels
+
+
+def _nms_boxes(center_point_box):
+    """Boxes on a 4x4 grid jittered so that neighbours overlap, some with flipped corners."""
+    rng = np.random.default_rng(3)
+    centres = np.stack(np.meshgrid(np.arange(4.0), np.arange(4.0)), -1).reshape(16, 2) * 0.6
+    centres = np.broadcast_to(centres, (2, 16, 2)) + rng.uniform(-0.2, 0.2, (2, 16, 2))
+    sizes = rng.uniform(0.5, 1.2, (2, 16, 2))
+    if center_point_box:
+        return np.concatenate([centres, sizes], -1).astype(np.float32)
+    corners = np.concatenate([centres - sizes / 2, centres + sizes / 2], -1)
+    corners[:, ::3] = corners[:, ::3][..., [2, 3, 0, 1]]  # every third box lists its corners the other way round
+    return corners.astype(np.float32)
+
+
+@pytest.mark.parametrize("center_point_box", [0, 1])
+def test_non_max_suppression_with_thresholds_given_at_run_time(center_point_box):
+    """Two batches, three classes; max count, IoU and score thresholds are graph inputs (TVM's
+    converter reads them as 0 then); the selected count is data-dependent."""
+    scalars = [helper.make_tensor_value_info("max", TensorProto.INT64, [1]), _f32("iou", [1]), _f32("min_score", [])]
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "max", "iou", "min_score"], ["selected"],
+                            center_point_box=center_point_box)
+    model = onnx_model([node], [_f32("boxes", [2, 16, 4]), _f32("scores", [2, 3, 16]), *scalars],
+                       [helper.make_tensor_value_info("selected", TensorProto.INT64, ["n", 3])], opset=11)
+    scores = np.random.default_rng(4).uniform(0, 1, (2, 3, 16)).astype(np.float32)
+    scores[1, 2, 5] = scores[1, 2, 9]  # a tie: the lower index is taken first
+    for limit, iou, min_score in [(5, 0.3, 0.2), (16, 0.0, 0.0), (0, 0.5, 0.1)]:
+        compile_and_compare(model, {"boxes": _nms_boxes(center_point_box), "scores": scores,
+                                    "max": np.array([limit], np.int64), "iou": np.array([iou], np.float32),
+                                    "min_score": np.array(min_score, np.float32)})
+
+
+@pytest.mark.parametrize("axis, largest", [(1, 1), (-1, 0)])
+def test_top_k_with_ties_along_an_axis(axis, largest):
+    x = np.round(seeded(2, 6, 5, seed=8) * 2) / 2  # many equal values
+    k = numpy_helper.from_array(np.array([3], np.int64), "k")
+    out_shape = [2, 3, 5] if axis == 1 else [2, 6, 3]
+    model = onnx_model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=axis, largest=largest)],
+                       [_f32("x", [2, 6, 5])],
+                       [_f32("values", out_shape), helper.make_tensor_value_info("indices", TensorProto.INT64, out_shape)],
+                       [k], opset=11)
+    compile_and_compare(model, {"x": x})
