@@ -221,6 +221,7 @@ static void* aligned_buffer(size_t size, void** base) {
 
 static void free_managed(DLManagedTensor* self) {
   free(self->manager_ctx);
+  free(self->dl_tensor.shape);
   free(self);
 }
 
@@ -253,7 +254,7 @@ static TVMFFIObjectHandle read_npy(const char* path) {
   t->device.device_id = 0;
   t->ndim = spec.ndim;
   t->dtype = spec.dtype;
-  t->shape = shape; /* lives as long as the process: the VM may keep views of the inputs */
+  t->shape = shape;
   managed->deleter = free_managed;
   TVMFFIObjectHandle tensor = NULL;
   if (ffi.tensor_from_dlpack(managed, ALIGNMENT, 1, &tensor) != 0) fail_raised(path);
