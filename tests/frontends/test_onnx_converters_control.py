@@ -153,3 +153,35 @@ def test_deform_conv_samples_bilinearly(with_mask_bias, attrs):
     node = helper.make_node("DeformConv", names, ["Y"], kernel_shape=[k, k], **attrs)
     model = onnx_model([node], inputs, [_f32("Y", [n, oc, oh, ow])], opset=22)
     compile_and_compare(model, feeds, rtol=1e-4, atol=1e-5)
+
+
+def _ml_model(nodes, inputs, outputs):
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)])
+
+
+def test_binarizer_and_array_feature_extractor():
+    nodes = [helper.make_node("Binarizer", ["x"], ["b"], domain="ai.onnx.ml", threshold=0.3),
+             helper.make_node("ArrayFeatureExtractor", ["b", "i"], ["y"], domain="ai.onnx.ml")]
+    model = _ml_model(nodes, [_f32("x", [3, 5]), helper.make_tensor_value_info("i", TensorProto.INT64, [2])],
+                      [_f32("y", [3, 2])])
+    compile_and_compare(model, {"x": seeded(3, 5, seed=0), "i": np.array([4, 1], np.int64)})
+
+
+@pytest.mark.parametrize("aggregate", [0, 1])  # AVERAGE, SUM
+def test_tree_ensemble_modes_membership_and_missing_values(aggregate):
+    """Tree 0: x0 <= 0.5 ? (x1 in {1, 2} ? leaf 1 : leaf 2) : leaf 0; tree 1: x1 > 0 (NaN goes
+    true) ? leaf 3 : leaf 4; two targets."""
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", aggregate_function=aggregate, n_targets=2,
+        tree_roots=[0, 2], nodes_featureids=[0, 1, 1],
+        nodes_modes=numpy_helper.from_array(np.array([0, 6, 3], np.uint8)),
+        nodes_splits=numpy_helper.from_array(np.array([0.5, 0.0, 0.0], np.float32)),
+        nodes_truenodeids=[1, 1, 3], nodes_trueleafs=[0, 1, 1],
+        nodes_falsenodeids=[0, 2, 4], nodes_falseleafs=[1, 1, 1],
+        nodes_missing_value_tracks_true=[0, 0, 1],
+        membership_values=numpy_helper.from_array(np.array([1.0, 2.0, np.nan], np.float32)),
+        leaf_targetids=[0, 1, 0, 1, 0], leaf_weights=numpy_helper.from_array(np.array([1, 2, 3, 4, 5], np.float32)))
+    model = _ml_model([node], [_f32("X", [6, 2])], [_f32("Y", [6, 2])])
+    x = np.array([[0, 1], [0, 2], [0, 3], [1, -1], [0.5, np.nan], [2, 2]], np.float32)
+    compile_and_compare(model, {"X": x})

@@ -47,12 +47,14 @@ ConvertFn = Callable[[Any, OnnxNode], Any]  # (relax.BlockBuilder, node) -> rela
 
 @dataclass(frozen=True)
 class Converter:
-    """``convert`` implements ``op_type`` for default-domain opsets first_opset..last_opset."""
+    """``convert`` implements ``op_type`` for default-domain opsets first_opset..last_opset;
+    ``domain`` names another operator domain (e.g. ai.onnx.ml; its converters take every opset)."""
 
     op_type: str
     first_opset: int
     last_opset: int | None
     convert: ConvertFn
+    domain: str = ""
 
     def covers(self, opset: int) -> bool:
         return self.first_opset <= opset and (self.last_opset is None or opset <= self.last_opset)
@@ -61,11 +63,13 @@ class Converter:
 _REGISTRY: dict[str, list[Converter]] = {}
 
 
-def register(op_type: str, first_opset: int, last_opset: int | None = None) -> Callable[[ConvertFn], ConvertFn]:
+def register(
+    op_type: str, first_opset: int, last_opset: int | None = None, domain: str = ""
+) -> Callable[[ConvertFn], ConvertFn]:
     """Register the decorated function as the converter of ``op_type`` for those opsets."""
 
     def add(fn: ConvertFn) -> ConvertFn:
-        entry = Converter(op_type, first_opset, last_opset, fn)
+        entry = Converter(op_type, first_opset, last_opset, fn, domain)
         for other in _REGISTRY.get(op_type, []):
             if other.covers(first_opset) or entry.covers(other.first_opset):
                 raise ValueError(f"{op_type}: opsets of {fn.__name__} overlap those of {other.convert.__name__}")
@@ -76,7 +80,7 @@ def register(op_type: str, first_opset: int, last_opset: int | None = None) -> C
 
 
 def find(op_type: str, opset: int) -> Converter | None:
-    """Our converter of a default-domain ``op_type`` at ``opset``, if any."""
+    """Our converter of ``op_type`` at (default-domain) ``opset``, if any."""
     _load_converters()
     return next((c for c in _REGISTRY.get(op_type, []) if c.covers(opset)), None)
 
@@ -91,7 +95,10 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
     """Whether the import (TVM's converters plus ours) converts this node."""
     from neo_local.frontends.onnx_converters.tvm_hook import tvm_converts
 
-    if domain in ONNX_DOMAINS and (op_type in IMPORTER_BUILTINS or find(op_type, opset) is not None):
+    if domain in ONNX_DOMAINS and op_type in IMPORTER_BUILTINS:
+        return True
+    ours = find(op_type, opset)
+    if ours is not None and (domain == ours.domain or (domain in ONNX_DOMAINS and not ours.domain)):
         return True
     return tvm_converts(domain, op_type)
 
@@ -100,5 +107,5 @@ def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
     from neo_local.frontends.onnx_converters import (  # noqa: F401
         activations, control_flow, cumulative, deformable, detection, normalization, quantized, recurrent,
-        sequence, tensor_ops,
+        ml, sequence, tensor_ops,
     )
