@@ -185,3 +185,39 @@ def test_tree_ensemble_modes_membership_and_missing_values(aggregate):
     model = _ml_model([node], [_f32("X", [6, 2])], [_f32("Y", [6, 2])])
     x = np.array([[0, 1], [0, 2], [0, 3], [1, -1], [0.5, np.nan], [2, 2]], np.float32)
     compile_and_compare(model, {"X": x})
+
+
+def _const_i64(name, value):
+    return numpy_helper.from_array(np.array(value, np.int64), name)
+
+
+@pytest.mark.parametrize("parts,attrs,length", [
+    (1, {}, None), (2, {}, 6), (1, {"onesided": 1}, None), (2, {"inverse": 1}, None), (2, {"inverse": 1}, 4),
+])
+def test_dft_matches_onnxruntime(parts, attrs, length):
+    """DFT along axis 1 of [2, 5, 3, parts] (opset 20: axis and dft_length as constant inputs)."""
+    n = length or 5
+    bins = n // 2 + 1 if attrs.get("onesided") else n
+    inits = [_const_i64("axis", 1)] + ([_const_i64("len", length)] if length else [])
+    node = helper.make_node("DFT", ["x", "len" if length else "", "axis"], ["y"], **attrs)
+    model = onnx_model([node], [_f32("x", [2, 5, 3, parts])], [_f32("y", [2, bins, 3, 2])], inits, opset=20)
+    compile_and_compare(model, {"x": seeded(2, 5, 3, parts, seed=parts)}, rtol=1e-4, atol=1e-5)
+
+
+def test_dft_inverse_of_one_sided_spectrum():
+    """irfft: a real signal of length 2 * (bins - 1) from a one-sided spectrum."""
+    node = helper.make_node("DFT", ["x", "", "axis"], ["y"], inverse=1, onesided=1)
+    model = onnx_model([node], [_f32("x", [2, 5, 2])], [_f32("y", [2, 8, 1])], [_const_i64("axis", 1)], opset=20)
+    compile_and_compare(model, {"x": seeded(2, 5, 2, seed=0)}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_window", [False, True])
+def test_stft_matches_onnxruntime(with_window):
+    inits = [_const_i64("step", 3), _const_i64("frame", 8)]
+    names = ["signal", "step", "", "frame"]
+    if with_window:
+        inits.append(numpy_helper.from_array(np.hanning(8).astype(np.float32), "window"))
+        names[2] = "window"
+    node = helper.make_node("STFT", names, ["y"])
+    model = onnx_model([node], [_f32("signal", [2, 32, 1])], [_f32("y", [2, 9, 5, 2])], inits, opset=17)
+    compile_and_compare(model, {"signal": seeded(2, 32, 1, seed=0)}, rtol=1e-4, atol=1e-5)
