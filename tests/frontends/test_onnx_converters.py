@@ -376,3 +376,33 @@ def test_top_k_with_ties_along_an_axis(axis, largest):
                        [_f32("values", out_shape), helper.make_tensor_value_info("indices", TensorProto.INT64, out_shape)],
                        [k], opset=11)
     compile_and_compare(model, {"x": x})
+
+
+# --------------------------------------------------------------------------- Resize as interpolation matrices
+
+
+def _resize_model(attrs, roi=None, scales=None, sizes=None, in_shape=(1, 2, 7, 9)):
+    inits = [numpy_helper.from_array(np.asarray(v, dtype), name)
+             for name, v, dtype in (("roi", roi, np.float32), ("scales", scales, np.float32), ("sizes", sizes, np.int64))
+             if v is not None]
+    names = ["x", "roi" if roi is not None else "", "scales" if scales is not None else "",
+             "sizes" if sizes is not None else ""]
+    node = helper.make_node("Resize", names[: 4 if sizes is not None else 3], ["y"], **attrs)
+    return onnx_model([node], [_f32("x", list(in_shape))], [_f32("y", ["n", "c", "h", "w"])], inits, opset=19)
+
+
+@pytest.mark.parametrize("attrs, operands", [
+    ({"mode": "cubic", "antialias": 1}, {"scales": [1, 1, 0.6, 0.45]}),
+    ({"mode": "linear", "antialias": 1, "axes": [3, 2]}, {"sizes": [4, 3]}),
+    ({"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, {"scales": [1, 1, 0.8, 1.7]}),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"}, {"scales": [1, 1, 0.6, 1.3]}),
+    ({"mode": "nearest", "keep_aspect_ratio_policy": "not_smaller", "axes": [2, 3]}, {"sizes": [5, 5]}),
+    ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize", "axes": [2, 3],
+      "extrapolation_value": 10.0}, {"roi": [0.2, -0.3, 0.9, 1.2], "sizes": [5, 6]}),
+])
+def test_resize_forms_tvm_gets_wrong_match_onnxruntime(attrs, operands):
+    """Non-exact downscales, antialias, axes, exclude_outside, half_pixel_symmetric,
+    keep_aspect_ratio_policy, tf_crop_and_resize with extrapolation: each resized axis is a
+    constant interpolation matrix."""
+    model = _resize_model(attrs, **operands)
+    compile_and_compare(model, {"x": seeded(1, 2, 7, 9, seed=9)}, rtol=1e-5, atol=1e-5)
