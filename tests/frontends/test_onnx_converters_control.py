@@ -221,3 +221,24 @@ def test_stft_matches_onnxruntime(with_window):
     node = helper.make_node("STFT", names, ["y"])
     model = onnx_model([node], [_f32("signal", [2, 32, 1])], [_f32("y", [2, 9, 5, 2])], inits, opset=17)
     compile_and_compare(model, {"signal": seeded(2, 32, 1, seed=0)}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"strides": [2, 1], "pads": [1, 0, 1, 1], "dilations": [1, 2]}])
+def test_col2im_matches_onnxruntime(attrs):
+    """A 7x6 image from 3x2 blocks (its shapes constant, as models carry them)."""
+    image, block = [7, 6], [3, 2]
+    strides, pads, dil = attrs.get("strides", [1, 1]), attrs.get("pads", [0, 0, 0, 0]), attrs.get("dilations", [1, 1])
+    slides = [(image[d] + pads[d] + pads[d + 2] - dil[d] * (block[d] - 1) - 1) // strides[d] + 1 for d in range(2)]
+    cols = [2, 3 * 6, slides[0] * slides[1]]
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)
+    model = onnx_model([node], [_f32("x", cols)], [_f32("y", [2, 3, *image])],
+                       [_const_i64("image", image), _const_i64("block", block)], opset=18)
+    compile_and_compare(model, {"x": seeded(*cols, seed=0)})
+
+
+def test_col2im_with_run_time_image_shape_is_refused_cleanly():
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"])
+    model = onnx_model([node], [_f32("x", [1, 4, 9]), helper.make_tensor_value_info("image", TensorProto.INT64, [2])],
+                       [_f32("y", [1, 1, 4, 4])], [_const_i64("block", [2, 2])], opset=18)
+    with pytest.raises(JobFailure, match="Col2Im image_shape computed at run time is not supported"):
+        compile_and_compare(model, {"x": seeded(1, 4, 9, seed=0), "image": np.array([4, 4], np.int64)})

@@ -25,7 +25,7 @@ def _known_int(expr: Any, what: str) -> int | None:
         return None
     value = constant_value(expr)
     if value is None:
-        raise ValueError(f"{what} computed at run time is not supported (the transform matrix is built at compile time)")
+        raise ValueError(f"{what} computed at run time is not supported (the matrices are built at compile time)")
     return int(value.reshape(-1)[0])
 
 
