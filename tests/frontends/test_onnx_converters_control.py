@@ -38,6 +38,17 @@ def test_scan_unrolled_with_outer_values(reverse_in, reverse_out, out_axis):
     compile_and_compare(model, {"s0": seeded(3, seed=0), "X": seeded(5, 3, seed=1), "bias": seeded(3, seed=2)})
 
 
+def test_scan8_scans_each_batch_entry():
+    """Scan-8: batch axis first; a reversed running sum per batch entry."""
+    body = helper.make_graph([helper.make_node("Add", ["s_in", "x_t"], ["s_out"]),
+                              helper.make_node("Identity", ["s_out"], ["y_t"])],
+                             "body", [_f32("s_in", [3]), _f32("x_t", [3])], [_f32("s_out", [3]), _f32("y_t", [3])])
+    node = helper.make_node("Scan", ["", "s0", "X"], ["s_final", "Y"], body=body, num_scan_inputs=1, directions=[1])
+    model = onnx_model([node], [_f32("s0", [2, 3]), _f32("X", [2, 4, 3])], [_f32("s_final", [2, 3]), _f32("Y", [2, 4, 3])],
+                       opset=8)
+    compile_and_compare(model, {"s0": seeded(2, 3, seed=0), "X": seeded(2, 4, 3, seed=1)})
+
+
 def _loop_model(trip_count_input=False):
     """Loop: acc = acc * 0.5 + x each iteration (x read from the enclosing graph), the scan
     output collects acc + iteration number; 4 iterations (a constant, or a graph input)."""

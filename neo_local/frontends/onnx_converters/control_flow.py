@@ -53,32 +53,59 @@ def _stacked(bb: Any, items: list[Any], axis: int, what: str) -> Any:
     return bb.emit(relax.op.stack(items, axis=axis % rank))
 
 
-@register("Scan", 9)
-def scan(bb: Any, node: OnnxNode) -> Any:
-    """ONNX Scan (opset 9..): the body runs once per element along each scan input's axis
-    (forwards or backwards); scan outputs are stacked along their axes, states threaded."""
+def _unroll_scan(bb: Any, node: OnnxNode, states: list[Any], sequences: Sequence[Any], axes: Sequence[int],
+                 reverse: Sequence[int]) -> tuple[list[Any], list[list[Any]]]:
+    """The body run once per element of the sequences (along ``axes``, backwards where
+    ``reverse``): the final states and each scan output's per-iteration values."""
     body = node.attr("body")
-    scans = int(node.attr("num_scan_inputs"))
-    states = list(node.inputs[: len(node.inputs) - scans])
-    sequences = node.inputs[len(states):]
-    in_axes = node.attr("scan_input_axes", (0,) * scans)
-    in_reverse = node.attr("scan_input_directions", (0,) * scans)
-    shapes = [static_shape(bb, x, "Scan input") for x in sequences]
-    axes = [axis % len(shape) for axis, shape in zip(in_axes, shapes)]
-    length = shapes[0][axes[0]]
+    length = static_shape(bb, sequences[0], "Scan input")[axes[0]]
     collected: list[list[Any]] = [[] for _ in range(len(body.output) - len(states))]
     for t in range(length):
-        elements = [index(bb, x, length - 1 - t if rev else t, axis)
-                    for x, axis, rev in zip(sequences, axes, in_reverse)]
+        elements = [index(bb, x, length - 1 - t if rev else t, axis) for x, axis, rev in zip(sequences, axes, reverse)]
         outputs = import_body(bb, body, node.opset, states + elements, "Scan")
         states = outputs[: len(states)]
         for items, value in zip(collected, outputs[len(states):]):
             items.append(value)
+    return states, collected
+
+
+@register("Scan", 9)
+def scan(bb: Any, node: OnnxNode) -> Any:
+    """ONNX Scan (opset 9..): the body runs once per element along each scan input's axis
+    (forwards or backwards); scan outputs are stacked along their axes, states threaded."""
+    scans = int(node.attr("num_scan_inputs"))
+    states = list(node.inputs[: len(node.inputs) - scans])
+    sequences = node.inputs[len(states):]
+    ranks = [len(static_shape(bb, x, "Scan input")) for x in sequences]
+    axes = [axis % rank for axis, rank in zip(node.attr("scan_input_axes", (0,) * scans), ranks)]
+    reverse = node.attr("scan_input_directions", (0,) * scans)
+    states, collected = _unroll_scan(bb, node, states, sequences, axes, reverse)
     out_axes = node.attr("scan_output_axes", (0,) * len(collected))
     out_reverse = node.attr("scan_output_directions", (0,) * len(collected))
     stacked = [_stacked(bb, items[::-1] if rev else items, axis, "Scan output")
                for items, axis, rev in zip(collected, out_axes, out_reverse)]
     return _result(states + stacked)
+
+
+@register("Scan", 8, 8)
+def scan_batched(bb: Any, node: OnnxNode) -> Any:
+    """ONNX Scan-8: a batch axis first on states and sequences, the sequence axis second; each
+    batch entry is scanned on its own (``sequence_lens`` only when every entry is full length)."""
+    scans = int(node.attr("num_scan_inputs"))
+    states, sequences = list(node.inputs[1: len(node.inputs) - scans]), node.inputs[len(node.inputs) - scans:]
+    batch, length = static_shape(bb, sequences[0], "Scan input")[:2]
+    lens = node.input(0)
+    if lens is not None and (constant_value(lens) is None or (constant_value(lens) != length).any()):
+        raise ValueError("Scan-8 with sequence_lens shorter than the sequences is not supported")
+    finals, outputs = [], []
+    for b in range(batch):
+        entry_states, collected = _unroll_scan(bb, node, [index(bb, s, b) for s in states],
+                                               [index(bb, x, b) for x in sequences], [0] * scans,
+                                               node.attr("directions", (0,) * scans))
+        finals.append(entry_states)
+        outputs.append([_stacked(bb, items, 0, "Scan output") for items in collected])
+    per_entry = [list(values) for values in zip(*finals)] + [list(values) for values in zip(*outputs)]
+    return _result([_stacked(bb, values, 0, "Scan output") for values in per_entry])
 
 
 def _known(expr: Any, what: str) -> Any:
