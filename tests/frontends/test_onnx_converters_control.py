@@ -44,8 +44,8 @@ def test_scan8_scans_each_batch_entry():
                               helper.make_node("Identity", ["s_out"], ["y_t"])],
                              "body", [_f32("s_in", [3]), _f32("x_t", [3])], [_f32("s_out", [3]), _f32("y_t", [3])])
     node = helper.make_node("Scan", ["", "s0", "X"], ["s_final", "Y"], body=body, num_scan_inputs=1, directions=[1])
-    model = onnx_model([node], [_f32("s0", [2, 3]), _f32("X", [2, 4, 3])], [_f32("s_final", [2, 3]), _f32("Y", [2, 4, 3])],
-                       opset=8)
+    model = onnx_model([node], [_f32("s0", [2, 3]), _f32("X", [2, 4, 3])],
+                       [_f32("s_final", [2, 3]), _f32("Y", [2, 4, 3])], opset=8)
     compile_and_compare(model, {"s0": seeded(2, 3, seed=0), "X": seeded(2, 4, 3, seed=1)})
 
 
