@@ -179,6 +179,17 @@ def test_binarizer_and_array_feature_extractor():
     compile_and_compare(model, {"x": seeded(3, 5, seed=0), "i": np.array([4, 1], np.int64)})
 
 
+def test_binarizer_on_integers_compares_with_the_fractional_threshold():
+    """onnxruntime has no integer Binarizer kernel: numpy's ``x > t`` is the yardstick."""
+    from onnx_compare import run_compiled
+
+    x = np.array([-2, -1, 0, 1, 2], np.int64)
+    model = _ml_model([helper.make_node("Binarizer", ["x"], ["y"], domain="ai.onnx.ml", threshold=-0.5)],
+                      [helper.make_tensor_value_info("x", TensorProto.INT64, [5])],
+                      [helper.make_tensor_value_info("y", TensorProto.INT64, [5])])
+    np.testing.assert_array_equal(run_compiled(model, {"x": x})[0], (x > -0.5).astype(np.int64))
+
+
 @pytest.mark.parametrize("aggregate", [0, 1])  # AVERAGE, SUM
 def test_tree_ensemble_modes_membership_and_missing_values(aggregate):
     """Tree 0: x0 <= 0.5 ? (x1 in {1, 2} ? leaf 1 : leaf 2) : leaf 0; tree 1: x1 > 0 (NaN goes

@@ -26,7 +26,10 @@ def binarizer(bb: Any, node: OnnxNode) -> Any:
 
     x = node.input(0)
     dtype = dtype_of(bb, x)
-    above = relax.op.greater(x, constant(float(node.attr("threshold", 0.0)), dtype))
+    threshold = float(node.attr("threshold", 0.0))
+    if np.dtype(dtype).kind in "iu":  # integer x > t exactly when x > floor(t)
+        threshold = np.floor(threshold)
+    above = relax.op.greater(x, constant(threshold, dtype))
     return relax.op.astype(above, dtype)
 
 
