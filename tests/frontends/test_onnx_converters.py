@@ -406,3 +406,60 @@ def test_resize_forms_tvm_gets_wrong_match_onnxruntime(attrs, operands):
     constant interpolation matrix."""
     model = _resize_model(attrs, **operands)
     compile_and_compare(model, {"x": seeded(1, 2, 7, 9, seed=9)}, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- edges of ONNX definitions
+
+
+def _tensor(name, array):
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape))
+
+
+_INF = np.array([1.0, np.inf, -np.inf, 0.0, -2.5, np.inf], np.float32)
+_EDGE_CASES = {
+    "isinf_negative_only": (helper.make_node("IsInf", ["a"], ["z"], detect_positive=0), {"a": _INF}, 20, TensorProto.BOOL),
+    "bitshift_right_out_of_range": (helper.make_node("BitShift", ["a", "b"], ["z"], direction="RIGHT"),
+                                    {"a": np.array([-8, 9, -1, 7, -64, 5], np.int32),
+                                     "b": np.array([-3, 0, 5, 31, 32, 40], np.int32)}, 28, TensorProto.INT32),
+    "bitshift_left_out_of_range": (helper.make_node("BitShift", ["a", "b"], ["z"], direction="LEFT"),
+                                   {"a": np.array([-8, 9, -1, 7, -64, 5], np.int32),
+                                    "b": np.array([-3, 0, 5, 31, 32, 40], np.int32)}, 28, TensorProto.INT32),
+    "mod_by_infinity": (helper.make_node("Mod", ["a", "b"], ["z"]),
+                        {"a": np.array([-3, 3, -1, 1, 2.5, -0.5], np.float32),
+                         "b": np.array([np.inf, np.inf, -np.inf, -np.inf, 2, -2], np.float32)}, 28, TensorProto.FLOAT),
+    "reduce_max_over_an_empty_axis": (helper.make_node("ReduceMax", ["a", "axes"], ["z"], keepdims=1),
+                                      {"a": np.zeros((2, 0, 3), np.float32), "axes": np.array([1], np.int64)}, 20, TensorProto.FLOAT),
+    "reduce_min_of_bools": (helper.make_node("ReduceMin", ["a", "axes"], ["z"], keepdims=0),
+                            {"a": np.array([[True, False], [True, True]]), "axes": np.array([1], np.int64)}, 20, TensorProto.BOOL),
+    "space_to_depth_crd": (helper.make_node("SpaceToDepth", ["a"], ["z"], blocksize=2, mode="CRD"),
+                           {"a": seeded(1, 3, 4, 6)}, 28, TensorProto.FLOAT),
+    "conv_transpose_output_shape": (helper.make_node("ConvTranspose", ["a", "w"], ["z"], strides=[3, 2],
+                                                     output_shape=[10, 8]),
+                                    {"a": seeded(1, 1, 3, 3), "w": seeded(1, 2, 3, 3, seed=1)}, 17, TensorProto.FLOAT),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EDGE_CASES))
+def test_operator_edges_tvm_gets_wrong_match_onnxruntime(case):
+    """IsInf's sign flags, out-of-range shifts, Mod by ±inf, an empty ReduceMax, bool ReduceMin,
+    SpaceToDepth CRD, ConvTranspose output_shape (operands after the first are initializers)."""
+    node, arrays, opset, out_type = _EDGE_CASES[case]
+    first, *rest = node.input
+    inits = [numpy_helper.from_array(arrays[name], name) for name in rest]
+    keeps = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+    rank = arrays[first].ndim - (0 if keeps else len(arrays.get("axes", [])))
+    model = onnx_model([node], [_tensor(first, arrays[first])],
+                       [helper.make_tensor_value_info("z", out_type, [f"d{i}" for i in range(rank)])], inits, opset=opset)
+    compile_and_compare(model, {first: arrays[first]})
+
+
+def test_batch_normalization_training_mode_running_statistics():
+    names = ["x", "scale", "bias", "mean", "var"]
+    arrays = {"scale": seeded(3, seed=1) + 2, "bias": seeded(3, seed=2), "mean": seeded(3, seed=3),
+              "var": np.abs(seeded(3, seed=4)) + 0.5}
+    node = helper.make_node("BatchNormalization", names, ["y", "running_mean", "running_var"], training_mode=1,
+                            momentum=0.7)
+    outputs = [_f32("y", [2, 3, 4]), _f32("running_mean", [3]), _f32("running_var", [3])]
+    model = onnx_model([node], [_f32("x", [2, 3, 4])], outputs,
+                       [numpy_helper.from_array(a, n) for n, a in arrays.items()], opset=15)
+    compile_and_compare(model, {"x": seeded(2, 3, 4, seed=5)}, rtol=1e-5, atol=1e-5)

@@ -20,7 +20,7 @@ import numpy as np
 
 from neo_local.frontends.onnx_converters import OnnxNode, register
 from neo_local.frontends.onnx_converters.relax_util import constant, constant_value, dtype_of, static_shape
-from neo_local.frontends.onnx_converters.tvm_hook import tvm_convert_map
+from neo_local.frontends.onnx_converters.semantics import tvm_converter
 
 
 @dataclass(frozen=True)
@@ -174,14 +174,6 @@ def _apply_along(bb: Any, x: Any, axis: int, rank: int, matrix: np.ndarray, dtyp
     return bb.emit(relax.op.permute_dims(product, back)) if axis != rank - 1 else product
 
 
-def _tvm_resize(bb: Any, node: OnnxNode) -> Any:
-    """TVM's own Resize converter. It reads roi/scales/sizes through ``get_constant``, which
-    unpacks its params argument as (graph nodes, parameters): both empty here, since
-    initializers reach converters as constants (``tvm_hook.call_tvm_converter`` passes None)."""
-    convert = tvm_convert_map()["Resize"].get_converter(node.opset)
-    return convert(bb, list(node.inputs), dict(node.attrs), [{}, {}])
-
-
 @register("Resize", 11)
 def resize(bb: Any, node: OnnxNode) -> Any:
     """ONNX Resize, exactly: TVM's converter where it agrees with ONNX, else a constant
@@ -194,7 +186,7 @@ def resize(bb: Any, node: OnnxNode) -> Any:
     how = Interpolation.of(node)
     axes = resized_axes(node, shape)
     if axes is None or not dtype.startswith(("float", "bfloat")) or _tvm_gets_it_right(node, how, axes):
-        return _tvm_resize(bb, node)
+        return tvm_converter(bb, node)
     if how.antialias and how.mode == "nearest":
         raise ValueError("Resize: antialias is not defined for mode 'nearest'")
     compute = "float64" if dtype == "float64" else "float32"
