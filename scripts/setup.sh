@@ -18,6 +18,7 @@ while read -r linker crt packages; do
 done <<'CROSS'
 aarch64-linux-gnu-gcc   /usr/aarch64-linux-gnu/lib/crti.o    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 arm-linux-gnueabihf-gcc /usr/arm-linux-gnueabihf/lib/crti.o  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+arm-linux-gnueabihf-g++ /usr/arm-linux-gnueabihf/lib/libstdc++.so.6  g++-arm-linux-gnueabihf
 i686-linux-gnu-gcc      /usr/i686-linux-gnu/lib/crti.o       gcc-i686-linux-gnu libc6-dev-i386-cross
 x86_64-w64-mingw32-gcc  /usr/x86_64-w64-mingw32/lib/crt2.o   gcc-mingw-w64-x86-64-win32
 CROSS
@@ -56,6 +57,9 @@ fi
 if [ "${NEO_LOCAL_SKIP_EMULATION:-0}" != 1 ]; then
   bash scripts/setup-aarch64-emulation.sh ||
     echo "neo-local: the aarch64 emulation runtime could not be prepared; aarch64 artifacts will be checked structurally only" >&2
+  # the TVM runtime cross-built for armhf (about 8 min on 2 cores, once), to run armv7 artifacts under qemu-arm
+  bash scripts/setup-armhf-runtime.sh ||
+    echo "neo-local: the armhf TVM runtime could not be built; armv7 artifacts will be checked structurally only" >&2
 fi
 
 # Windows x64: tvm_ffi.lib to link x86_win64 DLLs against, and (with wine64) the Windows TVM runtime DLLs
