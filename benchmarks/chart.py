@@ -7,8 +7,9 @@ Reads every results file ``benchmarks.run`` writes (``<cpu>-<mcpu>-<N>c.json``: 
 records) and draws, per machine, one panel per figure: latency ratio neo-local / engine (log
 scale, 1 = as fast), GFLOP/s of every engine, compile time, artifact size and peak memory, each
 model a line across the runs in time order (x axis: commit and date; ``*`` marks a run from a
-checkout with uncommitted changes). Every point carries its value as a tooltip. Other JSON files
-in the folder (other harnesses' formats) are skipped.
+checkout with uncommitted changes). Every point carries its value as a tooltip. Runs from before
+FLOPs were recorded get GFLOP/s from another run's count of the same model and input shapes.
+Other JSON files in the folder (other harnesses' formats) are skipped.
 """
 
 from __future__ import annotations
@@ -100,10 +101,30 @@ def load_runs(path: Path) -> list[Run] | None:
     if not isinstance(records, list) or not all(isinstance(r, dict) and "results" in r and "git" in r for r in records):
         return None
     runs = []
+    flops = _known_flops(records)
     for r in sorted(records, key=lambda r: r["timestamp"]):
         commit = (r["git"].get("commit") or "unknown")[:7] + ("*" if r["git"].get("dirty_files") else "")
-        runs.append(Run(commit, r["timestamp"][5:16].replace("T", " "), r["timestamp"], tuple(r["results"])))
+        results = tuple(_with_gflops(x, flops) for x in r["results"])
+        runs.append(Run(commit, r["timestamp"][5:16].replace("T", " "), r["timestamp"], results))
     return runs or None
+
+
+def _model_key(result: dict[str, Any]) -> str:
+    return json.dumps([result["model"], result.get("inputs")], sort_keys=True)
+
+
+def _known_flops(records: list[dict[str, Any]]) -> dict[str, int]:
+    """FLOPs per (model, input shapes), from the records that counted them."""
+    return {_model_key(x): x["flops"] for r in records for x in r["results"] if x.get("flops")}
+
+
+def _with_gflops(result: dict[str, Any], flops: dict[str, int]) -> dict[str, Any]:
+    """A result from before FLOPs were recorded gets GFLOP/s from a later count of the same model
+    on the same input shapes (the models are built in code with seeded weights: the same FLOPs)."""
+    n = flops.get(_model_key(result))
+    if result.get("gflops") or not n:
+        return result
+    return {**result, "gflops": {k: n / (x["median_ms"] * 1e6) for k, x in result["latency"].items()}}
 
 
 def series(runs: list[Run], extract: Extract) -> dict[str, list[tuple[int, float]]]:

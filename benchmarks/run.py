@@ -17,7 +17,7 @@ run (numpy's 1024x1024 matmul; ``measure.sgemm_peak``). Every engine is timed by
 ``neo-local benchmark`` (``neo_local.benchmark.time_runs``), each step in its own fresh
 process (see benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings,
 numbers) is appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is
-printed.
+printed; ``python -m benchmarks.chart`` draws every results file as one HTML page.
 """
 
 from __future__ import annotations
@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = dt.datetime.now(dt.timezone.utc)
     load_before = os.getloadavg()
-    peak = measure.in_child(measure.sgemm_peak, args.threads)
+    quiet = measure.wait_for_quiet(args.quiet_wait) if args.quiet_wait > 0 else None
+    peak = {**measure.in_child(measure.sgemm_peak, args.threads), "quiet_wait": quiet}
     _log(f"sgemm peak: {peak['gflops']:.1f} GFLOP/s ({peak['how']}, {peak['blas']})")
     results = [bench_model(name, args, peak["gflops"], log=_log) for name in names]
     mcpu = results[0]["compile"]["mcpu"] if results else args.mcpu

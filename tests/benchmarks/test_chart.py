@@ -12,12 +12,14 @@ def _result(model: str, tvm_ms: float, ort_ms: float, gflops: bool) -> dict:
     flops = 2e9
     out = {
         "model": model,
+        "inputs": [{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float32"}],
         "latency": {"neo_local_tvm": {"median_ms": tvm_ms, "peak_rss_mb": 300.0},
                     "onnxruntime": {"median_ms": ort_ms, "peak_rss_mb": 200.0}},
         "ratio": {"tvm_over_onnxruntime": tvm_ms / ort_ms},
         "compile": {"compile_s": 12.5, "artifact_bytes": 3 * 2**20, "peak_rss_mb": 900.0},
     }
     if gflops:
+        out["flops"] = flops
         out["gflops"] = {"neo_local_tvm": flops / (tvm_ms * 1e6), "onnxruntime": flops / (ort_ms * 1e6)}
     return out
 
@@ -44,11 +46,13 @@ def test_chart_of_two_runs_and_a_foreign_file(tmp_path):
     # time order on the x axis; the run from a dirty checkout is starred
     assert page.index("aaaaaaa*<tspan") < page.index("bbbbbbb<tspan")
     assert "11-26 09:00" in page
-    # each point's value is its tooltip: the ratio fell from 2 to 0.8, GFLOP/s only where recorded
+    # each point's value is its tooltip: the ratio fell from 2 to 0.8
     assert "<title>resnet_like / onnxruntime: 2 x (aaaaaaa*, 2026-11-26T09:00:00+00:00)</title>" in page
     assert "<title>resnet_like / onnxruntime: 0.8 x (bbbbbbb, 2026-11-26T10:00:00+00:00)</title>" in page
     assert "<title>resnet_like: neo-local: 500 GFLOP/s (bbbbbbb, 2026-11-26T10:00:00+00:00)</title>" in page
-    assert page.count("GFLOP/s (bbbbbbb") == 2 and "GFLOP/s (aaaaaaa" not in page
+    # the older run recorded no FLOPs: the later count of the same model and inputs gives its GFLOP/s
+    assert "<title>resnet_like: neo-local: 200 GFLOP/s (aaaaaaa*, 2026-11-26T09:00:00+00:00)</title>" in page
+    assert page.count("GFLOP/s (bbbbbbb") == 2 and page.count("GFLOP/s (aaaaaaa") == 2  # no bert_like count
     assert "<title>bert_like (run): 300 MiB" in page and "<title>bert_like (compile): 900 MiB" in page
     assert 'class="ref"' in page  # the ratio's 1.0 line
     # legends: each line's latest value
