@@ -12,7 +12,7 @@ reason this host has none:
 - LINUX/ARM_EABIHF: no armv7 wheel exists, so ``neo_run``, built with arm-linux-gnueabihf-gcc, runs
   under ``qemu-arm-static`` with the TVM runtime cross-built by ``scripts/setup-armhf-runtime.sh``.
 
-``neo_run`` runs only TVM Relax VM libraries: other runtimes (tree models) stay unrun there.
+``neo_run`` runs TVM Relax VM libraries only; tree models are built for x86 Linux alone.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ LOADER_CACHE = REPO / ".cache" / "native-loader"
 LOADER_SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "native" / "neo_run.c"
 #: compilers neo_run is built with, and their Debian packages
 LOADER_COMPILERS = {"x86_64-w64-mingw32-gcc": "gcc-mingw-w64-x86-64-win32", "arm-linux-gnueabihf-gcc": "gcc-arm-linux-gnueabihf"}
-VM_RUNTIME = "tvm-relax-vm"
 
 
 def host_runs(os: str, arch: str) -> bool:
@@ -80,8 +79,6 @@ class Runner(Protocol):
 
     def describe(self) -> str: ...
 
-    def runs(self, runtime_kind: str) -> bool: ...
-
     def invocation(self, artifact: Path, feeds: Mapping[str, np.ndarray], workdir: Path) -> Invocation: ...
 
 
@@ -105,9 +102,6 @@ class HostPython:
 
     def describe(self) -> str:
         return "in a fresh process"
-
-    def runs(self, runtime_kind: str) -> bool:
-        return True
 
     def invocation(self, artifact: Path, feeds: Mapping[str, np.ndarray], workdir: Path) -> Invocation:
         env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1"}
@@ -143,9 +137,6 @@ class Emulator:
     def describe(self) -> str:
         return f"under {Path(self.qemu).name} -cpu {self.cpu} with Debian's arm64 python3.11 and the aarch64 TVM runtime"
 
-    def runs(self, runtime_kind: str) -> bool:
-        return True
-
     def invocation(self, artifact: Path, feeds: Mapping[str, np.ndarray], workdir: Path) -> Invocation:
         # run from the staged copy: ``-m`` puts the working directory first on sys.path
         staged = stage_runtime(workdir / "device-runtime")
@@ -167,9 +158,6 @@ class NativeLoader:
 
     def describe(self) -> str:
         return f"under {self.label}"
-
-    def runs(self, runtime_kind: str) -> bool:
-        return runtime_kind == VM_RUNTIME
 
     def invocation(self, artifact: Path, feeds: Mapping[str, np.ndarray], workdir: Path) -> Invocation:
         folder = _artifact_folder(artifact, workdir)

@@ -137,9 +137,6 @@ class _Sleeper:
     def describe(self) -> str:
         return "under a sleeper"
 
-    def runs(self, runtime_kind: str) -> bool:
-        return True
-
     def invocation(self, artifact, feeds, workdir) -> emulation.Invocation:
         script = f"sleep 60 & echo $! > {self.pid_file}; wait"
         return emulation.Invocation(("sh", "-c", script), dict(os.environ), None, workdir / "out")
