@@ -155,3 +155,25 @@ def test_aarch64_takes_the_neon_schedules_and_matches_torch_under_qemu(tmp_path)
     max_abs, max_rel = compare(example.load_outputs(), actual)
     print(f"mobilenet_like for cortex-a72 under qemu vs torch: max abs error {max_abs:.3g}, max rel error {max_rel:.3g}")
     assert max_rel < 1e-4
+
+
+def test_armv7_takes_the_neon_schedules_and_matches_torch_under_qemu_arm(tmp_path):
+    """armv7 hard-float: the same schedules with 4-lane blocks and 8 accumulators (16 q registers),
+    run under qemu-arm with the cross-built armhf TVM runtime where setup prepared it."""
+    if shutil.which("arm-linux-gnueabihf-gcc") is None:
+        pytest.skip("arm-linux-gnueabihf-gcc is not installed (scripts/setup.sh installs it as root)")
+    example = built("mobilenet_like", "onnx")
+    artifact = _compile(example, tmp_path / "out", TargetPlatform={"Os": "LINUX", "Arch": "ARM_EABIHF"},
+                        CompilerOptions='{"mcpu": "cortex-a53"}')
+    meta = _unpack(artifact, tmp_path / "a")
+    pipeline = meta["Build"]["Pipeline"]
+    assert pipeline.startswith("neo-local scheduled CPU pipeline ("), pipeline
+    assert "'depthwise': 7" in pipeline and "'lanes': 4, 'max_acc': 8" in pipeline, pipeline
+    emulator = emulation.find_emulator("LINUX", "ARM_EABIHF", "cortex-a53")
+    if isinstance(emulator, str):
+        pytest.skip(f"numeric check needs the armhf emulation: {emulator}")
+    assert meta["Verification"]["status"] == "passed", meta["Verification"]
+    actual = run_artifact(tmp_path / "a", example.load_inputs(), tmp_path / "run", emulator)
+    max_abs, max_rel = compare(example.load_outputs(), actual)
+    print(f"mobilenet_like for armv7 under qemu-arm vs torch: max abs error {max_abs:.3g}, max rel error {max_rel:.3g}")
+    assert max_rel < 1e-4

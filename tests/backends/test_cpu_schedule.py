@@ -28,6 +28,9 @@ def _host_has(flag: str) -> bool:
 
 
 AVX2 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "core-avx2"}
+A72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}
+ARMV7 = {"kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "cortex-a53", "mattr": ["+neon"],
+         "mfloat-abi": "hard"}
 needs_avx2 = pytest.mark.skipif(not _host_has("avx2"), reason="the host cannot run AVX2 code")
 
 
@@ -48,14 +51,10 @@ def test_vector_config_by_target():
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "znver3"}) == (8, 12)
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "skylake-avx512"}) == (16, 16)
     assert cpu_schedule.vector_config({**AVX2, "mcpu": "x86-64"}) is None  # SSE2 only: plain build
-    a72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}
-    assert cpu_schedule.vector_config(a72) == (4, 20)  # NEON: 4 fp32 lanes, 20 of the 32 v registers
-    assert cpu_schedule.vector_config({**a72, "mattr": ["-neon"]}) is None
-    armv7 = {"kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "cortex-a53", "mattr": ["+neon"]}
-    assert cpu_schedule.vector_config(armv7) is None  # no armv7 runtime here to check numbers: plain build
-
-
-A72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}
+    assert cpu_schedule.vector_config(A72) == (4, 20)  # NEON: 4 fp32 lanes, 20 of the 32 v registers
+    assert cpu_schedule.vector_config({**A72, "mattr": ["-neon"]}) is None
+    assert cpu_schedule.vector_config(ARMV7) == (4, 8)  # 8 of the 16 q registers
+    assert cpu_schedule.vector_config({**ARMV7, "mattr": ["-neon"]}) is None
 
 
 def _llvm_asm(executable) -> str:
@@ -82,6 +81,17 @@ def test_aarch64_kernels_lower_to_neon_fmla():
                                                         None, False), A72)
     assert stats["matmul"] == 1, stats
     assert re.search(r"fmla\tv\d+\.4s", _llvm_asm(ex))
+
+
+def test_armv7_kernels_lower_to_neon_vfma():
+    """armv7 (VFPv4 NEON): the conv tile (4 output-channel vectors x 2 columns: 8 accumulators) is
+    vfma on q registers (4 x fp32). Numbers: tests/test_pipeline_arm.py, under qemu-arm."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 16, 3, 3)).astype("float32")
+    ex, stats = cpu_schedule.compile_cpu(_conv_module((1, 16, 14, 14), w, np.zeros(32, "float32"), 1, 1, False, "relu"),
+                                         ARMV7)
+    assert stats["conv"] == 1 and (stats["lanes"], stats["max_acc"]) == (4, 8), stats
+    assert _llvm_asm(ex).count("vfma.f32\tq") >= 4 * 2 * 4  # one step of (rc, ry, rx): 4 input channels
 
 
 @pytest.mark.parametrize("out_w,oc_chunks,max_acc", [(56, 8, 12), (7, 64, 12), (112, 8, 16), (13, 3, 12), (1, 1, 12)])

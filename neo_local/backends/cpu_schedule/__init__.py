@@ -5,8 +5,10 @@
 for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks,
 12 of its 16 ymm registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON
 (4 lanes, 20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which
-``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills). Others
-(armv7, SSE-only x86, aarch64 without NEON) keep TVM's plain pipeline.
+``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills), armv7
+NEON (4 lanes, 8 of 16 q registers: ``vfma`` has no by-element form, so a 4x2 tile needs 4 weight
+vectors and 2 broadcasts beside its 8 accumulators). Others (SSE-only x86, ARM without NEON)
+keep TVM's plain pipeline.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def vector_config(tvm_target: Mapping[str, Any]) -> tuple[int, int] | None:
     triple = str(tvm_target.get("mtriple", ""))
     if triple.startswith(("aarch64", "arm64")):
         return (4, 20) if "neon" in _features(tvm_target) else None
+    if triple.startswith(("arm", "thumb")):
+        return (4, 8) if "neon" in _features(tvm_target) else None
     if not (triple.startswith("x86_64") or triple == ""):
         return None
     features = _features(tvm_target)
