@@ -15,9 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.rpc import Remote, RemoteVm
 
 #: ``--compare`` engines and the model files each one reads
 SOURCE_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -49,11 +53,12 @@ class Timing:
     ``other_cpu_share``: CPU time other processes used during the timed runs, as a share of all
     cores' wall time (0.5 on 2 cores: one core was taken by someone else); ``steal_share``: time
     the hypervisor gave this VM's CPUs to others. Both None when the runs took under a second
-    (CPU time is counted in scheduler ticks)."""
+    (CPU time is counted in scheduler ticks), and all three None for runs on a remote device
+    (this machine's figures would say nothing about it)."""
 
     samples_ms: tuple[float, ...]
     warmup_runs: int
-    cpu_s: float
+    cpu_s: float | None
     other_cpu_share: float | None
     steal_share: float | None
 
@@ -134,6 +139,16 @@ def time_runs(fn: Callable[[], Any], plan: Plan) -> tuple[Timing, Any]:
         steal_share=round(steal_s(sys1, sys0) / (wall * ncpu), 3) if timed_long_enough else None,
     )
     return timing, first
+
+
+def time_on_device(run: Callable[[int], Sequence[float]], plan: Plan) -> Timing:
+    """``time_runs`` for runs that a remote device times itself: ``run(n)`` makes n runs there
+    and returns their seconds. Warm-up stops, as there, once it has taken ``budget_s / 4``."""
+    warm: list[float] = []
+    while len(warm) < max(1, plan.warmup) and sum(warm) < plan.budget_s / 4:
+        warm += run(1)
+    samples = run(plan.runs_for(warm[-1]))
+    return Timing(tuple(s * 1e3 for s in samples), len(warm), None, None, None)
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -226,6 +241,7 @@ class Report:
     inputs: dict[str, list[int]]
     neo_local: Timing
     compared: Comparison | None = None
+    remote: Remote | None = None  # where it ran, when not in this process
 
     @property
     def ratio(self) -> float | None:
@@ -234,6 +250,8 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"threads": self.threads, "inputs": self.inputs, "neo_local": self.neo_local.summary()}
+        if self.remote is not None:
+            out["remote"] = self.remote.summary()
         if self.compared is not None:
             c = self.compared
             out["compare"] = {"engine": c.engine, "model": c.model, **c.timing.summary(), "max_abs_diff": c.max_abs_diff}
@@ -253,12 +271,10 @@ def benchmark_model(
     inputs of its shapes), then, with ``compare`` = (engine, source model), that engine on the
     same inputs; one after the other, in this process."""
     from neo_local.frontends.base import TensorSpec
-    from neo_local.verify import sample_inputs
 
     specs = tuple(TensorSpec(n, tuple(s), d) for n, s, d in
                   zip(model.get_input_names(), model.get_input_shapes(), model.get_input_dtypes()))
-    feeds = dict(feeds) if feeds is not None else sample_inputs(specs, seed)
-    feeds = {s.name: np.asarray(feeds[s.name], dtype=s.dtype) for s in specs}
+    feeds = input_values(specs, feeds, seed)
     timing, ours = time_runs(lambda: model.run(feeds), plan)
     compared = None
     if compare is not None:
@@ -268,3 +284,32 @@ def benchmark_model(
             theirs_timing, theirs = time_runs(run, plan)
         compared = Comparison(engine, str(source), theirs_timing, max_abs_diff(ours, theirs))
     return Report(threads, {n: list(v.shape) for n, v in feeds.items()}, timing, compared)
+
+
+def benchmark_remote(
+    vm: RemoteVm,
+    specs: Sequence[TensorSpec],
+    plan: Plan,
+    threads: int | None,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> tuple[Report, list[np.ndarray]]:
+    """Time an artifact loaded on a remote device (``neo_local.rpc.RemoteVm``) on ``feeds``
+    (default: seeded inputs of ``specs``), with ``threads`` threads there (None: the device's
+    default). Returns the report and the outputs of one run, copied back."""
+    feeds = input_values(specs, feeds, seed)
+    used = vm.set_threads(threads)
+    vm.set_inputs(list(feeds.values()))
+    outputs = vm.run()
+    timing = time_on_device(vm.timer(), plan)
+    return Report(used, {n: list(v.shape) for n, v in feeds.items()}, timing, remote=vm.remote), outputs
+
+
+def input_values(
+    specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray] | None, seed: int
+) -> dict[str, np.ndarray]:
+    """``feeds`` (or seeded inputs) by input name in the artifact's order, in its dtypes."""
+    from neo_local.verify import sample_inputs
+
+    feeds = dict(feeds) if feeds is not None else sample_inputs(tuple(specs), seed)
+    return {s.name: np.asarray(feeds[s.name], dtype=s.dtype) for s in specs}

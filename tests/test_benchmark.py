@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from neo_local.benchmark import Plan, max_abs_diff, time_runs
+from neo_local.benchmark import Plan, max_abs_diff, time_on_device, time_runs
 
 
 def test_the_budget_decides_the_runs_within_the_bounds():
@@ -38,3 +38,28 @@ def test_max_abs_diff_needs_the_same_outputs():
     assert max_abs_diff([np.zeros(3)], [np.array([0.0, -2.0, 1.0])]) == 2.0
     with pytest.raises(ValueError, match="1 and 2 outputs"):
         max_abs_diff([np.zeros(1)], [np.zeros(1), np.zeros(1)])
+
+
+def test_time_on_device_takes_the_times_the_device_measured():
+    """``run(n)`` stands for n runs on a remote device, which returns the seconds it measured."""
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        return [0.002] * n
+
+    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0))
+    assert calls == [1, 1, 4] and timing.warmup_runs == 2
+    assert timing.samples_ms == pytest.approx((2.0,) * 4)
+    assert timing.summary()["other_cpu_share"] is None and timing.cpu_s is None  # not this machine's
+
+
+def test_time_on_device_warms_up_less_when_a_run_is_slow():
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        return [3.0] * n
+
+    timing = time_on_device(run, Plan(warmup=3, max_repeat=50, min_repeat=2, budget_s=4.0))
+    assert calls == [1, 2] and timing.warmup_runs == 1  # 3 s of warm-up is past budget_s / 4; then the minimum

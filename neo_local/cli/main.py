@@ -56,6 +56,7 @@ def version_string() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from neo_local.cli.benchmark import add_benchmark_parser
     from neo_local.cli.operations import add_operation_parsers
+    from neo_local.cli.rpc_server import add_rpc_server_parser
     from neo_local.cli.run import add_run_parser
 
     parser = _ArgumentParser(
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_operation_parsers(sub, parents)
     add_run_parser(sub, parents)
     add_benchmark_parser(sub, parents)
+    add_rpc_server_parser(sub, parents)
     return parser
 
 
