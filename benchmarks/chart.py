@@ -42,6 +42,8 @@ class Metric:
     log: bool = False
     #: a value to draw as a dashed line (the ratio's 1.0: as fast as the engine)
     reference: float | None = None
+    #: a line of the run itself rather than of a model (the machine's sgemm rate beside GFLOP/s)
+    per_run: Callable[[Run], dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Run:
     date: str
     timestamp: str
     results: tuple[dict[str, Any], ...]
+    #: the machine's float32 matmul rate measured in the run (benchmarks.measure.sgemm_peak)
+    sgemm_gflops: float | None = None
 
 
 def _engine(key: str) -> str:
@@ -64,6 +68,10 @@ def _ratios(r: dict[str, Any]) -> dict[str, float]:
 
 def _gflops(r: dict[str, Any]) -> dict[str, float]:
     return {f"{r['model']}: {_engine(k)}": v for k, v in r.get("gflops", {}).items()}
+
+
+def _sgemm(run: Run) -> dict[str, float]:
+    return {"machine: numpy sgemm 1024^2": run.sgemm_gflops} if run.sgemm_gflops else {}
 
 
 def _compile_s(r: dict[str, Any]) -> dict[str, float]:
@@ -82,7 +90,7 @@ def _peak_mb(r: dict[str, Any]) -> dict[str, float]:
 
 METRICS = (
     Metric("Latency ratio neo-local / engine (median; below 1: neo-local is faster)", "x", _ratios, True, 1.0),
-    Metric("GFLOP/s (conv and matmul FLOPs / median latency)", "GFLOP/s", _gflops, True),
+    Metric("GFLOP/s (conv and matmul FLOPs / median latency)", "GFLOP/s", _gflops, True, per_run=_sgemm),
     Metric("Compile time (neo_local.compile wall time)", "s", _compile_s, True),
     Metric("Artifact size", "MiB", _artifact_mb, True),
     Metric("Peak memory of neo-local (compile step, and the process running the artifact)", "MiB", _peak_mb),
@@ -105,7 +113,8 @@ def load_runs(path: Path) -> list[Run] | None:
     for r in sorted(records, key=lambda r: r["timestamp"]):
         commit = (r["git"].get("commit") or "unknown")[:7] + ("*" if r["git"].get("dirty_files") else "")
         results = tuple(_with_gflops(x, flops) for x in r["results"])
-        runs.append(Run(commit, r["timestamp"][5:16].replace("T", " "), r["timestamp"], results))
+        peak = (r.get("sgemm_peak") or {}).get("gflops")
+        runs.append(Run(commit, r["timestamp"][5:16].replace("T", " "), r["timestamp"], results, peak))
     return runs or None
 
 
@@ -127,14 +136,14 @@ def _with_gflops(result: dict[str, Any], flops: dict[str, int]) -> dict[str, Any
     return {**result, "gflops": {k: n / (x["median_ms"] * 1e6) for k, x in result["latency"].items()}}
 
 
-def series(runs: list[Run], extract: Extract) -> dict[str, list[tuple[int, float]]]:
+def series(runs: list[Run], metric: Metric) -> dict[str, list[tuple[int, float]]]:
     """{label: [(run index, value)]}: each label's points across the runs that have it."""
     out: dict[str, list[tuple[int, float]]] = {}
     for i, run in enumerate(runs):
-        for result in run.results:
-            for label, value in extract(result).items():
-                if value is not None and math.isfinite(value) and value > 0:
-                    out.setdefault(label, []).append((i, float(value)))
+        values = [metric.extract(result) for result in run.results] + ([metric.per_run(run)] if metric.per_run else [])
+        for label, value in (item for v in values for item in v.items()):
+            if value is not None and math.isfinite(value) and value > 0:
+                out.setdefault(label, []).append((i, float(value)))
     return dict(sorted(out.items()))
 
 
@@ -216,7 +225,7 @@ def render(machines: dict[str, list[Run]]) -> str:
                     f"{html.escape(runs[-1].timestamp)}; legends give each line's latest value. The machine may be "
                     "shared: see each record's loadavg and other_cpu_share.</p>")
         for metric in METRICS:
-            points = series(runs, metric.extract)
+            points = series(runs, metric)
             if points:
                 body.append(f'<div class="panel">{svg_chart(metric, points, runs)}{_legend(points, metric.unit)}</div>')
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>neo-local benchmarks</title>'

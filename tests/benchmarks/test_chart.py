@@ -24,13 +24,14 @@ def _result(model: str, tvm_ms: float, ort_ms: float, gflops: bool) -> dict:
     return out
 
 
-def _record(ts: str, commit: str, dirty: list[str], results: list[dict]) -> dict:
-    return {"timestamp": ts, "git": {"commit": commit, "dirty_files": dirty}, "results": results}
+def _record(ts: str, commit: str, dirty: list[str], results: list[dict], **extra) -> dict:
+    return {"timestamp": ts, "git": {"commit": commit, "dirty_files": dirty}, "results": results, **extra}
 
 
 def test_chart_of_two_runs_and_a_foreign_file(tmp_path):
     records = [  # out of time order on purpose
-        _record("2026-11-26T10:00:00+00:00", "b" * 40, [], [_result("resnet_like", 4.0, 5.0, True)]),
+        _record("2026-11-26T10:00:00+00:00", "b" * 40, [], [_result("resnet_like", 4.0, 5.0, True)],
+                sgemm_peak={"gflops": 800.0}),
         _record("2026-11-26T09:00:00+00:00", "a" * 40, ["x.py"], [_result("resnet_like", 10.0, 5.0, False),
                                                                  _result("bert_like", 2.0, 1.0, False)]),
     ]
@@ -52,7 +53,10 @@ def test_chart_of_two_runs_and_a_foreign_file(tmp_path):
     assert "<title>resnet_like: neo-local: 500 GFLOP/s (bbbbbbb, 2026-11-26T10:00:00+00:00)</title>" in page
     # the older run recorded no FLOPs: the later count of the same model and inputs gives its GFLOP/s
     assert "<title>resnet_like: neo-local: 200 GFLOP/s (aaaaaaa*, 2026-11-26T09:00:00+00:00)</title>" in page
-    assert page.count("GFLOP/s (bbbbbbb") == 2 and page.count("GFLOP/s (aaaaaaa") == 2  # no bert_like count
+    assert page.count("GFLOP/s (aaaaaaa") == 2  # no bert_like count, no sgemm peak in the older run
+    # the machine's sgemm rate, where the run measured it, beside the models' GFLOP/s
+    assert "<title>machine: numpy sgemm 1024^2: 800 GFLOP/s (bbbbbbb, 2026-11-26T10:00:00+00:00)</title>" in page
+    assert page.count("GFLOP/s (bbbbbbb") == 3
     assert "<title>bert_like (run): 300 MiB" in page and "<title>bert_like (compile): 900 MiB" in page
     assert 'class="ref"' in page  # the ratio's 1.0 line
     # legends: each line's latest value

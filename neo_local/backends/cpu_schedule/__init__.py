@@ -8,7 +8,9 @@ for, and ``vector_config`` with which vector width and register budget: x86 AVX2
 ``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills), armv7
 NEON (4 lanes, 8 of 16 q registers: ``vfma`` has no by-element form, so a 4x2 tile needs 4 weight
 vectors and 2 broadcasts beside its 8 accumulators). Others (SSE-only x86, ARM without NEON)
-keep TVM's plain pipeline.
+keep TVM's plain pipeline. The ARM budgets come from register counts and the generated assembly
+(no spills in the reduction loops); ARM artifacts are checked for numbers under qemu only, so no
+ARM speed has been measured.
 """
 
 from __future__ import annotations
