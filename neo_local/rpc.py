@@ -73,11 +73,13 @@ def reachable(endpoint: Endpoint, what: str) -> None:
 # --------------------------------------------------------------------------- the device side
 
 
-def free_port(host: str) -> int:
-    """A port nothing listens on now (TVM's server cannot bind port 0 itself)."""
+def free_port(host: str, port: int = 0) -> int:
+    """``port`` if it can be listened on now, else OSError; with 0, any free port (TVM's server
+    cannot bind port 0 itself, and reports a taken port with its worker's traceback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as TVM's server binds
+        s.bind((host, port))
         return s.getsockname()[1]
 
 
@@ -160,6 +162,13 @@ class Remote:
         where = {"tracker": str(self.endpoint), "key": self.key} if self.key else {"server": str(self.endpoint)}
         return {**where, "device": dict(self.device) if self.device else None}
 
+    @property
+    def where(self) -> str:
+        """The device in words: ``the device at HOST:PORT (x86_64 LINUX)``."""
+        at = (f"the device with key {self.key} at the RPC tracker {self.endpoint}" if self.key
+              else f"the device at {self.endpoint}")
+        return f"{at} ({self.device['machine']} {self.device['os']})" if self.device else at
+
 
 def connect(endpoint: Endpoint, key: str | None = None) -> tuple[Any, Remote]:
     """A session with the server at ``endpoint``, or, with ``key``, with a free server of that key
@@ -222,13 +231,13 @@ class RemoteVm:
         if remote.device is not None:
             why = session.get_function(CHECK_ARTIFACT)(json.dumps(meta), dev_type)
             if why:
-                raise RpcError(f"the device at {remote.endpoint} cannot run this artifact: {why}")
+                raise RpcError(f"{remote.where} cannot run this artifact: {why}")
         library = meta["Runtime"]["Library"]
         session.upload(str(folder / library), library)
         self.remote = remote
         self._session = session
         self._device = session.device(dev_type, 0)
-        self._vm = VirtualMachine(session.load_module(library), self._device)
+        self._vm = VirtualMachine(_load(session, remote, library, meta), self._device)
         self._inputs: list[Any] = []
 
     def set_threads(self, threads: int | None) -> int:
@@ -250,6 +259,22 @@ class RemoteVm:
     def timer(self) -> Callable[[int], list[float]]:
         """``f(n)``: n runs timed on the device (after one untimed run), their seconds."""
         return lambda n: list(self._vm.time_evaluator(_TIMED, self._device, number=1, repeat=n)().results)
+
+
+def _load(session: Any, remote: Remote, library: str, meta: Mapping[str, Any]) -> Any:
+    """The uploaded library, loaded on the device. A plain TVM server (not neo-local rpc-server)
+    cannot check the artifact first, and a library for another machine then fails to load with
+    a misleading "No such file": say what the library is for."""
+    try:
+        return session.load_module(library)
+    except RuntimeError as e:
+        if remote.device is not None:
+            raise
+        target = meta.get("Target", {})
+        raise RpcError(f"{remote.where} could not load {library}, compiled for "
+                       f"{meta['Requirements']['TargetDevice']} ({target.get('Os')} {target.get('Arch')}); the "
+                       f"server is not neo-local rpc-server, so the artifact was not checked against the device "
+                       f"first. TVM said: {str(e).strip().splitlines()[-1]}") from None
 
 
 def _outputs(vm: Any, *index: int) -> list[Any]:

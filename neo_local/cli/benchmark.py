@@ -75,7 +75,7 @@ def benchmark_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     if (getattr(ns, "output", None) or "json") == "json":
         out.write(json.dumps(summary, indent=2) + "\n")
     else:
-        out.write(_text(summary))
+        out.write(_text(summary, report.remote.where if report.remote else None))
     return 0
 
 
@@ -156,12 +156,11 @@ def _physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def _text(summary: dict[str, Any]) -> str:
+def _text(summary: dict[str, Any], where: str | None) -> str:
     rows = [("neo-local", summary["neo_local"])]
     if "compare" in summary:
         rows.append((summary["compare"]["engine"], summary["compare"]))
-    where = f" on {_where(summary['remote'])}" if "remote" in summary else ""
-    lines = [f"{summary['artifact']}{where}: {summary['threads']} threads, inputs "
+    lines = [f"{summary['artifact']}{f' on {where}' if where else ''}: {summary['threads']} threads, inputs "
              + ", ".join(f"{n} {s}" for n, s in summary["inputs"].items()),
              f"{'engine':<14}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'runs':>7}{'others CPU':>12}"]
     for name, t in rows:
@@ -173,10 +172,3 @@ def _text(summary: dict[str, Any]) -> str:
                      f"outputs differ by at most {summary['compare']['max_abs_diff']:.3g}")
     return "\n".join(lines) + "\n"
 
-
-def _where(remote: dict[str, Any]) -> str:
-    """The device in words: ``the device at HOST:PORT (x86_64 LINUX)``."""
-    at = (f"the device with key {remote['key']} at the RPC tracker {remote['tracker']}" if "tracker" in remote
-          else f"the device at {remote['server']}")
-    device = remote["device"]
-    return f"{at} ({device['machine']} {device['os']})" if device else at

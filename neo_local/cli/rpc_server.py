@@ -51,10 +51,12 @@ def rpc_server_command(ns: argparse.Namespace, out: TextIO | None = None) -> int
     try:
         if tracker:
             reachable(tracker, "RPC tracker")
-        port = ns.port or free_port(ns.host)
+        port = free_port(ns.host, ns.port)
         server = start_server(ns.host, port, tracker, ns.key)
-    except (RpcError, OSError, ValueError, RuntimeError) as e:
-        raise RunFailed(f"cannot serve on {ns.host}:{ns.port}: {e}") from None
+    except OSError as e:
+        raise RunFailed(f"cannot serve on {ns.host}:{ns.port}: {e.strerror or e}") from None
+    except (RpcError, ValueError, RuntimeError) as e:  # the worker's error comes with its traceback
+        raise RunFailed(f"cannot serve on {ns.host}:{ns.port}: {str(e).strip().splitlines()[-1]}") from None
     registered = f", registered with the RPC tracker {tracker} as {ns.key!r}" if tracker else ""
     out.write(f"neo-local rpc-server: listening on {ns.host}:{server.port}{registered} (Ctrl-C stops it)\n")
     out.flush()

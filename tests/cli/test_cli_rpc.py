@@ -145,8 +145,9 @@ def test_the_device_refuses_an_artifact_for_another_architecture(server, unpacke
     meta_path.write_text(json.dumps(meta))
     assert main(["benchmark", str(unpacked), "--rpc", server, *FAST]) == EXIT_JOB_FAILED
     err = capsys.readouterr().err
-    assert f"the device at {server} cannot run this artifact: artifact was compiled for ml_c4 (LINUX ARM64" in err
-    assert f"cannot run on this {platform.machine().lower()} machine" in err
+    machine = platform.machine().lower()
+    assert f"the device at {server} ({machine} LINUX) cannot run this artifact: artifact was compiled for ml_c4 " \
+           f"(LINUX ARM64, aarch64 CPUs) and cannot run on this {machine} machine" in err
 
 
 def test_inputs_of_the_wrong_shape_are_refused_here(server, matmul_artifact, capsys, tmp_path):
@@ -190,6 +191,23 @@ def test_a_busy_server(server, matmul_artifact, capsys, monkeypatch):
 def test_usage_errors(matmul_artifact, capsys, args, message):
     assert main(["benchmark", str(matmul_artifact[0]), *args]) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+def test_the_server_says_why_it_cannot_serve(capsys, monkeypatch):
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # the command sets it for its sessions
+    with socket.socket() as taken, socket.socket() as closed:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        closed.bind(("127.0.0.1", 0))
+        port, nobody = taken.getsockname()[1], closed.getsockname()[1]
+        closed.close()
+        assert main(["rpc-server", "--host", "127.0.0.1", "--port", str(port)]) == EXIT_JOB_FAILED
+        err = capsys.readouterr().err
+        assert err == f"neo-local rpc-server: cannot serve on 127.0.0.1:{port}: Address already in use\n"
+    assert main(["rpc-server", "--port", "0", "--tracker", f"127.0.0.1:{nobody}", "--key", "k"]) == EXIT_JOB_FAILED
+    assert f"cannot reach the RPC tracker at 127.0.0.1:{nobody}: Connection refused" in capsys.readouterr().err
+    assert main(["rpc-server", "--tracker", f"127.0.0.1:{nobody}"]) == EXIT_USAGE
+    assert "--tracker and --key go together" in capsys.readouterr().err
 
 
 def test_endpoints():
