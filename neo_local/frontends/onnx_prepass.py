@@ -15,8 +15,10 @@ read. The pre-pass rewrites the graph without changing its inputs, outputs or nu
   graph inputs, or earlier folded values) is evaluated with ``onnx.reference`` and replaced by
   initializers. ``Shape``/``Size`` of a tensor whose shape is fully static (after onnx shape
   inference with the input shapes the compiled artifact is fixed to) fold as well: they read the
-  shape, never the values. Nothing that reads a graph input's *values* is folded; random,
-  training-mode, sequence/optional and subgraph-carrying nodes are never folded.
+  shape, never the values; shape inference runs again after a fold that leaves such a read, as
+  folded operands (a Pad's pads, a Reshape's shape) make more shapes static. Nothing that reads
+  a graph input's *values* is folded; random, training-mode, sequence/optional and
+  subgraph-carrying nodes are never folded.
 * values a Scan or Loop body reads from the enclosing graph become extra state inputs of the
   node (passed through the body unchanged): the converters that unroll these bodies
   (``onnx_converters/control_flow.py``) see only their node's inputs.
@@ -48,6 +50,8 @@ _NO_FOLD = {
 }
 #: folded results larger than this stay computed at run time (keeps the model small)
 MAX_FOLDED_ELEMENTS = 1 << 20
+#: shape inference and folding alternate at most this often
+MAX_FOLD_ROUNDS = 4
 
 
 def prepass(
@@ -70,7 +74,11 @@ def prepass(
     _sum_to_add_chain(out.graph)
     static = _static_shapes(out, input_shapes)
     _thread_outer_values(out.graph, default_opset(out))
-    _fold(out, static)
+    for _ in range(MAX_FOLD_ROUNDS):
+        if not _fold(out, static) or not _unread_shapes(out.graph, static):
+            break
+        # folded operands (e.g. a Pad's pads) can make more shapes static: infer them again
+        static = _static_shapes(out, input_shapes)
     return out
 
 
@@ -258,7 +266,13 @@ def _declared_shapes(graph: Any) -> dict[str, tuple[int, ...]]:
 # --------------------------------------------------------------------------- folding
 
 
-def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
+def _unread_shapes(graph: Any, static: Mapping[str, tuple[int, ...]]) -> bool:
+    """Whether a Shape/Size node still reads a tensor whose shape is not known to be static."""
+    return any(n.op_type in ("Shape", "Size") and n.input and n.input[0] not in static for n in graph.node)
+
+
+def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> bool:
+    """Fold what can be folded; whether anything was."""
     from onnx import helper
 
     graph = model.graph
@@ -291,7 +305,7 @@ def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
             else:
                 new_initializers.append(tensor)
     if not changed:
-        return
+        return False
     del graph.node[:]
     graph.node.extend(new_nodes)
     graph.initializer.extend(new_initializers)
@@ -300,6 +314,7 @@ def _fold(model: Any, static: Mapping[str, tuple[int, ...]]) -> None:
     keep = [v for v in graph.value_info if v.name not in folded]
     del graph.value_info[:]
     graph.value_info.extend(keep)
+    return True
 
 
 def _constant_if_branch(node: Any, known: Mapping[str, Any]) -> list | None:

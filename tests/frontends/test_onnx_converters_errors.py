@@ -60,3 +60,12 @@ def test_upsample_nearest_with_scales_input():
     model = onnx_model([node], [_value("x", "float32", [1, 2, 2, 3])], [_value("y", "float32", [1, 2, 4, 4])],
                        [numpy_helper.from_array(np.array([1, 1, 2, 1.5], "float32"), "scales")], opset=9)
     compile_and_compare(model, {"x": seeded(1, 2, 2, 3)})
+
+
+def test_center_crop_pad_folds_its_pads_then_the_padded_shape():
+    """The inlined CenterCropPad reads Shape(Pad(x, pads)); the pads fold first, then a second
+    shape inference makes the padded shape static so that the Shape folds too."""
+    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"])
+    model = onnx_model([node], [_value("x", "float32", [5, 4, 3])], [_value("y", "float32", [3, 6, 3])],
+                       [numpy_helper.from_array(np.array([3, 6, 3], "int64"), "shape")], opset=18)
+    compile_and_compare(model, {"x": seeded(5, 4, 3)})
