@@ -2,8 +2,9 @@
 
 Each converter computes the edge ONNX defines and leaves the rest to TVM's own converter:
 IsInf's sign flags, BitShift by a negative amount or by the bit width or more, float Mod
-(fmod=0) with an infinite divisor, ReduceMax/ReduceMin over an empty axis, SpaceToDepth's CRD
-mode, ConvTranspose's output_shape, bool ReduceMax/ReduceMin, and BatchNormalization's running statistics in training mode.
+(fmod=0) with an infinite divisor, ReduceMax/ReduceMin over an empty axis, of all-infinite
+values and of bools, SpaceToDepth's CRD mode, ConvTranspose's output_shape,
+BatchNormalization's running statistics in training mode, and float16 MatMul/Conv/Softmax sums.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ def _reduced_shape(node: OnnxNode, shape: tuple[int, ...]) -> tuple[tuple[int, .
 
 
 def _extreme_of_empty(bb: Any, node: OnnxNode, sign: int) -> Any:
-    """ReduceMax (sign -1: the lowest value) / ReduceMin (+1: the highest) over an empty axis
-    gives that identity everywhere; bool reductions (any / all) go through uint8, which TVM
-    reduces; other reductions go to TVM's converter."""
+    """ReduceMax (sign -1) / ReduceMin (+1) as ONNX defines them where TVM's converter does not:
+    over an empty axis the result is the identity (-inf / +inf, the integer extremes); where
+    every reduced value is ∓inf the result is ∓inf (TVM starts from the lowest / highest finite
+    float, so a fully masked attention row reduced to -FLT_MAX instead of -inf); bool
+    reductions (any / all) go through uint8, which TVM reduces."""
     from tvm import relax
 
     x = node.input(0)
@@ -113,13 +116,19 @@ def _extreme_of_empty(bb: Any, node: OnnxNode, sign: int) -> Any:
         as_bytes = dataclasses.replace(node, inputs=(bb.emit(relax.op.astype(x, "uint8")), *node.inputs[1:]))
         return relax.op.astype(bb.emit(_extreme_of_empty(bb, as_bytes, sign)), "bool")
     reduced = _reduced_shape(node, static_shape(bb, x, f"{node.op_type} input"))
-    if reduced is None or not reduced[1]:
+    floating = dtype.startswith(("float", "bfloat"))
+    if reduced is None or (not reduced[1] and not floating):
         return tvm_converter(bb, node)
-    if dtype.startswith("float"):
-        identity = sign * np.inf
+    if floating:
+        identity = constant(sign * np.inf, dtype)
     else:
-        identity = np.iinfo(dtype).max if sign > 0 else np.iinfo(dtype).min
-    return relax.op.broadcast_to(constant(identity, dtype), reduced[0])
+        identity = constant(np.iinfo(dtype).max if sign > 0 else np.iinfo(dtype).min, dtype)
+    if reduced[1]:
+        return relax.op.broadcast_to(identity, reduced[0])
+    counting = dataclasses.replace(node, op_type="ReduceSum", inputs=(
+        bb.emit(relax.op.astype(relax.op.not_equal(x, identity), "int32")), *node.inputs[1:]))
+    none_finite = relax.op.equal(bb.emit(tvm_converter(bb, counting)), constant(0, "int32"))
+    return relax.op.where(none_finite, identity, bb.emit(tvm_converter(bb, node)))
 
 
 @register("ReduceMax", 1)
@@ -180,3 +189,30 @@ def batch_normalization(bb: Any, node: OnnxNode) -> Any:
     if not int(node.attr("training_mode", 0)):
         return tvm_converter(bb, node)
     return tvm_converter(bb, node, momentum=1.0 - float(node.attr("momentum", 0.9)))
+
+
+def _accumulate_in_float32(bb: Any, node: OnnxNode) -> Any:
+    """float16 products summed in float32 and rounded once, as numpy (the ONNX reference) and
+    onnxruntime's CPU kernels do; TVM sums in float16 and drifts by a few units in the last
+    place over a long reduction. Other types: TVM's converter as it is."""
+    from tvm import relax
+
+    if dtype_of(bb, node.input(0)) != "float16":
+        return tvm_converter(bb, node)
+    wide = tuple(None if v is None else bb.emit(relax.op.astype(v, "float32")) for v in node.inputs)
+    return relax.op.astype(bb.emit(tvm_converter(bb, dataclasses.replace(node, inputs=wide))), "float16")
+
+
+@register("MatMul", 1)
+def matmul(bb: Any, node: OnnxNode) -> Any:
+    return _accumulate_in_float32(bb, node)
+
+
+@register("Conv", 1)
+def conv(bb: Any, node: OnnxNode) -> Any:
+    return _accumulate_in_float32(bb, node)
+
+
+@register("Softmax", 1)
+def softmax(bb: Any, node: OnnxNode) -> Any:
+    return _accumulate_in_float32(bb, node)
