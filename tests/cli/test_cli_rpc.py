@@ -218,7 +218,7 @@ def test_endpoints():
 
 
 def test_a_device_found_through_a_tracker(matmul_artifact, tmp_path, capsys):
-    """TVM's tracker (it needs tornado, which neo-local does not install) in front of the server."""
+    """TVM's tracker (it needs tornado, a test dependency) in front of the server."""
     pytest.importorskip("tornado")
     from neo_local.rpc import reachable
 
