@@ -219,7 +219,6 @@ def test_endpoints():
 
 def test_a_device_found_through_a_tracker(matmul_artifact, tmp_path, capsys):
     """TVM's tracker (it needs tornado, a test dependency) in front of the server."""
-    pytest.importorskip("tornado")
     from neo_local.rpc import reachable
 
     with socket.socket() as s:
