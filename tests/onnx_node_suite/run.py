@@ -306,8 +306,9 @@ def run_many(jobs: list[tuple[str, Case, str]], workers: int, timeout: float, do
 #: bump when the runner's feeding or comparing changes (invalidates every cached outcome)
 RUNNER_VERSION = b"runner-2"
 FRONTENDS = ROOT / "neo_local" / "frontends"
-#: the import machinery every TVM mode with our converters depends on
-_CONVERTER_CORE = ("__init__.py", "tvm_hook.py", "relax_util.py")
+#: the import machinery every TVM mode with our converters depends on (semantics.py holds
+#: ``tvm_converter``, through which converters hand nodes back to TVM's)
+_CONVERTER_CORE = ("__init__.py", "tvm_hook.py", "relax_util.py", "semantics.py")
 
 
 def code_hash(mode: str, model: bytes) -> str:
@@ -498,9 +499,8 @@ def summary(results: dict[str, dict[str, dict[str, str]]]) -> str:
     wrong = sorted(n for n in names
                    if results["frozen"][n]["status"] == "wrong-answer" and results["onnxruntime"][n]["status"] == PASS)
     lines += ["", f"## Wrong answers (operands frozen; cases onnxruntime passes): {len(wrong)}", "",
-              "Each is a case where TVM's compiled code computes a different result from the stored one "
-              "(fp16 precision, fully masked attention rows, NMS, Resize modes, ...); an `_expanded` twin "
-              "failing the same way shows the primitive ops TVM imports are the cause.", "",
+              "Each is a case where the compiled code computes a different result from the stored one; "
+              "an `_expanded` twin failing the same way shows the primitive ops TVM imports are the cause.", "",
               ", ".join(f"`{n}`" for n in wrong)]
     lines += ["", "## Operators without a converter (cases, operands frozen)", "",
               ", ".join(f"{op} ({k})" for op, k in ops.most_common())]
@@ -538,6 +538,21 @@ def _converters_section() -> list[str]:
         "- No RNN/GRU/LSTM, QLinearConv/QLinearMatMul/ConvInteger, LpNormalization converters in Relax.",
         "- LayerNormalization's converter returns Y only (Mean and InvStdDev outputs are dropped).",
         "- RMSNormalization over all axes (axis 0) fails to build: `Tensor dimension mismatch in read ndim`.",
+        "- NonMaxSuppression reads `max_output_boxes_per_class` and the thresholds only as constants (graph",
+        "  inputs silently become 0: nothing selected); TopK and NMS's sort lower to `tvm.contrib.sort`, which",
+        "  the runtime alone lacks (neo-local's kernels select by repeated arg-max in plain TIR).",
+        "- Resize derives its coordinate scale from the output size where ONNX uses the given `scales`",
+        "  (downsampling by 0.6 differs), and lacks antialias, `axes`, `keep_aspect_ratio_policy`,",
+        "  `half_pixel_symmetric`.",
+        "- Max/min reductions start from the lowest/highest finite float, not -inf/+inf: a row of -inf",
+        "  reduces to -FLT_MAX (fully masked attention rows became NaN), an empty axis to garbage.",
+        "- float16 matmul/conv/softmax sum in float16 (5% off on a 1024-long dot product); numpy and",
+        "  onnxruntime sum in float32.",
+        "- Edges: IsInf ignores detect_positive/negative; BitShift by >= width or < 0 is LLVM-undefined;",
+        "  float Mod by ±inf gives NaN; SpaceToDepth ignores CRD; ConvTranspose ignores output_shape;",
+        "  BatchNormalization (training) weights the running statistics with 1 - momentum.",
+        "- `topi.full` fails to legalize with a PrimType dtype; FoldConstant leaves a call to a",
+        "  `shape_func` it does not add to the module (dynamic_strided_slice).",
         "- Function operators could be inlined generically from their ONNX schema bodies.",
         "- `relax.Constant` became `tvm.ir.GenericConst` in 0.27 (constant data now under `.value`).",
         "",

@@ -28,14 +28,21 @@ SAMPLE = {
     "leakyrelu": ["test_leakyrelu_expanded"], "celu": ["test_celu_expanded", "test_celu"],
     "groupnormalization": ["test_group_normalization_example_expanded"],
     "reducesum": ["test_reduce_sum_keepdims_example"], "reshape": ["test_reshape_reordered_all_dims"],
-    "slice": ["test_slice"], "resize": ["test_resize_upsample_scales_nearest"],
+    "slice": ["test_slice"],
+    "resize": ["test_resize_upsample_scales_nearest", "test_resize_downsample_scales_cubic_antialias"],
     "split": ["test_split_equal_parts_1d_opset18"], "expand": ["test_expand_dim_changed"],
     "tile": ["test_tile"],
     # neo-local's own converters and the inlined function operators
     "lstm": ["test_lstm_bidirectional"], "gru": ["test_gru_seq_length"], "rnn": ["test_simple_rnn_reverse"],
     "qlinearconv": ["test_qlinearconv"], "qlinearmatmul": ["test_qlinearmatmul_3D_int8_float32"],
     "convinteger": ["test_convinteger_without_padding"], "lpnormalization": ["test_l2normalization_axis_1"],
-    "swish": ["test_swish"], "attention": ["test_attention_4d_gqa"],
+    "swish": ["test_swish"],
+    # ONNX semantics TVM's converters miss: float16 sums, fully masked attention rows, NMS
+    # operands given at run time, out-of-range shifts, Resize antialias (above)
+    "attention": ["test_attention_4d_gqa", "test_attention_4d_fp16",
+                  "test_attention_23_fullymasked_qk_matmul_output_mode3_zero"],
+    "nonmaxsuppression": ["test_nonmaxsuppression_two_batches"],
+    "bitshift": ["test_bitshift_right_int32_shift_ge_width"],
 }
 NAMES = [name for names in SAMPLE.values() for name in names]
 EXPANDED = [n for n in NAMES if n.endswith("_expanded")]
