@@ -137,10 +137,10 @@ def device_info() -> dict[str, Any]:
 
 def _why_not_runnable(meta_json: str, dev_type: str) -> str:
     """The device runtime's refusal of an artifact (its compiled.meta), or "" when it can run it."""
-    from neo_local.runtime.model import ArtifactError, _check_runnable
+    from neo_local.runtime.model import ArtifactError, check_runnable
 
     try:
-        _check_runnable(json.loads(meta_json), dev_type)
+        check_runnable(json.loads(meta_json), dev_type)
     except ArtifactError as e:
         return str(e)
     return ""

@@ -103,19 +103,19 @@ def _run_remote(ns: argparse.Namespace, plan: Any) -> Any:
     threads as the device has cores, when it says). Nothing of it is loaded here: its library
     may be for another architecture."""
     from neo_local.rpc import parse_endpoint
-    from neo_local.runtime.model import ArtifactError, _open_folder, _read_meta
+    from neo_local.runtime.model import ArtifactError, open_folder, read_meta
 
     try:
         endpoint = parse_endpoint(ns.rpc)
     except ValueError as e:
         raise UsageError(f"--rpc: {e}") from None
     try:
-        folder, tmp = _open_folder(Path(ns.artifact))
+        folder, tmp = open_folder(Path(ns.artifact))
     except ArtifactError as e:
         raise RunFailed(f"cannot load {ns.artifact}: {e}") from None
     try:
         try:
-            meta = _read_meta(folder)
+            meta = read_meta(folder)
         except ArtifactError as e:
             raise RunFailed(f"cannot load {ns.artifact}: {e}") from None
         return _benchmark_on_device(ns, plan, endpoint, folder, meta)
@@ -128,7 +128,7 @@ def _benchmark_on_device(ns: argparse.Namespace, plan: Any, endpoint: Any, folde
     from neo_local.benchmark import benchmark_remote
     from neo_local.frontends.base import TensorSpec
     from neo_local.rpc import RemoteVm, RpcError, connect
-    from neo_local.runtime.model import ArtifactError, _conform
+    from neo_local.runtime.model import ArtifactError, conform
 
     kind = meta["Runtime"]["Kind"]
     if kind != "tvm-relax-vm":
@@ -139,7 +139,7 @@ def _benchmark_on_device(ns: argparse.Namespace, plan: Any, endpoint: Any, folde
     given = load_inputs(ns.inputs, [s.name for s in specs]) if ns.inputs else None
     try:
         # checked here as a local run checks them (DLRModel)
-        feeds = None if given is None else {i["name"]: _conform(i, given[i["name"]]) for i in inputs}
+        feeds = None if given is None else {i["name"]: conform(i, given[i["name"]]) for i in inputs}
         session, remote = connect(endpoint, ns.key)
         vm = RemoteVm(session, remote, folder, meta)
         threads = ns.threads or (remote.device or {}).get("physical_cores")

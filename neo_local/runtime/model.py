@@ -30,11 +30,11 @@ class DLRModel:
     """A compiled model, with DLR's interface: ``run(inputs) -> list[np.ndarray]``."""
 
     def __init__(self, model_path: str | os.PathLike, dev_type: str = "cpu", dev_id: int = 0) -> None:
-        self._folder, self._tmp = _open_folder(Path(model_path))
-        self.meta = _read_meta(self._folder)
+        self._folder, self._tmp = open_folder(Path(model_path))
+        self.meta = read_meta(self._folder)
         self._inputs = self.meta["Model"]["Inputs"]
         self._outputs = self.meta["Model"]["Outputs"]
-        _check_runnable(self.meta, dev_type)
+        check_runnable(self.meta, dev_type)
         self._engine = open_engine(self.meta["Runtime"]["Kind"], self._folder, self.meta, dev_type, dev_id)
         # engines that run any number of rows (tree models) take any size of the first dimension
         self._any_rows = self._engine.accepts_any_rows
@@ -57,7 +57,7 @@ class DLRModel:
             values = [values[n] for n in names]
         if len(values) != len(names):
             raise ArtifactError(f"the model takes {len(names)} inputs {names}, got {len(values)}")
-        return [_conform(spec, value, self._any_rows) for spec, value in zip(self._inputs, values)]
+        return [conform(spec, value, self._any_rows) for spec, value in zip(self._inputs, values)]
 
     def get_input_names(self) -> list[str]:
         return [i["name"] for i in self._inputs]
@@ -81,7 +81,7 @@ class DLRModel:
         return self.meta["Compiler"].get("neo-local", "unknown")
 
 
-def _open_folder(path: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+def open_folder(path: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     if path.is_dir():
         return path, None
     if not path.is_file():
@@ -110,7 +110,7 @@ def _extract_plain_files(tar: tarfile.TarFile, dest: str) -> None:
         tar.extractall(dest, members=members)
 
 
-def _read_meta(folder: Path) -> dict[str, Any]:
+def read_meta(folder: Path) -> dict[str, Any]:
     try:
         return json.loads((folder / META).read_text())
     except FileNotFoundError:
@@ -119,7 +119,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ArtifactError(f"{folder / META} is not valid JSON: {exc}") from None
 
 
-def _check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
+def check_runnable(meta: Mapping[str, Any], dev_type: str) -> None:
     kind = meta.get("Runtime", {}).get("Kind")
     if kind == "coreml":
         package = meta["Runtime"].get("Library", "model.mlpackage")
@@ -186,7 +186,7 @@ def _check_gpu_runtime(target: str, gpu: Mapping[str, Any]) -> None:
         )
 
 
-def _conform(spec: Mapping[str, Any], value: Any, any_rows: bool = False) -> np.ndarray:
+def conform(spec: Mapping[str, Any], value: Any, any_rows: bool = False) -> np.ndarray:
     array = np.asarray(value)
     shape, wanted = list(array.shape), list(spec["shape"])
     rows_differ_only = any_rows and len(shape) == len(wanted) and shape[1:] == wanted[1:]

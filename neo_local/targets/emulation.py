@@ -30,6 +30,7 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
+from neo_local.runtime.model import read_meta
 from neo_local.targets.cpu_features import ARCH_MACHINES, host_os
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ class NativeLoader:
 
     def invocation(self, artifact: Path, feeds: Mapping[str, np.ndarray], workdir: Path) -> Invocation:
         folder = _artifact_folder(artifact, workdir)
-        meta = _read_meta(folder)
+        meta = read_meta(folder)
         inputs_dir, outputs = workdir / "native-inputs", workdir / "native-outputs"
         for d in (inputs_dir, outputs):
             shutil.rmtree(d, ignore_errors=True)
@@ -308,12 +309,6 @@ def _artifact_folder(artifact: Path, workdir: Path) -> Path:
     with tarfile.open(artifact) as tar:
         tar.extractall(folder, filter="data")
     return folder
-
-
-def _read_meta(folder: Path) -> dict:
-    import json
-
-    return json.loads((folder / "compiled.meta").read_text())
 
 
 def stage_runtime(dest: Path) -> Path:
