@@ -69,3 +69,16 @@ def test_center_crop_pad_folds_its_pads_then_the_padded_shape():
     model = onnx_model([node], [_value("x", "float32", [5, 4, 3])], [_value("y", "float32", [3, 6, 3])],
                        [numpy_helper.from_array(np.array([3, 6, 3], "int64"), "shape")], opset=18)
     compile_and_compare(model, {"x": seeded(5, 4, 3)})
+
+
+@pytest.mark.parametrize("attrs,out", [
+    (dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]), [3, 3]),
+    (dict(kernel_shape=[2, 2], storage_order=1, ceil_mode=1, strides=[2, 2]), [3, 3]),
+    (dict(kernel_shape=[2, 3], dilations=[2, 1], pads=[1, 0, 0, 1]), [4, 5]),
+    (dict(kernel_shape=[2, 3], auto_pad="SAME_LOWER"), [5, 6]),
+])
+def test_maxpool_with_indices(attrs, out):
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], **attrs)
+    model = onnx_model([node], [_value("x", "float32", [2, 3, 5, 6])],
+                       [_value("y", "float32", [2, 3, *out]), _value("i", "int64", [2, 3, *out])], opset=12)
+    compile_and_compare(model, {"x": seeded(2, 3, 5, 6)})

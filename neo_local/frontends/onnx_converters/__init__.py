@@ -107,5 +107,5 @@ def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
     from neo_local.frontends.onnx_converters import (  # noqa: F401
         activations, columns, control_flow, cumulative, deformable, detection, ml, normalization, quantized,
-        recurrent, resize, semantics, sequence, shaped, spectral, tensor_ops, typed,
+        pooling, recurrent, resize, semantics, sequence, shaped, spectral, tensor_ops, typed,
     )

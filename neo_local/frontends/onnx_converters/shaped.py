@@ -33,7 +33,7 @@ def constant_of_shape(bb: Any, node: OnnxNode) -> Any:
     return relax.op.broadcast_to(constant(fill, str(fill.dtype)), matched)
 
 
-def _split_sizes(bb: Any, node: OnnxNode) -> list[int] | None:
+def _split_sizes(node: OnnxNode) -> list[int] | None:
     """The explicit split sizes (attribute before opset 13, a constant input from 13), if any."""
     if node.opset < 13:
         sizes = node.attr("split")
@@ -49,7 +49,7 @@ def split(bb: Any, node: OnnxNode) -> Any:
     TVM's converter."""
     from tvm import relax
 
-    sizes = _split_sizes(bb, node)
+    sizes = _split_sizes(node)
     if sizes is None or all(sizes):
         return tvm_converter(bb, node, tvm_custom={"num_outputs": node.num_outputs})
     x = node.input(0)
