@@ -112,8 +112,9 @@ def onnxruntime_outcome(case: Case) -> tuple[str, str]:
 
 def freeze_attribute_inputs(case: Case) -> Case:
     """The case with its attribute-like graph inputs (schema names in ATTRIBUTE_LIKE, e.g. axes,
-    shape, pads, sizes/scales, split, K, starts/ends) turned into initializers holding the test's
-    values: the form real models have them in. The first input is never frozen."""
+    shape, pads, sizes/scales, split, K, starts/ends, as the formal name of the node input they
+    feed or as their own name) turned into initializers holding the test's values: the form real
+    models have them in. The first input is never frozen."""
     import onnx
     from onnx import numpy_helper
 
@@ -132,7 +133,10 @@ def freeze_attribute_inputs(case: Case) -> Case:
     keep = []
     for i, (value, array) in enumerate(zip(model.graph.input, case.inputs)):
         arr = _arrays([array])
-        if i > 0 and arr is not None and formal.get(value.name) in ATTRIBUTE_LIKE and arr[0].ndim <= 1:
+        # the input's own name counts too: an ``_expanded`` case keeps the function operator's
+        # input names (CenterCropPad's ``shape``) while its body's nodes call them data_0, B, ...
+        named = formal.get(value.name) in ATTRIBUTE_LIKE or value.name in ATTRIBUTE_LIKE
+        if i > 0 and arr is not None and named and arr[0].ndim <= 1:
             frozen.append(numpy_helper.from_array(arr[0], value.name))
         else:
             keep.append(value)
