@@ -1,7 +1,7 @@
 """The TVM runtime scripts/setup-armhf-runtime.sh cross-builds for armv7 hard-float Linux: ELF
 libraries a loader can link and load on a Raspberry Pi-class board, exporting the C API of the
 x86 wheel's libraries, and (run under qemu-arm-static) registering the runtime globals that the
-x86 wheel's libtvm_runtime.so registers, RPC aside."""
+x86 wheel's libtvm_runtime.so registers, RPC and LLM serving aside."""
 
 import importlib.util
 import re
@@ -17,15 +17,24 @@ from test_pipeline_arm import _readelf
 
 RUNTIME = emulation.armhf_runtime_dir()
 LIBS = ("libtvm_ffi.so", "libtvm_runtime.so")
-FFI = Path(importlib.util.find_spec("tvm_ffi").origin).parent  # located, not imported (importing tvm takes seconds)
-WHEEL_LIBS = {"libtvm_ffi.so": FFI / "lib", "libtvm_runtime.so": Path(importlib.util.find_spec("tvm").origin).parent / "lib"}
-# not built for armhf: RPC (no RPC server runs on the emulated target) and the fp16 fallbacks of
+# the x86 wheels' packages, located and not imported (importing tvm takes seconds)
+FFI = Path(importlib.util.find_spec("tvm_ffi").origin).parent
+WHEEL_LIBS = {"libtvm_ffi.so": FFI / "lib",
+              "libtvm_runtime.so": Path(importlib.util.find_spec("tvm").origin).parent / "lib"}
+# not built for armhf: RPC (no RPC server runs on the emulated target), the LLM-serving VM builtins
+# (KV cache, RNN state, sampling: no neo-local model calls them) and the fp16 fallbacks of
 # builtin_fp16.cc (on ARM, gcc links libgcc's __gnu_f2h_ieee/__gnu_h2f_ieee into each artifact)
-LEFT_OUT_GLOBALS = re.compile(r"^(rpc\.|tvm\.rpc\.|device_api\.rpc$|runtime\.RPCTimeEvaluator$|cache_flush_cpu_non_first_arg$)")
+LEFT_OUT_GLOBALS = re.compile(
+    r"^(rpc\.|tvm\.rpc\.|device_api\.rpc$|runtime\.RPCTimeEvaluator$|cache_flush_cpu_non_first_arg$"
+    r"|vm\.builtin\.(attention_kv_cache_|paged_attention_kv_cache_|kv_cache_disagg_|kv_state_|rnn_state_"
+    r"|apply_(presence_and_frequency|repetition)_penalty$|apply_softmax_with_temperature$"
+    r"|multinomial_from_uniform$|sample_top_p_))"
+)
 LEFT_OUT_SYMBOLS = {"__gnu_f2h_ieee", "__gnu_h2f_ieee", "__truncdfhf2"}
 
 pytestmark = pytest.mark.skipif(
-    not (RUNTIME / "READY").is_file(), reason=f"the armhf runtime is not built in {RUNTIME} (scripts/setup-armhf-runtime.sh)"
+    not (RUNTIME / "READY").is_file(),
+    reason=f"the armhf runtime is not built in {RUNTIME} (scripts/setup-armhf-runtime.sh)",
 )
 
 
