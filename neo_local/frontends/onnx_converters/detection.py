@@ -40,6 +40,7 @@ def _nms_kernel(batches: int, classes: int, boxes_count: int, center_point_box: 
             alive = T.alloc_buffer((n,), "int32")
             best = T.alloc_buffer((1,), "int32")
             chosen = T.alloc_buffer((1,), "int64")
+            searching = T.alloc_buffer((1,), "int32")
             count[0] = T.int64(0)
             for b in range(batches):
                 for i in range(n):
@@ -60,16 +61,19 @@ def _nms_kernel(batches: int, classes: int, boxes_count: int, center_point_box: 
                             alive[i] = T.Cast("int32", scores[b, c, i] > score_threshold[0])
                         else:
                             alive[i] = 1
-                    for _step in range(n):
+                    searching[0] = 1
+                    for _step in range(n):  # stops searching once nothing is left or the cap is reached
                         best[0] = -1
-                        if chosen[0] < max_out[0]:
+                        if searching[0] == 1 and chosen[0] < max_out[0]:
                             for i in range(n):
                                 if alive[i] == 1:
                                     if best[0] < 0:
                                         best[0] = i
                                     elif scores[b, c, i] > scores[b, c, best[0]]:
                                         best[0] = i
-                        if best[0] >= 0:
+                        if best[0] < 0:
+                            searching[0] = 0
+                        else:
                             k = best[0]
                             alive[k] = 0
                             selected[count[0], 0] = T.int64(b)
