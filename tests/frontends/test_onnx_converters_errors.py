@@ -82,3 +82,11 @@ def test_maxpool_with_indices(attrs, out):
     model = onnx_model([node], [_value("x", "float32", [2, 3, 5, 6])],
                        [_value("y", "float32", [2, 3, *out]), _value("i", "int64", [2, 3, *out])], opset=12)
     compile_and_compare(model, {"x": seeded(2, 3, 5, 6)})
+
+
+def test_unsqueeze_with_scalar_axes():
+    """onnx's AffineGrid function body unsqueezes with a 0-d axes constant."""
+    model = onnx_model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"])], [_value("x", "float32", [2, 3])],
+                       [_value("y", "float32", [2, 3, 1])],
+                       [numpy_helper.from_array(np.array(-1, "int64"), "axes")], opset=13)
+    compile_and_compare(model, {"x": seeded(2, 3)})

@@ -2,11 +2,13 @@
 
 ConstantOfShape with a shape read at run time (TVM leaves a ``broadcast_to`` to an unknown shape
 that no pass lowers), Split into zero-size parts (TVM's ``split`` wants strictly increasing
-split points) and Upsample's nearest mode on any rank with scales given as an input.
+split points), Upsample's nearest mode on any rank with scales given as an input, and
+Unsqueeze with scalar axes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -80,3 +82,13 @@ def upsample(bb: Any, node: OnnxNode) -> Any:
         taken = np.minimum(np.floor(np.arange(int(size * scale)) / scale), size - 1).astype("int64")
         x = bb.emit(relax.op.take(x, constant(taken, "int64"), axis=axis))
     return x
+
+
+@register("Unsqueeze", 13)
+def unsqueeze(bb: Any, node: OnnxNode) -> Any:
+    """A scalar constant ``axes`` (onnx's own AffineGrid function body writes one) is read as
+    the one-element list onnxruntime takes it for; TVM's converter iterates over it."""
+    axes = None if node.input(1) is None else constant_value(node.input(1))
+    if axes is not None and axes.ndim == 0:
+        node = dataclasses.replace(node, inputs=(node.input(0), constant(axes.reshape(1), "int64")))
+    return tvm_converter(bb, node)
