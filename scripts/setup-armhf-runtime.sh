@@ -23,8 +23,8 @@
 # links libgcc's __gnu_f2h_ieee/__gnu_h2f_ieee into each artifact that needs them).
 #
 # Needs g++-arm-linux-gnueabihf (scripts/setup.sh installs it as root) and the .venv. Build time
-# (-j2 -O2, 2 x86_64 cores shared with other work at a load average of 3 to 5): 421 s and 502 s
-# measured, 840 to 1000 s of compiler time (build.log lists each source's); 2.6 MB of libraries.
+# (-j2 -O2, 2 x86_64 cores shared with other work at a load average of 3 to 5): 383 to 502 s
+# measured, 760 to 1000 s of compiler time (build.log lists each source's); 2.6 MB of libraries.
 # A second run with the same inputs returns at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,7 @@ site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 versions=$("$PY" -c 'from importlib.metadata import version as v
 print(" ".join(f"{p}=={v(p)}" for p in ("apache-tvm", "apache-tvm-ffi")))')
 # what the build is made of: this script without its comments, and the support headers
-inputs=$( (grep -v '^ *#' "$0"; cat "$SHIMS"/include/tvm/support/*.h "$SHIMS"/include/tvm/support/cuda/*.h \
+inputs=$( (grep -v '^ *#' scripts/setup-armhf-runtime.sh; cat "$SHIMS"/include/tvm/support/*.h "$SHIMS"/include/tvm/support/cuda/*.h \
   "$SHIMS"/support/*.h) | sha256sum | cut -c1-16)
 STAMP="arm-linux-gnueabihf $ARCH_FLAGS; $versions; g++ $("$CXX" -dumpfullversion); inputs $inputs"
 if [ -f "$DEST/READY" ] && [ "$(cat "$DEST/READY")" = "$STAMP" ]; then
