@@ -42,7 +42,7 @@ MODES = ("as_is", "prepass", "frozen")
 #: formal input names (ONNX schemas) that carry attribute-like operands
 ATTRIBUTE_LIKE = {"axes", "shape", "pads", "sizes", "scales", "split", "K", "starts", "ends", "steps",
                   "repeats", "roi", "depth", "constant_value", "output_shape", "k", "axis", "perm",
-                  "image_shape", "block_shape", "size"}
+                  "image_shape", "block_shape", "size", "ratio", "training_mode"}
 PASS = "pass"
 DOC = ROOT / "docs" / "onnx-node-suite.md"
 

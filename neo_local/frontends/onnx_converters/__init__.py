@@ -106,6 +106,6 @@ def importer_converts(domain: str, op_type: str, opset: int) -> bool:
 def _load_converters() -> None:
     """Import the converter modules (they register themselves); cheap after the first call."""
     from neo_local.frontends.onnx_converters import (  # noqa: F401
-        activations, columns, control_flow, cumulative, deformable, detection, ml, normalization, quantized,
-        pooling, recurrent, resize, semantics, sequence, shaped, spectral, tensor_ops, typed,
+        activations, casts, columns, control_flow, cumulative, deformable, detection, ml, normalization, quantized,
+        pooling, recurrent, refused, resize, semantics, sequence, shaped, spectral, tensor_ops, typed,
     )
