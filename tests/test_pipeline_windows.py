@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cross_runs import corrupt_library_reason
 from example_archives import built
 from neo_local.api.errors import JobFailure
 from neo_local.runtime import ArtifactError, DLRModel
@@ -93,18 +94,11 @@ def test_x86_win64_runs_under_wine_and_matches_torch(win64, tmp_path):
 
 def test_a_corrupt_dll_fails_under_wine_with_the_loader_s_reason(win64, tmp_path):
     _, folder, _ = win64
-    wine = _wine()
-    broken = tmp_path / "broken"
-    shutil.copytree(folder, broken)
-    (broken / "compiled.dll").write_bytes(b"MZ" + b"\0" * 1000)
-    start = time.perf_counter()
-    with pytest.raises(JobFailure) as err:
-        run_artifact(broken, built("resnet_like", "onnx").load_inputs(), tmp_path / "run", wine)
-    assert time.perf_counter() - start < 60
-    assert err.value.reason.startswith(
+    reason = corrupt_library_reason(folder, "compiled.dll", b"MZ", _wine(), tmp_path)
+    assert reason.startswith(
         "InternalError: the compiled artifact failed to run under wine64 through neo_run (built with mingw-w64) "
         "with tvm_runtime.dll and tvm_ffi.dll from the win_amd64 wheels: neo_run: loading the library failed: "
-    ), err.value.reason
+    ), reason
 
 
 def test_pe_check_refuses_an_elf_library_and_a_foreign_import(tmp_path):
