@@ -162,9 +162,10 @@ def test_list_form_and_missing_inputs(tmp_path):
 def test_shapes_that_do_not_fit_the_weights(tmp_path):
     module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(3, 2, ceil_mode=True)).eval()
     write_checkpoint(module, {"data": (1, 3, 8, 8)}, tmp_path, "net")
-    # caught by the importer (TVM's message follows)
+    # caught by the importer (the node, then TVM's message)
     assert _error(tmp_path, '{"data": [1, 4, 8, 8]}').startswith(
-        "ClientError: InputConfiguration: net-symbol.json could not be imported: The channel size of the data"
+        "ClientError: InputConfiguration: net-symbol.json could not be imported: Conv node '_0': The channel size of "
+        "the data"
     )
     # caught while translating: pooling_convention='full' needs the input's shape
     assert _error(tmp_path, '{"data": [1, 3, 8]}').startswith(

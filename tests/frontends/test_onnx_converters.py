@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from neo_local.api.errors import JobFailure
 from neo_local.frontends import onnx_converters
 from neo_local.frontends.onnx_converters import importer_converts, register
 from neo_local.frontends.onnx_converters.tvm_hook import our_converters, tvm_convert_map
@@ -474,3 +475,15 @@ def test_batch_normalization_training_mode_running_statistics():
     model = onnx_model([node], [_f32("x", [2, 3, 4])], outputs,
                        [numpy_helper.from_array(a, n) for n, a in arrays.items()], opset=15)
     compile_and_compare(model, {"x": seeded(2, 3, 4, seed=5)}, rtol=1e-5, atol=1e-5)
+
+
+def test_an_import_failure_names_the_node_it_failed_on():
+    """TVM's own messages rarely say where (``Only constant axes currently supported``)."""
+    model = onnx_model([helper.make_node("ReduceSum", ["x", "axes"], ["y"], name="sum1")],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                        helper.make_tensor_value_info("axes", TensorProto.INT64, [1])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], opset=18)
+    with pytest.raises(JobFailure) as err:
+        run_compiled(model, {"x": seeded(2, 3), "axes": np.array([1])})
+    assert err.value.reason == ("ClientError: InputConfiguration: model.onnx could not be imported: ReduceSum node "
+                                "'sum1': Only constant axes currently supported")

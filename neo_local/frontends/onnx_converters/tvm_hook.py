@@ -87,6 +87,38 @@ class _MapEntry:
         return convert
 
 
+class NodeImportError(Exception):
+    """A converter's failure, with the ONNX node it failed on (TVM's own messages rarely say)."""
+
+    def __init__(self, op_type: str, node_name: str, cause: BaseException) -> None:
+        from neo_local.api.errors import exception_line
+
+        where = f"{op_type} node {node_name!r}" if node_name else f"{op_type} node"
+        super().__init__(f"{where}: {exception_line(cause)}")
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A convert-map entry whose converters name the node when they fail (the innermost node of a
+    Scan/Loop/If body, where bodies are imported inside their operator's converter)."""
+
+    op_type: str
+    entry: Any
+
+    def get_converter(self, opset: int) -> Callable[..., Any]:
+        convert = self.entry.get_converter(opset)
+
+        def named(bb: Any, inputs: Any, attrs: dict[str, Any], params: Any) -> Any:
+            try:
+                return convert(bb, inputs, attrs, params)
+            except NodeImportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (every converter failure gets the node's name)
+                raise NodeImportError(self.op_type, attrs.get("tvm_custom", {}).get("name", ""), exc) from exc
+
+        return named
+
+
 def call_tvm_converter(bb: Any, op_type: str, inputs: list[Any], node: OnnxNode) -> Any:
     """TVM's own converter of ``op_type`` applied to ``inputs`` with ``node``'s attributes (for
     converters that reduce their operator to one TVM already imports, e.g. an int32 Conv)."""
@@ -104,6 +136,7 @@ def our_converters() -> Iterator[None]:
         merged = dict(base)
         for op_type in registered():
             merged[op_type] = _MapEntry(op_type, base.get(op_type))
+        merged = {op_type: _Named(op_type, entry) for op_type, entry in merged.items()}
 
         def convert_map() -> dict[str, Any]:
             return merged
