@@ -5,15 +5,13 @@ with the runtime scripts/setup-armhf-runtime.sh cross-builds, where it was built
 
 import platform
 import shutil
-import time
 
 import pytest
 
-from cross_runs import corrupt_library_reason
+from cross_runs import corrupt_library_reason, rerun_error_vs_torch
 from example_archives import built
 from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
-from neo_local.verify import compare, run_artifact
 from test_pipeline_arm import _compile, _compile_platform, _readelf, _unpack
 
 
@@ -77,13 +75,7 @@ def test_rasp3b_runs_under_qemu_arm_and_matches_torch(rasp3b, tmp_path):
         "ran under qemu-arm-static -cpu max through neo_run with the TVM runtime cross-built for armhf (ELF32 ARM "
     )
     assert verification["max_rel_error"] < 1e-4
-    example = built("resnet_like", "onnx")
-    start = time.perf_counter()
-    actual = run_artifact(folder, example.load_inputs(), tmp_path / "run", qemu)
-    seconds = time.perf_counter() - start
-    max_abs, max_rel = compare(example.load_outputs(), actual)
-    print(f"rasp3b under qemu-arm vs torch: max abs error {max_abs:.3g}, max rel error {max_rel:.3g}, {seconds:.1f} s")
-    assert max_rel < 1e-4
+    assert rerun_error_vs_torch(folder, qemu, tmp_path, "rasp3b under qemu-arm") < 1e-4
 
 
 @_needs("arm-linux-gnueabihf-gcc")

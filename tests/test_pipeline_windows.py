@@ -6,17 +6,15 @@ import json
 import shutil
 import subprocess
 import tarfile
-import time
 
 import pytest
 
-from cross_runs import corrupt_library_reason
+from cross_runs import corrupt_library_reason, rerun_error_vs_torch
 from example_archives import built
 from neo_local.api.errors import JobFailure
 from neo_local.runtime import ArtifactError, DLRModel
 from neo_local.targets import emulation
 from neo_local.targets.binaries import structural_check
-from neo_local.verify import compare, run_artifact
 from test_pipeline_arm import _compile
 
 pytestmark = pytest.mark.skipif(
@@ -83,13 +81,7 @@ def test_x86_win64_runs_under_wine_and_matches_torch(win64, tmp_path):
         f"win_amd64 wheels ({STRUCTURE}) and matched "
     )
     assert verification["max_rel_error"] < 1e-4
-    example = built("resnet_like", "onnx")
-    start = time.perf_counter()
-    actual = run_artifact(artifact, example.load_inputs(), tmp_path / "run", wine)  # the tarball, unpacked first
-    seconds = time.perf_counter() - start
-    max_abs, max_rel = compare(example.load_outputs(), actual)
-    print(f"x86_win64 under wine vs torch: max abs error {max_abs:.3g}, max rel error {max_rel:.3g}, {seconds:.1f} s")
-    assert max_rel < 1e-4
+    assert rerun_error_vs_torch(artifact, wine, tmp_path, "x86_win64 under wine") < 1e-4  # the tarball, unpacked first
 
 
 def test_a_corrupt_dll_fails_under_wine_with_the_loader_s_reason(win64, tmp_path):
