@@ -29,12 +29,6 @@ from neo_local.benchmark import busy_s, steal_s
 # --------------------------------------------------------------------------- generic helpers
 
 
-def physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
-
 def set_thread_env(threads: int) -> None:
     """Thread counts for every runtime, before any of them starts its pool."""
     # the TVM runtime uses one thread on this VM when TVM_NUM_THREADS is unset

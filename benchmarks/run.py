@@ -38,6 +38,7 @@ from typing import Any
 
 from benchmarks import flops, measure, suite
 from neo_local.benchmark import Plan, max_abs_diff
+from neo_local.targets.cpu_features import physical_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=15.0,
                    help="seconds of timed runs per engine: a slow engine (e.g. unscheduled TVM) gets fewer runs")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (fewer when one run is slow)")
-    p.add_argument("--threads", type=int, default=measure.physical_cores(), help="default: physical cores")
+    p.add_argument("--threads", type=int, default=physical_cores(), help="default: physical cores")
     p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-runtime", type=int, default=1800, help="StoppingCondition.MaxRuntimeInSeconds")

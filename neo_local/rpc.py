@@ -10,7 +10,6 @@ let this side check an artifact before uploading it: what the device is, and the
 from __future__ import annotations
 
 import json
-import os
 import platform
 import signal
 import socket
@@ -122,14 +121,12 @@ def register_device_functions() -> None:
 
 def device_info() -> dict[str, Any]:
     """What the report says about the device, and its core count (the default thread count)."""
-    import psutil
-
-    from neo_local.targets.cpu_features import host_os
+    from neo_local.targets.cpu_features import host_os, physical_cores
 
     return {
         "machine": platform.machine().lower(),
         "os": host_os(),
-        "physical_cores": psutil.cpu_count(logical=False) or os.cpu_count() or 1,
+        "physical_cores": physical_cores(),
         "tvm": tvm.__version__,
         "runtime_only": bool(tvm.base._RUNTIME_ONLY),
     }

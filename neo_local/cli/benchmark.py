@@ -81,7 +81,9 @@ def benchmark_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _run_here(ns: argparse.Namespace, plan: Any) -> Any:
     """The artifact (and the --compare engine) timed in this process."""
-    threads = ns.threads or int(os.environ.get("TVM_NUM_THREADS") or 0) or _physical_cores()
+    from neo_local.targets.cpu_features import physical_cores
+
+    threads = ns.threads or int(os.environ.get("TVM_NUM_THREADS") or 0) or physical_cores()
     os.environ["TVM_NUM_THREADS"] = str(threads)  # before the TVM runtime starts its thread pool
     from neo_local.benchmark import benchmark_model
     from neo_local.runtime import DLRModel
@@ -149,11 +151,6 @@ def _benchmark_on_device(ns: argparse.Namespace, plan: Any, endpoint: Any, folde
     except (ValueError, RuntimeError, OSError) as e:  # TVM's errors are RuntimeErrors
         raise RunFailed(f"benchmarking {ns.artifact} on the device at {endpoint} failed: {e}") from None
 
-
-def _physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def _text(summary: dict[str, Any], where: str | None) -> str:

@@ -70,6 +70,6 @@ def _default_threads() -> None:
     """Let sessions use every physical core: TVM's runtime caps a session's threads at
     TVM_NUM_THREADS, else at half the logical cores (one thread on some VMs)."""
     if not os.environ.get("TVM_NUM_THREADS"):
-        import psutil
+        from neo_local.targets.cpu_features import physical_cores
 
-        os.environ["TVM_NUM_THREADS"] = str(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+        os.environ["TVM_NUM_THREADS"] = str(physical_cores())

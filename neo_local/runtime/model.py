@@ -88,26 +88,29 @@ def open_folder(path: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
         raise ArtifactError(f"{path} is neither an artifact folder nor a .tar.gz file")
     tmp = tempfile.TemporaryDirectory(prefix="neo-local-artifact-")
     try:
-        with tarfile.open(path, "r:*") as tar:
-            _extract_plain_files(tar, tmp.name)
+        extract_artifact(path, Path(tmp.name))
     except (tarfile.TarError, OSError) as exc:
         tmp.cleanup()
         raise ArtifactError(f"{path} is not a readable artifact tarball: {exc}") from exc
     return Path(tmp.name), tmp
 
 
-def _extract_plain_files(tar: tarfile.TarFile, dest: str) -> None:
-    """Extract an artifact's regular files. Devices run Pythons older than 3.11.4 (Debian 12's
-    3.11.2), which lack tarfile's extraction filters, so the checks are made here."""
-    members = tar.getmembers()
-    for member in members:
-        plain = member.isfile() or member.isdir()  # folders: a Core ML .mlpackage
-        if not plain or member.name.startswith("/") or ".." in Path(member.name).parts:
-            raise tarfile.TarError(f"unexpected entry {member.name!r}: an artifact holds only plain files and folders")
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, members=members, filter="data")
-    else:
-        tar.extractall(dest, members=members)
+def extract_artifact(tarball: Path, dest: Path) -> None:
+    """Extract an artifact's regular files and folders into ``dest``. Devices run Pythons older
+    than 3.11.4 (Debian 12's 3.11.2), which lack tarfile's extraction filters, so the checks are
+    made here."""
+    with tarfile.open(tarball, "r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            plain = member.isfile() or member.isdir()  # folders: a Core ML .mlpackage
+            if not plain or member.name.startswith("/") or ".." in Path(member.name).parts:
+                raise tarfile.TarError(
+                    f"unexpected entry {member.name!r}: an artifact holds only plain files and folders"
+                )
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, members=members, filter="data")
+        else:
+            tar.extractall(dest, members=members)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

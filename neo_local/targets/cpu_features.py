@@ -16,6 +16,20 @@ ARCH_MACHINES = {
 
 
 
+def physical_cores() -> int:
+    """Physical cores of this machine: the TVM runtime's thread count (it starts one thread on VMs
+    that report hyperthreads oddly unless TVM_NUM_THREADS says otherwise). psutil may be absent on
+    a device with the runtime alone; then every logical CPU counts."""
+    import os
+
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
 def host_os() -> str:
     """This machine's OS in TargetPlatform's spelling (LINUX, ANDROID; WINDOWS, DARWIN beyond it)."""
     import platform

@@ -23,15 +23,14 @@ import os
 import platform
 import shutil
 import subprocess
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
-from neo_local.runtime.model import read_meta
-from neo_local.targets.cpu_features import ARCH_MACHINES, host_os
+from neo_local.runtime.model import extract_artifact, read_meta
+from neo_local.targets.cpu_features import ARCH_MACHINES, host_os, physical_cores
 
 REPO = Path(__file__).resolve().parents[2]
 #: where scripts/setup-aarch64-emulation.sh puts the arm64 python and the aarch64 wheels
@@ -284,8 +283,8 @@ def _missing(tool: str, package: str) -> str:
 
 
 def _threads() -> dict[str, str]:
-    """The TVM runtime's thread count, as the host runtime would take it (one per core)."""
-    return {"TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS", str(os.cpu_count() or 1))}
+    """The TVM runtime's thread count, as the host runtime takes it (one per physical core)."""
+    return {"TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS", str(physical_cores()))}
 
 
 def _qemu_cpu(qemu: str, mcpu: str) -> str:
@@ -306,8 +305,7 @@ def _artifact_folder(artifact: Path, workdir: Path) -> Path:
     if artifact.is_dir():
         return artifact
     folder = workdir / "artifact"
-    with tarfile.open(artifact) as tar:
-        tar.extractall(folder, filter="data")
+    extract_artifact(artifact, folder)
     return folder
 
 

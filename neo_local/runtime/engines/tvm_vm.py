@@ -8,13 +8,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from neo_local.targets.cpu_features import physical_cores
+
 
 class TvmVmEngine:
     accepts_any_rows = False  # shapes are fixed at compile time
 
     def __init__(self, library: Path, dev_type: str, dev_id: int) -> None:
         # the runtime otherwise starts one thread on VMs that report hyperthreads oddly
-        os.environ.setdefault("TVM_NUM_THREADS", str(_physical_cores()))
+        os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
         import tvm
         from tvm.runtime.vm import VirtualMachine
 
@@ -33,11 +35,3 @@ def open_engine(folder: Path, meta: Mapping[str, Any], dev_type: str, dev_id: in
     gpu = meta.get("Target", {}).get("Gpu")
     return TvmVmEngine(folder / meta["Runtime"]["Library"], gpu["TVMTarget"]["kind"] if gpu else dev_type, dev_id)
 
-
-def _physical_cores() -> int:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1
