@@ -67,11 +67,13 @@ def optimize(mod, tvm_target: Mapping[str, Any]):
     """Relax rewrites + schedules; returns (module ready for tvm.compile, stats)."""
     import tvm
 
+    from neo_local.backends.cpu_schedule import quantized
     from neo_local.backends.cpu_schedule.passes import relax_passes
     from neo_local.backends.cpu_schedule.schedules import schedule_module
 
     lanes, max_acc = vector_config(tvm_target)
     target = tvm.target.Target(dict(tvm_target))
+    mod = quantized.rewrite(mod, lanes)
     mod = relax_passes(mod, lanes)
     mod, stats = schedule_module(mod, target, lanes, max_acc)
     stats.update(lanes=lanes, max_acc=max_acc)
