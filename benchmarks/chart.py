@@ -2,6 +2,7 @@
 network, nothing to install).
 
     .venv/bin/python -m benchmarks.chart [--results benchmarks/results] [--out benchmarks/results/chart.html]
+                                         [--markdown]
 
 Reads every results file ``benchmarks.run`` writes (``<cpu>-<mcpu>-<N>c.json``: a list of run
 records) and draws, per machine, one panel per figure: latency ratio neo-local / engine (log
@@ -9,7 +10,10 @@ scale, 1 = as fast), GFLOP/s of every engine, compile time, artifact size and pe
 model a line across the runs in time order (x axis: commit and date; ``*`` marks a run from a
 checkout with uncommitted changes). Every point carries its value as a tooltip. Runs from before
 FLOPs were recorded get GFLOP/s from another run's count of the same model and input shapes.
-Other JSON files in the folder (other harnesses' formats) are skipped.
+Above the panels, the latest result of each model and variant (default compile, or "tuned" when
+the run passed CompilerOptions asking for tuning) as bars of its ratio and as a table; ``--markdown``
+prints that table for a README or a closing note. Other JSON files in the folder (other harnesses'
+formats) are skipped.
 """
 
 from __future__ import annotations
@@ -62,12 +66,18 @@ def _engine(key: str) -> str:
     return "neo-local" if key == NEO_LOCAL else key
 
 
+def _name(r: dict[str, Any]) -> str:
+    """The model, with its variant when it is not the default compile (e.g. ``resnet50_like [tuned]``)."""
+    v = r.get("variant", "default")
+    return r["model"] if v == "default" else f"{r['model']} [{v}]"
+
+
 def _ratios(r: dict[str, Any]) -> dict[str, float]:
-    return {f"{r['model']} / {k.removeprefix('tvm_over_')}": v for k, v in r.get("ratio", {}).items()}
+    return {f"{_name(r)} / {k.removeprefix('tvm_over_')}": v for k, v in r.get("ratio", {}).items()}
 
 
 def _gflops(r: dict[str, Any]) -> dict[str, float]:
-    return {f"{r['model']}: {_engine(k)}": v for k, v in r.get("gflops", {}).items()}
+    return {f"{_name(r)}: {_engine(k)}": v for k, v in r.get("gflops", {}).items()}
 
 
 def _sgemm(run: Run) -> dict[str, float]:
@@ -75,17 +85,17 @@ def _sgemm(run: Run) -> dict[str, float]:
 
 
 def _compile_s(r: dict[str, Any]) -> dict[str, float]:
-    return {r["model"]: r["compile"]["compile_s"]}
+    return {_name(r): r["compile"]["compile_s"]}
 
 
 def _artifact_mb(r: dict[str, Any]) -> dict[str, float]:
-    return {r["model"]: r["compile"]["artifact_bytes"] / 2**20}
+    return {_name(r): r["compile"]["artifact_bytes"] / 2**20}
 
 
 def _peak_mb(r: dict[str, Any]) -> dict[str, float]:
-    out = {f"{r['model']} (compile)": r["compile"]["peak_rss_mb"]}
+    out = {f"{_name(r)} (compile)": r["compile"]["peak_rss_mb"]}
     run = r["latency"].get(NEO_LOCAL, {}).get("peak_rss_mb")
-    return out if run is None else {**out, f"{r['model']} (run)": run}
+    return out if run is None else {**out, f"{_name(r)} (run)": run}
 
 
 METRICS = (
@@ -145,6 +155,93 @@ def series(runs: list[Run], metric: Metric) -> dict[str, list[tuple[int, float]]
             if value is not None and math.isfinite(value) and value > 0:
                 out.setdefault(label, []).append((i, float(value)))
     return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest result of one model and variant in a results file, with the run it came from."""
+
+    result: dict[str, Any]
+    run: Run
+
+    @property
+    def engine(self) -> str | None:
+        """The engine the ratio is taken against: the first one the entry compares with."""
+        return next(iter(self.result.get("ratio", {})), "").removeprefix("tvm_over_") or None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.result["ratio"][f"tvm_over_{self.engine}"] if self.engine else None
+
+    def cells(self) -> list[str]:
+        """One table row: model, variant, neo-local ms, engine ms and ratio, GFLOP/s (share of the
+        run's sgemm rate), compile s, artifact MiB, peak MiB of the run, and which run."""
+        r, lat = self.result, self.result["latency"]
+        engine_ms = f"{lat[self.engine]['median_ms']:.3f} ({self.engine})" if self.engine else "-"
+        g = r.get("gflops", {}).get(NEO_LOCAL)
+        share = f" ({g / self.run.sgemm_gflops:.0%})" if g and self.run.sgemm_gflops else ""
+        peak = lat.get(NEO_LOCAL, {}).get("peak_rss_mb")
+        return [r["model"], r.get("variant", "default"), f"{lat[NEO_LOCAL]['median_ms']:.3f}", engine_ms,
+                f"{self.ratio:.2f}" if self.ratio else "-", f"{g:.1f}{share}" if g else "-",
+                f"{r['compile']['compile_s']:.1f}", f"{r['compile']['artifact_bytes'] / 2**20:.2f}",
+                f"{peak:.0f}" if peak else "-", f"{self.run.commit} {self.run.date}"]
+
+
+COLUMNS = ("model", "variant", "neo-local ms", "engine ms", "ratio", "GFLOP/s (of sgemm)", "compile s",
+           "artifact MiB", "run peak MiB", "run")
+
+
+def latest(runs: list[Run]) -> list[Latest]:
+    """Each (model, variant)'s newest result, in the order models first appear."""
+    out: dict[tuple[str, str], Latest] = {}
+    for run in runs:  # time order: later runs replace earlier ones
+        for r in run.results:
+            out[(r["model"], r.get("variant", "default"))] = Latest(r, run)
+    return list(out.values())
+
+
+def markdown(rows: list[Latest]) -> str:
+    """The snapshot as a Markdown table (for the README or a closing note)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(rows: list[Latest]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row.cells()) + "</tr>" for row in rows)
+    return f'<table class="latest"><tr>{head}</tr>{body}</table>'
+
+
+def svg_bars(rows: list[Latest]) -> str:
+    """Horizontal bars of the latest ratios (log scale, the 1.0 line dashed): the suite at a glance."""
+    rows = [row for row in rows if row.ratio]
+    if not rows:
+        return ""
+    bar, left, width = 16, 260, WIDTH
+    height = TOP + bar * len(rows) + 24
+    lo, hi = min(0.5, *(r.ratio for r in rows)) / 1.2, max(2.0, *(r.ratio for r in rows)) * 1.2
+
+    def x(v: float) -> float:
+        return left + (width - left - 16) * (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             '<text x="4" y="16" class="t">Latest ratio neo-local / engine per model (log scale; below 1: '
+             'neo-local is faster)</text>']
+    for i, row in enumerate(rows):
+        y = TOP + i * bar
+        color = PALETTE[0] if row.result.get("variant", "default") == "default" else PALETTE[1]
+        label = html.escape(f"{_name(row.result)} / {row.engine}")
+        tip = html.escape(f"{_name(row.result)} / {row.engine}: {_fmt(row.ratio)} x ({row.run.commit}, {row.run.timestamp})")
+        parts.append(f'<text x="{left - 6}" y="{y + bar - 4}" class="yl">{label}</text>'
+                     f'<rect x="{x(lo):.1f}" y="{y + 2}" width="{x(row.ratio) - x(lo):.1f}" height="{bar - 4}" '
+                     f'fill="{color}"><title>{tip}</title></rect>'
+                     f'<text x="{x(row.ratio) + 4:.1f}" y="{y + bar - 4}" class="xl">{_fmt(row.ratio)}</text>')
+    bottom = TOP + bar * len(rows)
+    for t in _ticks(lo, hi, True):
+        parts.append(f'<text x="{x(t):.1f}" y="{bottom + 14}" class="xl">{_fmt(t)}</text>')
+    parts.append(f'<line x1="{x(1.0):.1f}" x2="{x(1.0):.1f}" y1="{TOP}" y2="{bottom}" class="ref"/></svg>')
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -214,6 +311,8 @@ _STYLE = """body{font:14px sans-serif;margin:24px;color:#222}h2{margin-top:32px}
 svg .t{font-weight:bold;font-size:12px}svg .xl{font-size:10px}svg .yl{font-size:10px;text-anchor:end}
 svg .frame{fill:none;stroke:#999}svg .grid{stroke:#e4e4e4}svg .ref{stroke:#444;stroke-dasharray:4 3}
 .legend{list-style:none;padding:0;margin:24px 0 0;font-size:12px;columns:2}
+table.latest{border-collapse:collapse;font-size:12px;margin:8px 0}
+table.latest td,table.latest th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 .legend span{display:inline-block;width:10px;height:10px;margin-right:6px}"""
 
 
@@ -224,6 +323,9 @@ def render(machines: dict[str, list[Run]]) -> str:
         body.append(f"<h2>{html.escape(name)}</h2><p>{len(runs)} runs, {html.escape(runs[0].timestamp)} to "
                     f"{html.escape(runs[-1].timestamp)}; legends give each line's latest value. The machine may be "
                     "shared: see each record's loadavg and other_cpu_share.</p>")
+        rows = latest(runs)
+        body.append(f"<h3>Latest result of each model</h3>{svg_bars(rows)}{_html_table(rows)}"
+                    "<h3>Over time</h3>")
         for metric in METRICS:
             points = series(runs, metric)
             if points:
@@ -242,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.chart", description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of results files")
     p.add_argument("--out", type=Path, default=None, help="HTML file to write (default: <results>/chart.html)")
+    p.add_argument("--markdown", action="store_true", help="also print each machine's latest results as Markdown")
     args = p.parse_args(argv)
+    if args.markdown:
+        for path in sorted(args.results.glob("*.json")):
+            if runs := load_runs(path):
+                print(f"### {path.stem}\n\n{markdown(latest(runs))}\n")
     out = build(args.results, args.out or args.results / "chart.html")
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return 0

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--frameworks KERAS,TFLITE|all]
                                        [--repeat N] [--budget S] [--threads N] [--no-save]
+                                       [--compiler-options '{"tuning": {"trials": 200}}']
 
 For each model (benchmarks/suite.py: one or more per framework family): build its archive with
 the builders in models/, compile it with ``neo_local.compile`` for this host's CPU
@@ -157,7 +158,8 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
     job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
     comp = measure.in_child(
         measure.compile_step, job, built["archive"], entry.framework, built["data_input_config"],
-        built["compiler_options"], str(work / "out"), args.mcpu, args.threads, args.max_runtime,
+        {**built["compiler_options"], **args.compiler_options}, str(work / "out"), args.mcpu, args.threads,
+        args.max_runtime,
     )
     if "compile" in quiet:
         comp["quiet_wait"] = quiet["compile"]
@@ -191,6 +193,7 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
     gflops = {k: model_flops / (r["median_ms"] * 1e6) for k, r in latency.items()} if model_flops else {}
     return {
         "model": name,
+        "variant": variant(args.compiler_options),
         "framework": entry.framework,
         "inputs": built["inputs"],
         "archive_bytes": built["archive_bytes"],
@@ -202,6 +205,23 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         "peak_fraction": {k: g / peak_gflops for k, g in gflops.items()} if peak_gflops else {},
         "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
     }
+
+
+def variant(compiler_options: dict[str, Any]) -> str:
+    """How the artifact was compiled, as the chart and table label it: "default", or "tuned" when the
+    CompilerOptions ask for tuning (the records database of earlier tunings serves both)."""
+    return "tuned" if "tuning" in compiler_options else "default"
+
+
+def _compiler_options(text: str) -> dict[str, Any]:
+    """``--compiler-options``: a JSON object of CompilerOptions added to every entry's own."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"tuning\": {\"trials\": 200}}'")
+    return value
 
 
 # --------------------------------------------------------------------------- table
@@ -227,7 +247,8 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         lat = r["latency"]
         tvm = lat[suite.NEO_LOCAL.key]["median_ms"]
-        title = f"{r['model']} ({r.get('framework', 'ONNX')})"
+        tuned = " tuned" if r.get("variant", "default") != "default" else ""
+        title = f"{r['model']} ({r.get('framework', 'ONNX')}{tuned})"
         for i, (key, x) in enumerate(lat.items()):
             engine = "neo-local" if key == suite.NEO_LOCAL.key else key
             ratio = "" if key == suite.NEO_LOCAL.key else f"{tvm / x['median_ms']:.2f}"
@@ -273,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (fewer when one run is slow)")
     p.add_argument("--threads", type=int, default=physical_cores(), help="default: physical cores")
     p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
+    p.add_argument("--compiler-options", type=_compiler_options, default={},
+                   help="JSON CompilerOptions added to each model's own, e.g. '{\"tuning\": {\"trials\": 200}}' "
+                        "for the tuned variant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-runtime", type=int, default=1800, help="StoppingCondition.MaxRuntimeInSeconds")
     p.add_argument("--results", type=Path, default=None, help="results file (default: per host under benchmarks/results)")
@@ -326,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             # the machine may be shared: 1-minute load average before and after the run
             "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-            "target": {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}, "CompilerOptions": {"mcpu": mcpu}},
+            "target": {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+                       "CompilerOptions": {**args.compiler_options, "mcpu": mcpu}},
+            "variant": variant(args.compiler_options),
         },
         "sgemm_peak": peak,
         "results": results,

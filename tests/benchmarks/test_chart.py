@@ -43,7 +43,8 @@ def test_chart_of_two_runs_and_a_foreign_file(tmp_path):
     assert "<script" not in page and "<link" not in page and "src=" not in page  # self-contained
     assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg ")
     assert "<h2>some-cpu-2c</h2>" in page and "inprocess" not in page
-    assert page.count("<svg ") == len(chart.METRICS)  # ratio, GFLOP/s, compile time, artifact size, memory
+    # the latest ratios' bars, then over time: ratio, GFLOP/s, compile time, artifact size, memory
+    assert page.count("<svg ") == 1 + len(chart.METRICS)
     # time order on the x axis; the run from a dirty checkout is starred
     assert page.index("aaaaaaa*<tspan") < page.index("bbbbbbb<tspan")
     assert "11-26 09:00" in page
@@ -68,3 +69,24 @@ def test_main_writes_next_to_the_results(tmp_path, capsys):
                                                            [_result("m", 1.0, 1.0, True)])]))
     assert chart.main(["--results", str(tmp_path)]) == 0
     assert (tmp_path / "chart.html").exists() and "wrote" in capsys.readouterr().out
+
+
+def test_latest_results_table_bars_and_markdown_keep_variants_apart(tmp_path, capsys):
+    tuned = {**_result("resnet_like", 3.0, 5.0, True), "variant": "tuned"}
+    records = [
+        _record("2026-11-26T09:00:00+00:00", "a" * 40, [], [_result("resnet_like", 10.0, 5.0, True)]),
+        _record("2026-11-26T10:00:00+00:00", "b" * 40, [], [_result("resnet_like", 4.0, 5.0, True), tuned],
+                sgemm_peak={"gflops": 1000.0}),
+    ]
+    (tmp_path / "cpu-2c.json").write_text(json.dumps(records))
+    rows = chart.latest(chart.load_runs(tmp_path / "cpu-2c.json"))
+    # the newest default result replaced the older one; the tuned one is its own row
+    assert [(r.result["model"], r.result.get("variant", "default"), r.ratio) for r in rows] == [
+        ("resnet_like", "default", 0.8), ("resnet_like", "tuned", 0.6)]
+    assert rows[1].cells()[:6] == ["resnet_like", "tuned", "3.000", "5.000 (onnxruntime)", "0.60", "666.7 (67%)"]
+    page = chart.build(tmp_path, tmp_path / "chart.html").read_text()
+    assert "<title>resnet_like [tuned] / onnxruntime: 0.6 x (bbbbbbb, 2026-11-26T10:00:00+00:00)</title>" in page
+    assert page.count('<table class="latest">') == 1 and page.count("<tr>") == 3
+    assert chart.main(["--results", str(tmp_path), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| resnet_like | tuned | 3.000 | 5.000 (onnxruntime) | 0.60 |" in out and out.startswith("### cpu-2c")

@@ -47,6 +47,7 @@ def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
     assert r["max_abs_diff"]["tvm_vs_xgboost"] < 1e-5
     assert r["compile"]["artifact_bytes"] > 0 and r["compile"]["compile_s"] > 0
     assert record["settings"]["target"]["CompilerOptions"]["mcpu"] == r["compile"]["mcpu"]
+    assert r["variant"] == record["settings"]["variant"] == "default"
     # trees have no convs or matmuls to count: no GFLOP/s; the machine's sgemm rate is recorded anyway
     assert (r["flops"], r["gflops"], r["peak_fraction"]) == (None, {}, {})
     assert record["sgemm_peak"]["gflops"] > 0 and record["sgemm_peak"]["threads"] == 1
@@ -95,3 +96,11 @@ def test_every_family_has_an_entry_and_unknown_ones_are_refused(capsys):
     with pytest.raises(SystemExit):
         run.main(["--frameworks", "CAFFE"])
     assert "unknown framework(s) CAFFE" in capsys.readouterr().err
+
+
+def test_compiler_options_label_the_variant_and_bad_ones_are_refused(capsys):
+    assert run.variant({}) == "default" and run.variant({"tuning": {"trials": 8}}) == "tuned"
+    for bad in ("[1]", "{tuning"):
+        with pytest.raises(SystemExit):
+            run.main(["--models", "resnet_like", "--compiler-options", bad])
+        assert "--compiler-options" in capsys.readouterr().err
