@@ -163,6 +163,19 @@ def translated_onnx(framework: str, model_dir: Path, data_input_config: str | No
     return captured[0]
 
 
+def build_quantized(name: str, out_dir: str, seed: int) -> Built:
+    """models.quantized (onnxruntime's QDQ int8 model of a float example); ``float_model_path``: the
+    float .onnx it was quantized from, for onnxruntime's float speed beside its int8 one."""
+    from models.quantized import build_quantized_example
+
+    b = build_quantized_example(name, out_dir, seed)
+    model_path = _extract(b.archive, Path(out_dir) / "extracted" / name) / b.model_file
+    float_path = _extract(b.float_archive, Path(out_dir) / "extracted" / f"{name}.float") / b.float_model_file
+    built = _built(name, b.framework, seed, b.archive, b.inputs_npz, model_path, b.data_input_config,
+                   outputs_npz=b.outputs_npz)
+    return {**built, "float_model_path": str(float_path)}
+
+
 def build_tree(name: str, out_dir: str, seed: int) -> Built:
     """``xgboost_<kind>`` (JSON) or ``sklearn_<kind>`` (joblib) from models.tree_models, one row."""
     from models.tree_models import N_FEATURES, synthetic_data, tree_archive
@@ -192,6 +205,11 @@ def open_neo_local(built: Built, threads: int) -> Session:
 def open_onnxruntime(built: Built, threads: int) -> Session:
     """onnxruntime, CPU provider, all graph optimisations, on ``model_path``."""
     return Session(open_source("onnxruntime", Path(built["model_path"]), _feeds(built), threads), list, threads)
+
+
+def open_onnxruntime_float(built: Built, threads: int) -> Session:
+    """onnxruntime on the float model a quantized entry was made from (``float_model_path``)."""
+    return Session(open_source("onnxruntime", Path(built["float_model_path"]), _feeds(built), threads), list, threads)
 
 
 def open_torch(built: Built, threads: int) -> Session:
@@ -292,6 +310,8 @@ def open_sklearn(built: Built, threads: int) -> Session:
 
 NEO_LOCAL = Engine("neo_local_tvm", "neo-local (compiled artifact, neo_local.runtime.DLRModel)", open_neo_local)
 ONNXRUNTIME = Engine("onnxruntime", "onnxruntime (the same .onnx file)", open_onnxruntime)
+ONNXRUNTIME_FLOAT = Engine("onnxruntime_float", "onnxruntime (the float .onnx the int8 model was quantized from)",
+                           open_onnxruntime_float)
 TORCH = Engine("torch", "torch (eager, inference_mode)", open_torch)
 TORCHSCRIPT = Engine("torchscript", "torch (the archive's TorchScript file, torch.jit.load)", open_torchscript)
 TRANSLATION = Engine("onnxruntime_translation",
@@ -316,6 +336,8 @@ def _entries() -> dict[str, Entry]:
         Entry("keras_sequential_cnn", "KERAS", build_tf, (KERAS, KERAS_GRAPH)),
         Entry("tflite_mobile_cnn", "TFLITE", build_tf, (TFLITE,)),
         Entry("tflite_mobile_cnn_int8", "TFLITE", build_tf, (TFLITE,)),
+        Entry("resnet_like_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
+        Entry("resnet50_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("resnet_like_mx", "MXNET", build_translated, (TRANSLATION,)),
         Entry("yolov3_tiny_160", "DARKNET", build_translated, (TRANSLATION,)),
         Entry("darknet_classifier", "DARKNET", build_translated, (TRANSLATION,)),

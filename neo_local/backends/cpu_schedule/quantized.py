@@ -1,10 +1,127 @@
-"""Relax rewrites for quantized (int8 QDQ / TFLite int8) models, run before the float rewrites of ``passes``."""
+"""Relax rewrites for quantized (int8 QDQ) models, run before the float rewrites of ``passes``.
+
+A QDQ graph (onnxruntime's ``quantize_static``) imports as float ops between
+``R.quantize``/``R.dequantize`` pairs: ``dequantize(quantize(x, s, zp), s, zp)`` on every
+activation, ``dequantize(int8 W, per-channel s_w)`` on every weight. The layout passes cannot see
+through quantize/dequantize (no layout rule; int8 values in between), so each conv sits in NCHW
+between layout transforms, and each pair is a kernel of its own. Two rewrites:
+
+1. Each per-tensor pair becomes float elementwise ops, exactly ONNX's QuantizeLinear then
+   DequantizeLinear: ``t = clip(round(x / s), qmin - zp, qmax - zp)`` (round half to even, as
+   ``R.quantize`` lowers it), ``dq = t * s``. These follow the blocked layout and fuse into the
+   producing conv's epilogue, so an int8 conv costs one float blocked conv.
+2. A groups=1 conv of such a ``dq`` with constant dequantized int8 weights becomes
+   ``conv(t, W_int - zp_w) * (s * s_w)``: the conv of integer-valued floats computes the integer
+   sum of int8 products exactly (as onnxruntime's integer kernels do) while every partial sum stays
+   below 2^24 in magnitude. The bound is checked per conv (``max_o sum |W_int[o]| * max |t|``); a
+   conv over it keeps the float form of the graph (dequantized operands, the ONNX reference's own
+   arithmetic), counted as ``float_convs``.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+import numpy as np
 import tvm
+from tvm import relax
+
+from neo_local.backends.cpu_schedule.passes import _rewrite_functions
+
+log = logging.getLogger(__name__)
+
+#: float32 represents every integer up to 2^24 exactly
+EXACT_LIMIT = 2 ** 24
+
+
+@dataclass(frozen=True)
+class QuantizedStats:
+    fake_quantize: int  # quantize/dequantize pairs turned into float elementwise ops
+    integer_convs: int  # convs computed on integer-valued floats (exact sums)
+    float_convs: int  # convs left on dequantized floats: their exact-sum bound reaches 2^24
+
+
+def _const(expr: relax.Expr) -> np.ndarray | None:
+    return expr.value.numpy() if isinstance(expr, tvm.ir.expr.Constant) else None
+
+
+def _scalar(expr: relax.Expr) -> float | None:
+    value = _const(expr)
+    return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+
+@relax.expr_functor.mutator
+class _QdqRewriter(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.integer: dict[relax.Var, tuple[float, float]] = {}  # integer-valued t -> (s, max |t|); dq = t * s
+        self.counts = {"fake_quantize": 0, "integer_convs": 0, "float_convs": 0}
+
+    def _bound(self, expr: relax.Expr, op: str) -> relax.Call | None:
+        value = self.lookup_binding(expr) if isinstance(expr, relax.Var) else expr
+        return value if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get(op) else None
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802 (TVM's naming)
+        call = super().visit_call_(call)
+        new = None
+        if call.op == tvm.ir.Op.get("relax.dequantize"):
+            new = self._fake_quantize(call)
+        elif call.op == tvm.ir.Op.get("relax.nn.conv2d"):
+            new = self._integer_conv(call)
+        return call if new is None else new
+
+    def _fake_quantize(self, dq: relax.Call) -> relax.Expr | None:
+        """dequantize(quantize(x, s, zp), s, zp), per tensor, float32 -> ``t * s`` (module doc, 1)."""
+        q = self._bound(dq.args[0], "relax.quantize")
+        if q is None or str(dq.attrs.out_dtype) != "float32" or q.args[0].ty.dtype != "float32":
+            return None
+        s, zp = _scalar(q.args[1]), _scalar(q.args[2])
+        if s is None or zp is None or (s, zp) != (_scalar(dq.args[1]), _scalar(dq.args[2])):
+            return None
+        info = np.iinfo(str(q.attrs.out_dtype))
+        bb = self.builder_
+        r = bb.emit(relax.op.round(relax.op.divide(q.args[0], relax.const(s, "float32"))))
+        t = bb.emit(relax.op.minimum(relax.op.maximum(r, relax.const(info.min - zp, "float32")),
+                                     relax.const(info.max - zp, "float32")))
+        self.integer[t] = (s, float(max(zp - info.min, info.max - zp)))
+        self.counts["fake_quantize"] += 1
+        return relax.op.multiply(t, relax.const(s, "float32"))
+
+    def _integer_conv(self, conv: relax.Call) -> relax.Expr | None:
+        """conv(t * s, dequantize(W_int, s_w, zp_w)) -> conv(t, W_int - zp_w) * (s * s_w) (module doc, 2)."""
+        attrs = conv.attrs
+        if int(attrs.groups) != 1 or (attrs.data_layout, attrs.kernel_layout) != ("NCHW", "OIHW"):
+            return None
+        data = self._bound(conv.args[0], "relax.multiply")
+        weight = self._bound(conv.args[1], "relax.dequantize")
+        if data is None or weight is None or data.args[0] not in self.integer:
+            return None
+        t, (s, t_bound) = data.args[0], self.integer[data.args[0]]
+        w_int, s_w, zp_w = (_const(a) for a in weight.args)
+        if w_int is None or s_w is None or zp_w is None or int(weight.attrs.axis) not in (0, -4):
+            return None
+        cout = w_int.shape[0]
+        w = w_int.astype(np.float32) - np.broadcast_to(zp_w, (cout,)).astype(np.float32).reshape(-1, 1, 1, 1)
+        if float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * t_bound >= EXACT_LIMIT:
+            self.counts["float_convs"] += 1
+            return None
+        self.counts["integer_convs"] += 1
+        y = self.builder_.emit(relax.Call(conv.op, [t, relax.const(w)], attrs))
+        scale = (np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32)).reshape(1, cout, 1, 1)
+        return relax.op.multiply(y, relax.const(scale))
+
+
+def rewrite_with_stats(mod: tvm.IRModule) -> tuple[tvm.IRModule, QuantizedStats]:
+    """``rewrite`` and what it did."""
+    rewriter = _QdqRewriter(mod)
+    out = relax.transform.DeadCodeElimination()(_rewrite_functions(rewriter, mod))
+    return out, QuantizedStats(**rewriter.counts)
 
 
 def rewrite(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    """The module with its quantized patterns rewritten for the blocked CPU schedules (none yet)."""
+    """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc)."""
+    mod, stats = rewrite_with_stats(mod)
+    if stats.fake_quantize or stats.integer_convs or stats.float_convs:
+        log.info("cpu_schedule.quantized: %s", stats)
     return mod

@@ -1,0 +1,160 @@
+"""int8 QDQ models on the scheduled CPU pipeline (neo_local.backends.cpu_schedule.quantized):
+quantize/dequantize pairs as float ops with ONNX's rounding and clipping, convs on integer-valued
+floats where the sums stay exact, and a real QDQ CNN from onnxruntime's quantizer against
+onnxruntime's own int8 outputs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+pytest.importorskip("onnxruntime")
+
+from tvm import relax  # noqa: E402
+
+from example_archives import CACHE  # noqa: E402
+from neo_local.backends import cpu_schedule  # noqa: E402
+from neo_local.backends.cpu_schedule.quantized import EXACT_LIMIT, rewrite_with_stats  # noqa: E402
+
+AVX2 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "core-avx2"}
+
+
+def _host_has_avx2() -> bool:
+    try:
+        return any(line.startswith("flags") and " avx2" in line for line in open("/proc/cpuinfo"))
+    except OSError:
+        return False
+
+
+needs_avx2 = pytest.mark.skipif(not _host_has_avx2(), reason="the host cannot run AVX2 code")
+
+
+def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp):
+    """quantize(x) -> dequantize -> conv2d(., dequantize(w_int, w_scale per channel)), as the ONNX
+    importer writes a QDQ conv; int8 activations."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(x_shape, "float32"))
+    s, zp = relax.const(x_scale, "float32"), relax.const(x_zp, "int8")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            q = bb.emit(relax.op.quantize(x, s, zp, axis=1, out_dtype="int8"))
+            dq = bb.emit(relax.op.dequantize(q, s, zp, axis=1, out_dtype="float32"))
+            w = bb.emit(relax.op.dequantize(relax.const(w_int), relax.const(w_scale), relax.const(np.zeros(len(w_scale), "int8")),
+                                            axis=0, out_dtype="float32"))
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(dq, w, padding=1)))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _reference(x, w_int, w_scale, x_scale, x_zp):
+    """ONNX's QuantizeLinear (round half to even, saturate) and the exact integer conv, in numpy/torch."""
+    import torch
+
+    t = np.clip(np.round(x / np.float32(x_scale)) + x_zp, -128, 127) - x_zp
+    acc = torch.nn.functional.conv2d(torch.from_numpy(t).double(), torch.from_numpy(w_int).double(), padding=1).numpy()
+    return acc * (np.float64(x_scale) * w_scale.astype(np.float64)).reshape(1, -1, 1, 1)
+
+
+def _run(mod, x):
+    ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(x)).numpy(), stats
+
+
+@needs_avx2
+def test_small_conv_sums_exactly_on_integer_valued_floats():
+    """16 input channels, 3x3, int8 weights: the sum bound is far below 2^24, so the conv runs on
+    the integers themselves; inputs on rounding ties (k + 0.5 steps) and beyond the int8 range check
+    ONNX's round-half-to-even and saturation. The only float rounding left is the final scale."""
+    rng = np.random.default_rng(0)
+    w_int = rng.integers(-127, 128, (16, 16, 3, 3)).astype("int8")
+    w_scale = rng.uniform(0.001, 0.01, 16).astype("float32")
+    x_scale, x_zp = 0.05, 3
+    x = (rng.integers(-300, 300, (1, 16, 12, 12)) + 0.5).astype("float32") * np.float32(x_scale)
+    mod = _qdq_conv_module(x.shape, w_int, w_scale, x_scale, x_zp)
+    assert rewrite_with_stats(mod)[1].integer_convs == 1
+    got, stats = _run(mod, x)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    want = _reference(x, w_int, w_scale, x_scale, x_zp)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@needs_avx2
+def test_conv_over_the_exact_bound_keeps_the_dequantized_form():
+    """512 input channels x 3x3 of full-range weights: max sum |w| * 131 (the int8 input's reach
+    from its zero point) passes 2^24, where float sums of integers stop being exact; that conv stays
+    on dequantized floats (the QDQ graph's own arithmetic), still blocked, still close."""
+    rng = np.random.default_rng(1)
+    w_int = np.where(rng.random((8, 512, 3, 3)) < 0.5, -127, 127).astype("int8")
+    w_scale = np.full(8, 1e-4, "float32")
+    x_scale, x_zp = 0.02, -3
+    assert np.abs(w_int.astype(np.int64)).reshape(8, -1).sum(1).max() * (127 + 3 + 1) >= EXACT_LIMIT
+    x = rng.standard_normal((1, 512, 6, 6)).astype("float32")
+    mod = _qdq_conv_module(x.shape, w_int, w_scale, x_scale, x_zp)
+    counts = rewrite_with_stats(mod)[1]
+    assert (counts.fake_quantize, counts.integer_convs, counts.float_convs) == (1, 0, 1)
+    got, stats = _run(mod, x)
+    assert stats["conv"] == 1, stats
+    want = _reference(x, w_int, w_scale, x_scale, x_zp)
+    assert float(np.abs(got - want).max()) < 1e-5 * float(np.abs(want).max())
+
+
+@pytest.fixture(scope="module")
+def resnet_like_qdq():
+    from models.quantized import build_quantized_example
+
+    return build_quantized_example("resnet_like_qdq", CACHE / "quantized")
+
+
+def _onnx_model(built):
+    import onnx
+
+    with tarfile.open(built.archive) as tar:
+        return onnx.load_from_string(tar.extractfile(built.model_file).read())
+
+
+def test_qdq_resnet_rewrite_leaves_no_quantize_and_every_conv_integer(resnet_like_qdq):
+    """onnxruntime's QDQ resnet_like (9 convs, 7-bit per-channel weights): every activation pair
+    becomes float ops and every conv takes the exact integer-valued route."""
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.frontends.onnx_import import import_onnx
+
+    mod, _ = import_onnx(_onnx_model(resnet_like_qdq), (TensorSpec("input0", (1, 3, 64, 64), "float32"),), "m")
+    out, counts = rewrite_with_stats(mod)
+    assert (counts.integer_convs, counts.float_convs) == (9, 0), counts
+    assert counts.fake_quantize == 17, counts  # one per QuantizeLinear of the graph
+    assert "R.quantize" not in out.script()
+
+
+@needs_avx2
+def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qdq, tmp_path):
+    """Through ``neo_local.compile`` (ml_c4), run in a fresh process, against onnxruntime on the
+    same quantized file. Both compute the same integer sums exactly; the requantizations are float32
+    on both sides, so a value landing on a rounding tie could come out one step apart (and be carried
+    on): the bound is one step of the output scale. Measured: 0 (bitwise equal)."""
+    import neo_local
+    from neo_local.verify import run_artifact
+
+    out = Path(neo_local.compile(
+        InputConfig={"S3Uri": resnet_like_qdq.archive, "Framework": "ONNX",
+                     "DataInputConfig": resnet_like_qdq.data_input_config},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": "ml_c4"},
+    ))
+    with tarfile.open(out) as tar:
+        pipeline = json.load(tar.extractfile("compiled.meta"))["Build"]["Pipeline"]
+    stats = ast.literal_eval(pipeline[pipeline.index("{"):pipeline.rindex("}") + 1])
+    assert stats["conv"] == 9 and stats["unscheduled"] == 0, pipeline  # all 9 convs blocked
+    with np.load(resnet_like_qdq.inputs_npz) as z:
+        feeds = {k: z[k] for k in z.files}
+    (got,) = run_artifact(out, feeds, tmp_path / "run")
+    with np.load(resnet_like_qdq.outputs_npz) as z:
+        want = z["output0"]
+    graph = _onnx_model(resnet_like_qdq).graph
+    step = float(next(np.frombuffer(i.raw_data, "float32")[0] for i in graph.initializer if i.name == "output0_scale"))
+    assert float(np.abs(got - want).max()) <= step
