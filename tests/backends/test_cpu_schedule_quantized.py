@@ -155,6 +155,8 @@ def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qd
     (got,) = run_artifact(out, feeds, tmp_path / "run")
     with np.load(resnet_like_qdq.outputs_npz) as z:
         want = z["output0"]
-    graph = _onnx_model(resnet_like_qdq).graph
-    step = float(next(np.frombuffer(i.raw_data, "float32")[0] for i in graph.initializer if i.name == "output0_scale"))
+    from onnx import numpy_helper
+
+    step = float(next(numpy_helper.to_array(i) for i in _onnx_model(resnet_like_qdq).graph.initializer
+                      if i.name == "output0_scale"))
     assert float(np.abs(got - want).max()) <= step
