@@ -12,6 +12,7 @@ def neo_home(tmp_path_factory, monkeypatch):
     """Each test gets its own job store and job directories (never ~/.neo-local)."""
     home = tmp_path_factory.mktemp("neo-home")
     monkeypatch.setenv("NEO_LOCAL_HOME", str(home))
+    monkeypatch.setenv("NEO_LOCAL_TUNING_RECORDS", str(home / "tuning-records.jsonl"))  # never the user's
     return home
 
 

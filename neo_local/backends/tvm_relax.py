@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import platform
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from neo_local.api.errors import exception_line, internal_error
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
+from neo_local.targets.options import TuningOptions
 from neo_local.targets.spec import TargetSpec
 
 RUNTIME = "tvm-relax-vm"
@@ -19,11 +24,11 @@ log = logging.getLogger(__name__)
 CPU_SCHEDULE_ENV = "NEO_LOCAL_CPU_SCHEDULE"
 
 
-def _compile(mod, tvm_target) -> tuple[object, str]:
+def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, str]:
     """GPU targets: dlight's GPU schedules. CPU targets: our scheduled CPU pipeline where it
-    applies; TVM's plain pipeline otherwise, or when ours fails on this model (slow, but never no
-    answer). Returns the executable and which pipeline built it, which the job log and
-    compiled.meta report: never a silent fallback."""
+    applies (tuned first when ``spec.tuning`` gives a budget); TVM's plain pipeline otherwise,
+    or when ours fails on this model (slow, but never no answer). Returns the executable and
+    which pipeline built it, which the job log and compiled.meta report: never a silent fallback."""
     import tvm
 
     if "host" in tvm_target:
@@ -38,12 +43,66 @@ def _compile(mod, tvm_target) -> tuple[object, str]:
     if not cpu_schedule.applies_to(tvm_target):
         return tvm.compile(mod, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
     try:
-        executable, stats = cpu_schedule.compile_cpu(mod, tvm_target)
+        with _measurer(spec, target) as measurer:
+            executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
         reason = _schedule_failure(exc)
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
         return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
     return executable, f"neo-local scheduled CPU pipeline ({stats})"
+
+
+def _tuning(spec: TargetSpec | None, measurer: object | None) -> TuningOptions | None:
+    """The spec's tuning options; only its records database where nothing can time candidates."""
+    tuning = spec.tuning if spec is not None else None
+    if tuning is not None and measurer is None:
+        return TuningOptions(records=tuning.records)
+    return tuning
+
+
+@contextlib.contextmanager
+def _measurer(spec: TargetSpec | None, target) -> Iterator[object | None]:
+    """Where tuning times its candidates: the ``tuning.rpc`` device, or this machine when it can
+    run the target's code; None (tuning skipped, said on stderr, which is the job log) when
+    neither, or without a tuning budget. Cross-compiled code is never timed on this machine."""
+    tuning = spec.tuning if spec is not None else None
+    if tuning is None or not tuning.enabled:
+        yield None
+        return
+    from neo_local.backends.cpu_schedule.tuning import Measurer, RemoteMeasurer, stderr_progress
+
+    if tuning.rpc is None:
+        why = _not_runnable_here(spec)
+        if why:
+            stderr_progress(f"tuning skipped: {why}; give CompilerOptions tuning rpc (or --tune-rpc) HOST:PORT of "
+                            "a neo-local rpc-server on the device to tune there")
+        yield None if why else Measurer(target)
+        return
+    from neo_local.rpc import RpcError, connect, parse_endpoint
+
+    try:
+        session, remote = connect(parse_endpoint(tuning.rpc))
+    except RpcError as exc:
+        stderr_progress(f"tuning skipped: {exc}")
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="neo-local-tune-") as folder:
+        try:
+            yield RemoteMeasurer(target, session, remote.where, spec.linker, Path(folder))
+        finally:
+            del session
+
+
+def _not_runnable_here(spec: TargetSpec) -> str:
+    """Why this machine cannot time code built for ``spec`` ("" when it can)."""
+    from neo_local.targets.cpu_features import missing_on_host
+
+    triple = str(spec.tvm_target.get("mtriple", "")) or "x86_64"
+    machine = platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+    if not triple.startswith(machine):
+        return f"{spec.name} code ({triple}) cannot run on this {machine} machine"
+    missing = missing_on_host(spec.cpu_features)
+    return f"this CPU lacks {', '.join(missing)}, which {spec.name} code uses" if missing else ""
 
 
 def _schedule_failure(exc: BaseException) -> str:
@@ -105,7 +164,7 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
     try:
         ir, guarded = guard_takes(model.ir)
         # the guard's checking kernel raises from CPU code only: GPU builds keep the model as it is
-        executable, pipeline = _compile(model.ir if target.gpu_target else ir, target.build_target)
+        executable, pipeline = _compile(model.ir if target.gpu_target else ir, target.build_target, target)
         out_dir.mkdir(parents=True, exist_ok=True)
         _export(executable, target, out_dir / target.library)
     except Exception as exc:  # TVM raises its own error types from C++

@@ -7,6 +7,7 @@ boto3's sagemaker client would take, without calling anything: the CLI and the t
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import textwrap
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from typing import Any, Callable
 from awscli.argprocess import ParamShorthandDocGen
 
 from neo_local.api import service_model
+from neo_local.api.jsonish import parse_jsonish
 from neo_local.cli import values
 from neo_local.cli.values import UsageError
 
@@ -37,7 +39,44 @@ def add_operation_parsers(subparsers: Any, parents: list[argparse.ArgumentParser
                 "--wait", action="store_true",
                 help="block until the job ends, showing its log and status changes on stderr; "
                      "print the final description; exit 1 unless the job COMPLETED")
+            add_tuning_flags(parser)
         parser.set_defaults(operation=operation)
+
+
+#: the tuning flags of create-compilation-job and the CompilerOptions tuning keys they set
+_TUNING_FLAGS = {"tune_trials": "trials", "tune_minutes": "minutes", "tuning_records": "records", "tune_rpc": "rpc"}
+
+
+def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
+    """Shortcuts for CompilerOptions {"tuning": {...}} (they override what --output-config gives)."""
+    group = parser.add_argument_group("tuning of the CPU schedules (CompilerOptions tuning)")
+    group.add_argument("--tune-trials", type=int, metavar="N",
+                       help="tune the CPU kernels with at most N timed candidates over the whole model")
+    group.add_argument("--tune-minutes", type=float, metavar="M", help="tune for at most M minutes")
+    group.add_argument("--tuning-records", metavar="PATH",
+                       help="the tuning records database (JSON lines) to read and add to "
+                            "(default ~/.cache/neo-local/tuning/records.jsonl or $NEO_LOCAL_TUNING_RECORDS)")
+    group.add_argument("--tune-rpc", metavar="HOST:PORT",
+                       help="time the candidates on the device behind this neo-local rpc-server")
+
+
+def merge_tuning_flags(ns: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Write the tuning flags given into OutputConfig.CompilerOptions' "tuning" object."""
+    given = {key: getattr(ns, flag) for flag, key in _TUNING_FLAGS.items() if getattr(ns, flag, None) is not None}
+    if not given:
+        return
+    output = params.get("OutputConfig")
+    if not isinstance(output, dict):
+        raise UsageError("the tuning flags need --output-config")
+    text = output.get("CompilerOptions")
+    try:
+        options = parse_jsonish(text, "CompilerOptions") if text else {}
+    except ValueError as e:
+        raise UsageError(f"--output-config CompilerOptions: {e}") from None
+    if not isinstance(options, dict) or not isinstance(options.get("tuning", {}), dict):
+        raise UsageError("the tuning flags need CompilerOptions (and its tuning) to be a JSON object")
+    options["tuning"] = {**options.get("tuning", {}), **given}
+    output["CompilerOptions"] = json.dumps(options)
 
 
 def add_arguments(parser: argparse.ArgumentParser, operation: str) -> None:
@@ -95,6 +134,8 @@ def request_from_namespace(operation: str, ns: argparse.Namespace, *,
                 if key in members:
                     value = values.convert_timestamps(members[key], value, f"--cli-input-{fmt}")
                 params[key] = value
+    if operation == "CreateCompilationJob":
+        merge_tuning_flags(ns, params)
     if check_required:
         missing = [a.cli_name for n, a in arguments.items() if a.required and params.get(n) is None]
         if missing:

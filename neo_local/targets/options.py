@@ -25,6 +25,7 @@ _ALIASES = {
     "signature_def_key": "signature_def_key",
     "output_names": "output_names",
     "JETPACK_VERSION": "jetpack_version",
+    "tuning": "tuning",
 }
 
 ANDROID_API_LEVELS = range(21, 30)
@@ -37,6 +38,31 @@ _FORMS = {
 }
 
 _DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
+
+#: the keys of the tuning object and what each must be
+_TUNING_KEYS = {
+    "trials": "a whole number of trials >= 1",
+    "minutes": "a number of minutes > 0",
+    "records": "a path to the records file (JSON lines)",
+    "rpc": "HOST:PORT of a neo-local rpc-server on the target device",
+}
+
+
+@dataclass(frozen=True)
+class TuningOptions:
+    """CompilerOptions ``tuning``: search the CPU schedules' knobs within a budget (trials and/or
+    minutes, whichever ends first), timing on this machine or on the ``rpc`` device; ``records``
+    names the database every compile reads (tuning or not). ``enabled`` is False when only
+    ``records`` was given."""
+
+    trials: int | None = None
+    minutes: float | None = None
+    records: str | None = None
+    rpc: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.trials is not None or self.minutes is not None
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,8 @@ class CompilerOptions:
     gpu_code: str | None = None
     trt_ver: str | None = None
     cuda_ver: str | None = None
+    #: tuning: the budget, the records database and where to time (None: no tuning key given)
+    tuning: TuningOptions | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> "CompilerOptions":
@@ -74,6 +102,7 @@ class CompilerOptions:
             dtype=_dtype(values.get("dtype")),
             values=values,
             android_platform=_android_platform(values.get("android_platform")),
+            tuning=parse_tuning(values.get("tuning")),
             **{key: _version_form(key, values.get(key)) for key in _FORMS},
         )
 
@@ -165,3 +194,42 @@ def _version_form(key: str, value: Any) -> str | None:
     if not isinstance(value, str) or not form.fullmatch(value):
         raise client_error("OutputConfiguration", f"CompilerOptions {name} must be like {example}, got {value!r}")
     return value
+
+
+def parse_tuning(value: Any) -> TuningOptions | None:
+    """The ``tuning`` object, e.g. ``{"trials": 200}``, ``{"minutes": 5, "records": "/path"}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise client_error("OutputConfiguration", f"CompilerOptions tuning must be an object such as "
+                                                  f"{{\"trials\": 200}} or {{\"minutes\": 5}}, got {value!r}")
+    unknown = sorted(set(value) - set(_TUNING_KEYS))
+    if unknown:
+        raise client_error("OutputConfiguration", f"Unknown CompilerOptions tuning key(s) {', '.join(unknown)}. "
+                                                  f"Known keys: {', '.join(_TUNING_KEYS)}")
+    trials, minutes = value.get("trials"), value.get("minutes")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        _bad_tuning("trials", trials)
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0
+                                or minutes == float("inf")):
+        _bad_tuning("minutes", minutes)
+    for key in ("records", "rpc"):
+        if key in value and (not isinstance(value[key], str) or not value[key].strip()):
+            _bad_tuning(key, value[key])
+    rpc = value.get("rpc")
+    if rpc is not None:
+        from neo_local.rpc import parse_endpoint
+
+        try:
+            parse_endpoint(rpc)
+        except ValueError:
+            _bad_tuning("rpc", rpc)
+    if rpc is not None and trials is None and minutes is None:
+        raise client_error("OutputConfiguration", "CompilerOptions tuning rpc names where to time candidates; "
+                                                  "give a budget too (trials or minutes)")
+    return TuningOptions(trials=trials, minutes=None if minutes is None else float(minutes),
+                         records=value.get("records"), rpc=rpc)
+
+
+def _bad_tuning(key: str, value: Any) -> None:
+    raise client_error("OutputConfiguration", f"CompilerOptions tuning {key} must be {_TUNING_KEYS[key]}, got {value!r}")

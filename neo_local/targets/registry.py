@@ -219,6 +219,7 @@ def _spec(
         gpu_target=gpu.code.tvm_target(gpu.arch) if gpu else None,
         gpu=gpu.name if gpu else "",
         gpu_details=gpu.details if gpu else {},
+        tuning=options.tuning,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from neo_local.targets.options import TuningOptions
+
 
 @dataclass(frozen=True)
 class TargetSpec:
@@ -41,6 +43,8 @@ class TargetSpec:
     #: what compiled.meta's Target.Gpu records besides the name and TVM target (CUDA: the
     #: architecture, the compiler, the CUDA/TensorRT versions the request named)
     gpu_details: Mapping[str, str] = field(default_factory=dict)
+    #: CompilerOptions tuning: the CPU schedules' tuning budget and records database (None: defaults)
+    tuning: TuningOptions | None = None
 
     @property
     def build_target(self) -> dict[str, Any]:

@@ -16,7 +16,9 @@ ARM speed has been measured.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from neo_local.targets.options import TuningOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +65,39 @@ def applies_to(tvm_target: Mapping[str, Any]) -> bool:
     return vector_config(tvm_target) is not None
 
 
-def optimize(mod, tvm_target: Mapping[str, Any]):
-    """Relax rewrites + schedules; returns (module ready for tvm.compile, stats)."""
+def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = None,
+             measurer: Any = None, progress: Callable[[str], None] | None = None):
+    """Relax rewrites + schedules; returns (module ready for tvm.compile, stats). Every kernel
+    takes its config from the tuning records when they have one for this target (``stats["tuned"]``
+    counts them); with a tuning budget, the kernels without one are tuned first (timed by
+    ``measurer``: on this machine by default)."""
     import tvm
 
     from neo_local.backends.cpu_schedule import quantized
     from neo_local.backends.cpu_schedule.passes import relax_passes
+    from neo_local.backends.cpu_schedule.records import Records, records_path, target_key
     from neo_local.backends.cpu_schedule.schedules import schedule_module
 
     lanes, max_acc = vector_config(tvm_target)
     target = tvm.target.Target(dict(tvm_target))
     mod = quantized.rewrite(mod, lanes)
     mod = relax_passes(mod, lanes)
-    mod, stats = schedule_module(mod, target, lanes, max_acc)
-    stats.update(lanes=lanes, max_acc=max_acc)
+    records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
+    summary = None
+    if tuning is not None and tuning.enabled:
+        from neo_local.backends.cpu_schedule.tuning import Measurer, stderr_progress, tune
+
+        summary = tune(mod, records.target, lanes, max_acc, tuning, records, measurer or Measurer(target),
+                       progress or stderr_progress)
+    mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
+    stats.update(lanes=lanes, max_acc=max_acc, **(summary.as_stats() if summary else {}))
     return mod, stats
 
 
-def compile_cpu(mod, tvm_target: Mapping[str, Any]):
+def compile_cpu(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = None,
+                measurer: Any = None, progress: Callable[[str], None] | None = None):
     import tvm
 
-    opt, stats = optimize(mod, tvm_target)
+    opt, stats = optimize(mod, tvm_target, tuning, measurer, progress)
     log.info("cpu_schedule: %s", stats)
     return tvm.compile(opt, target=tvm.target.Target(dict(tvm_target))), stats

@@ -20,11 +20,18 @@
 
 Every function that raises while being scheduled is left as it was (TVM builds it unscheduled:
 slow but correct), never half-scheduled.
+
+The conv, depthwise and matmul schedules take an explicit frozen config (``ConvConfig``,
+``DwConfig``, ``MatmulConfig``: the knobs the tuner in ``tuning`` searches); None means the
+heuristic default, which is the config the ``*_space`` functions list first.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 import tvm
 from tvm import s_tir, tirx
@@ -32,6 +39,48 @@ from tvm import s_tir, tirx
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
+
+#: how the outer loops run on the thread pool: "fused" = every outer loop (batch, channel chunk,
+#: row) fused into one parallel loop; "rows" = batch x rows parallel, the channel chunks inside
+#: each task; "none" = one thread (tiny kernels lose more to the pool's launch than they gain)
+PARALLEL_MODES = ("fused", "rows", "none")
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Knobs of ``schedule_conv``: the register tile (``tile_c`` channel blocks x ``tile_w``
+    columns), the reduction order ("ck": channel chunk outside the kernel window, "kc": inside),
+    whether kh/kw are unrolled, the parallel mode and whether padding is computed per parallel
+    task (only the rows it reads) instead of as a separate stage."""
+
+    tile_c: int
+    tile_w: int
+    reduce_order: str = "ck"
+    unroll_kernel: bool = False
+    parallel: str = "fused"
+    pad_per_row: bool = False
+
+
+@dataclass(frozen=True)
+class DwConfig:
+    """Knobs of ``schedule_depthwise``: columns per register tile, kh/kw unrolled, parallel
+    mode ("rows" is "fused" here: the channel chunk is an outer loop either way), padding per row."""
+
+    tile_w: int
+    unroll_kernel: bool = True
+    parallel: str = "fused"
+    pad_per_row: bool = True
+
+
+@dataclass(frozen=True)
+class MatmulConfig:
+    """Knobs of ``schedule_matmul``: rows x column vectors per register tile, the K loop split
+    by ``k_unroll`` with the inner part unrolled (1: not split), parallel mode."""
+
+    tile_m: int
+    tile_n: int
+    k_unroll: int = 1
+    parallel: str = "fused"
 
 
 def _extents(sch: s_tir.Schedule, loops) -> list[int]:
@@ -77,7 +126,8 @@ def _is_spatial(sch: s_tir.Schedule, block) -> bool:
     return all(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(block).iter_vars)
 
 
-def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
+def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
+                  config: ConvConfig | None = None) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
     # everything but the conv, its padding and the last block must be inlinable elementwise work
     prepared = _prepare(sch, CONV_BLOCK)
@@ -87,12 +137,13 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFun
 
     n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
     _, occ, _, out_w, ocb = _extents(sch, [n, oc, oh, ow, ob])
-    tile_c, tile_w = choose_tile(out_w, occ, max_acc)
-    oc_o, oc_i = sch.split(oc, [None, tile_c])
-    ow_o, ow_i = sch.split(ow, [None, tile_w])
-    sch.reorder(n, oc_o, oh, ow_o, rc, ry, rx, rb, oc_i, ow_i, ob)
-    outer = sch.fuse(n, oc_o, oh)
-    sch.parallel(outer)
+    cfg = config or default_conv_config(occ, out_w, max_acc)
+    oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
+    ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
+    reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
+    spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
+    sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob)
+    outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
 
     _tile_epilogue(sch, conv, epilogue, ow_o)
 
@@ -100,11 +151,38 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFun
     sch.unroll(ow_i)
     sch.unroll(oc_i)
     sch.unroll(rb)
-    sch.decompose_reduction(conv, rc)
+    if cfg.unroll_kernel:
+        sch.unroll(rx)
+        sch.unroll(ry)
+    sch.decompose_reduction(conv, reduction[0])
 
     if pad is not None:
-        _vectorize_inner(sch, pad)
+        _schedule_pad(sch, pad, outer if cfg.pad_per_row else None, cfg.parallel != "none")
     return sch.mod["main"]
+
+
+def default_conv_config(oc_chunks: int, out_w: int, max_acc: int) -> ConvConfig:
+    tile_c, tile_w = choose_tile(out_w, oc_chunks, max_acc)
+    return ConvConfig(tile_c, tile_w)
+
+
+def _parallel_outer(sch: s_tir.Schedule, loops, mode: str):
+    """Fuse ``loops`` into one; parallel unless ``mode`` is "none". Returns the fused loop."""
+    outer = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    if mode != "none":
+        sch.parallel(outer)
+    return outer
+
+
+def _schedule_pad(sch: s_tir.Schedule, pad, at, parallel: bool) -> None:
+    """Padding under loop ``at`` (only the region one iteration reads), or as its own stage."""
+    if at is None:
+        _vectorize_inner(sch, pad, parallel=parallel)
+        return
+    sch.compute_at(pad, at)
+    p_loops = sch.get_loops(pad)[1:]
+    if p_loops:
+        sch.vectorize(p_loops[-1])
 
 
 def _prepare(sch: s_tir.Schedule, main_name: str):
@@ -147,7 +225,8 @@ def choose_dw_tile(out_w: int, max_acc: int) -> int:
     return max(d for d in _divisors(out_w) if d <= max(1, max_acc - 1))
 
 
-def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
+def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int,
+                       config: DwConfig | None = None) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
     found = _prepare(sch, DW_BLOCK)
     if found is None:
@@ -155,26 +234,24 @@ def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.Pr
     dw, pad, epilogue = found
     n, c, oh, ow, cb, ry, rx = sch.get_loops(dw)
     out_w = _extents(sch, [ow])[0]
-    tile_w = choose_dw_tile(out_w, max_acc)
-    ow_o, ow_i = sch.split(ow, [None, tile_w])
+    cfg = config or DwConfig(choose_dw_tile(out_w, max_acc))
+    ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     sch.reorder(n, c, oh, ow_o, ry, rx, ow_i, cb)
-    outer = sch.fuse(n, c, oh)
-    sch.parallel(outer)
+    outer = _parallel_outer(sch, (n, c, oh), cfg.parallel)
     _tile_epilogue(sch, dw, epilogue, ow_o)
     sch.vectorize(cb)
     sch.unroll(ow_i)
-    sch.unroll(rx)
-    sch.unroll(ry)
+    if cfg.unroll_kernel:
+        sch.unroll(rx)
+        sch.unroll(ry)
     sch.decompose_reduction(dw, ry)
     if pad is not None:
-        sch.compute_at(pad, outer)
-        p_loops = sch.get_loops(pad)[1:]
-        if p_loops:
-            sch.vectorize(p_loops[-1])
+        _schedule_pad(sch, pad, outer if cfg.pad_per_row else None, cfg.parallel != "none")
     return sch.mod["main"]
 
 
-def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimFunc | None:
+def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
+                    config: MatmulConfig | None = None) -> tirx.PrimFunc | None:
     """One ``matmul`` block (batch dims, M, N, K; + elementwise producers and epilogue).
     Register tile = ``tile_m`` rows x ``tile_n`` vectors of ``lanes`` output columns; K runs
     inside the tile (one broadcast of A per row and one vector load of B per column vector per
@@ -192,18 +269,25 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int) -> tirx.PrimF
     rows, cols = _extents(sch, [m, n])
     if cols % lanes or rows < 2:
         return None  # GEMV shapes and ragged columns: dlight's schedules
-    tile_n, tile_m = choose_tile(rows, cols // lanes, max_acc)
-    m_o, m_i = sch.split(m, [None, tile_m])
-    n_o, n_c, n_v = sch.split(n, [None, tile_n, lanes])
-    sch.reorder(*batch, m_o, n_o, k, m_i, n_c, n_v)
-    outer = sch.fuse(*batch, m_o) if batch else m_o
-    sch.parallel(outer)
+    cfg = config or default_matmul_config(rows, cols // lanes, max_acc)
+    m_o, m_i = sch.split(m, [None, cfg.tile_m])
+    n_o, n_c, n_v = sch.split(n, [None, cfg.tile_n, lanes])
+    k_loops = sch.split(k, [None, cfg.k_unroll]) if cfg.k_unroll > 1 else [k]
+    sch.reorder(*batch, m_o, n_o, *k_loops, m_i, n_c, n_v)
+    _parallel_outer(sch, (*batch, m_o), cfg.parallel)
     _tile_epilogue(sch, mm, epilogue, n_o)
     sch.vectorize(n_v)
     sch.unroll(n_c)
     sch.unroll(m_i)
-    sch.decompose_reduction(mm, k)
+    if cfg.k_unroll > 1:
+        sch.unroll(k_loops[-1])
+    sch.decompose_reduction(mm, k_loops[0])
     return sch.mod["main"]
+
+
+def default_matmul_config(rows: int, col_vectors: int, max_acc: int) -> MatmulConfig:
+    tile_n, tile_m = choose_tile(rows, col_vectors, max_acc)
+    return MatmulConfig(tile_m, tile_n)
 
 
 def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
@@ -250,38 +334,25 @@ def _dlight_cpu(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
         return dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction())(mod)
 
 
-def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, max_acc: int) -> tuple[tvm.IRModule, dict]:
-    """Schedule every PrimFunc of ``mod``; returns the module and counts of what got which schedule."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "dlight": 0, "generic": 0, "unscheduled": 0}
+#: a record's config for one PrimFunc: (kind, config), or None to use the defaults
+Lookup = Callable[[tirx.PrimFunc], "tuple[str, object] | None"]
+
+
+def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, max_acc: int,
+                    lookup: Lookup | None = None) -> tuple[tvm.IRModule, dict]:
+    """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
+    defaults); returns the module and counts of what got which schedule ("tuned": how many
+    took a record's config)."""
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
-        new = None
-        for kind, schedule in (("conv", schedule_conv), ("depthwise", schedule_depthwise), ("matmul", schedule_matmul)):
-            try:
-                new = schedule(func, lanes, max_acc)
-            except Exception as exc:  # noqa: BLE001
-                log.info("%s schedule failed for %s: %s", kind, gv.name_hint, exc)
-                new = None
-            if new is not None:
-                break
-        if new is None:
-            kind = "dlight"
-            try:
-                one = _dlight_cpu(tvm.IRModule({"main": func}), target)
-                if one["main"].attrs.get("tirx.is_scheduled", False):
-                    new = one["main"]
-            except Exception as exc:  # noqa: BLE001
-                log.info("dlight failed for %s: %s", gv.name_hint, exc)
-                new = None
-        if new is None:
-            kind = "generic"
-            try:
-                new = schedule_generic(func)
-            except Exception as exc:  # noqa: BLE001
-                log.info("generic schedule failed for %s: %s", gv.name_hint, exc)
-                new = None
+        kind, new = _from_record(func, lanes, max_acc, lookup, gv.name_hint)
+        if new is not None:
+            stats["tuned"] += 1
+        else:
+            kind, new = schedule_default(func, target, lanes, max_acc, gv.name_hint)
         if new is None:
             stats["unscheduled"] += 1
             continue
@@ -290,3 +361,115 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     for gv, func in updates.items():
         mod[gv] = func
     return mod, stats
+
+
+def _from_record(func: tirx.PrimFunc, lanes: int, max_acc: int, lookup: Lookup | None,
+                 name: str) -> tuple[str, tirx.PrimFunc | None]:
+    found = lookup(func) if lookup is not None else None
+    if found is None:
+        return "", None
+    kind, config = found
+    try:
+        return kind, TUNABLE[kind].schedule(func, lanes, max_acc, config)
+    except Exception as exc:  # noqa: BLE001 (a record from another version of the schedules)
+        log.info("the tuned %s config %s failed for %s (%s); using the default", kind, config, name, exc)
+        return kind, None
+
+
+def schedule_default(func: tirx.PrimFunc, target: tvm.target.Target, lanes: int, max_acc: int,
+                     name: str = "") -> tuple[str, tirx.PrimFunc | None]:
+    """(kind, scheduled function or None): the first of conv, depthwise, matmul, dlight, generic
+    that takes ``func``, with its default config."""
+    for kind in _DEFAULT_ORDER:
+        try:
+            new = _schedule_kind(kind, func, target, lanes, max_acc)
+        except Exception as exc:  # noqa: BLE001
+            log.info("%s schedule failed for %s: %s", kind, name, exc)
+            new = None
+        if new is not None:
+            return kind, new
+    return "generic", None
+
+
+def _dlight_one(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc | None:
+    one = _dlight_cpu(tvm.IRModule({"main": func}), target)["main"]
+    return one if one.attrs.get("tirx.is_scheduled", False) else None
+
+
+# --------------------------------------------------------------------------- the tuner's spaces
+
+
+def _main_extents(func: tirx.PrimFunc, block: str) -> list[int] | None:
+    """Loop extents of the function's ``block`` (after the same preparation as its schedule)."""
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, block)
+    return None if found is None else _extents(sch, sch.get_loops(found[0]))
+
+
+def _tiles(a: int, b: int, max_acc: int, max_a: int = 4) -> list[tuple[int, int]]:
+    """(x, y) dividing (a, b), x <= max_a, with up to 4 accumulators beyond the register budget
+    (a tile that spills a little can still win on reuse)."""
+    return [(x, y) for x in _divisors(a) if x <= max_a for y in _divisors(b) if x * y <= max_acc + 4]
+
+
+def _default_first(default, candidates) -> list:
+    return [default] + [c for c in candidates if c != default]
+
+
+def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig]:
+    ext = _main_extents(func, CONV_BLOCK)
+    if ext is None:
+        return []
+    occ, out_w = ext[1], ext[3]
+    grid = itertools.product(_tiles(occ, out_w, max_acc), ("ck", "kc"), (False, True), PARALLEL_MODES, (False, True))
+    return _default_first(default_conv_config(occ, out_w, max_acc),
+                          [ConvConfig(tc, tw, order, unroll, par, pad) for (tc, tw), order, unroll, par, pad in grid])
+
+
+def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwConfig]:
+    ext = _main_extents(func, DW_BLOCK)
+    if ext is None:
+        return []
+    out_w = ext[3]
+    widths = [d for d in _divisors(out_w) if d <= max_acc + 4]
+    grid = itertools.product(widths, (True, False), ("fused", "none"), (True, False))
+    return _default_first(DwConfig(choose_dw_tile(out_w, max_acc)), [DwConfig(*c) for c in grid])
+
+
+def matmul_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[MatmulConfig]:
+    ext = _main_extents(func, MATMUL_BLOCK)
+    if ext is None or len(ext) < 3 or ext[-2] % lanes or ext[-3] < 2:
+        return []
+    rows, col_vectors, k = ext[-3], ext[-2] // lanes, ext[-1]
+    unrolls = [u for u in (1, 2, 4, 8) if k % u == 0]
+    grid = itertools.product(_tiles(col_vectors, rows, max_acc), unrolls, ("fused", "none"))
+    return _default_first(default_matmul_config(rows, col_vectors, max_acc),
+                          [MatmulConfig(tm, tn, u, par) for (tn, tm), u, par in grid])
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """A kernel kind the tuner searches: its schedule, its config space (default first) and config type."""
+
+    schedule: Callable[..., tirx.PrimFunc | None]
+    space: Callable[[tirx.PrimFunc, int, int], list]
+    config: type
+
+
+TUNABLE = {
+    "conv": Tunable(schedule_conv, conv_space, ConvConfig),
+    "depthwise": Tunable(schedule_depthwise, depthwise_space, DwConfig),
+    "matmul": Tunable(schedule_matmul, matmul_space, MatmulConfig),
+}
+
+#: the order in which a function's kind is found: the first schedule that takes it
+_DEFAULT_ORDER = (*TUNABLE, "dlight", "generic")
+
+
+def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, lanes: int,
+                   max_acc: int) -> tirx.PrimFunc | None:
+    if kind in TUNABLE:
+        return TUNABLE[kind].schedule(func, lanes, max_acc)
+    if kind == "dlight":
+        return _dlight_one(func, target)
+    return schedule_generic(func)

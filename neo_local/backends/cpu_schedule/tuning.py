@@ -1,0 +1,282 @@
+"""Opt-in tuning of the CPU schedules' knobs (AutoTVM-style templates over our own schedules).
+
+For every conv, depthwise and matmul kernel of a model that has no record yet for the target,
+the tuner times the default config, then candidates from the kernel's config space
+(``schedules.*_space``), each kernel built alone with ``tvm.compile`` and timed with
+``time_evaluator`` on random inputs, here or on a remote device through TVM RPC. The budget
+(trials and/or minutes over the whole model) goes to the kernels in proportion to their
+default time, interleaved so that a time limit cuts every kernel's search short rather than
+skipping the last ones. A candidate whose outputs differ from the default's is dropped. The
+best config per kernel goes to the records database (``records``), which every later compile
+reads.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import tvm
+from tvm import tirx
+
+from neo_local.backends.cpu_schedule.records import Record, Records, describe, make_record, workload_key
+from neo_local.backends.cpu_schedule.schedules import TUNABLE
+from neo_local.targets.options import TuningOptions
+
+Progress = Callable[[str], None]
+#: the least time_evaluator spends per repeat, so that a kernel of microseconds is timed over many runs
+MIN_REPEAT_MS = 20
+REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One distinct kernel: its key, kind, function and config space (default first)."""
+
+    key: str
+    kind: str
+    func: tirx.PrimFunc
+    space: tuple
+    lanes: int
+    max_acc: int
+
+    def scheduled(self, config: object) -> tirx.PrimFunc:
+        return TUNABLE[self.kind].schedule(self.func, self.lanes, self.max_acc, config)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one tuning run did, for the job log and the benchmark record."""
+
+    workloads: int
+    already_tuned: int
+    trials: int
+    seconds: float
+    speedup: float  # sum of the defaults' times / sum of the best times, over the kernels tuned now
+
+    def as_stats(self) -> dict[str, Any]:
+        return {"tuning_trials": self.trials, "tuning_s": round(self.seconds, 1), "tuned_now": self.workloads,
+                "tuning_kernel_speedup": round(self.speedup, 3)}
+
+    def line(self) -> str:
+        return (f"tuned {self.workloads} kernel(s) in {self.trials} trials, {self.seconds:.0f} s "
+                f"({self.already_tuned} already had records); kernels {self.speedup:.2f}x faster than the defaults")
+
+
+class Measurer:
+    """Builds one kernel and times it on this machine."""
+
+    where = "this machine"
+
+    def __init__(self, target: tvm.target.Target) -> None:
+        self.target = target
+
+    def build(self, func: tirx.PrimFunc) -> Any:
+        return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=self.target)
+
+    def load(self, lib: Any) -> tuple[Any, Any]:
+        """(module, device) where the kernel runs."""
+        return lib.jit(), tvm.cpu(0)
+
+    def run(self, func: tirx.PrimFunc, inputs: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        """(seconds per call, the buffers after one call)."""
+        module, dev = self.load(self.build(func))
+        args = [tvm.runtime.tensor(a, dev) for a in inputs]
+        module["main"](*args)
+        outs = [a.numpy() for a in args]
+        timer = module.time_evaluator("main", dev, number=1, repeat=REPEATS, min_repeat_ms=MIN_REPEAT_MS)
+        return min(timer(*args).results), outs
+
+
+class RemoteMeasurer(Measurer):
+    """Builds here (with the target's linker), uploads and times on the device of an RPC session."""
+
+    def __init__(self, target: tvm.target.Target, session: Any, where: str, linker: str | None,
+                 folder: Path) -> None:
+        super().__init__(target)
+        self.session = session
+        self.where = where
+        self.linker = linker
+        self._folder = folder  # the libraries built for upload
+        self._count = 0
+
+    def load(self, lib: Any) -> tuple[Any, Any]:
+        from tvm.support import cc
+
+        self._count += 1
+        name = f"kernel{self._count}.so"
+        path = self._folder / name
+        lib.export_library(str(path), fcompile=cc.cross_compiler(self.linker) if self.linker else None)
+        self.session.upload(str(path), name)
+        return self.session.load_module(name), self.session.device("cpu", 0)
+
+
+def tune(mod: tvm.IRModule, target_key: str, lanes: int, max_acc: int, options: TuningOptions,
+         records: Records, measurer: Measurer, progress: Progress) -> Summary:
+    """Tune the module's kernels that ``records`` lacks; adds the results to ``records``."""
+    started = time.monotonic()
+    deadline = started + options.minutes * 60 if options.minutes else math.inf
+    all_loads = workloads(mod, lanes, max_acc)
+    todo = [w for w in all_loads if w.key not in records.best]
+    progress(f"tuning {len(todo)} kernel(s) on {measurer.where} (budget: "
+             f"{_budget(options)}; {len(all_loads) - len(todo)} already in {records.path})")
+    budget = options.trials if options.trials is not None else sum(len(w.space) for w in todo)
+    search = _Search(todo, measurer, progress)
+    search.defaults(budget, deadline)
+    plan = _plan(search.default_s, [len(w.space) - 1 for w in search.measured], budget - search.trials)
+    for index, config in _interleave(search.measured, plan):
+        if time.monotonic() > deadline:
+            progress("tuning: the time budget is spent")
+            break
+        search.try_config(index, config)
+    new = search.records(target_key)
+    records.add(new)
+    before, after = sum(r.default_us for r in new), sum(r.time_us for r in new)
+    summary = Summary(len(new), len(all_loads) - len(todo), search.trials, time.monotonic() - started,
+                      before / after if after else 1.0)
+    progress("tuning: " + summary.line())
+    return summary
+
+
+def _budget(options: TuningOptions) -> str:
+    parts = ([f"{options.trials} trials"] if options.trials is not None else []) + (
+        [f"{options.minutes:g} min"] if options.minutes is not None else [])
+    return " or ".join(parts)
+
+
+def workloads(mod: tvm.IRModule, lanes: int, max_acc: int) -> list[Workload]:
+    """The module's distinct tunable kernels, each with its config space (default first)."""
+    found: dict[str, Workload] = {}
+    for _, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+            continue
+        key = workload_key(func)
+        if key in found:
+            continue
+        for kind, tunable in TUNABLE.items():
+            space = _space(tunable, func, lanes, max_acc)
+            if space:
+                found[key] = Workload(key, kind, func, tuple(space), lanes, max_acc)
+                break
+    return list(found.values())
+
+
+def _space(tunable, func: tirx.PrimFunc, lanes: int, max_acc: int) -> list:
+    """The config space, or [] when the kind's schedule does not take the function."""
+    try:
+        space = tunable.space(func, lanes, max_acc)
+        return space if space and tunable.schedule(func, lanes, max_acc, space[0]) is not None else []
+    except Exception:  # noqa: BLE001 (TVM's schedule errors: another kind's function)
+        return []
+
+
+def _plan(default_s: list[float], sizes: list[int], trials: int) -> list[int]:
+    """Candidates per kernel: ``trials`` shared in proportion to the default times (each next
+    trial to the kernel with the most default time per trial given), none beyond a kernel's space."""
+    plan = [0] * len(sizes)
+    for _ in range(max(0, trials)):
+        open_ = [i for i, n in enumerate(sizes) if plan[i] < n]
+        if not open_:
+            break
+        plan[max(open_, key=lambda i: default_s[i] / (plan[i] + 1))] += 1
+    return plan
+
+
+def _interleave(measured: list[Workload], plan: list[int]) -> list[tuple[int, object]]:
+    """(kernel index, config) in the order tried: the k-th candidate of kernel i at (k + 1) / plan[i],
+    so every kernel progresses at its share's pace; candidates sampled from the space with a seed
+    of the kernel's key (the same search in every process)."""
+    order = []
+    for i, (w, n) in enumerate(zip(measured, plan)):
+        picks = random.Random(w.key).sample(w.space[1:], n)
+        order += [((k + 1) / n, i, c) for k, c in enumerate(picks)]
+    return [(i, c) for _, i, c in sorted(order, key=lambda t: (t[0], t[1]))]
+
+
+class _Search:
+    """The measured kernels, their default times and outputs, and the best config of each."""
+
+    def __init__(self, todo: list[Workload], measurer: Measurer, progress: Progress) -> None:
+        self.todo = todo
+        self.measurer = measurer
+        self.progress = progress
+        self.measured: list[Workload] = []
+        self.default_s: list[float] = []
+        self.best: list[tuple[float, object]] = []
+        self._inputs: list[list[np.ndarray]] = []
+        self._expected: list[list[np.ndarray]] = []
+        self.trials = 0
+
+    def defaults(self, budget: int, deadline: float) -> None:
+        """Time each kernel's default config (one trial each) while the budget lasts."""
+        for w in self.todo:
+            if self.trials >= budget or time.monotonic() > deadline:
+                self.progress(f"tuning: the budget ends before {len(self.todo) - len(self.measured)} kernel(s)")
+                return
+            inputs = random_inputs(w.func)
+            self.trials += 1
+            try:
+                seconds, outs = self.measurer.run(w.scheduled(w.space[0]), inputs)
+            except Exception as exc:  # noqa: BLE001 (a kernel that cannot be built alone)
+                self.progress(f"tuning: {w.kind} {describe(w.func)}: default not measurable ({_first_line(exc)})")
+                continue
+            self.measured.append(w)
+            self.default_s.append(seconds)
+            self.best.append((seconds, w.space[0]))
+            self._inputs.append(inputs)
+            self._expected.append(outs)
+            self.progress(f"tuning: {w.kind} {describe(w.func)}: default {seconds * 1e6:.1f} us, "
+                          f"{len(w.space)} configs")
+
+    def try_config(self, i: int, config: object) -> None:
+        w = self.measured[i]
+        self.trials += 1
+        try:
+            seconds, outs = self.measurer.run(w.scheduled(config), self._inputs[i])
+        except Exception as exc:  # noqa: BLE001 (a config TVM cannot lower: skipped)
+            self.progress(f"tuning: trial {self.trials} {w.kind} {config}: failed ({_first_line(exc)})")
+            return
+        if not all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(outs, self._expected[i])):
+            self.progress(f"tuning: trial {self.trials} {w.kind} {config}: wrong outputs, dropped")
+            return
+        if seconds < self.best[i][0]:
+            self.best[i] = (seconds, config)
+            self.progress(f"tuning: trial {self.trials} {w.kind} {describe(w.func)}: {seconds * 1e6:.1f} us "
+                          f"({self.default_s[i] / seconds:.2f}x the default) with {config}")
+
+    def records(self, target_key: str) -> list[Record]:
+        return [make_record(w.key, target_key, w.kind, config, seconds * 1e6, default * 1e6, describe(w.func))
+                for w, default, (seconds, config) in zip(self.measured, self.default_s, self.best)]
+
+
+def random_inputs(func: tirx.PrimFunc) -> list[np.ndarray]:
+    """One array per buffer parameter: uniform in [-1, 1) (integers in [-3, 3]), seeded."""
+    rng = np.random.default_rng(0)
+    arrays = []
+    for p in func.params:
+        shape = [int(d) for d in p.shape]
+        dtype = str(p.dtype)
+        if dtype.startswith(("int", "uint")):
+            arrays.append(rng.integers(-3 if dtype.startswith("int") else 0, 4, shape).astype(dtype))
+        else:
+            arrays.append(rng.uniform(-1, 1, shape).astype(dtype))
+    return arrays
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
+
+
+def stderr_progress(message: str) -> None:
+    """A progress line on stderr, which a job's worker writes to the job log."""
+    from neo_local.jobs.joblog import stamp
+
+    sys.stderr.write(f"{stamp()} {message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,321 @@
+"""Tuning of the CPU schedules (cpu_schedule.tuning) and its records database (cpu_schedule.records):
+real kernels built and timed, outputs checked against torch/onnxruntime; timings never asserted."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+torch = pytest.importorskip("torch")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from neo_local.api.errors import JobFailure  # noqa: E402
+from neo_local.backends import cpu_schedule  # noqa: E402
+from neo_local.backends.cpu_schedule import records as rec  # noqa: E402
+from neo_local.backends.cpu_schedule import schedules as sch  # noqa: E402
+from neo_local.backends.cpu_schedule.passes import relax_passes  # noqa: E402
+from neo_local.backends.cpu_schedule.tuning import _plan, workloads  # noqa: E402
+from neo_local.targets.options import CompilerOptions, TuningOptions  # noqa: E402
+from test_cpu_schedule import AVX2, _conv_module, _rel, _run, needs_avx2  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _conv_inputs(cin=16, cout=16, hw=14, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
+    w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype("float32")
+    return x, w, rng.standard_normal(cout).astype("float32")
+
+
+def _torch_conv_relu(x, w, b, pad):
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=pad)
+        return torch.relu(y).numpy()
+
+
+# --------------------------------------------------------------------------- config spaces
+
+
+def _blocked(mod):
+    return relax_passes(mod, 8)
+
+
+def _only(mod, kind):
+    found = [w for w in workloads(_blocked(mod), 8, 12) if w.kind == kind]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("hw", [13, 7])  # prime output widths: only 1 and the width divide them
+def test_conv_space_with_prime_width_starts_with_the_default(hw):
+    x, w, b = _conv_inputs(hw=hw)
+    work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    tile_c, tile_w = sch.choose_tile(hw, 2, 12)
+    assert work.space[0] == sch.ConvConfig(tile_c, tile_w)
+    assert {c.tile_w for c in work.space} == {d for d in (1, hw) if d * 1 <= 16}
+    assert len(set(work.space)) == len(work.space)
+    assert all(c.tile_c * c.tile_w <= 16 and 2 % c.tile_c == 0 for c in work.space)
+
+
+def test_depthwise_and_matmul_spaces_keep_the_defaults_first():
+    assert sch.choose_dw_tile(7, 12) == 7
+    from test_cpu_schedule import _matmul_module
+
+    rng = np.random.default_rng(0)
+    work = _only(_matmul_module((13, 32), rng.standard_normal((32, 24)).astype("float32"), None, False), "matmul")
+    assert work.space[0] == sch.default_matmul_config(13, 3, 12)
+    assert {c.tile_m for c in work.space} == {1, 13}  # 13 rows: prime
+    assert all(32 % c.k_unroll == 0 for c in work.space)
+
+
+@needs_avx2
+def test_every_knob_value_computes_what_torch_does():
+    """Configs covering each value of each knob (tiles past the register budget included),
+    taken through schedule_module's record lookup as a later compile would."""
+    x, w, b = _conv_inputs(hw=12)
+    want = _torch_conv_relu(x, w, b, 1)
+    mod = _conv_module(x.shape, w, b, 1, 1, False, "relu")
+    configs = [
+        sch.ConvConfig(2, 6, "kc", True, "rows", True),
+        sch.ConvConfig(1, 12, "ck", False, "none", True),
+        sch.ConvConfig(2, 4, "kc", False, "fused", True),
+        sch.ConvConfig(1, 1, "ck", True, "none", False),
+    ]
+    for config in configs:
+        opt = _blocked(mod)
+        lowered, stats = sch.schedule_module(opt, tvm.target.Target(AVX2), 8, 12, lambda f: ("conv", config)
+                                             if sch.conv_space(f, 8, 12) else None)
+        assert stats["tuned"] == 1 and stats["unscheduled"] == 0, stats
+        got = _run(tvm.compile(lowered, target=tvm.target.Target(AVX2)), x)
+        assert _rel(got, want) < 1e-5, config
+
+
+# --------------------------------------------------------------------------- budget and records
+
+
+def test_trials_go_to_kernels_in_proportion_to_their_default_time():
+    assert _plan([3.0, 1.0], [100, 100], 8) == [6, 2]
+    assert _plan([3.0, 1.0], [2, 100], 8) == [2, 6]  # a small space gives its trials back
+    assert _plan([1.0, 1.0], [5, 5], 0) == [0, 0]
+
+
+def test_keys_ignore_names_and_weights_but_not_shapes():
+    one = _only(_conv_module((1, 16, 14, 14), *_conv_inputs(seed=1)[1:], 1, 1, False, "relu"), "conv")
+    two = _only(_conv_module((1, 16, 14, 14), *_conv_inputs(seed=2)[1:], 1, 1, False, "relu"), "conv")
+    other = _only(_conv_module((1, 16, 12, 12), *_conv_inputs(hw=12)[1:], 1, 1, False, "relu"), "conv")
+    assert one.key == two.key != other.key
+    assert rec.workload_key(one.func.with_attr("global_symbol", "renamed")) == one.key
+    assert rec.target_key(AVX2, 8) == "x86_64-linux-gnu/core-avx2//8"
+
+
+def _append(path: str, worker: int) -> None:
+    records = rec.Records(Path(path), "t")
+    records.add([rec.make_record(f"{worker}-{i}", "t", "depthwise", sch.DwConfig(i + 1), 1.0 + i, 2.0)
+                 for i in range(40)])
+
+
+def test_concurrent_writers_leave_every_line_whole(tmp_path):
+    path = tmp_path / "records.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append, args=(str(path), n)) for n in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 160 and all(json.loads(line)["target"] == "t" for line in lines)
+    assert len(rec.Records(path, "t").best) == 160
+
+
+def test_the_fastest_record_wins_and_bad_lines_are_skipped(tmp_path):
+    path = tmp_path / "r.jsonl"
+    records = rec.Records(path, "t")
+    records.add([rec.make_record("k", "t", "depthwise", sch.DwConfig(2), 5.0, 9.0),
+                 rec.make_record("k", "t", "depthwise", sch.DwConfig(4), 3.0, 9.0),
+                 rec.make_record("k", "other", "depthwise", sch.DwConfig(7), 1.0, 9.0)])
+    with open(path, "a") as f:
+        f.write("{not json\n" + json.dumps({"schema": 0, "kind": "conv"}) + "\n")
+    assert rec.Records(path, "t").best["k"].as_config() == sch.DwConfig(4)
+
+
+def test_records_path_from_option_env_and_default(monkeypatch, tmp_path):
+    monkeypatch.setenv(rec.RECORDS_ENV, str(tmp_path / "env.jsonl"))
+    assert rec.records_path("/x/given.jsonl") == Path("/x/given.jsonl")
+    assert rec.records_path() == tmp_path / "env.jsonl"
+    monkeypatch.delenv(rec.RECORDS_ENV)
+    assert rec.records_path() == Path.home() / ".cache" / "neo-local" / "tuning" / "records.jsonl"
+
+
+# --------------------------------------------------------------------------- tuning end to end
+
+_SECOND_COMPILE = """
+import json, sys
+import numpy as np
+sys.path[:0] = ["tests", "tests/backends"]
+from test_cpu_schedule import AVX2, _run
+from test_cpu_schedule_tuning import _two_conv_module
+from neo_local.backends import cpu_schedule
+mod, x = _two_conv_module()
+ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+np.save(sys.argv[1], _run(ex, x))
+print(json.dumps(stats))
+"""
+
+
+def _two_conv_module():
+    """The tuned layer (3x3 conv + bias + relu, 16 channels, 14x14) followed by a 1x1 conv: another model."""
+    from tvm import relax
+
+    x, w, b = _conv_inputs()
+    w2 = _conv_inputs(cout=32, k=1, seed=3)[1]
+    bb = relax.BlockBuilder()
+    xv = relax.Var("x", relax.TensorType(x.shape, "float32"))
+    with bb.function("main", [xv]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(xv, relax.const(w), padding=1))
+            y = bb.emit(relax.op.nn.relu(relax.op.add(y, relax.const(b.reshape(1, -1, 1, 1)))))
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(y, relax.const(w2))))
+        bb.emit_func_output(out)
+    return bb.get(), x
+
+
+@needs_avx2
+def test_tuned_records_serve_another_model_in_a_fresh_process(tmp_path, monkeypatch):
+    path = tmp_path / "records.jsonl"
+    monkeypatch.setenv(rec.RECORDS_ENV, str(path))
+    x, w, b = _conv_inputs()
+    lines = []
+    ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 1, False, "relu"), AVX2,
+                                         TuningOptions(trials=4), progress=lines.append)
+    assert _rel(_run(ex, x), _torch_conv_relu(x, w, b, 1)) < 1e-5
+    assert stats["tuning_trials"] == 4 and stats["tuned_now"] == 1 and stats["tuned"] == 1, stats
+    assert any("default" in line and "us" in line for line in lines), lines
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    conv = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    assert (record["workload"], record["target"], record["kind"]) == (conv.key, "x86_64-linux-gnu/core-avx2//8", "conv")
+    assert record["time_us"] <= record["default_us"]
+
+    out = tmp_path / "second.npy"
+    done = subprocess.run([sys.executable, "-c", _SECOND_COMPILE, str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    second = json.loads(done.stdout.splitlines()[-1])
+    assert second["tuned"] == 1 and second["conv"] == 2, second  # the shared layer took the record
+    w2 = _conv_inputs(cout=32, k=1, seed=3)[1]
+    with torch.no_grad():
+        want = torch.nn.functional.conv2d(torch.from_numpy(_torch_conv_relu(x, w, b, 1)), torch.from_numpy(w2))
+    assert _rel(np.load(out), want.numpy()) < 1e-5
+
+
+def _spec(tuning, **target):
+    from neo_local.targets.spec import TargetSpec
+
+    return TargetSpec(name="test", os="LINUX", arch="X86_64", tvm_target={**AVX2, **target}, tuning=tuning)
+
+
+def test_cross_targets_are_never_timed_here(tmp_path, capfd):
+    """An aarch64 target without an RPC device: tuning is skipped with a line saying why, the
+    build goes on with the records' and default configs."""
+    from neo_local.backends import tvm_relax
+
+    from test_cpu_schedule import A72
+
+    x, w, b = _conv_inputs()
+    spec = _spec(TuningOptions(trials=3, records=str(tmp_path / "r.jsonl")), **A72)
+    _, pipeline = tvm_relax._compile(_conv_module(x.shape, w, b, 1, 1, False, "relu"), dict(spec.tvm_target), spec)
+    assert pipeline.startswith("neo-local scheduled CPU pipeline") and "tuning_trials" not in pipeline
+    assert "tuning skipped: test code (aarch64-linux-gnu) cannot run on this x86_64 machine" in capfd.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@needs_avx2
+def test_tuning_over_rpc_loopback(tmp_path, capfd):
+    from neo_local.backends import tvm_relax
+
+    from cli.test_cli_rpc import start_server, stop
+
+    proc, where = start_server(tmp_path / "server.log")
+    try:
+        x, w, b = _conv_inputs()
+        spec = _spec(TuningOptions(trials=3, records=str(tmp_path / "r.jsonl"), rpc=where))
+        ex, pipeline = tvm_relax._compile(_conv_module(x.shape, w, b, 1, 1, False, "relu"), dict(spec.tvm_target),
+                                          spec)
+    finally:
+        stop(proc)
+    assert "'tuning_trials': 3" in pipeline and "'tuned': 1" in pipeline, pipeline
+    assert f"on the device at {where}" in capfd.readouterr().err
+    assert _rel(_run(ex, x), _torch_conv_relu(x, w, b, 1)) < 1e-5
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- CompilerOptions
+
+
+def test_tuning_options_parse():
+    options = CompilerOptions.parse('{"mcpu": "znver3", "tuning": {"trials": 200, "records": "/r.jsonl"}}')
+    assert options.tuning == TuningOptions(trials=200, records="/r.jsonl") and options.tuning.enabled
+    assert CompilerOptions.parse('{"tuning": {"minutes": 5}}').tuning == TuningOptions(minutes=5.0)
+    assert not CompilerOptions.parse('{"tuning": {"records": "/r"}}').tuning.enabled
+    assert CompilerOptions.parse('{"mcpu": "znver3"}').tuning is None
+
+
+@pytest.mark.parametrize("value,message", [
+    ('3', "tuning must be an object"),
+    ('{"trials": 0}', "tuning trials must be a whole number of trials >= 1, got 0"),
+    ('{"trials": 2.5}', "tuning trials must be a whole number"),
+    ('{"trials": true}', "tuning trials must be a whole number"),
+    ('{"minutes": -1}', "tuning minutes must be a number of minutes > 0, got -1"),
+    ('{"minutes": "5"}', "tuning minutes must be a number"),
+    ('{"trails": 5}', "Unknown CompilerOptions tuning key(s) trails. Known keys: trials, minutes, records, rpc"),
+    ('{"trials": 5, "records": ""}', "tuning records must be a path"),
+    ('{"trials": 5, "rpc": "nohost"}', "tuning rpc must be HOST:PORT"),
+    ('{"rpc": "127.0.0.1:9090"}', "give a budget too"),
+])
+def test_bad_tuning_options_are_client_errors(value, message):
+    with pytest.raises(JobFailure) as err:
+        CompilerOptions.parse(f'{{"tuning": {value}}}')
+    assert err.value.reason.startswith("ClientError: OutputConfiguration: ")
+    assert message in err.value.reason
+
+
+@needs_avx2
+def test_compilation_job_tunes_with_compiler_options(tmp_path):
+    """CompilerOptions tuning through the whole job (options -> target -> backend): the job's
+    verification against onnxruntime passes and compiled.meta's pipeline counts the tuned kernels."""
+    import tarfile
+
+    from models import make_archive
+    from onnx_graphs import save
+
+    from neo_local import compile as neo_compile
+
+    x, w, b = _conv_inputs()
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    archive = make_archive([save(model, tmp_path / "conv.onnx")], tmp_path / "conv.tar.gz")
+    records = tmp_path / "records.jsonl"
+    uri = neo_compile(
+        InputConfig={"S3Uri": str(archive), "Framework": "ONNX", "DataInputConfig": '{"x": [1, 16, 14, 14]}'},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": "ml_c4",
+                      "CompilerOptions": json.dumps({"tuning": {"trials": 3, "records": str(records)}})},
+    )
+    with tarfile.open(uri) as tar:
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert meta["Verification"]["status"] == "passed", meta["Verification"]
+    assert "'tuned': 1" in json.dumps(meta) and "'tuning_trials': 3" in json.dumps(meta)
+    assert json.loads(records.read_text())["target"] == "x86_64-linux-gnu/core-avx2//8"
