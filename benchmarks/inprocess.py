@@ -3,6 +3,11 @@ process, so that a busy shared machine disturbs both alike; prints ratios per ro
 
     TVM_NUM_THREADS=2 .venv/bin/python -m benchmarks.inprocess MODEL [--plain] [--repeat N]
                                        [--rounds R] [--mcpu znver3] [--save]
+                                       [--tune-trials N] [--tune-minutes M] [--tuning-records PATH]
+
+With --tune-trials/--tune-minutes the CPU schedules are tuned first (cpu_schedule.tuning). The
+records database is a fresh empty file unless --tuning-records names one, so the default run
+measures the default configs and a tuned run starts from no records.
 
 The harness (benchmarks.run) times each engine in its own process one after the other; on a
 machine shared with other work its ratios swing by 10x. This script is the cross-check.
@@ -38,6 +43,16 @@ def _revision() -> str:
         return "unknown"
 
 
+def _pipeline(a: argparse.Namespace) -> str:
+    if a.plain:
+        return "plain"
+    budget = [f"{a.tune_trials} trials"] if a.tune_trials else []
+    budget += [f"{a.tune_minutes:g} min"] if a.tune_minutes else []
+    tuned = f", tuned {' / '.join(budget)}" if budget else ""
+    records = f", records {a.tuning_records}" if a.tuning_records else ""
+    return f"cpu_schedule{tuned}{records}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -48,6 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save", action="store_true", help="append to benchmarks/results/inprocess.json")
     p.add_argument("--revision", default=None, help="record this as the code's revision (default: git HEAD)")
+    p.add_argument("--tune-trials", type=int, default=None, help="tune with this many trials over the model")
+    p.add_argument("--tune-minutes", type=float, default=None, help="tune for at most this many minutes")
+    p.add_argument("--tuning-records", default=None, help="the records database (default: a fresh empty file)")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
@@ -60,6 +78,7 @@ def main(argv=None) -> int:
     from neo_local.benchmark import Plan, open_source, time_runs
     from neo_local.frontends.base import TensorSpec
     from neo_local.frontends.onnx_import import import_onnx
+    from neo_local.targets.options import TuningOptions
 
     work = Path(tempfile.mkdtemp(prefix="inprocess-"))
     built = build_example(a.model, "onnx", ROOT / "benchmarks" / ".cache" / "inprocess")
@@ -73,7 +92,9 @@ def main(argv=None) -> int:
     if a.plain:
         ex, stats = tvm.compile(mod, target=tvm.target.Target(target)), {"pipeline": "plain tvm.compile"}
     else:
-        ex, stats = cpu_schedule.compile_cpu(mod, target)
+        tuning = TuningOptions(trials=a.tune_trials, minutes=a.tune_minutes,
+                               records=a.tuning_records or str(work / "tuning-records.jsonl"))
+        ex, stats = cpu_schedule.compile_cpu(mod, target, tuning)
     compile_s = time.perf_counter() - t0
     vm = relax.VirtualMachine(ex, tvm.cpu())
     inputs = built.load_inputs()
@@ -96,7 +117,7 @@ def main(argv=None) -> int:
         rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": a.model, "pipeline": "plain" if a.plain else "cpu_schedule", "revision": a.revision or _revision(),
+        "model": a.model, "pipeline": _pipeline(a), "revision": a.revision or _revision(),
         "mcpu": a.mcpu,
         "threads": a.threads, "compile_s": round(compile_s, 1), "stats": stats,
         "max_rel_error_vs_torch": rel, "rounds": rounds,

@@ -319,3 +319,19 @@ def test_compilation_job_tunes_with_compiler_options(tmp_path):
     assert meta["Verification"]["status"] == "passed", meta["Verification"]
     assert "'tuned': 1" in json.dumps(meta) and "'tuning_trials': 3" in json.dumps(meta)
     assert json.loads(records.read_text())["target"] == "x86_64-linux-gnu/core-avx2//8"
+
+
+def test_an_unusable_records_file_never_fails_a_compile(tmp_path):
+    folder = tmp_path / "a-directory"
+    folder.mkdir()
+    records = rec.Records(folder, "t")  # not readable as a file: no records
+    records.add([rec.make_record("k", "t", "depthwise", sch.DwConfig(2), 1.0, 2.0)])  # not writable: kept here
+    assert records.best["k"].as_config() == sch.DwConfig(2)
+
+
+def test_candidates_are_checked_against_the_default_relative_to_the_largest_value():
+    from neo_local.backends.cpu_schedule.tuning import _close
+
+    want = np.array([100.0, 1e-7], "float32")
+    assert _close(want + np.array([0, 1e-4], "float32"), want)  # rounding near zero: accepted
+    assert not _close(want + np.array([0.5, 0], "float32"), want)  # a wrong element: dropped

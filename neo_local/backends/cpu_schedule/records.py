@@ -101,32 +101,40 @@ class Records:
         return None if record is None else (record.kind, record.as_config())
 
     def add(self, records: list[Record]) -> None:
-        """Append ``records`` to the file (one locked write) and keep them here."""
+        """Append ``records`` to the file (one locked write) and keep them here; a file that
+        cannot be written is said on the log, never a failed compile (this one uses them anyway)."""
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(r.line() + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                f.write(text)
-                f.flush()
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    f.write(text)
+                    f.flush()
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        except OSError as exc:
+            log.warning("tuning records %s not written: %s", self.path, exc)
         for record in records:
             self._keep(record)
 
 
 def _read(path: Path) -> list[Record]:
     """Every well-formed record of the current schema; other lines are skipped (with a log line)."""
-    if not path.is_file():
+    if not path.exists():
         return []
-    with open(path, encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_SH)
-        try:
-            lines = f.read().splitlines()
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        with open(path, encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            try:
+                lines = f.read().splitlines()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("tuning records %s not read (compiling with the default configs): %s", path, exc)
+        return []
     records, bad = [], 0
     for line in lines:
         try:
