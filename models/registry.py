@@ -100,6 +100,20 @@ EXAMPLES: dict[str, ExampleModel] = {
             int_high=1000,
             description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,8]",
         ),
+        *(
+            ExampleModel(name, _zoo(name), (("input0", (1, 3, 224, 224), "float32"),), description=text)
+            for name, text in (
+                ("mobilenet_v3_like", "MobileNetV3-Small: hardswish, squeeze-excite with hardsigmoid, depthwise 3x3/5x5"),
+                ("efficientnet_like", "EfficientNet-B0 layout: MBConv + squeeze-excite, SiLU, depthwise 3x3/5x5"),
+                ("densenet_like", "DenseNet-121 layout (growth 32, BN-ReLU-conv, concat, avgpool transitions), "
+                                  "dense blocks 4,8,12,8 instead of 6,12,24,16"),
+                ("inception_like", "Inception-v3 layout, shortened: stem, 2x A (1x1/5x5/3x3dbl/avgpool), B (reduction, "
+                                   "maxpool), 1x C (1x7/7x1), at 224 instead of 299"),
+                ("squeezenet_like", "SqueezeNet 1.1: fire modules (concat), ceil-mode maxpools, no batch norm"),
+                ("shufflenet_v2_like", "ShuffleNetV2 x0.5: channel split, concat, channel shuffle, depthwise 3x3"),
+                ("vgg_like", "VGG-11 convolutions, classifier reduced to 25088 -> 256 -> 256 -> 1000"),
+            )
+        ),
     )
 }
 

@@ -17,6 +17,13 @@ __all__ = [
     "int64_input_net",
     "resnet50_like",
     "bert_like",
+    "mobilenet_v3_like",
+    "efficientnet_like",
+    "densenet_like",
+    "inception_like",
+    "squeezenet_like",
+    "shufflenet_v2_like",
+    "vgg_like",
 ]
 
 
@@ -311,3 +318,307 @@ def bert_like(seed: int = 0) -> nn.Module:
     layers (hidden 128, 4 heads, GELU FFN 512) -> tanh pooler on the first token -> [1,8]."""
     torch.manual_seed(seed)
     return _finish(BertLike())
+
+
+# --------------------------------------------------------------------------- issue #6 CNN families
+# One faithful-but-small network per family, 1000 classes. Each builder takes ``size`` (the
+# square input side used to calibrate batch norm; the registry's input is 224) so that tests can
+# build them at a tiny input.
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """Round channel counts to multiples of 8 (as the MobileNet/EfficientNet reference code does)."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+class SqueezeExcite(nn.Module):
+    """Spatial mean -> 1x1 conv -> activation -> 1x1 conv -> gate -> channel-wise multiply."""
+
+    def __init__(self, channels: int, squeezed: int, act: type[nn.Module], gate: type[nn.Module]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), act(), nn.Conv2d(squeezed, channels, 1), gate()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.body(x)
+
+
+class MBConv(nn.Module):
+    """Inverted residual with optional squeeze-excite (MobileNetV3 / EfficientNet blocks)."""
+
+    def __init__(self, cin: int, hidden: int, cout: int, k: int, stride: int, se: int,
+                 act: type[nn.Module], gate: type[nn.Module]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [*_conv_bn(cin, hidden, 1), act()] if hidden != cin else []
+        layers += [*_conv_bn(hidden, hidden, k, stride, groups=hidden), act()]
+        if se:
+            layers.append(SqueezeExcite(hidden, se, nn.ReLU if gate is nn.Hardsigmoid else act, gate))
+        layers += _conv_bn(hidden, cout, 1)
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class _Classified(nn.Module):
+    """features -> global average pool -> flatten -> classifier."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.features, self.pool, self.classifier = features, nn.AdaptiveAvgPool2d(1), classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+# MobileNetV3-Small: (kernel, expanded, out, squeeze-excite, hardswish, stride)
+_V3_SMALL = (
+    (3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1), (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1),
+)
+
+
+def mobilenet_v3_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """MobileNetV3-Small layout: hardswish, squeeze-excite (ReLU, hardsigmoid), depthwise 3x3/5x5,
+    1x1 conv 576 -> pool -> 1024 hardswish -> 1000 classes."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [*_conv_bn(3, 16, 3, stride=2), nn.Hardswish()]
+    cin = 16
+    for k, hidden, cout, se, hs, stride in _V3_SMALL:
+        act = nn.Hardswish if hs else nn.ReLU
+        layers.append(MBConv(cin, hidden, cout, k, stride, _make_divisible(hidden / 4) if se else 0, act, nn.Hardsigmoid))
+        cin = cout
+    layers += [*_conv_bn(cin, 576, 1), nn.Hardswish()]
+    head = nn.Sequential(nn.Linear(576, 1024), nn.Hardswish(), nn.Linear(1024, 1000))
+    return _finish(_Classified(nn.Sequential(*layers), head), (3, size, size))
+
+
+# EfficientNet-B0 stages: (expand, kernel, stride, out, repeats)
+_B0 = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+       (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+
+def efficientnet_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """EfficientNet-B0 layout: MBConv with squeeze-excite (SiLU, sigmoid, squeeze to 1/4 of the
+    block's input), stem 32, head 1x1 conv 1280 -> 1000 classes."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [*_conv_bn(3, 32, 3, stride=2), nn.SiLU()]
+    cin = 32
+    for expand, k, stride, cout, repeats in _B0:
+        for i in range(repeats):
+            layers.append(MBConv(cin, cin * expand, cout, k, stride if i == 0 else 1, max(1, cin // 4),
+                                 nn.SiLU, nn.Sigmoid))
+            cin = cout
+    layers += [*_conv_bn(cin, 1280, 1), nn.SiLU()]
+    return _finish(_Classified(nn.Sequential(*layers), nn.Linear(1280, 1000)), (3, size, size))
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-conv1x1 (to 4 x growth) -> BN-ReLU-conv3x3 (growth) on the concat of all earlier maps."""
+
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False),
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.body(torch.cat(features, 1))
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, cin: int, layers: int, growth: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DenseLayer(cin + i * growth, growth) for i in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+def densenet_like(seed: int = 0, size: int = 224, blocks: tuple[int, ...] = (4, 8, 12, 8)) -> nn.Module:
+    """DenseNet-121 layout (7x7 stem 64, growth 32, bottleneck 4x, transitions BN-ReLU-1x1-avgpool
+    halving channels) with dense blocks of 4, 8, 12, 8 layers instead of 6, 12, 24, 16."""
+    torch.manual_seed(seed)
+    growth, c = 32, 64
+    layers: list[nn.Module] = [nn.Conv2d(3, c, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                               nn.MaxPool2d(3, stride=2, padding=1)]
+    for i, n in enumerate(blocks):
+        layers.append(DenseBlock(c, n, growth))
+        c += n * growth
+        if i < len(blocks) - 1:
+            layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2)]
+            c //= 2
+    layers += [nn.BatchNorm2d(c), nn.ReLU()]
+    return _finish(_Classified(nn.Sequential(*layers), nn.Linear(c, 1000)), (3, size, size))
+
+
+def _basic(cin: int, cout: int, k, stride: int = 1, padding=0) -> nn.Sequential:
+    """Inception's conv (no bias) -> BN -> ReLU, with explicit (possibly 1x7 / 7x1) padding."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+class _Branches(nn.Module):
+    """Runs every branch on the same input and concatenates the results along channels."""
+
+    def __init__(self, *branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.branches], 1)
+
+
+def _inception_a(cin: int, pool: int) -> _Branches:  # 1x1, 5x5, double 3x3, avgpool + 1x1
+    return _Branches(
+        _basic(cin, 64, 1),
+        nn.Sequential(_basic(cin, 48, 1), _basic(48, 64, 5, padding=2)),
+        nn.Sequential(_basic(cin, 64, 1), _basic(64, 96, 3, padding=1), _basic(96, 96, 3, padding=1)),
+        nn.Sequential(nn.AvgPool2d(3, 1, 1), _basic(cin, pool, 1)),
+    )
+
+
+def _inception_b(cin: int) -> _Branches:  # grid reduction: 3x3 s2, double 3x3 s2, maxpool s2
+    return _Branches(
+        _basic(cin, 384, 3, stride=2),
+        nn.Sequential(_basic(cin, 64, 1), _basic(64, 96, 3, padding=1), _basic(96, 96, 3, stride=2)),
+        nn.MaxPool2d(3, 2),
+    )
+
+
+def _inception_c(cin: int, c7: int) -> _Branches:  # factorised 7x7: 1x7 / 7x1
+    def f7(a: int, b: int, horizontal: bool) -> nn.Sequential:
+        return _basic(a, b, (1, 7) if horizontal else (7, 1), padding=(0, 3) if horizontal else (3, 0))
+
+    return _Branches(
+        _basic(cin, 192, 1),
+        nn.Sequential(_basic(cin, c7, 1), f7(c7, c7, True), f7(c7, 192, False)),
+        nn.Sequential(_basic(cin, c7, 1), f7(c7, c7, False), f7(c7, c7, True), f7(c7, c7, False), f7(c7, 192, True)),
+        nn.Sequential(nn.AvgPool2d(3, 1, 1), _basic(cin, 192, 1)),
+    )
+
+
+def inception_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """Inception-v3 layout, shortened: its stem, InceptionA x2 (1x1 / 5x5 / double 3x3 / avgpool
+    branches), InceptionB (reduction with maxpool), InceptionC x1 (1x7 / 7x1), 1000 classes."""
+    torch.manual_seed(seed)
+    features = nn.Sequential(
+        _basic(3, 32, 3, stride=2), _basic(32, 32, 3), _basic(32, 64, 3, padding=1), nn.MaxPool2d(3, 2),
+        _basic(64, 80, 1), _basic(80, 192, 3), nn.MaxPool2d(3, 2),
+        _inception_a(192, 32), _inception_a(256, 64), _inception_b(288), _inception_c(768, 128),
+    )
+    return _finish(_Classified(features, nn.Linear(768, 1000)), (3, size, size))
+
+
+class Fire(nn.Module):
+    """SqueezeNet's fire module: 1x1 squeeze, then 1x1 and 3x3 expands concatenated."""
+
+    def __init__(self, cin: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Sequential(nn.Conv2d(cin, squeeze, 1), nn.ReLU())
+        self.expand = _Branches(nn.Sequential(nn.Conv2d(squeeze, expand, 1), nn.ReLU()),
+                                nn.Sequential(nn.Conv2d(squeeze, expand, 3, padding=1), nn.ReLU()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.expand(self.squeeze(x))
+
+
+def squeezenet_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """SqueezeNet 1.1 as published: 3x3 s2 stem, fire modules, ceil-mode maxpools, 1x1 conv to
+    1000 classes, ReLU, global average pool (1.2M parameters, no batch norm)."""
+    torch.manual_seed(seed)
+
+    def pool() -> nn.Module:
+        return nn.MaxPool2d(3, 2, ceil_mode=True)
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(), pool(), Fire(64, 16, 64), Fire(128, 16, 64), pool(),
+        Fire(128, 32, 128), Fire(256, 32, 128), pool(), Fire(256, 48, 192), Fire(384, 48, 192),
+        Fire(384, 64, 256), Fire(512, 64, 256), nn.Conv2d(512, 1000, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return _finish(_he_init(model), (3, size, size))
+
+
+def _he_init(module: nn.Module) -> nn.Module:
+    """He-normal weights and small random biases for networks without batch norm, so that the
+    activations keep their scale through the ReLUs (torch's default init shrinks them until the
+    output hardly depends on the input)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.normal_(m.bias, std=0.05)
+    return module
+
+
+def _channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 unit: stride 1 splits the channels and transforms one half; stride 2 transforms
+    both (the left with a depthwise 3x3 s2 + 1x1); then concat and channel shuffle."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        half = cout // 2
+        self.stride = stride
+        self.left = (nn.Sequential(*_conv_bn(cin, cin, 3, stride, groups=cin), *_conv_bn(cin, half, 1), nn.ReLU())
+                     if stride > 1 else nn.Identity())
+        cin_right = cin if stride > 1 else half
+        self.right = nn.Sequential(*_conv_bn(cin_right, half, 1), nn.ReLU(), *_conv_bn(half, half, 3, stride, half),
+                                   *_conv_bn(half, half, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            a, b = x.chunk(2, dim=1)
+            out = torch.cat([a, self.right(b)], 1)
+        else:
+            out = torch.cat([self.left(x), self.right(x)], 1)
+        return _channel_shuffle(out)
+
+
+def shufflenet_v2_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """ShuffleNetV2 x0.5 as published: stem 24 + maxpool, stages of 4, 8, 4 units (48, 96, 192
+    channels), channel split / concat / shuffle, 1x1 conv 1024, 1000 classes."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [*_conv_bn(3, 24, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    cin = 24
+    for cout, repeats in ((48, 4), (96, 8), (192, 4)):
+        for i in range(repeats):
+            layers.append(ShuffleUnit(cin, cout, 2 if i == 0 else 1))
+            cin = cout
+    layers += [*_conv_bn(cin, 1024, 1), nn.ReLU()]
+    return _finish(_Classified(nn.Sequential(*layers), nn.Linear(1024, 1000)), (3, size, size))
+
+
+def vgg_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """VGG-11's convolutions (3x3 + bias + ReLU, maxpools: 64, M, 128, M, 256 x2, M, 512 x2, M,
+    512 x2, M) with a reduced classifier (7x7x512 -> 256 -> 256 -> 1000, ~16M parameters; VGG's
+    adaptive 7x7 pool is left out: an identity at 224, and not exportable at smaller sizes)."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
+            cin = v
+    model = nn.Sequential(
+        *layers, nn.Flatten(), nn.Linear(512 * (size // 32) ** 2, 256), nn.ReLU(), nn.Linear(256, 256),
+        nn.ReLU(), nn.Linear(256, 1000),
+    )
+    return _finish(_he_init(model), (3, size, size))

@@ -438,3 +438,113 @@ def test_fallback_reason_names_the_failing_call_not_tvmscript_comments():
         a = np.random.default_rng(1).integers(-3, 4, (1, 16, 8, 8)).astype("int8")
         want = torch.nn.functional.conv2d(torch.from_numpy(a).int(), torch.from_numpy(w).int(), padding=1).numpy()
         np.testing.assert_array_equal(_run(ex, a), want)
+
+
+# --------------------------------------------------------------------------- issue #6 families: pools, concat, dense, widths
+
+
+def _onnx_module(module, *shapes):
+    """``module`` exported to ONNX and imported (the path the benchmark families take)."""
+    import tempfile
+
+    import onnx
+
+    from models.export import to_onnx
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.frontends.onnx_import import import_onnx
+
+    names = [f"input{i}" for i in range(len(shapes))]
+    with tempfile.TemporaryDirectory() as tmp:
+        to_onnx(module, [torch.randn(*s) for s in shapes], f"{tmp}/m.onnx", names)
+        mod, _ = import_onnx(onnx.load(f"{tmp}/m.onnx"), tuple(TensorSpec(n, s, "float32")
+                                                             for n, s in zip(names, shapes)), "m")
+    return mod
+
+
+def _prim_funcs(mod) -> dict:
+    return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+class _DenseStem(torch.nn.Module):
+    """3-channel stem -> ceil-mode maxpool -> two convs concatenated with the pool (DenseNet /
+    SqueezeNet style) -> batch norm (not foldable into a conv) -> relu -> avgpool -> conv."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True))
+        self.a, self.b = nn.Conv2d(16, 8, 1), nn.Conv2d(16, 16, 3, padding=1)
+        self.tail = nn.Sequential(nn.BatchNorm2d(40), nn.ReLU(), nn.AvgPool2d(2, 2), nn.Conv2d(40, 16, 1))
+        with torch.no_grad():
+            self.tail[0].running_mean.uniform_(-0.5, 0.5)
+            self.tail[0].running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        y = self.stem(x)
+        return self.tail(torch.cat([y, self.a(y), self.b(y)], 1))
+
+
+@needs_avx2
+def test_pools_concat_and_batch_norm_stay_blocked():
+    """Max/avg pooling, channel concat and a standalone batch norm follow the blocked layout: no
+    kernel but the input's layout transform and the last unblock touches an NCHW tensor."""
+    torch.manual_seed(0)
+    model = _DenseStem().eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 30, 30)), AVX2)
+    four_d = [b.value.args[0].name_hint for blk in opt["main"].body.blocks for b in blk.bindings
+              if isinstance(b.value, relax.Call) and isinstance(b.value.args[0], tvm.ir.GlobalVar)
+              and len(b.var.ty.shape) == 4]
+    assert len(four_d) == 1 and "layout_transform" in four_d[0], four_d  # only the final unblock
+    assert stats["conv"] == 4 and stats["unscheduled"] == 0, stats
+    x = np.random.default_rng(0).standard_normal((1, 3, 30, 30)).astype("float32")
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
+@needs_avx2
+@pytest.mark.parametrize("n", [40, 36])
+def test_one_row_dense_takes_the_conv_schedule(n):
+    """A classifier on one row (x[1, K] @ W) runs as a blocked 1x1 conv, not dlight's GEMV;
+    output counts that do not divide by 8 are padded and sliced back."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(64, n), torch.nn.Hardswish()).eval()
+    ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, (1, 64)), AVX2)
+    assert stats["conv"] == 1 and stats["dlight"] == 0 and stats["matmul"] == 0, stats
+    x = np.random.default_rng(1).standard_normal((1, 64)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(ex, x)
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
+def test_tile_width_widens_only_starved_tiles():
+    from neo_local.backends.cpu_schedule.passes import tile_width
+
+    assert tile_width(13, 125, 12) == 14  # 1x1 tile -> 1 x 7
+    assert tile_width(109, 4, 12) > 109  # (4, 1) -> wider
+    assert tile_width(7, 64, 12) == 7  # a 7-column tile keeps its width
+    assert tile_width(56, 4, 12) == 56 and tile_width(28, 2, 16) == 28
+
+
+@needs_avx2
+@pytest.mark.parametrize("bias", [True, False])
+def test_prime_width_conv_is_computed_wider_and_cropped(bias):
+    """A 13-wide output (prime) is computed 14 wide and cropped inside the conv kernel, which
+    still takes the conv schedule, with an epilogue (bias, relu) or without one."""
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 3, padding=1, bias=bias),
+                                torch.nn.ReLU() if bias else torch.nn.Identity()).eval()
+    from neo_local.backends.cpu_schedule.passes import relax_passes
+
+    mod = _onnx_module(model, (1, 16, 13, 13))
+    (conv,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "conv2d_nchwc" in name]
+    assert 'T.sblock("conv_crop")' in conv.script() and "T.int64(14)" in conv.script()
+    opt, stats = cpu_schedule.optimize(mod, AVX2)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    x = np.random.default_rng(2).standard_normal((1, 16, 13, 13)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    assert _rel(got, want) < 1e-5

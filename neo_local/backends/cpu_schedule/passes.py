@@ -41,6 +41,7 @@ from tvm import relax, te, tirx
 CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
 PAD_BLOCK = "data_pad"
+CROP_BLOCK = "conv_crop"
 #: the block name of Relax's legalized matmul (dense layers, batched attention products)
 MATMUL_BLOCK = "matmul"
 
@@ -154,6 +155,57 @@ def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
     return _rewrite_functions(_ConstantRankMatcher(mod), mod)
 
 
+# --------------------------------------------------------------------------- one-row dense layers
+
+
+def _one_row_dense(call: relax.Call, lanes: int) -> tuple[int, int] | None:
+    """(K, N) of ``matmul(x[1, K], C[K, N])`` with a float32 constant ``C`` and K a multiple of
+    ``lanes`` (a classifier on one image); None otherwise."""
+    if call.op != tvm.ir.Op.get("relax.matmul") or not isinstance(call.args[1], tvm.ir.expr.Constant):
+        return None
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
+    if xs is None or ws is None or len(xs) != 2 or len(ws) != 2 or xs[0] != 1 or xs[1] != ws[0]:
+        return None
+    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32" or call.ty.dtype != "float32":
+        return None
+    return (ws[0], ws[1]) if ws[0] % lanes == 0 else None
+
+
+@relax.expr_functor.mutator
+class _DenseAsConv(relax.PyExprMutator):
+    """A one-row dense layer is a matrix-vector product, which the matmul schedule leaves to dlight
+    (its GEMV walks the [K, N] weights down columns, one scalar at a time: 5 ms for 1024 x 1000).
+    As a 1x1 conv on a 1x1 image in the blocked layout, x[1, K] -> [1, K/L, 1, 1, L] (a reshape),
+    it takes the conv schedule: weights streamed in order, one vector FMA per input channel.
+    Output channels are zero-padded to a multiple of L and sliced off after."""
+
+    def __init__(self, mod: tvm.IRModule, lanes: int):
+        super().__init__(mod)
+        self.lanes = lanes
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        dims = _one_row_dense(call, self.lanes)
+        if dims is None:
+            return call
+        (k, n), lanes, bb = dims, self.lanes, self.builder_
+        n_pad = -(-n // lanes) * lanes
+        c = np.zeros((k, n_pad), "float32")
+        c[:, :n] = call.args[1].value.numpy()
+        kernel = c.reshape(k // lanes, lanes, n_pad // lanes, lanes).transpose(2, 0, 1, 3)[:, :, None, None]
+        x = bb.emit(relax.op.reshape(call.args[0], [1, k // lanes, 1, 1, lanes]))
+        y = bb.emit(relax.op.nn.conv2d(
+            x, relax.const(np.ascontiguousarray(kernel)), data_layout=f"NCHW{lanes}c",
+            kernel_layout=f"OIHW{lanes}i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
+        ))
+        flat = relax.op.reshape(y, [1, n_pad])
+        return flat if n_pad == n else relax.op.strided_slice(bb.emit(flat), axes=[1], begin=[0], end=[n])
+
+
+def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
+    return _rewrite_functions(_DenseAsConv(mod, lanes), mod)
+
+
 # --------------------------------------------------------------------------- 3-channel stem
 
 
@@ -244,6 +296,7 @@ def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
 
+_POOLS = {"relax.nn.max_pool2d", "relax.nn.avg_pool2d"}
 _UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
 
 
@@ -386,6 +439,10 @@ class _BlockedRegion(relax.PyExprMutator):
                 v = self._mean(value)
                 if v is not None:
                     value = v
+            elif name in _POOLS or name == "relax.concat":
+                twin = self._pool(value) if name in _POOLS else self._concat(value)
+                if twin is not None:
+                    value = self._unblock(twin)
         if isinstance(var, relax.DataflowVar):
             new = self.builder_.emit(value, var.name)
         else:
@@ -406,6 +463,34 @@ class _BlockedRegion(relax.PyExprMutator):
             dilation=attrs.dilation, groups=c, data_layout=f"NCHW{lanes}c", kernel_layout=f"OIHW1i{lanes}o",
             out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
+
+    def _pool(self, call: relax.Call):
+        """Max/avg pooling of a value with a blocked twin, in the blocked layout (pooling is per
+        channel, so the channel blocking does not change what it computes)."""
+        a = call.attrs
+        b = self._blocked_of(call.args[0])
+        if b is None or a.layout != "NCHW" or a.out_layout != "NCHW":
+            return None
+        pool = relax.op.nn.max_pool2d if call.op.name == "relax.nn.max_pool2d" else relax.op.nn.avg_pool2d
+        blocked = f"NCHW{self.lanes}c"
+        return self.builder_.emit(pool(
+            b, pool_size=a.pool_size, strides=a.strides, padding=a.padding, dilation=a.dilation,
+            ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad), layout=blocked, out_layout=blocked,
+        ))
+
+    def _concat(self, call: relax.Call):
+        """A channel concat of values whose channel counts divide by the vector width, at least one
+        with a blocked twin: the blocks of the parts are the blocks of the whole, so it is a concat
+        of the twins along the channel-chunk axis (parts without a twin are blocked first)."""
+        parts = call.args[0].fields if isinstance(call.args[0], relax.Tuple) else None
+        shapes = [static_shape(p) for p in parts or ()]
+        if not parts or any(s is None or len(s) != 4 or s[1] % self.lanes for s in shapes):
+            return None
+        if call.attrs.axis is None or int(call.attrs.axis) % 4 != 1 or parts[0].ty.dtype != "float32":
+            return None
+        if all(self._blocked_of(p) is None for p in parts):
+            return None
+        return self.builder_.emit(relax.op.concat([self._blocked_of(p, create=True) for p in parts], axis=1))
 
     def _mean(self, call: relax.Call):
         """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
@@ -446,6 +531,24 @@ def depthwise_conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, 
     )
 
 
+def _out_width(w: int, kw: int, strides, padding, dilation) -> int:
+    return (w + int(padding[1]) + int(padding[3]) - (kw - 1) * int(dilation[1]) - 1) // int(strides[1]) + 1
+
+
+def _widened(padding, strides, ow: int, width: int) -> list[int]:
+    """``padding`` with enough extra columns on the right for ``width`` output columns."""
+    pt, pl, pb, pr = (int(p) for p in padding)
+    return [pt, pl, pb, pr + max(0, width - ow) * int(strides[1])]
+
+
+def _crop(out: te.Tensor, ow: int) -> te.Tensor:
+    """The first ``ow`` columns of a conv computed wider (a spatial block that the conv schedule
+    inlines into its epilogue, or writes the tile through); ``out`` itself when it is ``ow`` wide."""
+    if int(out.shape[3]) == ow:
+        return out
+    return te.compute((*out.shape[:3], ow, out.shape[4]), lambda *i: out(*i), name=CROP_BLOCK)
+
+
 def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
     n, icc, h, w, icb = (int(d) for d in data.shape)
     sh, sw = (int(s) for s in strides)
@@ -469,32 +572,68 @@ def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
 # --------------------------------------------------------------------------- conv2d legalization
 
 
-def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation) -> te.Tensor:
+def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation, width: int = 0) -> te.Tensor:
     """out[n, oc, oh, ow, ob] = sum_{icc, kh, kw, icb} pad(data)[n, icc, oh*s+kh*d, ow*s+kw*d, icb]
-    * kernel[oc, icc, kh, kw, icb, ob] (data NCHW{ic}c, kernel OIHW{ic}i{oc}o, out NCHW{oc}c)."""
+    * kernel[oc, icc, kh, kw, icb, ob] (data NCHW{ic}c, kernel OIHW{ic}i{oc}o, out NCHW{oc}c);
+    computed ``width`` columns wide and cropped when ``width`` is larger than the output."""
     n, icc, h, w, icb = (int(d) for d in data.shape)
     occ, icc2, kh, kw, icb2, ocb = (int(d) for d in kernel.shape)
     assert icc == icc2 and icb == icb2, "kernel does not match the data's channel blocking"
-    padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
+    ow = _out_width(w, kw, strides, padding, dilation)
+    padded, (oh, ow_wide), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, _widened(padding, strides, ow, width),
+                                                         dilation)
     rc = te.reduce_axis((0, icc), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
     rb = te.reduce_axis((0, icb), name="rb")
-    return te.compute(
-        (n, occ, oh, ow, ocb),
+    return _crop(te.compute(
+        (n, occ, oh, ow_wide, ocb),
         lambda b, c, y, x, cb: te.sum(
             padded[b, rc, y * sh + ry * dh, x * sw + rx * dw, rb] * kernel[c, rc, ry, rx, rb, cb],
             axis=[rc, ry, rx, rb],
         ),
         name=CONV_BLOCK,
-    )
+    ), ow)
 
 
 def _default_conv2d_legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return tvm.ir.Op.get("relax.nn.conv2d").get_attr("FLegalize")(bb, call)
 
 
-def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+#: accumulator registers of the conv schedules' tiles by vector width, where the caller does not
+#: say (``vector_config``'s budgets; 8 is armv7's, the smaller of the two 4-lane ones)
+_DEFAULT_MAX_ACC = {16: 16, 8: 12, 4: 8}
+
+
+def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
+    """The output width to compute a blocked conv at: ``out_w``, or a few columns more when the
+    register tile ``choose_tile`` picks for that width holds fewer than half the accumulators.
+    A prime width such as 13 or 109 only divides into 1-column tiles (1 to 4 accumulators,
+    latency-bound); 14 or 112 columns, the extra ones cropped, take 7- or 8-column tiles
+    (measured, 1 thread: 13x13 1x1 512->1000 4.5x, 109x109 3x3 32->32 1.7x faster). A 7-wide
+    tile (7x7 maps) is left alone: widened to 8 it measured slower, and depthwise convs gained
+    nothing measurable (each of their FMAs loads an input vector anyway)."""
+    from neo_local.backends.cpu_schedule.schedules import choose_tile
+
+    def rate(w: int) -> float:  # FMAs per load of the tile, discounted by the wasted columns
+        tc, tw = choose_tile(w, oc_chunks, max_acc)
+        return tc * tw / (tc + tw) * out_w / w
+
+    tc, tw = choose_tile(out_w, oc_chunks, max_acc)
+    if 2 * tc * tw >= max_acc:
+        return out_w
+    return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (rate(w), -w))
+
+
+def conv2d_legalizer(lanes: int, max_acc: int | None = None) -> Callable[[relax.BlockBuilder, relax.Call], relax.Expr]:
+    """``legalize_conv2d`` for tiles of at most ``max_acc`` accumulators."""
+    budget = max_acc or _DEFAULT_MAX_ACC.get(lanes, 8)
+    return lambda bb, call: legalize_conv2d(bb, call, budget)
+
+
+def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) -> relax.Expr:
+    """Blocked conv2d / depthwise conv2d -> our TE computes (a conv computed wider and cropped
+    where ``tile_width`` says so, when ``max_acc`` is given); anything else -> TVM's legalization."""
     attrs = call.attrs
     d = _BLOCKED_DATA.match(attrs.data_layout)
     k = _BLOCKED_KERNEL.match(attrs.kernel_layout)
@@ -506,9 +645,11 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
         and static_shape(call.args[0]) is not None and static_shape(call.args[1]) is not None
     ):
+        out = static_shape(call)
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
+            tile_width(out[3], out[1], max_acc) if max_acc else 0,
             primfunc_name_hint="conv2d_nchwc",
         )
     c_total = static_shape(call.args[0])
@@ -529,10 +670,16 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 # --------------------------------------------------------------------------- the whole Relax part
 
 
-def relax_passes(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels."""
+def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None) -> tvm.IRModule:
+    """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels.
+    ``max_acc``: the schedules' accumulator budget (``vector_config``), for ``tile_width``."""
     seq = tvm.transform.Sequential
-    mod = seq([relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant()])(mod)
+    mod = seq([
+        relax.transform.DecomposeOpsForInference(),
+        # a batch norm not folded into a conv (DenseNet's BN-ReLU-conv) leaves (y, mean, var)[0]
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.FoldConstant(),
+    ])(mod)
     mod = match_constant_ranks(rewrite_clip(mod))
     mod = seq([
         # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
@@ -544,12 +691,12 @@ def relax_passes(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
         relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
         relax.transform.Normalize(),
     ])(pad_output_channels(mod, lanes))
-    mod = blocked_stem(mod, lanes)
+    mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
     mod = blocked_depthwise(relax.transform.Normalize()(mod), lanes)
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": legalize_conv2d}),
+        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc)}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
