@@ -105,6 +105,27 @@ def test_conv_over_the_exact_bound_keeps_the_dequantized_form():
     assert float(np.abs(got - want).max()) < 1e-5 * float(np.abs(want).max())
 
 
+@needs_avx2
+def test_clip_between_quantize_and_dequantize_narrows_the_range():
+    """TFLite's importer clips the int8 value between quantize and dequantize (its fused ReLU/ReLU6,
+    or a no-op -128..127): the pair still becomes float ops, with the clip's bounds."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 8, 4, 4), "float32"))
+    s, zp = relax.const(0.1, "float32"), relax.const(-20, "int32")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            q = bb.emit(relax.op.quantize(x, s, zp, axis=0, out_dtype="int8"))
+            c = bb.emit(relax.op.clip(q, -20.0, 40.0))
+            out = bb.emit_output(bb.emit(relax.op.dequantize(c, s, zp, axis=0, out_dtype="float32")))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    assert rewrite_with_stats(mod)[1].fake_quantize == 1
+    a = (np.arange(128, dtype="float32").reshape(1, 8, 4, 4) - 64) * np.float32(0.1) + np.float32(0.05)
+    got, _ = _run(mod, a)
+    want = (np.clip(np.round(a / np.float32(0.1)) - 20, -20, 40) + 20) * np.float32(0.1)
+    np.testing.assert_array_equal(got, want.astype("float32"))
+
+
 @pytest.fixture(scope="module")
 def resnet_like_qdq():
     from models.quantized import build_quantized_example
@@ -149,7 +170,8 @@ def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qd
     with tarfile.open(out) as tar:
         pipeline = json.load(tar.extractfile("compiled.meta"))["Build"]["Pipeline"]
     stats = ast.literal_eval(pipeline[pipeline.index("{"):pipeline.rindex("}") + 1])
-    assert stats["conv"] == 9 and stats["unscheduled"] == 0, pipeline  # all 9 convs blocked
+    # the 9 convs blocked (the classifier's Gemm may take the conv schedule too), nothing unscheduled
+    assert stats["conv"] >= 9 and stats["unscheduled"] == 0, pipeline
     with np.load(resnet_like_qdq.inputs_npz) as z:
         feeds = {k: z[k] for k in z.files}
     (got,) = run_artifact(out, feeds, tmp_path / "run")

@@ -1,4 +1,4 @@
-"""Relax rewrites for quantized (int8 QDQ) models, run before the float rewrites of ``passes``.
+"""Relax rewrites for quantized (int8 QDQ, TFLite int8) models, run before the float rewrites of ``passes``.
 
 A QDQ graph (onnxruntime's ``quantize_static``) imports as float ops between
 ``R.quantize``/``R.dequantize`` pairs: ``dequantize(quantize(x, s, zp), s, zp)`` on every
@@ -16,6 +16,11 @@ between layout transforms, and each pair is a kernel of its own. Two rewrites:
    below 2^24 in magnitude. The bound is checked per conv (``max_o sum |W_int[o]| * max |t|``); a
    conv over it keeps the float form of the graph (dequantized operands, the ONNX reference's own
    arithmetic), counted as ``float_convs``.
+
+TFLite int8 models import the same way (dequantize -> float op -> quantize per operator, with a
+clip of the int8 value between the pair) and take rewrite 1; their NHWC convs keep the
+dequantized form. Measured: onnxruntime's QDQ resnet_like (int8 and uint8 activations) equals
+onnx.reference exactly over 8 seeded inputs; the TFLite int8 example equals the interpreter.
 """
 
 from __future__ import annotations
@@ -72,8 +77,14 @@ class _QdqRewriter(relax.PyExprMutator):
         return call if new is None else new
 
     def _fake_quantize(self, dq: relax.Call) -> relax.Expr | None:
-        """dequantize(quantize(x, s, zp), s, zp), per tensor, float32 -> ``t * s`` (module doc, 1)."""
-        q = self._bound(dq.args[0], "relax.quantize")
+        """dequantize(quantize(x, s, zp), s, zp), per tensor, float32 -> ``t * s`` (module doc, 1). A
+        clip of the int8 value in between (TFLite's fused activations, and its no-op -128..127) narrows
+        the range."""
+        source, (lo, hi) = dq.args[0], (-np.inf, np.inf)
+        clip = self._bound(source, "relax.clip")
+        if clip is not None:
+            source, lo, hi = clip.args[0], float(clip.args[1].value), float(clip.args[2].value)
+        q = self._bound(source, "relax.quantize")
         if q is None or str(dq.attrs.out_dtype) != "float32" or q.args[0].ty.dtype != "float32":
             return None
         s, zp = _scalar(q.args[1]), _scalar(q.args[2])
@@ -82,9 +93,9 @@ class _QdqRewriter(relax.PyExprMutator):
         info = np.iinfo(str(q.attrs.out_dtype))
         bb = self.builder_
         r = bb.emit(relax.op.round(relax.op.divide(q.args[0], relax.const(s, "float32"))))
-        t = bb.emit(relax.op.minimum(relax.op.maximum(r, relax.const(info.min - zp, "float32")),
-                                     relax.const(info.max - zp, "float32")))
-        self.integer[t] = (s, float(max(zp - info.min, info.max - zp)))
+        lo, hi = max(lo, info.min) - zp, min(hi, info.max) - zp
+        t = bb.emit(relax.op.minimum(relax.op.maximum(r, relax.const(lo, "float32")), relax.const(hi, "float32")))
+        self.integer[t] = (s, max(abs(lo), abs(hi)))
         self.counts["fake_quantize"] += 1
         return relax.op.multiply(t, relax.const(s, "float32"))
 
