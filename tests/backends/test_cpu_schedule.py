@@ -491,9 +491,7 @@ def test_pools_concat_and_batch_norm_stay_blocked():
     torch.manual_seed(0)
     model = _DenseStem().eval()
     opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 30, 30)), AVX2)
-    four_d = [b.value.args[0].name_hint for blk in opt["main"].body.blocks for b in blk.bindings
-              if isinstance(b.value, relax.Call) and isinstance(b.value.args[0], tvm.ir.GlobalVar)
-              and len(b.var.ty.shape) == 4]
+    four_d = _nchw_kernels(opt)
     assert len(four_d) == 1 and "layout_transform" in four_d[0], four_d  # only the final unblock
     assert stats["conv"] == 4 and stats["unscheduled"] == 0, stats
     x = np.random.default_rng(0).standard_normal((1, 3, 30, 30)).astype("float32")
@@ -548,3 +546,29 @@ def test_prime_width_conv_is_computed_wider_and_cropped(bias):
         want = model(torch.from_numpy(x)).numpy()
     got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
     assert _rel(got, want) < 1e-5
+
+
+def _nchw_kernels(opt) -> list[str]:
+    """The kernels of ``main`` with a 4-D (NCHW) output."""
+    return [b.value.args[0].name_hint for blk in opt["main"].body.blocks for b in blk.bindings
+            if isinstance(b.value, relax.Call) and isinstance(b.value.args[0], tvm.ir.GlobalVar)
+            and len(b.var.ty.shape) == 4]
+
+
+@needs_avx2
+def test_channel_split_and_shuffle_stay_blocked():
+    """ShuffleNetV2 units (channel split by slicing, concat, reshape/transpose/reshape shuffle)
+    run on the blocked layout; only the output is unblocked."""
+    from models.zoo import ShuffleUnit, _finish
+
+    torch.manual_seed(3)
+    model = _finish(torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1), ShuffleUnit(32, 32, 1), ShuffleUnit(32, 64, 2)),
+                    (16, 12, 12))
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 16, 12, 12)), AVX2)
+    kernels = _nchw_kernels(opt)
+    assert len(kernels) == 1 and "layout_transform" in kernels[0], kernels
+    assert stats["depthwise"] == 2 and stats["unscheduled"] == 0, stats  # the two stride-2 ones share a kernel
+    x = np.random.default_rng(3).standard_normal((1, 16, 12, 12)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5

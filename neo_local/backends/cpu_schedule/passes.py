@@ -2,7 +2,8 @@
 
 Order (``relax_passes``):
 
-1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift), then
+1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift;
+   ``CanonicalizeBindings`` drops the (y, mean, var)[0] tuple a standalone batch norm leaves), then
    ``rewrite_clip``: the ONNX importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``,
    which ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
@@ -21,11 +22,15 @@ Order (``relax_passes``):
    elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
    (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
    depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
-   else still needs them. The 3-channel stem's epilogue stays blocked this way too.
+   else still needs them. The 3-channel stem's epilogue stays blocked this way too, and so do
+   max/avg pools, channel concats and channel slices by whole blocks, and ShuffleNet's channel
+   shuffle (reshape/transpose/reshape, redone on the blocks: ``_shuffle_step``).
+   Before it, ``dense_as_conv``: a one-row dense layer (x[1, K] @ W) becomes a blocked 1x1 conv.
 5. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
-   ``data_pad`` stage), blocked depthwise -> ``depthwise_conv2d_nchwc`` (reduction over kh, kw);
-   anything else -> TVM's own legalization.
+   ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where the width
+   only splits into starved register tiles: ``tile_width``), blocked depthwise ->
+   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
 """
 
@@ -376,6 +381,8 @@ class _BlockedRegion(relax.PyExprMutator):
         super().__init__(mod)
         self.lanes = lanes
         self.blocked: dict = {}
+        #: the first steps of a channel shuffle: var -> (step, blocked source, groups)
+        self.shuffles: dict = {}
         self.count = 0
 
     def _blocked_of(self, expr, create: bool = False):
@@ -416,7 +423,7 @@ class _BlockedRegion(relax.PyExprMutator):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802
         value = self.visit_expr(binding.value)
         var = binding.var
-        twin = None
+        twin = pending = None
         if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
             name = value.op.name
             if name == "relax.layout_transform":
@@ -439,10 +446,17 @@ class _BlockedRegion(relax.PyExprMutator):
                 v = self._mean(value)
                 if v is not None:
                     value = v
-            elif name in _POOLS or name == "relax.concat":
-                twin = self._pool(value) if name in _POOLS else self._concat(value)
+            elif name in _POOLS or name in ("relax.concat", "relax.strided_slice"):
+                twin = self._pool(value) if name in _POOLS else self._concat(value) if name == "relax.concat" \
+                    else self._channel_slice(value)
                 if twin is not None:
                     value = self._unblock(twin)
+            elif name in ("relax.reshape", "relax.permute_dims"):
+                shuffle = self._shuffle_step(value)
+                if isinstance(shuffle, tuple):
+                    pending = shuffle
+                elif shuffle is not None:
+                    twin, value = shuffle, self._unblock(shuffle)
         if isinstance(var, relax.DataflowVar):
             new = self.builder_.emit(value, var.name)
         else:
@@ -450,6 +464,8 @@ class _BlockedRegion(relax.PyExprMutator):
         self.set_var_remap(var, new)
         if twin is not None:
             self.blocked[new] = twin
+        if pending is not None:
+            self.shuffles[new] = pending
 
     def _depthwise(self, call: relax.Call):
         lanes, attrs = self.lanes, call.attrs
@@ -491,6 +507,46 @@ class _BlockedRegion(relax.PyExprMutator):
         if all(self._blocked_of(p) is None for p in parts):
             return None
         return self.builder_.emit(relax.op.concat([self._blocked_of(p, create=True) for p in parts], axis=1))
+
+    def _channel_slice(self, call: relax.Call):
+        """A slice of whole channel blocks (ShuffleNet's channel split) of a value with a twin."""
+        b, xs = self._blocked_of(call.args[0]), static_shape(call.args[0])
+        axes, begin, end, strides = ([int(v.value) for v in t.fields] for t in call.args[1:5])
+        lanes = self.lanes
+        if b is None or xs is None or len(xs) != 4 or axes != [1] or strides != [1]:
+            return None
+        lo, hi = begin[0], min(end[0], xs[1])
+        if lo < 0 or lo % lanes or hi % lanes or hi <= lo:
+            return None
+        return self.builder_.emit(relax.op.strided_slice(b, axes=[1], begin=[lo // lanes], end=[hi // lanes]))
+
+    def _shuffle_step(self, call: relax.Call):
+        """ShuffleNet's channel shuffle, reshape [N, C, H, W] -> [N, g, C/g, H, W], swap axes 1
+        and 2, reshape back: channel i * C/g + j moves to j * g + i. On the blocked layout (L
+        lanes; C/g divisible by L, L by g) channel j = L*jc + (L/g)*jh + jq of group i lands in
+        block g*jc + jh, lane g*jq + i, so the blocked twin [N, g, C/(gL), H, W, g, L/g] ->
+        axes (0, 2, 5, 3, 4, 6, 1) -> [N, C/L, H, W, L] is a shuffle of whole vectors' halves:
+        no layout transform either side. Returns the pending step, the blocked result at the last
+        step, or None."""
+        lanes, arg = self.lanes, call.args[0]
+        step = self.shuffles.get(arg) if isinstance(arg, relax.Var) else None
+        out = static_shape(call)
+        if call.op.name == "relax.permute_dims":
+            axes = None if call.attrs.axes is None else [int(a) for a in call.attrs.axes]
+            return ("swapped", *step[1:]) if step and step[0] == "split" and axes == [0, 2, 1, 3, 4] else None
+        if step and step[0] == "swapped" and out is not None and len(out) == 4:
+            _, b, g = step
+            n, c, h, w = out
+            y = self.builder_.emit(relax.op.reshape(b, [n, g, c // (g * lanes), h, w, g, lanes // g]))
+            y = self.builder_.emit(relax.op.permute_dims(y, [0, 2, 5, 3, 4, 6, 1]))
+            return self.builder_.emit(relax.op.reshape(y, [n, c // lanes, h, w, lanes]))
+        xs, b = static_shape(arg), self._blocked_of(arg)
+        if b is None or xs is None or out is None or len(xs) != 4 or len(out) != 5:
+            return None
+        g = out[1]
+        if out != [xs[0], g, xs[1] // g, xs[2], xs[3]] or xs[1] % g or (xs[1] // g) % lanes or lanes % g:
+            return None
+        return ("split", b, g)
 
     def _mean(self, call: relax.Call):
         """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
