@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -43,7 +42,7 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
     if not cpu_schedule.applies_to(tvm_target):
         return tvm.compile(mod, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
     try:
-        with _measurer(spec, target) as measurer:
+        with _measurer(spec) as measurer:
             executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
         reason = _schedule_failure(exc)
@@ -61,7 +60,7 @@ def _tuning(spec: TargetSpec | None, measurer: object | None) -> TuningOptions |
 
 
 @contextlib.contextmanager
-def _measurer(spec: TargetSpec | None, target) -> Iterator[object | None]:
+def _measurer(spec: TargetSpec | None) -> Iterator[object | None]:
     """Where tuning times its candidates: the ``tuning.rpc`` device, or this machine when it can
     run the target's code; None (tuning skipped, said on stderr, which is the job log) when
     neither, or without a tuning budget. Cross-compiled code is never timed on this machine."""
@@ -76,7 +75,10 @@ def _measurer(spec: TargetSpec | None, target) -> Iterator[object | None]:
         if why:
             stderr_progress(f"tuning skipped: {why}; give CompilerOptions tuning rpc (or --tune-rpc) HOST:PORT of "
                             "a neo-local rpc-server on the device to tune there")
-        yield None if why else Measurer(target)
+            yield None
+            return
+        with Measurer(spec.tvm_target) as measurer:
+            yield measurer
         return
     from neo_local.rpc import RpcError, connect, parse_endpoint
 
@@ -86,11 +88,8 @@ def _measurer(spec: TargetSpec | None, target) -> Iterator[object | None]:
         stderr_progress(f"tuning skipped: {exc}")
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="neo-local-tune-") as folder:
-        try:
-            yield RemoteMeasurer(target, session, remote.where, spec.linker, Path(folder))
-        finally:
-            del session
+    with RemoteMeasurer(spec.tvm_target, session, remote.where, spec.linker) as measurer:
+        yield measurer
 
 
 def _not_runnable_here(spec: TargetSpec) -> str:

@@ -56,15 +56,19 @@ def _only(mod, kind):
     return found[0]
 
 
-@pytest.mark.parametrize("hw", [13, 7])  # prime output widths: only 1 and the width divide them
-def test_conv_space_with_prime_width_starts_with_the_default(hw):
+@pytest.mark.parametrize("hw", [13, 7])  # 13: the passes compute it 15 wide (and crop); 7 stays prime
+def test_conv_space_starts_with_the_default_and_tiles_divide_the_width(hw):
     x, w, b = _conv_inputs(hw=hw)
     work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
-    tile_c, tile_w = sch.choose_tile(hw, 2, 12)
-    assert work.space[0] == sch.ConvConfig(tile_c, tile_w)
-    assert {c.tile_w for c in work.space} == {d for d in (1, hw) if d * 1 <= 16}
+    out_w = sch._main_extents(work.func, "conv2d_nchwc")[3]
+    assert work.space[0] == sch.ConvConfig(*sch.choose_tile(out_w, 2, 12))
     assert len(set(work.space)) == len(work.space)
-    assert all(c.tile_c * c.tile_w <= 16 and 2 % c.tile_c == 0 for c in work.space)
+    assert all(c.tile_c * c.tile_w <= 16 and 2 % c.tile_c == 0 and out_w % c.tile_w == 0 for c in work.space)
+
+
+@pytest.mark.parametrize("prime", [7, 13, 109])
+def test_tiles_of_a_prime_width_are_one_column_or_all_of_it(prime):
+    assert {w for _, w in sch._tiles(4, prime, 12)} == {w for w in (1, prime) if w <= 16}
 
 
 def test_depthwise_and_matmul_spaces_keep_the_defaults_first():
@@ -335,3 +339,20 @@ def test_candidates_are_checked_against_the_default_relative_to_the_largest_valu
     want = np.array([100.0, 1e-7], "float32")
     assert _close(want + np.array([0, 1e-4], "float32"), want)  # rounding near zero: accepted
     assert not _close(want + np.array([0.5, 0], "float32"), want)  # a wrong element: dropped
+
+
+def test_a_build_past_its_time_is_killed_and_the_next_one_starts_afresh(monkeypatch):
+    from neo_local.backends.cpu_schedule import builder
+
+    x, w, b = _conv_inputs(hw=7)
+    work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    build = builder.Builder(AVX2, timeout_s=0.01)
+    try:
+        monkeypatch.setattr(builder, "START_ALLOWANCE_S", 0.0)  # the child cannot even import TVM in time
+        with pytest.raises(builder.BuildFailed, match="not built within 0.01 s"):
+            build.build(work.scheduled(work.space[0]))
+        monkeypatch.setattr(builder, "START_ALLOWANCE_S", 120.0)
+        assert build.build(work.scheduled(work.space[0])).stat().st_size > 0
+    finally:
+        build.close()
+    assert not build.folder.exists()

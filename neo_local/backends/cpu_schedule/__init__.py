@@ -15,6 +15,7 @@ ARM speed has been measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Callable, Mapping
 
@@ -87,8 +88,8 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     if tuning is not None and tuning.enabled:
         from neo_local.backends.cpu_schedule.tuning import Measurer, stderr_progress, tune
 
-        summary = tune(mod, records.target, lanes, max_acc, tuning, records, measurer or Measurer(target),
-                       progress or stderr_progress)
+        with contextlib.nullcontext(measurer) if measurer else Measurer(tvm_target) as timing:
+            summary = tune(mod, records.target, lanes, max_acc, tuning, records, timing, progress or stderr_progress)
     mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
     stats.update(lanes=lanes, max_acc=max_acc, **(summary.as_stats() if summary else {}))
     return mod, stats

@@ -19,12 +19,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import tvm
 from tvm import tirx
 
+from neo_local.backends.cpu_schedule.builder import Builder
 from neo_local.backends.cpu_schedule.records import Record, Records, describe, make_record, workload_key
 from neo_local.backends.cpu_schedule.schedules import TUNABLE
 from neo_local.targets.options import TuningOptions
@@ -70,23 +71,27 @@ class Summary:
 
 
 class Measurer:
-    """Builds one kernel and times it on this machine."""
+    """Builds one kernel (in the builder's child process) and times it on this machine; a context
+    manager that ends the builder."""
 
     where = "this machine"
 
-    def __init__(self, target: tvm.target.Target) -> None:
-        self.target = target
+    def __init__(self, tvm_target: Mapping[str, Any], linker: str | None = None) -> None:
+        self.builder = Builder(tvm_target, linker)
 
-    def build(self, func: tirx.PrimFunc) -> Any:
-        return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=self.target)
+    def __enter__(self) -> "Measurer":
+        return self
 
-    def load(self, lib: Any) -> tuple[Any, Any]:
+    def __exit__(self, *_: object) -> None:
+        self.builder.close()
+
+    def load(self, library: Path) -> tuple[Any, Any]:
         """(module, device) where the kernel runs."""
-        return lib.jit(), tvm.cpu(0)
+        return tvm.runtime.load_module(str(library)), tvm.cpu(0)
 
     def run(self, func: tirx.PrimFunc, inputs: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
         """(seconds per call, the buffers after one call)."""
-        module, dev = self.load(self.build(func))
+        module, dev = self.load(self.builder.build(func))
         args = [tvm.runtime.tensor(a, dev) for a in inputs]
         module["main"](*args)
         outs = [a.numpy() for a in args]
@@ -95,26 +100,16 @@ class Measurer:
 
 
 class RemoteMeasurer(Measurer):
-    """Builds here (with the target's linker), uploads and times on the device of an RPC session."""
+    """Builds here (linked with the target's linker), uploads and times on the device of an RPC session."""
 
-    def __init__(self, target: tvm.target.Target, session: Any, where: str, linker: str | None,
-                 folder: Path) -> None:
-        super().__init__(target)
+    def __init__(self, tvm_target: Mapping[str, Any], session: Any, where: str, linker: str | None) -> None:
+        super().__init__(tvm_target, linker)
         self.session = session
         self.where = where
-        self.linker = linker
-        self._folder = folder  # the libraries built for upload
-        self._count = 0
 
-    def load(self, lib: Any) -> tuple[Any, Any]:
-        from tvm.support import cc
-
-        self._count += 1
-        name = f"kernel{self._count}.so"
-        path = self._folder / name
-        lib.export_library(str(path), fcompile=cc.cross_compiler(self.linker) if self.linker else None)
-        self.session.upload(str(path), name)
-        return self.session.load_module(name), self.session.device("cpu", 0)
+    def load(self, library: Path) -> tuple[Any, Any]:
+        self.session.upload(str(library), library.name)
+        return self.session.load_module(library.name), self.session.device("cpu", 0)
 
 
 def tune(mod: tvm.IRModule, target_key: str, lanes: int, max_acc: int, options: TuningOptions,
@@ -130,11 +125,15 @@ def tune(mod: tvm.IRModule, target_key: str, lanes: int, max_acc: int, options: 
     search = _Search(todo, measurer, progress)
     search.defaults(budget, deadline)
     plan = _plan(search.default_s, [len(w.space) - 1 for w in search.measured], budget - search.trials)
-    for index, config in _interleave(search.measured, plan):
+    order = _interleave(search.measured, plan)
+    for n, (index, config) in enumerate(order, 1):
         if time.monotonic() > deadline:
             progress("tuning: the time budget is spent")
             break
         search.try_config(index, config)
+        if n % max(1, len(order) // 10) == 0:
+            progress(f"tuning: {search.trials} of {search.trials - n + len(order)} trials, "
+                     f"{time.monotonic() - started:.0f} s")
     new = search.records(target_key)
     records.add(new)
     before, after = sum(r.default_us for r in new), sum(r.time_us for r in new)
