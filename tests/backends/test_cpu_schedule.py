@@ -572,3 +572,25 @@ def test_channel_split_and_shuffle_stay_blocked():
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
+
+
+@needs_avx2
+@pytest.mark.parametrize("act, gate, squeeze", [("SiLU", "Sigmoid", 4), ("ReLU", "Hardsigmoid", 8)])
+def test_squeeze_excite_gate_multiplies_in_the_blocked_layout(act, gate, squeeze):
+    """MBConv with squeeze-excite (EfficientNet: SiLU/sigmoid, a squeeze of 4 channels that does
+    not divide by 8; MobileNetV3: ReLU/hardsigmoid): the [1, C, 1, 1] gate broadcasts against the
+    blocked activations, so no full-size tensor is unblocked; only the 1x1 gate path is NCHW."""
+    from models.zoo import MBConv, _finish
+
+    nn = torch.nn
+    torch.manual_seed(4)
+    model = _finish(MBConv(16, 32, 16, 5, 1, squeeze, getattr(nn, act), getattr(nn, gate)), (16, 12, 12))
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 16, 12, 12)), AVX2)
+    big = [b.value.args[0].name_hint for blk in opt["main"].body.blocks for b in blk.bindings
+           if isinstance(b.value, relax.Call) and isinstance(b.value.args[0], tvm.ir.GlobalVar)
+           and len(b.var.ty.shape) == 4 and int(b.var.ty.shape[2]) > 1]
+    assert len(big) == 1 and stats["depthwise"] == 1 and stats["unscheduled"] == 0, (big, stats)  # the output
+    x = np.random.default_rng(4).standard_normal((1, 16, 12, 12)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5

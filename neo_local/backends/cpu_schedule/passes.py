@@ -357,6 +357,13 @@ def _block_const(const: tvm.ir.expr.Constant, channels: int, lanes: int) -> tvm.
     return relax.const(np.ascontiguousarray(a5), str(a.dtype))
 
 
+def _broadcasts_to(shape: list[int] | None, out: list[int]) -> bool:
+    """Whether an NCHW ``shape`` broadcasts to ``out`` with the same channels (a squeeze-excite
+    gate [N, C, 1, 1] against [N, C, H, W]): then their blocked forms broadcast alike."""
+    return (shape is not None and len(shape) == 4 and shape[:2] == out[:2]
+            and shape[2] in (1, out[2]) and shape[3] in (1, out[3]))
+
+
 def _is_depthwise(call: relax.Call, lanes: int) -> bool:
     attrs = call.attrs
     if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
@@ -412,7 +419,7 @@ class _BlockedRegion(relax.PyExprMutator):
                 args.append(b)
             else:
                 b = self._blocked_of(a)
-                if b is None or static_shape(a) != out_shape:
+                if b is None or not _broadcasts_to(static_shape(a), out_shape):
                     return None
                 args.append(b)
                 any_blocked = True
@@ -511,9 +518,14 @@ class _BlockedRegion(relax.PyExprMutator):
     def _channel_slice(self, call: relax.Call):
         """A slice of whole channel blocks (ShuffleNet's channel split) of a value with a twin."""
         b, xs = self._blocked_of(call.args[0]), static_shape(call.args[0])
-        axes, begin, end, strides = ([int(v.value) for v in t.fields] for t in call.args[1:5])
+        if b is None or xs is None or len(xs) != 4:
+            return None
+        try:
+            axes, begin, end, *strides = ([int(v.value) for v in t.fields] for t in call.args[1:])
+        except (AttributeError, TypeError):  # symbolic bounds
+            return None
         lanes = self.lanes
-        if b is None or xs is None or len(xs) != 4 or axes != [1] or strides != [1]:
+        if axes != [1] or strides not in ([], [[1]]):
             return None
         lo, hi = begin[0], min(end[0], xs[1])
         if lo < 0 or lo % lanes or hi % lanes or hi <= lo:
