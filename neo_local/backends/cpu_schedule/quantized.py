@@ -109,6 +109,8 @@ class _QdqRewriter(relax.PyExprMutator):
         if data is None or weight is None or data.args[0] not in self.integer:
             return None
         t, (s, t_bound) = data.args[0], self.integer[data.args[0]]
+        if _scalar(data.args[1]) != s:
+            return None
         w_int, s_w, zp_w = (_const(a) for a in weight.args)
         if w_int is None or s_w is None or zp_w is None or int(weight.attrs.axis) not in (0, -4):
             return None
