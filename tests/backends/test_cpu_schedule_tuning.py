@@ -356,3 +356,13 @@ def test_a_build_past_its_time_is_killed_and_the_next_one_starts_afresh(monkeypa
     finally:
         build.close()
     assert not build.folder.exists()
+
+
+def test_single_threaded_configs_are_tried_on_tiny_kernels_only():
+    from neo_local.backends.cpu_schedule.tuning import _candidates
+
+    x, w, b = _conv_inputs(hw=7)
+    work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    assert any(c.parallel == "none" for c in _candidates(work, 5e-6))
+    big = _candidates(work, 500e-6)
+    assert big and all(c.parallel != "none" for c in big) and work.space[0] not in big

@@ -34,6 +34,9 @@ Progress = Callable[[str], None]
 #: the least time_evaluator spends per repeat, so that a kernel of microseconds is timed over many runs
 MIN_REPEAT_MS = 20
 REPEATS = 3
+#: the longest default time of a kernel that may be tried single-threaded (the thread pool's
+#: launch costs about 5-20 us)
+SERIAL_MAX_S = 30e-6
 #: re-timings of each winner against its default before it is recorded
 CONFIRM_ROUNDS = 2
 
@@ -126,8 +129,9 @@ def tune(mod: tvm.IRModule, target_key: str, lanes: int, max_acc: int, options: 
     budget = options.trials if options.trials is not None else sum(len(w.space) for w in todo)
     search = _Search(todo, measurer, progress)
     search.defaults(budget, deadline)
-    plan = _plan(search.default_s, [len(w.space) - 1 for w in search.measured], budget - search.trials)
-    order = _interleave(search.measured, plan)
+    spaces = [_candidates(w, t) for w, t in zip(search.measured, search.default_s)]
+    plan = _plan(search.default_s, [len(c) for c in spaces], budget - search.trials)
+    order = _interleave(search.measured, spaces, plan)
     for n, (index, config) in enumerate(order, 1):
         if time.monotonic() > deadline:
             progress("tuning: the time budget is spent")
@@ -190,13 +194,22 @@ def _plan(default_s: list[float], sizes: list[int], trials: int) -> list[int]:
     return plan
 
 
-def _interleave(measured: list[Workload], plan: list[int]) -> list[tuple[int, object]]:
+def _candidates(work: Workload, default_s: float) -> list:
+    """The configs to sample for a kernel: its space but the default, and without the
+    single-threaded configs unless the kernel is tiny (they are there to save the thread pool's
+    launch on such kernels; on a bigger one a single-threaded config wins only when other work
+    holds the other cores while it is timed, and loses in the model)."""
+    serial_ok = default_s <= SERIAL_MAX_S
+    return [c for c in work.space[1:] if serial_ok or getattr(c, "parallel", "fused") != "none"]
+
+
+def _interleave(measured: list[Workload], spaces: list[list], plan: list[int]) -> list[tuple[int, object]]:
     """(kernel index, config) in the order tried: the k-th candidate of kernel i at (k + 1) / plan[i],
-    so every kernel progresses at its share's pace; candidates sampled from the space with a seed
+    so every kernel progresses at its share's pace; candidates sampled from its space with a seed
     of the kernel's key (the same search in every process)."""
     order = []
-    for i, (w, n) in enumerate(zip(measured, plan)):
-        picks = random.Random(w.key).sample(w.space[1:], n)
+    for i, (w, space, n) in enumerate(zip(measured, spaces, plan)):
+        picks = random.Random(w.key).sample(space, n)
         order += [((k + 1) / n, i, c) for k, c in enumerate(picks)]
     return [(i, c) for _, i, c in sorted(order, key=lambda t: (t[0], t[1]))]
 
