@@ -579,7 +579,8 @@ def test_channel_split_and_shuffle_stay_blocked():
 def test_squeeze_excite_gate_multiplies_in_the_blocked_layout(act, gate, squeeze):
     """MBConv with squeeze-excite (EfficientNet: SiLU/sigmoid, a squeeze of 4 channels that does
     not divide by 8; MobileNetV3: ReLU/hardsigmoid): the [1, C, 1, 1] gate broadcasts against the
-    blocked activations, so no full-size tensor is unblocked; only the 1x1 gate path is NCHW."""
+    blocked activations, so no full-size tensor is unblocked; the 1x1 gate path is NCHW only
+    where its channels do not divide."""
     from models.zoo import MBConv, _finish
 
     nn = torch.nn
@@ -590,6 +591,8 @@ def test_squeeze_excite_gate_multiplies_in_the_blocked_layout(act, gate, squeeze
            if isinstance(b.value, relax.Call) and isinstance(b.value.args[0], tvm.ir.GlobalVar)
            and len(b.var.ty.shape) == 4 and int(b.var.ty.shape[2]) > 1]
     assert len(big) == 1 and stats["depthwise"] == 1 and stats["unscheduled"] == 0, (big, stats)  # the output
+    if squeeze % 8 == 0:  # the whole gate path too: mean -> conv -> relu -> conv -> hardsigmoid, blocked
+        assert _nchw_kernels(opt) == big, _nchw_kernels(opt)
     x = np.random.default_rng(4).standard_normal((1, 16, 12, 12)).astype("float32")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()

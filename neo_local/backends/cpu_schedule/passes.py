@@ -452,7 +452,7 @@ class _BlockedRegion(relax.PyExprMutator):
             elif name == "relax.mean":
                 v = self._mean(value)
                 if v is not None:
-                    value = v
+                    value, twin = v
             elif name in _POOLS or name in ("relax.concat", "relax.strided_slice"):
                 twin = self._pool(value) if name in _POOLS else self._concat(value) if name == "relax.concat" \
                     else self._channel_slice(value)
@@ -562,7 +562,9 @@ class _BlockedRegion(relax.PyExprMutator):
 
     def _mean(self, call: relax.Call):
         """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
-        the (small) result, so that the producer's NCHW copy is not needed."""
+        the (small) result, so that the producer's NCHW copy is not needed. Returns (the NCHW
+        value, its blocked twin when the mean keeps its dims: a squeeze-excite's 1x1 conv takes
+        it without a transform either way), or None."""
         xs = static_shape(call.args[0])
         b = self._blocked_of(call.args[0])
         if b is None or xs is None or len(xs) != 4 or call.attrs.axis is None:
@@ -571,10 +573,9 @@ class _BlockedRegion(relax.PyExprMutator):
         if axes != [2, 3]:
             return None
         m = self.builder_.emit(relax.op.mean(b, axis=[2, 3], keepdims=True))
-        out = self._unblock(m)
-        if not bool(call.attrs.keepdims):
-            out = relax.op.reshape(self.builder_.emit(out), [xs[0], xs[1]])
-        return out
+        if bool(call.attrs.keepdims):
+            return self._unblock(m), m
+        return relax.op.reshape(self.builder_.emit(self._unblock(m)), [xs[0], xs[1]]), None
 
 
 def blocked_depthwise(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
