@@ -395,10 +395,11 @@ class _BlockedRegion(relax.PyExprMutator):
     def _blocked_of(self, expr, create: bool = False):
         if isinstance(expr, relax.Var) and expr in self.blocked:
             return self.blocked[expr]
-        if create:
-            lanes = self.lanes
-            return self.builder_.emit(relax.op.layout_transform(expr, lambda n, c, h, w: (n, c // lanes, h, w, c % lanes)))
-        return None
+        return self._block(expr) if create else None
+
+    def _block(self, expr):
+        lanes = self.lanes
+        return self.builder_.emit(relax.op.layout_transform(expr, lambda n, c, h, w: (n, c // lanes, h, w, c % lanes)))
 
     def _unblock(self, expr):
         lanes = self.lanes
@@ -421,6 +422,11 @@ class _BlockedRegion(relax.PyExprMutator):
                 b = self._blocked_of(a)
                 if b is None or not _broadcasts_to(static_shape(a), out_shape):
                     return None
+                if static_shape(a) != out_shape:
+                    # a fresh transform of the NCHW gate, not its twin: fused into the conv that
+                    # makes the twin, the broadcast to H x W would become that conv's epilogue,
+                    # unrolled per register tile (EfficientNet's 112x112 gate: minutes of LLVM)
+                    b = self._block(a)
                 args.append(b)
                 any_blocked = True
         if not any_blocked:
