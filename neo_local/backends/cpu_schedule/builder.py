@@ -94,5 +94,10 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
             lib.export_library(path, fcompile=cc.cross_compiler(linker) if linker else None)
             conn.send(("ok", path))
         except Exception as exc:  # noqa: BLE001 (TVM's errors, reported to the tuner)
-            lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-            conn.send(("error", (lines[-1] if lines else type(exc).__name__)[:300]))
+            conn.send(("error", first_line(exc)))
+
+
+def first_line(exc: BaseException) -> str:
+    """The line of a TVM error that says what failed (its last, before the TVMScript comments)."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return (lines[-1] if lines else type(exc).__name__)[:300]

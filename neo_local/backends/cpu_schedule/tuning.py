@@ -25,7 +25,7 @@ import numpy as np
 import tvm
 from tvm import tirx
 
-from neo_local.backends.cpu_schedule.builder import Builder
+from neo_local.backends.cpu_schedule.builder import Builder, first_line
 from neo_local.backends.cpu_schedule.records import Record, Records, describe, make_record, workload_key
 from neo_local.backends.cpu_schedule.schedules import TUNABLE
 from neo_local.targets.options import TuningOptions
@@ -239,7 +239,7 @@ class _Search:
             try:
                 seconds, outs = self.measurer.run(w.scheduled(w.space[0]), inputs)
             except Exception as exc:  # noqa: BLE001 (a kernel that cannot be built alone)
-                self.progress(f"tuning: {w.kind} {describe(w.func)}: default not measurable ({_first_line(exc)})")
+                self.progress(f"tuning: {w.kind} {describe(w.func)}: default not measurable ({first_line(exc)})")
                 continue
             self.measured.append(w)
             self.default_s.append(seconds)
@@ -255,7 +255,7 @@ class _Search:
         try:
             seconds, outs = self.measurer.run(w.scheduled(config), self._inputs[i])
         except Exception as exc:  # noqa: BLE001 (a config TVM cannot lower: skipped)
-            self.progress(f"tuning: trial {self.trials} {w.kind} {config}: failed ({_first_line(exc)})")
+            self.progress(f"tuning: trial {self.trials} {w.kind} {config}: failed ({first_line(exc)})")
             return
         if not all(_close(a, b) for a, b in zip(outs, self._expected[i])):
             self.progress(f"tuning: trial {self.trials} {w.kind} {config}: wrong outputs, dropped")
@@ -279,7 +279,7 @@ class _Search:
                     default = min(default, self.measurer.run(w.scheduled(w.space[0]), self._inputs[i])[0])
                     best = min(best, self.measurer.run(w.scheduled(config), self._inputs[i])[0])
             except Exception as exc:  # noqa: BLE001 (the device went away: keep what was measured)
-                self.progress(f"tuning: {w.kind} {describe(w.func)}: not confirmed ({_first_line(exc)})")
+                self.progress(f"tuning: {w.kind} {describe(w.func)}: not confirmed ({first_line(exc)})")
                 continue
             self.default_s[i] = min(self.default_s[i], default)
             self.best[i] = (best, config) if best < self.default_s[i] else (self.default_s[i], w.space[0])
@@ -312,11 +312,6 @@ def _close(got: np.ndarray, want: np.ndarray) -> bool:
         return True
     error = np.abs(got.astype("float64") - want).max()
     return bool(error <= 1e-4 * max(float(np.abs(want).max()), 1e-30))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 def stderr_progress(message: str) -> None:
