@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 from typing import Iterator
 
-from neo_local.api.errors import exception_line, internal_error
+from neo_local.api.errors import JobFailure, client_error, exception_line, internal_error
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.targets.options import TuningOptions
@@ -44,6 +44,8 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
     try:
         with _measurer(spec) as measurer:
             executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer)
+    except JobFailure:
+        raise  # the request asked for what cannot be done (tuning without a device to time on)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
         reason = _schedule_failure(exc)
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
@@ -62,21 +64,21 @@ def _tuning(spec: TargetSpec | None, measurer: object | None) -> TuningOptions |
 @contextlib.contextmanager
 def _measurer(spec: TargetSpec | None) -> Iterator[object | None]:
     """Where tuning times its candidates: the ``tuning.rpc`` device, or this machine when it can
-    run the target's code; None (tuning skipped, said on stderr, which is the job log) when
-    neither, or without a tuning budget. Cross-compiled code is never timed on this machine."""
+    run the target's code; None without a tuning budget. A budget with neither is the request's
+    error: the job fails saying so rather than hand back an untuned artifact that was asked to be
+    tuned. Cross-compiled code is never timed on this machine."""
     tuning = spec.tuning if spec is not None else None
     if tuning is None or not tuning.enabled:
         yield None
         return
-    from neo_local.backends.cpu_schedule.tuning import Measurer, RemoteMeasurer, stderr_progress
+    from neo_local.backends.cpu_schedule.tuning import Measurer, RemoteMeasurer
 
     if tuning.rpc is None:
         why = _not_runnable_here(spec)
         if why:
-            stderr_progress(f"tuning skipped: {why}; give CompilerOptions tuning rpc (or --tune-rpc) HOST:PORT of "
-                            "a neo-local rpc-server on the device to tune there")
-            yield None
-            return
+            raise client_error("OutputConfiguration", f"CompilerOptions tuning: {why}; give tuning rpc (or "
+                               "--tune-rpc) HOST:PORT of a neo-local rpc-server on the device to tune there, "
+                               "or leave tuning out")
         with Measurer(spec.tvm_target) as measurer:
             yield measurer
         return
@@ -85,9 +87,7 @@ def _measurer(spec: TargetSpec | None) -> Iterator[object | None]:
     try:
         session, remote = connect(parse_endpoint(tuning.rpc))
     except RpcError as exc:
-        stderr_progress(f"tuning skipped: {exc}")
-        yield None
-        return
+        raise client_error("OutputConfiguration", f"CompilerOptions tuning rpc {tuning.rpc}: {exc}") from None
     with RemoteMeasurer(spec.tvm_target, session, remote.where, spec.linker) as measurer:
         yield measurer
 

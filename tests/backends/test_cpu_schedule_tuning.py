@@ -227,18 +227,23 @@ def _spec(tuning, **target):
     return TargetSpec(name="test", os="LINUX", arch="X86_64", tvm_target={**AVX2, **target}, tuning=tuning)
 
 
-def test_cross_targets_are_never_timed_here(tmp_path, capfd):
-    """An aarch64 target without an RPC device: tuning is skipped with a line saying why, the
-    build goes on with the records' and default configs."""
+def test_cross_targets_are_never_timed_here(tmp_path):
+    """An aarch64 target without an RPC device, or with one nobody answers at: the job fails with
+    the request's error (never an untuned artifact that was asked to be tuned); nothing recorded."""
+    from neo_local.api.errors import JobFailure
     from neo_local.backends import tvm_relax
 
     from test_cpu_schedule import A72
 
     x, w, b = _conv_inputs()
+    mod = _conv_module(x.shape, w, b, 1, 1, False, "relu")
     spec = _spec(TuningOptions(trials=3, records=str(tmp_path / "r.jsonl")), **A72)
-    _, pipeline = tvm_relax._compile(_conv_module(x.shape, w, b, 1, 1, False, "relu"), dict(spec.tvm_target), spec)
-    assert pipeline.startswith("neo-local scheduled CPU pipeline") and "tuning_trials" not in pipeline
-    assert "tuning skipped: test code (aarch64-linux-gnu) cannot run on this x86_64 machine" in capfd.readouterr().err
+    with pytest.raises(JobFailure, match=r"ClientError: OutputConfiguration: CompilerOptions tuning: test code "
+                                         r"\(aarch64-linux-gnu\) cannot run on this x86_64 machine; give tuning rpc"):
+        tvm_relax._compile(mod, dict(spec.tvm_target), spec)
+    spec = _spec(TuningOptions(trials=3, records=str(tmp_path / "r.jsonl"), rpc="127.0.0.1:9"), **A72)
+    with pytest.raises(JobFailure, match=r"ClientError: OutputConfiguration: CompilerOptions tuning rpc 127.0.0.1:9: "):
+        tvm_relax._compile(mod, dict(spec.tvm_target), spec)
     assert not (tmp_path / "r.jsonl").exists()
 
 
@@ -366,3 +371,22 @@ def test_single_threaded_configs_are_tried_on_tiny_kernels_only():
     assert any(c.parallel == "none" for c in _candidates(work, 5e-6))
     big = _candidates(work, 500e-6)
     assert big and all(c.parallel != "none" for c in big) and work.space[0] not in big
+
+
+@needs_avx2
+def test_a_tuning_fault_costs_the_tuning_only(tmp_path, monkeypatch):
+    """The tuner raising (a bug, a device gone mid-run) leaves the model on the scheduled pipeline
+    with the default configs, said in the log, instead of TVM's unscheduled fallback."""
+    from neo_local.backends import cpu_schedule
+    from neo_local.backends.cpu_schedule import tuning
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("device went away")
+
+    monkeypatch.setattr(tuning, "tune", broken)
+    said = []
+    x, w, b = _conv_inputs()
+    _, stats = cpu_schedule.optimize(_conv_module(x.shape, w, b, 1, 1, False, "relu"), AVX2,
+                                     TuningOptions(trials=3, records=str(tmp_path / "r.jsonl")), progress=said.append)
+    assert said == ["tuning failed (device went away); building with the records' and the default configs"]
+    assert stats["conv"] == 1 and "tuning_trials" not in stats

@@ -86,10 +86,15 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
     if tuning is not None and tuning.enabled:
+        from neo_local.backends.cpu_schedule.builder import first_line
         from neo_local.backends.cpu_schedule.tuning import Measurer, stderr_progress, tune
 
-        with contextlib.nullcontext(measurer) if measurer else Measurer(tvm_target) as timing:
-            summary = tune(mod, records.target, lanes, max_acc, tuning, records, timing, progress or stderr_progress)
+        say = progress or stderr_progress
+        try:
+            with contextlib.nullcontext(measurer) if measurer else Measurer(tvm_target) as timing:
+                summary = tune(mod, records.target, lanes, max_acc, tuning, records, timing, say)
+        except Exception as exc:  # noqa: BLE001 (TVM raises its own types): a tuning fault costs the tuning only
+            say(f"tuning failed ({first_line(exc)}); building with the records' and the default configs")
     mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
     stats.update(lanes=lanes, max_acc=max_acc, **(summary.as_stats() if summary else {}))
     return mod, stats
