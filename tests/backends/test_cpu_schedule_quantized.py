@@ -172,6 +172,8 @@ def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qd
     stats = ast.literal_eval(pipeline[pipeline.index("{"):pipeline.rindex("}") + 1])
     # the 9 convs blocked (the classifier's Gemm may take the conv schedule too), nothing unscheduled
     assert stats["conv"] >= 9 and stats["unscheduled"] == 0, pipeline
+    # and the int8 routes the convs took are in the job's record
+    assert stats["int8_exact_convs"] + stats.get("int8_float_convs", 0) == 9 and stats["qdq_pairs"] > 0, pipeline
     with np.load(resnet_like_qdq.inputs_npz) as z:
         feeds = {k: z[k] for k in z.files}
     (got,) = run_artifact(out, feeds, tmp_path / "run")

@@ -81,7 +81,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
 
     lanes, max_acc = vector_config(tvm_target)
     target = tvm.target.Target(dict(tvm_target))
-    mod = quantized.rewrite(mod, lanes)
+    mod, quantized_stats = quantized.rewrite_with_stats(mod)
     mod = relax_passes(mod, lanes)
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
@@ -96,7 +96,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
         except Exception as exc:  # noqa: BLE001 (TVM raises its own types): a tuning fault costs the tuning only
             say(f"tuning failed ({first_line(exc)}); building with the records' and the default configs")
     mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
-    stats.update(lanes=lanes, max_acc=max_acc, **(summary.as_stats() if summary else {}))
+    stats.update(lanes=lanes, max_acc=max_acc, **quantized_stats.as_stats(), **(summary.as_stats() if summary else {}))
     return mod, stats
 
 

@@ -25,7 +25,6 @@ onnx.reference exactly over 8 seeded inputs; the TFLite int8 example equals the 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,6 @@ from tvm import relax
 
 from neo_local.backends.cpu_schedule.passes import _rewrite_functions
 
-log = logging.getLogger(__name__)
 
 #: float32 represents every integer up to 2^24 exactly
 EXACT_LIMIT = 2 ** 24
@@ -45,6 +43,12 @@ class QuantizedStats:
     fake_quantize: int  # quantize/dequantize pairs turned into float elementwise ops
     integer_convs: int  # convs computed on integer-valued floats (exact sums)
     float_convs: int  # convs left on dequantized floats: their exact-sum bound reaches 2^24
+
+    def as_stats(self) -> dict[str, int]:
+        """For the pipeline's stats (Build.Pipeline): nothing for a float model."""
+        counts = {"qdq_pairs": self.fake_quantize, "int8_exact_convs": self.integer_convs,
+                  "int8_float_convs": self.float_convs}
+        return counts if any(counts.values()) else {}
 
 
 def _const(expr: relax.Expr) -> np.ndarray | None:
@@ -126,15 +130,8 @@ class _QdqRewriter(relax.PyExprMutator):
 
 
 def rewrite_with_stats(mod: tvm.IRModule) -> tuple[tvm.IRModule, QuantizedStats]:
-    """``rewrite`` and what it did."""
+    """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc), and
+    what was done."""
     rewriter = _QdqRewriter(mod)
     out = relax.transform.DeadCodeElimination()(_rewrite_functions(rewriter, mod))
     return out, QuantizedStats(**rewriter.counts)
-
-
-def rewrite(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc)."""
-    mod, stats = rewrite_with_stats(mod)
-    if stats.fake_quantize or stats.integer_convs or stats.float_convs:
-        log.info("cpu_schedule.quantized: %s", stats)
-    return mod
