@@ -82,7 +82,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     lanes, max_acc = vector_config(tvm_target)
     target = tvm.target.Target(dict(tvm_target))
     mod, quantized_stats = quantized.rewrite_with_stats(mod)
-    mod = relax_passes(mod, lanes)
+    mod = relax_passes(mod, lanes, max_acc)
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
     if tuning is not None and tuning.enabled:
