@@ -30,7 +30,8 @@ Order (``relax_passes``):
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where the width
    only splits into starved register tiles: ``tile_width``), blocked depthwise ->
-   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); anything else -> TVM's own legalization.
+   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf -> topi's
+   vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
 """
 
@@ -42,6 +43,8 @@ from typing import Callable
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
+
+from neo_local.backends.cpu_schedule import fast_math
 
 CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
@@ -771,7 +774,8 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None) -> t
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc)}),
+        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc),
+                                                            **fast_math.LEGALIZERS}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
