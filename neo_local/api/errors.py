@@ -76,3 +76,10 @@ def exception_line(exc: BaseException, last: bool = True) -> str:
     if not lines:
         return exc.__class__.__name__
     return lines[-1] if last else lines[0]
+
+
+def tvm_error_line(exc: BaseException) -> str:
+    """The line of a TVM error that says what failed: TVM appends the offending IR as TVMScript,
+    whose last lines are comments ("# Metadata omitted ...")."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return lines[-1] if lines else exception_line(exc)

@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 from typing import Iterator
 
-from neo_local.api.errors import JobFailure, client_error, exception_line, internal_error
+from neo_local.api.errors import JobFailure, client_error, exception_line, internal_error, tvm_error_line
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.targets.options import TuningOptions
@@ -47,7 +47,7 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
     except JobFailure:
         raise  # the request asked for what cannot be done (tuning without a device to time on)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
-        reason = _schedule_failure(exc)
+        reason = tvm_error_line(exc)
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
         return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
     return executable, f"neo-local scheduled CPU pipeline ({stats})"
@@ -102,13 +102,6 @@ def _not_runnable_here(spec: TargetSpec) -> str:
         return f"{spec.name} code ({triple}) cannot run on this {machine} machine"
     missing = missing_on_host(spec.cpu_features)
     return f"this CPU lacks {', '.join(missing)}, which {spec.name} code uses" if missing else ""
-
-
-def _schedule_failure(exc: BaseException) -> str:
-    """The line of a scheduling error that says what failed: TVM appends the offending IR as
-    TVMScript, whose last line is a comment ("# Metadata omitted ...")."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    return lines[-1] if lines else exception_line(exc)
 
 
 def _export(executable, target: TargetSpec, path: Path) -> None:

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import tvm
 from tvm import tirx
 
+from neo_local.api.errors import tvm_error_line
+
 BUILD_TIMEOUT_S = 60.0
 #: how long a fresh child may take to import TVM on a busy machine before its first build counts
 START_ALLOWANCE_S = 60.0
@@ -98,6 +100,5 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
 
 
 def first_line(exc: BaseException) -> str:
-    """The line of a TVM error that says what failed (its last, before the TVMScript comments)."""
-    lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
+    """The line of a TVM error that says what failed, cut to a progress line's length."""
+    return tvm_error_line(exc)[:300]
