@@ -1,4 +1,4 @@
-"""exp, tanh and erf as topi's vectorizable polynomials (cpu_schedule.fast_math), not libm calls."""
+"""exp, tanh, erf and sigmoid as topi's vectorizable polynomials (cpu_schedule.fast_math), not libm calls."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def test_gelu_epilogue_uses_no_libm_erf_and_matches(tmp_path):
 @needs_avx2
 @pytest.mark.parametrize("op,ref,lo,hi", [
     (relax.op.exp, np.exp, -80.0, 80.0), (relax.op.tanh, np.tanh, -10.0, 10.0),
+    (relax.op.sigmoid, lambda v: 1 / (1 + np.exp(-v)), -80.0, 80.0),
 ])
-def test_exp_and_tanh_match_float64_to_a_few_ulps(op, ref, lo, hi, tmp_path):
+def test_exp_tanh_and_sigmoid_match_float64_to_a_few_ulps(op, ref, lo, hi, tmp_path):
     data = np.random.default_rng(1).uniform(lo, hi, (4, 1024)).astype("float32")
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType(data.shape, "float32"))

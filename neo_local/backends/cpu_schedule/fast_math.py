@@ -7,8 +7,10 @@ polynomial forms that vectorize; measured against float64 over their working ran
 largest relative error is 2.9e-7, 3.1e-7 and 3.3e-7 (a few float32 ulps), and the job's
 verification still compares the outputs. float32 only: other dtypes keep TVM's legalization.
 
-Sigmoid (and SiLU) are left to TVM: ``1 / (1 + fast_exp(-x))`` made EfficientNet 1.66x -> 1.13x
-onnxruntime but its TVM build 35 s -> 200 s, the polynomial fused into every unrolled conv tile.
+Sigmoid (EfficientNet's SiLU) is ``1 / (1 + fast_exp(-x))``. Fused into a conv's epilogue the
+polynomial must not be unrolled over the register tile (EfficientNet's TVM build went from 35 s
+to 200 s when it was): the schedules keep epilogues holding one of these blocks (``is_polynomial``)
+as loops, vectorized only.
 """
 
 from __future__ import annotations
@@ -27,8 +29,20 @@ def _on_float32(op: str, compute: Callable[[te.Tensor], te.Tensor]) -> Legalizer
     return lambda bb, call: bb.call_te(compute, call.args[0]) if call.ty.dtype == "float32" else default(bb, call)
 
 
+def _sigmoid(x: te.Tensor) -> te.Tensor:
+    one = tvm.tirx.const(1.0, x.dtype)
+    neg_exp = topi.fast_exp(topi.negative(x))
+    return te.compute(x.shape, lambda *i: one / (one + neg_exp(*i)), name="T_fast_sigmoid")
+
+
 #: LegalizeOps entries: op name -> legalizer
 LEGALIZERS: dict[str, Legalizer] = {
     op: _on_float32(op, compute)
-    for op, compute in {"relax.exp": topi.fast_exp, "relax.tanh": topi.fast_tanh, "relax.erf": topi.fast_erf}.items()
+    for op, compute in {"relax.exp": topi.fast_exp, "relax.tanh": topi.fast_tanh, "relax.erf": topi.fast_erf,
+                        "relax.sigmoid": _sigmoid}.items()
 }
+
+
+def is_polynomial(block_name: str) -> bool:
+    """Whether a TIR block (by name) computes one of the polynomials above (its body is dozens of ops)."""
+    return block_name.startswith("T_fast_")

@@ -30,7 +30,7 @@ Order (``relax_passes``):
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where the width
    only splits into starved register tiles: ``tile_width``), blocked depthwise ->
-   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf -> topi's
+   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
 """

@@ -36,6 +36,7 @@ from typing import Callable
 import tvm
 from tvm import s_tir, tirx
 
+from neo_local.backends.cpu_schedule import fast_math
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     prepared = _prepare(sch, CONV_BLOCK)
     if prepared is None:
         return None
-    conv, pad, epilogue = prepared
+    conv, pad = prepared.main, prepared.pad
 
     n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
     _, occ, _, out_w, ocb = _extents(sch, [n, oc, oh, ow, ob])
@@ -145,7 +146,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob)
     outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
 
-    _tile_epilogue(sch, conv, epilogue, ow_o)
+    _tile_epilogue(sch, conv, prepared.epilogue, ow_o, not prepared.polynomial)
 
     sch.vectorize(ob)
     sch.unroll(ow_i)
@@ -185,9 +186,20 @@ def _schedule_pad(sch: s_tir.Schedule, pad, at, parallel: bool) -> None:
         sch.vectorize(p_loops[-1])
 
 
-def _prepare(sch: s_tir.Schedule, main_name: str):
-    """(main block, pad block or None, epilogue block or None) after inlining every other
-    elementwise block; None when the function is not one ``main_name`` block plus those."""
+@dataclass(frozen=True)
+class Prepared:
+    """A kernel's blocks after ``_prepare``: its main block, padding and epilogue (or None), and
+    whether the epilogue holds a ``fast_math`` polynomial (then it is not unrolled over the tile)."""
+
+    main: object
+    pad: object
+    epilogue: object
+    polynomial: bool
+
+
+def _prepare(sch: s_tir.Schedule, main_name: str) -> Prepared | None:
+    """The kernel's blocks after inlining every elementwise block but the last into it; None when
+    the function is not one ``main_name`` block plus padding and elementwise blocks."""
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     names = [sch.get(b).name_hint for b in blocks]
     if names.count(main_name) != 1:
@@ -201,11 +213,13 @@ def _prepare(sch: s_tir.Schedule, main_name: str):
         if epilogue is not None and b == epilogue:
             continue
         sch.compute_inline(b)
-    return main, pad, epilogue
+    polynomial = any(fast_math.is_polynomial(n) for i, n in enumerate(names) if i > ci)
+    return Prepared(main, pad, epilogue, polynomial)
 
 
-def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at) -> None:
-    """Accumulate ``block``'s tile in registers and write it (through ``epilogue``) under loop ``at``."""
+def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True) -> None:
+    """Accumulate ``block``'s tile in registers and write it (through ``epilogue``) under loop
+    ``at``: vectorized, and unrolled over the tile's other loops when ``unroll``."""
     if epilogue is not None:
         sch.set_scope(block, 0, "local")
         tail = epilogue
@@ -215,7 +229,7 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at) -> None:
     loops = sch.get_loops(tail)[2:]
     if loops:
         sch.vectorize(loops[-1])
-        for l in loops[:-1]:
+        for l in loops[:-1] if unroll else ():
             sch.unroll(l)
 
 
@@ -231,14 +245,14 @@ def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int,
     found = _prepare(sch, DW_BLOCK)
     if found is None:
         return None
-    dw, pad, epilogue = found
+    dw, pad = found.main, found.pad
     n, c, oh, ow, cb, ry, rx = sch.get_loops(dw)
     out_w = _extents(sch, [ow])[0]
     cfg = config or DwConfig(choose_dw_tile(out_w, max_acc))
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     sch.reorder(n, c, oh, ow_o, ry, rx, ow_i, cb)
     outer = _parallel_outer(sch, (n, c, oh), cfg.parallel)
-    _tile_epilogue(sch, dw, epilogue, ow_o)
+    _tile_epilogue(sch, dw, found.epilogue, ow_o, not found.polynomial)
     sch.vectorize(cb)
     sch.unroll(ow_i)
     if cfg.unroll_kernel:
@@ -258,9 +272,9 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     step); (batch, row-tile) loops fused and parallelized, the epilogue written per tile."""
     sch = s_tir.Schedule(func)
     found = _prepare(sch, MATMUL_BLOCK)
-    if found is None or found[1] is not None:
+    if found is None or found.pad is not None:
         return None
-    mm, _, epilogue = found
+    mm = found.main
     loops = sch.get_loops(mm)
     iters = sch.get(mm).iter_vars
     if len(loops) != len(iters) or len(loops) < 3 or iters[-1].iter_type != tirx.IterVar.CommReduce:
@@ -275,7 +289,7 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     k_loops = sch.split(k, [None, cfg.k_unroll]) if cfg.k_unroll > 1 else [k]
     sch.reorder(*batch, m_o, n_o, *k_loops, m_i, n_c, n_v)
     _parallel_outer(sch, (*batch, m_o), cfg.parallel)
-    _tile_epilogue(sch, mm, epilogue, n_o)
+    _tile_epilogue(sch, mm, found.epilogue, n_o, not found.polynomial)
     sch.vectorize(n_v)
     sch.unroll(n_c)
     sch.unroll(m_i)
@@ -403,7 +417,7 @@ def _main_extents(func: tirx.PrimFunc, block: str) -> list[int] | None:
     """Loop extents of the function's ``block`` (after the same preparation as its schedule)."""
     sch = s_tir.Schedule(func)
     found = _prepare(sch, block)
-    return None if found is None else _extents(sch, sch.get_loops(found[0]))
+    return None if found is None else _extents(sch, sch.get_loops(found.main))
 
 
 def _tiles(a: int, b: int, max_acc: int, max_a: int = 4) -> list[tuple[int, int]]:
