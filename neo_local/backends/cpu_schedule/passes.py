@@ -103,7 +103,8 @@ class _ClipRewriter(relax.PyExprMutator):
         return (relax.op.maximum if kind == "max" else relax.op.minimum)(x, bound)
 
 
-def _rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
+def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with every Relax function visited by ``rewriter`` (built on ``mod``)."""
     for gv, func in mod.functions_items():
         if isinstance(func, relax.Function):
             rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
@@ -111,7 +112,7 @@ def _rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.
 
 
 def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.DeadCodeElimination()(_rewrite_functions(_ClipRewriter(mod), mod))
+    return relax.transform.DeadCodeElimination()(rewrite_functions(_ClipRewriter(mod), mod))
 
 
 # --------------------------------------------------------------------------- channels-last constants
@@ -160,7 +161,7 @@ class _ConstantRankMatcher(relax.PyExprMutator):
 
 
 def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
-    return _rewrite_functions(_ConstantRankMatcher(mod), mod)
+    return rewrite_functions(_ConstantRankMatcher(mod), mod)
 
 
 # --------------------------------------------------------------------------- one-row dense layers
@@ -211,7 +212,7 @@ class _DenseAsConv(relax.PyExprMutator):
 
 
 def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return _rewrite_functions(_DenseAsConv(mod, lanes), mod)
+    return rewrite_functions(_DenseAsConv(mod, lanes), mod)
 
 
 # --------------------------------------------------------------------------- 3-channel stem
@@ -295,11 +296,11 @@ def _pad_rule(bb: relax.BlockBuilder, call: relax.Call, xs: list[int], ws: list[
 
 
 def pad_output_channels(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return _rewrite_functions(_ConvRewriter(mod, lanes, _pad_rule), mod)
+    return rewrite_functions(_ConvRewriter(mod, lanes, _pad_rule), mod)
 
 
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return _rewrite_functions(_ConvRewriter(mod, lanes, _stem_rule), mod)
+    return rewrite_functions(_ConvRewriter(mod, lanes, _stem_rule), mod)
 
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
@@ -588,7 +589,7 @@ class _BlockedRegion(relax.PyExprMutator):
 
 
 def blocked_depthwise(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return relax.transform.DeadCodeElimination()(_rewrite_functions(_BlockedRegion(mod, lanes), mod))
+    return relax.transform.DeadCodeElimination()(rewrite_functions(_BlockedRegion(mod, lanes), mod))
 
 
 def depthwise_conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation) -> te.Tensor:

@@ -31,7 +31,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from neo_local.backends.cpu_schedule.passes import _rewrite_functions
+from neo_local.backends.cpu_schedule.passes import rewrite_functions
 
 
 #: float32 represents every integer up to 2^24 exactly
@@ -133,5 +133,5 @@ def rewrite_with_stats(mod: tvm.IRModule) -> tuple[tvm.IRModule, QuantizedStats]
     """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc), and
     what was done."""
     rewriter = _QdqRewriter(mod)
-    out = relax.transform.DeadCodeElimination()(_rewrite_functions(rewriter, mod))
+    out = relax.transform.DeadCodeElimination()(rewrite_functions(rewriter, mod))
     return out, QuantizedStats(**rewriter.counts)
