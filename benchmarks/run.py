@@ -1,7 +1,7 @@
 """Benchmark neo-local's compiled models against each framework's own runtime on this host.
 
     .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--frameworks KERAS,TFLITE|all]
-                                       [--repeat N] [--budget S] [--threads N] [--no-save]
+                                       [--rounds R] [--repeat N] [--budget S] [--threads N] [--no-save]
                                        [--compiler-options '{"tuning": {"trials": 200}}']
 
 For each model (benchmarks/suite.py: one or more per framework family): build its archive with
@@ -11,14 +11,27 @@ in this same run, on all physical cores: the artifact through ``neo_local.runtim
 and the engines the entry compares with (onnxruntime and torch for the ONNX CNNs; TensorFlow,
 Keras, the TFLite interpreter, xgboost, scikit-learn for theirs; onnxruntime on neo-local's
 ONNX translation for MXNet and DarkNet, which cannot be installed here). The ratio
-neo-local / engine of the medians is recorded, and each engine's GFLOP/s: the model's
+neo-local / engine is recorded (below: how), and each engine's GFLOP/s: the model's
 convolution and matmul FLOPs (benchmarks/flops.py, counted once per model) over its median,
 also as a fraction of this machine's float32 sgemm rate, measured at the start of the same
 run (numpy's 1024x1024 matmul; ``measure.sgemm_peak``). Every engine is timed by the loop of
 ``neo-local benchmark`` (``neo_local.benchmark.time_runs``), each step in its own fresh
-process (see benchmarks/measure.py). A record (timestamp, git commit, versions, host, settings,
-numbers) is appended to ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is
-printed; ``python -m benchmarks.chart`` draws every results file as one HTML page.
+process (see benchmarks/measure.py).
+
+On a shared machine the load moves between timings taken one after the other, so the engines
+are timed in ``--rounds`` interleaved rounds (round 1: neo-local, then each compared engine;
+round 2: the same; ...), each timing in a fresh child with ``--budget / --rounds`` seconds of
+runs. Before each round the harness waits (up to ``--quiet-wait`` s) for the machine to be idle;
+a round in which other processes took more than ``--max-other-cpu`` of the CPU while any of its
+engines was timed is timed again, whole, up to ``--attempts`` times, and the least disturbed try
+is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
+(two timings seconds apart; ``ratio_rounds`` keeps them), and each engine's ``median_ms`` the
+median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures). The
+outputs compared (``max_abs_diff``) are those of the first round.
+
+A record (timestamp, git commit, versions, host, settings, numbers) is appended to
+``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed;
+``python -m benchmarks.chart`` draws every results file as one HTML page.
 """
 
 from __future__ import annotations
@@ -30,12 +43,13 @@ import os
 import platform
 import re
 import socket
+import statistics
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from benchmarks import flops, measure, suite
 from neo_local.benchmark import Plan, max_abs_diff
@@ -138,22 +152,23 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None = None, log=print) -> dict[str, Any]:
     """Build entry ``name`` of benchmarks.suite, compile it, and time neo-local and the engines
-    it is compared with, one after the other in this run; GFLOP/s as a fraction of ``peak_gflops``."""
+    it is compared with in interleaved rounds (``time_rounds``); GFLOP/s as a fraction of ``peak_gflops``."""
     entry = suite.ENTRIES[name]
     work = WORK / name
-    quiet = {}
 
-    def settle(engine: str) -> None:
-        if args.quiet_wait > 0:
-            quiet[engine] = measure.wait_for_quiet(args.quiet_wait)
-            if quiet[engine]["cpu_util_before"] >= 0.15:
-                log(f"[{name}] the machine is still busy ({quiet[engine]['cpu_util_before']:.0%} CPU) "
-                    f"after {args.quiet_wait} s; timing anyway")
+    def settle() -> dict[str, float] | None:
+        if args.quiet_wait <= 0:
+            return None
+        quiet = measure.wait_for_quiet(args.quiet_wait)
+        if quiet["cpu_util_before"] >= 0.15:
+            log(f"[{name}] the machine is still busy ({quiet['cpu_util_before']:.0%} CPU) "
+                f"after {args.quiet_wait} s; timing anyway")
+        return quiet
 
     log(f"[{name}] building the {entry.framework} archive")
     built = measure.in_child(suite.build_step, name, str(work), args.seed)
     model_flops = measure.in_child(flops.flops_step, built)
-    settle("compile")
+    quiet = settle()
     log(f"[{name}] compiling with neo_local.compile (this is the slow part)")
     job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
     comp = measure.in_child(
@@ -161,35 +176,22 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         {**built["compiler_options"], **args.compiler_options}, str(work / "out"), args.mcpu, args.threads,
         args.max_runtime,
     )
-    if "compile" in quiet:
-        comp["quiet_wait"] = quiet["compile"]
+    if quiet is not None:
+        comp["quiet_wait"] = quiet
     log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
     built = {**built, "artifact": comp["artifact"]}
 
-    def timed(engine: suite.Engine) -> dict[str, Any]:
-        """Time one engine; on a busy machine, retry and keep the least disturbed attempt."""
-        attempts = []
-        for attempt in range(1, args.attempts + 1):
-            settle(engine.key)
-            log(f"[{name}] timing {engine.label}{f', attempt {attempt}' if attempt > 1 else ''}")
-            r = measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
-            log(f"[{name}]   median {r['median_ms']:.3f} ms over {r['runs']} runs")
-            r["quiet_wait"] = quiet.get(engine.key)
-            attempts.append(r)
-            share = r["other_cpu_share"]
-            if share is None or share <= args.max_other_cpu:
-                break
-            log(f"[{name}] other processes used {share:.0%} of the CPU meanwhile")
-        best = min(attempts, key=lambda r: r["other_cpu_share"] or 0.0)
-        best["attempts"] = [
-            {"median_ms": a["median_ms"], "other_cpu_share": a["other_cpu_share"]} for a in attempts
-        ]
-        return best
-
-    plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget)
-    latency = {e.key: timed(e) for e in (suite.NEO_LOCAL, *entry.compare)}
-    outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r.pop("outputs") for k, r in latency.items()}
-    tvm = latency[suite.NEO_LOCAL.key]["median_ms"]
+    engines = (suite.NEO_LOCAL, *entry.compare)
+    rounds = time_rounds(name, engines, built, args, settle, log)
+    outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r["outputs"] for k, r in rounds[0].items()}
+    for timings in rounds:
+        for r in timings.values():
+            del r["outputs"]
+    latency = {e.key: combine([timings[e.key] for timings in rounds]) for e in engines}
+    ratio_rounds = {
+        f"tvm_over_{e.key}": [t[suite.NEO_LOCAL.key]["median_ms"] / t[e.key]["median_ms"] for t in rounds]
+        for e in entry.compare
+    }
     gflops = {k: model_flops / (r["median_ms"] * 1e6) for k, r in latency.items()} if model_flops else {}
     return {
         "model": name,
@@ -199,11 +201,73 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         "archive_bytes": built["archive_bytes"],
         "compile": comp,
         "latency": latency,
-        "ratio": {f"tvm_over_{e.key}": tvm / latency[e.key]["median_ms"] for e in entry.compare},
+        "ratio": {k: statistics.median(v) for k, v in ratio_rounds.items()},
+        "ratio_rounds": ratio_rounds,
         "flops": model_flops,  # 2 x multiply-adds of convs and matmuls; None for tree models
         "gflops": gflops,
         "peak_fraction": {k: g / peak_gflops for k, g in gflops.items()} if peak_gflops else {},
         "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
+    }
+
+
+def time_rounds(name: str, engines: Sequence[suite.Engine], built: dict[str, Any], args: argparse.Namespace,
+                settle: Callable[[], dict[str, float] | None], log=print) -> list[dict[str, dict[str, Any]]]:
+    """Time ``engines`` in ``args.rounds`` interleaved rounds, each timing in a fresh child with
+    ``args.budget / args.rounds`` seconds of runs, so that the engines of a round are timed
+    seconds apart under the same load. Returns, per round, each engine's timing (in order)."""
+    plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget / args.rounds)
+    return [_time_round(name, engines, built, plan, args, settle, n, log) for n in range(1, args.rounds + 1)]
+
+
+def _time_round(name: str, engines: Sequence[suite.Engine], built: dict[str, Any], plan: Plan,
+                args: argparse.Namespace, settle: Callable[[], dict[str, float] | None], n: int,
+                log) -> dict[str, dict[str, Any]]:
+    """One round: settle, time every engine; while other processes disturb it, time the whole
+    round again (up to ``args.attempts``) and keep the least disturbed try."""
+    tries = []
+    for attempt in range(1, args.attempts + 1):
+        quiet = settle()
+        log(f"[{name}] round {n}/{args.rounds}{f', attempt {attempt}' if attempt > 1 else ''}")
+        timings = {}
+        for engine in engines:
+            r = measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
+            log(f"[{name}]   {engine.label}: median {r['median_ms']:.3f} ms over {r['runs']} runs")
+            timings[engine.key] = {**r, "quiet_wait": quiet}
+        tries.append(timings)
+        if _disturbance(timings) <= args.max_other_cpu:
+            break
+        log(f"[{name}] other processes used up to {_disturbance(timings):.0%} of the CPU in round {n}")
+    kept = min(tries, key=_disturbance)
+    for key, r in kept.items():
+        r["attempts"] = [{"median_ms": t[key]["median_ms"], "other_cpu_share": t[key]["other_cpu_share"]}
+                         for t in tries]
+    return kept
+
+
+def _disturbance(timings: dict[str, dict[str, Any]]) -> float:
+    """The largest CPU share other processes took while one engine of a round was timed (a
+    timing too short to say counts as undisturbed)."""
+    return max(r["other_cpu_share"] or 0.0 for r in timings.values())
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One engine's figures over its rounds: the median of the round medians (and of their p90s),
+    all runs, the largest peak RSS and the most disturbed round's CPU shares; every round kept."""
+
+    def worst(key: str) -> float | None:
+        known = [r[key] for r in rounds if r[key] is not None]
+        return max(known) if known else None
+
+    return {
+        "engine": rounds[0]["engine"],
+        "threads": rounds[0]["threads"],
+        "median_ms": statistics.median(r["median_ms"] for r in rounds),
+        "p90_ms": statistics.median(r["p90_ms"] for r in rounds),
+        "runs": sum(r["runs"] for r in rounds),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "other_cpu_share": worst("other_cpu_share"),
+        "steal_share": worst("steal_share"),
+        "rounds": rounds,
     }
 
 
@@ -237,8 +301,8 @@ def _gflops(r: dict[str, Any], key: str) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Per model: each engine's latency, GFLOP/s (and share of the sgemm peak), and neo-local's
-    time as a multiple of it."""
+    """Per model: each engine's latency (median of its round medians), GFLOP/s (and share of the
+    sgemm peak), and neo-local's time as a multiple of it (median of the per-round ratios)."""
     head = (
         f"{'model':<44}{'engine':<26}{'median ms':>11}{'p90 ms':>11}{'runs':>6}"
         f"{'neo-local/x':>13}{'GFLOP/s':>9}{'of peak':>9}{'peak RSS MB':>13}{'others CPU':>12}{'steal':>7}"
@@ -246,12 +310,11 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         lat = r["latency"]
-        tvm = lat[suite.NEO_LOCAL.key]["median_ms"]
         tuned = " tuned" if r.get("variant", "default") != "default" else ""
         title = f"{r['model']} ({r.get('framework', 'ONNX')}{tuned})"
         for i, (key, x) in enumerate(lat.items()):
             engine = "neo-local" if key == suite.NEO_LOCAL.key else key
-            ratio = "" if key == suite.NEO_LOCAL.key else f"{tvm / x['median_ms']:.2f}"
+            ratio = "" if key == suite.NEO_LOCAL.key else f"{r['ratio'][f'tvm_over_{key}']:.2f}"
             lines.append(
                 f"{title if i == 0 else '':<44}{engine:<26}"
                 f"{x['median_ms']:>11.3f}{x['p90_ms']:>11.3f}{x['runs']:>6}{ratio:>13}"
@@ -268,6 +331,10 @@ def table(results: list[dict[str, Any]]) -> str:
         )
         if r.get("flops"):
             lines.append(f"{'':<44}{r['flops'] / 1e9:.3f} GFLOP per inference (conv and matmul multiply-adds x 2)")
+        if r.get("ratio_rounds"):
+            per_round = "; ".join(f"{k.removeprefix('tvm_over_')} " + " ".join(f"{x:.2f}" for x in v)
+                                  for k, v in r["ratio_rounds"].items())
+            lines.append(f"{'':<44}neo-local/x per round: {per_round} (the column: their median)")
         diffs = ", ".join(f"{k.replace('_vs_', '-')} {v:.2e}" for k, v in r["max_abs_diff"].items())
         lines.append(f"{'':<44}max |diff|: {diffs}")
     return "\n".join(lines)
@@ -287,10 +354,14 @@ def main(argv: list[str] | None = None) -> int:
                         "unless --frameworks is given)")
     p.add_argument("--frameworks", default="",
                    help=f"comma-separated Framework values (or all): add each one's entries ({', '.join(suite.FAMILIES)})")
-    p.add_argument("--repeat", type=int, default=50, help="at most this many timed runs per engine")
-    p.add_argument("--min-repeat", type=int, default=3, help="at least this many timed runs per engine")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="time the engines this many times, interleaved (neo-local, the others; again...); "
+                        "the ratio is the median of the per-round ratios")
+    p.add_argument("--repeat", type=int, default=50, help="at most this many timed runs per engine and round")
+    p.add_argument("--min-repeat", type=int, default=3, help="at least this many timed runs per engine and round")
     p.add_argument("--budget", type=float, default=15.0,
-                   help="seconds of timed runs per engine: a slow engine (e.g. unscheduled TVM) gets fewer runs")
+                   help="seconds of timed runs per engine, split over the rounds: a slow engine (e.g. "
+                        "unscheduled TVM) gets fewer runs")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (fewer when one run is slow)")
     p.add_argument("--threads", type=int, default=physical_cores(), help="default: physical cores")
     p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
@@ -301,9 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-runtime", type=int, default=1800, help="StoppingCondition.MaxRuntimeInSeconds")
     p.add_argument("--results", type=Path, default=None, help="results file (default: per host under benchmarks/results)")
     p.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="before timing each engine, wait up to this many seconds for the machine to be idle (0: don't)")
+                   help="before compiling and before each round, wait up to this many seconds for the machine "
+                        "to be idle (0: don't)")
     p.add_argument("--attempts", type=int, default=3,
-                   help="re-time an engine up to this many times while other processes disturb it")
+                   help="time a round up to this many times while other processes disturb it")
     p.add_argument("--max-other-cpu", type=float, default=0.10,
                    help="share of the machine's CPU other processes may use during a timing (see --attempts)")
     p.add_argument("--no-save", action="store_true", help="print only; do not append to the results file")
@@ -318,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     names += [n for f in frameworks for n in suite.FAMILIES[f] if n not in names]
     if unknown := [n for n in names if n not in suite.ENTRIES]:
         p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(suite.ENTRIES)}")
-    if min(args.repeat, args.min_repeat, args.threads) < 1 or args.min_repeat > args.repeat:
-        p.error("--repeat, --min-repeat and --threads must be at least 1, and --min-repeat <= --repeat")
+    if min(args.rounds, args.attempts, args.repeat, args.min_repeat, args.threads) < 1 \
+            or args.min_repeat > args.repeat:
+        p.error("--rounds, --attempts, --repeat, --min-repeat and --threads must be at least 1, "
+                "and --min-repeat <= --repeat")
     # children inherit the environment: every runtime gets the same thread count
     measure.set_thread_env(args.threads)
 
@@ -344,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "min_repeat": args.min_repeat,
             "budget_s": args.budget,
+            "rounds": args.rounds,
             "quiet_wait_s": args.quiet_wait,
             "attempts": args.attempts,
             "max_other_cpu": args.max_other_cpu,

@@ -75,6 +75,7 @@ def test_table_shows_gflops_and_share_of_peak():
     result = {
         "model": "m", "framework": "ONNX", "flops": 4e9,
         "latency": {suite.NEO_LOCAL.key: timing, "onnxruntime": {**timing, "median_ms": 4.0}},
+        "ratio": {"tvm_over_onnxruntime": 0.5},
         "gflops": {suite.NEO_LOCAL.key: 2000.0, "onnxruntime": 1000.0},
         "peak_fraction": {suite.NEO_LOCAL.key: 0.5, "onnxruntime": 0.25},
         "compile": {"compile_s": 1.0, "peak_rss_mb": 1.0, "children_peak_rss_mb": 1.0, "artifact_bytes": 1,

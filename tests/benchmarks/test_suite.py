@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import run, suite
+from benchmarks import chart, run, suite
 from example_archives import CACHE
 from neo_local.benchmark import Plan, max_abs_diff
 
@@ -35,14 +35,19 @@ def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
     results = tmp_path / "results.json"
     assert run.main([
         "--frameworks", "XGBOOST", "--repeat", "3", "--min-repeat", "2", "--warmup", "1", "--budget", "0.05",
-        "--quiet-wait", "0", "--attempts", "1", "--threads", "1", "--results", str(results),
+        "--quiet-wait", "0", "--attempts", "1", "--threads", "1", "--rounds", "2", "--results", str(results),
     ]) == 0
     (record,) = json.loads(results.read_text())
     (r,) = record["results"]
     assert (r["model"], r["framework"]) == ("xgboost_multiclass", "XGBOOST")
     tvm, xgb = r["latency"]["neo_local_tvm"], r["latency"]["xgboost"]
-    assert tvm["runs"] >= 2 and xgb["runs"] >= 2
-    assert r["ratio"] == {"tvm_over_xgboost": tvm["median_ms"] / xgb["median_ms"]}
+    assert len(tvm["rounds"]) == len(xgb["rounds"]) == 2 and tvm["runs"] >= 4 and xgb["runs"] >= 4
+    # two rounds: the medians of two per-round ratios, and of two round medians, are their means
+    per_round = [a["median_ms"] / b["median_ms"] for a, b in zip(tvm["rounds"], xgb["rounds"])]
+    assert r["ratio_rounds"] == {"tvm_over_xgboost": per_round}
+    assert r["ratio"]["tvm_over_xgboost"] == pytest.approx(sum(per_round) / 2)
+    assert tvm["median_ms"] == pytest.approx(sum(x["median_ms"] for x in tvm["rounds"]) / 2)
+    assert record["settings"]["rounds"] == 2
     assert xgb["engine"] == "xgboost (Booster.inplace_predict)"
     assert r["max_abs_diff"]["tvm_vs_xgboost"] < 1e-5
     assert r["compile"]["artifact_bytes"] > 0 and r["compile"]["compile_s"] > 0
@@ -51,6 +56,8 @@ def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
     # trees have no convs or matmuls to count: no GFLOP/s; the machine's sgemm rate is recorded anyway
     assert (r["flops"], r["gflops"], r["peak_fraction"]) == (None, {}, {})
     assert record["sgemm_peak"]["gflops"] > 0 and record["sgemm_peak"]["threads"] == 1
+    page = chart.build(tmp_path, tmp_path / "chart.html").read_text()  # the chart reads the new record
+    assert "xgboost_multiclass / xgboost" in page
 
 
 @pytest.mark.parametrize("name", ["xgboost_multiclass", "sklearn_random_forest_classifier"])
