@@ -90,40 +90,38 @@ def build_example(
     framework, suffix = FORMATS[fmt]
     files = BuildFiles.under(out_dir, name)
     key = _cache_key(name, fmt, seed, opset if fmt == "onnx" else None)
-    cached = files.cached(key, BuildResult, force)
-    if cached is not None:
-        return cached
 
-    from models import export  # imports torch: only when something is built
+    def make() -> BuildResult:
+        from models import export  # imports torch: only when something is built
 
-    module = example.build(seed)
-    inputs = export.example_inputs(example, seed)
-    outputs = export.reference_outputs(module, inputs)
-    model_file = f"{name}{suffix}"
-    with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
-        path = Path(tmp) / model_file
-        if fmt == "onnx":
-            export.to_onnx(module, inputs, path, example.input_names, opset, example.outputs)
-        else:
-            export.to_torchscript(module, inputs, path)
-        export.make_archive([path], files.archive)
-    files.save_arrays(inputs, outputs)
-    result = BuildResult(
-        name=name,
-        format=fmt,
-        framework=framework,
-        seed=seed,
-        opset=opset if fmt == "onnx" else None,
-        archive=str(files.archive),
-        inputs_npz=str(files.inputs_npz),
-        outputs_npz=str(files.outputs_npz),
-        model_file=model_file,
-        data_input_config=example.data_input_config(),
-        inputs=[{"name": n, "shape": list(s), "dtype": d} for n, s, d in example.inputs],
-        key=key,
-    )
-    files.save_record(result)
-    return result
+        module = example.build(seed)
+        inputs = export.example_inputs(example, seed)
+        outputs = export.reference_outputs(module, inputs)
+        model_file = f"{name}{suffix}"
+        with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
+            path = Path(tmp) / model_file
+            if fmt == "onnx":
+                export.to_onnx(module, inputs, path, example.input_names, opset, example.outputs)
+            else:
+                export.to_torchscript(module, inputs, path)
+            export.make_archive([path], files.archive)
+        files.save_arrays(inputs, outputs)
+        return BuildResult(
+            name=name,
+            format=fmt,
+            framework=framework,
+            seed=seed,
+            opset=opset if fmt == "onnx" else None,
+            archive=str(files.archive),
+            inputs_npz=str(files.inputs_npz),
+            outputs_npz=str(files.outputs_npz),
+            model_file=model_file,
+            data_input_config=example.data_input_config(),
+            inputs=[{"name": n, "shape": list(s), "dtype": d} for n, s, d in example.inputs],
+            key=key,
+        )
+
+    return files.build_once(key, BuildResult, force, make)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ command line each writer module offers (``python -m models.<writer> NAME... --ou
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +44,27 @@ class BuildFiles:
         if record.get("key") != key:
             return None
         return result_type(**{**record, "cached": True})
+
+    def build_once(self, key: str, result_type: Callable[..., Result], force: bool, make: Callable[[], Result]) -> Result:
+        """The recorded build for ``key``, else ``make()``'s (which writes the archive and arrays),
+        recorded. Holds a lock on the folder's ``<name>.lock`` meanwhile: test workers running in
+        parallel (pytest-xdist) that need the same example build it once, and none reads a half-written one."""
+        with self._locked():
+            cached = self.cached(key, result_type, force)
+            if cached is not None:
+                return cached
+            result = make()
+            self.save_record(result)
+            return result
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self.record.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def save_arrays(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[np.ndarray]) -> None:
         np.savez(self.inputs_npz, **inputs)

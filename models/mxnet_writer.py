@@ -475,26 +475,25 @@ def build_cached(name, fmt, framework, out_dir, seed, force, sources, shapes, ma
         h.update((here / src).read_bytes())
     key = h.hexdigest()[:16]
     files = BuildFiles.under(out_dir, name)
-    cached = files.cached(key, result_type, force)
-    if cached is not None:
-        return cached
-    rng = np.random.default_rng(seed)
-    inputs = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
-    with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
-        module, model_files = make(Path(tmp))
-        make_archive(model_files, files.archive)
-    with torch.no_grad():
-        result = module(*(torch.from_numpy(a) for a in inputs.values()))
-    outs = result if isinstance(result, (tuple, list)) else (result,)
-    files.save_arrays(inputs, [o.detach().numpy() for o in outs])
-    built = result_type(
-        name=name, format=fmt, framework=framework, seed=seed, opset=None, archive=str(files.archive),
-        inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz), model_file=model_file,
-        data_input_config=json.dumps({n: list(s) for n, s in shapes.items()}),
-        inputs=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in shapes.items()], key=key,
-    )
-    files.save_record(built)
-    return built
+
+    def build():
+        rng = np.random.default_rng(seed)
+        inputs = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+        with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
+            module, model_files = make(Path(tmp))
+            make_archive(model_files, files.archive)
+        with torch.no_grad():
+            result = module(*(torch.from_numpy(a) for a in inputs.values()))
+        outs = result if isinstance(result, (tuple, list)) else (result,)
+        files.save_arrays(inputs, [o.detach().numpy() for o in outs])
+        return result_type(
+            name=name, format=fmt, framework=framework, seed=seed, opset=None, archive=str(files.archive),
+            inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz), model_file=model_file,
+            data_input_config=json.dumps({n: list(s) for n, s in shapes.items()}),
+            inputs=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in shapes.items()], key=key,
+        )
+
+    return files.build_once(key, result_type, force, build)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,29 +96,29 @@ def build_quantized_example(name: str, out_dir: str | Path, seed: int = 0, force
     fp32 = build_example(EXAMPLES[name], "onnx", Path(out_dir) / "float", seed=seed, force=force)
     files = BuildFiles.under(out_dir, name)
     key = _key(name, seed, fp32.key)
-    cached = files.cached(key, QuantizedBuild, force)
-    if cached is not None:
-        return cached
-    from models.export import make_archive
 
-    (spec,) = fp32.inputs
-    inputs = fp32.load_inputs()
-    model_file = f"{name}.onnx"
-    with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
-        source = Path(tmp) / fp32.model_file
-        with tarfile.open(fp32.archive) as tar:
-            source.write_bytes(tar.extractfile(fp32.model_file).read())
-        model = quantize(source, Path(tmp) / model_file, spec["name"], tuple(spec["shape"]), seed)
-        outputs = onnxruntime_outputs(model, inputs)
-        make_archive([model], files.archive)
-    files.save_arrays(inputs, outputs)
-    built = QuantizedBuild(
-        name=name, framework="ONNX", archive=str(files.archive), model_file=model_file,
-        inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz), float_archive=fp32.archive,
-        float_model_file=fp32.model_file,        float_outputs_npz=fp32.outputs_npz, data_input_config=fp32.data_input_config, key=key,
-    )
-    files.save_record(built)
-    return built
+    def make() -> QuantizedBuild:
+        from models.export import make_archive
+
+        (spec,) = fp32.inputs
+        inputs = fp32.load_inputs()
+        model_file = f"{name}.onnx"
+        with tempfile.TemporaryDirectory(dir=files.archive.parent, prefix=f".{name}-") as tmp:
+            source = Path(tmp) / fp32.model_file
+            with tarfile.open(fp32.archive) as tar:
+                source.write_bytes(tar.extractfile(fp32.model_file).read())
+            model = quantize(source, Path(tmp) / model_file, spec["name"], tuple(spec["shape"]), seed)
+            outputs = onnxruntime_outputs(model, inputs)
+            make_archive([model], files.archive)
+        files.save_arrays(inputs, outputs)
+        return QuantizedBuild(
+            name=name, framework="ONNX", archive=str(files.archive), model_file=model_file,
+            inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz), float_archive=fp32.archive,
+            float_model_file=fp32.model_file, float_outputs_npz=fp32.outputs_npz,
+            data_input_config=fp32.data_input_config, key=key,
+        )
+
+    return files.build_once(key, QuantizedBuild, force, make)
 
 
 def main(argv: list[str] | None = None) -> int:

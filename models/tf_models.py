@@ -439,22 +439,21 @@ def build_tf_example(name: str, out_dir: str | Path, seed: int = 0, force: bool 
         raise KeyError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
     files = BuildFiles.under(out_dir, name)
     key = _key(name, seed)
-    cached = files.cached(key, TFBuild, force)
-    if cached is not None:
-        return cached
-    from models.export import make_archive  # imports torch
 
-    with tempfile.TemporaryDirectory(prefix="neo-local-tf-") as tmp:
-        made = EXAMPLES[name](Path(tmp), seed)
-        make_archive(made["files"] if "files" in made else [made["tree"]], files.archive)
-    files.save_arrays(made["inputs"], made["outputs"])
-    built = TFBuild(
-        name=name, framework=made["framework"], archive=str(files.archive), data_input_config=made["config"],
-        compiler_options=made.get("options"), inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz),
-        output_quantization=made.get("quantization", []), key=key,
-    )
-    files.save_record(built)
-    return built
+    def make() -> TFBuild:
+        from models.export import make_archive  # imports torch
+
+        with tempfile.TemporaryDirectory(prefix="neo-local-tf-") as tmp:
+            made = EXAMPLES[name](Path(tmp), seed)
+            make_archive(made["files"] if "files" in made else [made["tree"]], files.archive)
+        files.save_arrays(made["inputs"], made["outputs"])
+        return TFBuild(
+            name=name, framework=made["framework"], archive=str(files.archive), data_input_config=made["config"],
+            compiler_options=made.get("options"), inputs_npz=str(files.inputs_npz), outputs_npz=str(files.outputs_npz),
+            output_quantization=made.get("quantization", []), key=key,
+        )
+
+    return files.build_once(key, TFBuild, force, make)
 
 
 def main(argv: list[str] | None = None) -> int:

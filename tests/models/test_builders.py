@@ -175,6 +175,20 @@ def test_build_is_cached_and_reproducible(tmp_path):
     assert not build_example("two_input_net", "torchscript", tmp_path).cached
 
 
+def test_builds_of_one_example_in_parallel_processes_make_it_once(tmp_path):
+    """Test workers run in parallel (pytest-xdist): the second waits for the first's build, then reuses it."""
+    import subprocess
+    import sys
+
+    script = ("import json, sys; from models.build import build_example; "
+              "r = build_example('two_input_net', 'onnx', sys.argv[1]); "
+              "print(json.dumps([r.cached, len(r.load_outputs())]))")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = sorted(json.loads(p.communicate(timeout=300)[0]) for p in procs)
+    assert results == [[False, 1], [True, 1]]
+
+
 def test_make_archive(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
