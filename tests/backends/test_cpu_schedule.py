@@ -522,13 +522,16 @@ def test_one_row_dense_takes_the_conv_schedule(n):
     assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
-def test_tile_width_widens_only_starved_tiles():
+def test_tile_width_widens_starved_1x1_tiles_and_spatial_kernels_to_full_tiles():
     from neo_local.backends.cpu_schedule.passes import tile_width
 
     assert tile_width(13, 125, 12) == 14  # 1x1 tile -> 1 x 7
     assert tile_width(109, 4, 12) > 109  # (4, 1) -> wider
-    assert tile_width(7, 64, 12) == 7  # a 7-column tile keeps its width
+    assert tile_width(7, 64, 12) == 7  # a 7-column 1x1 tile keeps its width
     assert tile_width(56, 4, 12) == 56 and tile_width(28, 2, 16) == 28
+    # 3x3: 4 x 2 (8 accumulators) -> 4 x 3 (12) one or two columns wider
+    assert tile_width(56, 8, 12, 3) == 57 and tile_width(28, 16, 12, 3) == 30 and tile_width(14, 64, 12, 3) == 15
+    assert tile_width(60, 8, 12, 3) == 60  # already 4 x 3
 
 
 @needs_avx2

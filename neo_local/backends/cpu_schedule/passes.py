@@ -28,8 +28,8 @@ Order (``relax_passes``):
    Before it, ``dense_as_conv``: a one-row dense layer (x[1, K] @ W) becomes a blocked 1x1 conv.
 5. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
-   ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where the width
-   only splits into starved register tiles: ``tile_width``), blocked depthwise ->
+   ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
+   fuller register tile: ``tile_width``), blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
@@ -684,14 +684,18 @@ def _default_conv2d_legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.
 _DEFAULT_MAX_ACC = {16: 16, 8: 12, 4: 8}
 
 
-def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
-    """The output width to compute a blocked conv at: ``out_w``, or a few columns more when the
-    register tile ``choose_tile`` picks for that width holds fewer than half the accumulators.
-    A prime width such as 13 or 109 only divides into 1-column tiles (1 to 4 accumulators,
-    latency-bound); 14 or 112 columns, the extra ones cropped, take 7- or 8-column tiles
-    (measured, 1 thread: 13x13 1x1 512->1000 4.5x, 109x109 3x3 32->32 1.7x faster). A 7-wide
-    tile (7x7 maps) is left alone: widened to 8 it measured slower, and depthwise convs gained
-    nothing measurable (each of their FMAs loads an input vector anyway)."""
+def tile_width(out_w: int, oc_chunks: int, max_acc: int, kernel_w: int = 1) -> int:
+    """The output width to compute a blocked conv at: ``out_w``, or a few columns more (cropped
+    after) where that gives a register tile with more FMAs per load.
+
+    - A conv with a kernel wider than 1 (its input is padded anyway) takes the widest-reaching
+      tile: most widths split only into 8-accumulator tiles (4 x 2 for 56, 28, 112, 224), and
+      one or two extra columns give 4 x 3 (12 accumulators; measured, 2 threads: 3x3 convs
+      4-45% faster, e.g. 256->256 at 56x56 36 -> 27 ms, 512->512 at 14x14 11.0 -> 8.6 ms).
+    - A 1x1 conv is widened only when its tile holds fewer than half the accumulators (a prime
+      width such as 13 or 109 only divides into 1-column tiles: 13x13 1x1 512->1000 4.5x, 109x109
+      3x3 32->32 1.7x faster): the extra columns cost it a padded copy of its input, and
+      otherwise measured no faster."""
     from neo_local.backends.cpu_schedule.schedules import choose_tile
 
     def rate(w: int) -> float:  # FMAs per load of the tile, discounted by the wasted columns
@@ -699,7 +703,7 @@ def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
         return tc * tw / (tc + tw) * out_w / w
 
     tc, tw = choose_tile(out_w, oc_chunks, max_acc)
-    if 2 * tc * tw >= max_acc:
+    if kernel_w == 1 and 2 * tc * tw >= max_acc:
         return out_w
     return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (rate(w), -w))
 
@@ -728,7 +732,7 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) 
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
-            tile_width(out[3], out[1], max_acc) if max_acc else 0,
+            tile_width(out[3], out[1], max_acc, static_shape(call.args[1])[3]) if max_acc else 0,
             primfunc_name_hint="conv2d_nchwc",
         )
     c_total = static_shape(call.args[0])
