@@ -45,6 +45,22 @@ def test_run_by_name_and_by_order(artifact):
     np.testing.assert_array_equal(by_name[0], by_order[0])
 
 
+def test_runs_reuse_input_buffers_but_never_share_results(artifact):
+    """The engine copies each run's inputs into the same device tensors; a result already returned
+    is the caller's own copy, and the caller's arrays are never written."""
+    m = DLRModel(artifact)
+    rng = np.random.default_rng(2)
+    runs = [(rng.standard_normal((1, 8)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32))
+            for _ in range(3)]
+    kept = [(x.copy(), y.copy()) for x, y in runs]
+    outs = [m.run([x, y])[0] for x, y in runs]
+    for (x, y), out, (x0, y0) in zip(runs, outs, kept):
+        np.testing.assert_allclose(out, _expected(x, y), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(y, y0)
+    assert not np.shares_memory(outs[0], outs[1])
+
+
 def test_float64_inputs_are_cast(artifact):
     m = DLRModel(artifact)
     out = m.run({"x": np.zeros((1, 8)), "y": np.ones((1, 4))})
