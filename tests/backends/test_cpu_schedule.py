@@ -623,3 +623,21 @@ def test_polynomial_epilogues_are_vectorized_not_unrolled(act, unrolled):
     loops = [line.strip() for line in conv.script().splitlines() if line.strip().startswith("for ")]
     # the last loop nest is the epilogue's: its vector loop, and the tile's loops above it
     assert "T.vectorized" in loops[-1] and ("T.unroll" in loops[-2]) == unrolled, loops[-3:]
+
+
+@needs_avx2
+def test_blocked_pools_vectorize_over_the_channel_block():
+    """A max pool (ceil mode) in NCHW8c: the channel block is moved inside the window loops and
+    vectorized (one vector op per window element, not one scalar per channel). The global mean
+    after it is dlight's (not vectorized yet)."""
+    nn = torch.nn
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
+                          nn.AdaptiveAvgPool2d(1)).eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 31, 31)), AVX2)
+    pools = [f.script() for name, f in _prim_funcs(opt).items() if "pool" in name]
+    assert len(pools) == 1 and pools[0].count("T.vectorized(T.int64(8))") == 2, pools
+    x = np.random.default_rng(5).standard_normal((1, 3, 31, 31)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
