@@ -61,9 +61,7 @@ class TvmVmEngine:
         return [s.tensor for s in self._staged]
 
     def _to_numpy(self, tensor: Any) -> np.ndarray:
-        if self._cpu and str(tensor.dtype) in _SHARED_DTYPES:
-            return np.from_dlpack(tensor).copy()
-        return tensor.numpy()
+        return np.from_dlpack(tensor).copy() if _numpy_shares(tensor, self._cpu) else tensor.numpy()
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,12 @@ class _Staged:
 
     @classmethod
     def of(cls, tensor: Any, cpu: bool) -> "_Staged":
-        return cls(tensor, np.from_dlpack(tensor) if cpu and str(tensor.dtype) in _SHARED_DTYPES else None)
+        return cls(tensor, np.from_dlpack(tensor) if _numpy_shares(tensor, cpu) else None)
+
+
+def _numpy_shares(tensor: Any, cpu: bool) -> bool:
+    """Whether numpy can view ``tensor``'s memory (a CPU tensor of a dtype numpy has)."""
+    return cpu and str(tensor.dtype) in _SHARED_DTYPES
 
 
 def open_engine(folder: Path, meta: Mapping[str, Any], dev_type: str, dev_id: int) -> TvmVmEngine:
