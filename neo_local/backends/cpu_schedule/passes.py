@@ -688,14 +688,15 @@ def tile_width(out_w: int, oc_chunks: int, max_acc: int, kernel_w: int = 1) -> i
     """The output width to compute a blocked conv at: ``out_w``, or a few columns more (cropped
     after) where that gives a register tile with more FMAs per load.
 
-    - A conv with a kernel wider than 1 (its input is padded anyway) takes the widest-reaching
-      tile: most widths split only into 8-accumulator tiles (4 x 2 for 56, 28, 112, 224), and
-      one or two extra columns give 4 x 3 (12 accumulators; measured, 2 threads: 3x3 convs
-      4-45% faster, e.g. 256->256 at 56x56 36 -> 27 ms, 512->512 at 14x14 11.0 -> 8.6 ms).
-    - A 1x1 conv is widened only when its tile holds fewer than half the accumulators (a prime
-      width such as 13 or 109 only divides into 1-column tiles: 13x13 1x1 512->1000 4.5x, 109x109
-      3x3 32->32 1.7x faster): the extra columns cost it a padded copy of its input, and
-      otherwise measured no faster."""
+    - A conv with a kernel wider than 1 (usually padded already, so the extra columns add no
+      copy) takes the tile with the most FMAs per load: most widths split only into
+      8-accumulator tiles (4 x 2 for 56, 28, 112, 224), and one or two extra columns give 4 x 3
+      (12 accumulators; measured, 2 threads: 3x3 convs 4-45% faster, e.g. 256->256 at 56x56
+      36 -> 27 ms, 512->512 at 14x14 11.0 -> 8.6 ms; a prime width such as 109, which only
+      divides into 1-column tiles: 109x109 3x3 32->32 1.7x faster).
+    - A 1x1 conv is widened only when its tile holds fewer than half the accumulators (13x13
+      1x1 512->1000 4.5x faster at 14 columns): otherwise the extra columns cost it a padded
+      copy of its input and measured no faster."""
     from neo_local.backends.cpu_schedule.schedules import choose_tile
 
     def rate(w: int) -> float:  # FMAs per load of the tile, discounted by the wasted columns
