@@ -141,6 +141,8 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (3, 16, 20, 7, 2, 3, False, "relu"),    # 3-channel stem (NCHW3c input block)
         (16, 12, 9, 1, 1, 0, False, "relu"),    # 12 output channels (a YOLO head's 255): padded to 16, sliced
         (32, 32, 14, 3, 1, 1, True, "silu"),    # SiLU epilogue: fast_math's sigmoid, not unrolled
+        (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7 columns: computed 9 wide (4 x 3 tiles), cropped
+        (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked
     ],
 )
 def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act):
@@ -522,23 +524,39 @@ def test_one_row_dense_takes_the_conv_schedule(n):
     assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
-def test_tile_width_widens_starved_1x1_tiles_and_spatial_kernels_to_full_tiles():
+def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
+    from neo_local.backends.cpu_schedule.passes import tile_width
+    from neo_local.backends.cpu_schedule.schedules import default_conv_config
+
+    def k_block(cin, cout, hw, k):  # extents: n, oc chunks, rows, columns, oc block, ic chunks, kh, kw, ic block
+        width = tile_width(hw, cout // 8, 12)
+        return default_conv_config([1, cout // 8, hw, width, 8, cin // 8, k, k, 8], 12).k_block
+
+    assert k_block(512, 512, 7, 3) == 8  # ResNet-50's last 3x3: 590 KB per task, blocks of 72 KB
+    assert k_block(256, 256, 14, 3) == 8
+    assert k_block(128, 128, 28, 3) == 0  # 147 KB: in cache as it is
+    assert k_block(2048, 512, 7, 1) == 0  # 256 KB: at the limit
+    assert k_block(512, 512, 56, 3) == 0  # a task's output (400 KB) too large to keep
+
+
+def test_tile_width_widens_to_full_tiles():
     from neo_local.backends.cpu_schedule.passes import tile_width
 
-    assert tile_width(13, 125, 12) == 14  # 1x1 tile -> 1 x 7
+    assert tile_width(13, 125, 12) == 14  # 1 x 13 (prime) -> 1 x 7
     assert tile_width(109, 4, 12) > 109  # (4, 1) -> wider
-    assert tile_width(7, 64, 12) == 7  # a 7-column 1x1 tile keeps its width
-    assert tile_width(56, 4, 12) == 56 and tile_width(28, 2, 16) == 28
-    # 3x3: 4 x 2 (8 accumulators) -> 4 x 3 (12) one or two columns wider
-    assert tile_width(56, 8, 12, 3) == 57 and tile_width(28, 16, 12, 3) == 30 and tile_width(14, 64, 12, 3) == 15
-    assert tile_width(60, 8, 12, 3) == 60  # already 4 x 3
+    # 4 x 2 (8 accumulators) or 1 x 7 -> 4 x 3 (12) one or two columns wider
+    assert tile_width(56, 8, 12) == 57 and tile_width(28, 16, 12) == 30 and tile_width(14, 64, 12) == 15
+    assert tile_width(7, 64, 12) == 9
+    assert tile_width(60, 8, 12) == 60  # already 4 x 3
+    assert tile_width(28, 2, 16) == 28  # AVX-512: 2 x 7 with 16 accumulators is as good as it gets
 
 
 @needs_avx2
 @pytest.mark.parametrize("bias", [True, False])
 def test_prime_width_conv_is_computed_wider_and_cropped(bias):
     """A 13-wide output (prime) is computed 14 wide and cropped inside the conv kernel, which
-    still takes the conv schedule, with an epilogue (bias, relu) or without one."""
+    still takes the conv schedule, with an epilogue (bias, relu) or without one. The extra column
+    reads the last one's input: the padding stage stays as wide as the conv needs (13 + 2)."""
     torch.manual_seed(2)
     model = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 3, padding=1, bias=bias),
                                 torch.nn.ReLU() if bias else torch.nn.Identity()).eval()
@@ -546,7 +564,9 @@ def test_prime_width_conv_is_computed_wider_and_cropped(bias):
 
     mod = _onnx_module(model, (1, 16, 13, 13))
     (conv,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "conv2d_nchwc" in name]
-    assert 'T.sblock("conv_crop")' in conv.script() and "T.int64(14)" in conv.script()
+    text = conv.script()
+    assert 'T.sblock("conv_crop")' in text and "T.int64(14)" in text
+    assert "T.sblock_alloc_buffer((T.int64(1), T.int64(2), T.int64(15), T.int64(15), T.int64(8))" in text, text
     opt, stats = cpu_schedule.optimize(mod, AVX2)
     assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     x = np.random.default_rng(2).standard_normal((1, 16, 13, 13)).astype("float32")

@@ -64,6 +64,8 @@ def test_conv_space_starts_with_the_default_and_tiles_divide_the_width(hw):
     assert work.space[0] == sch.ConvConfig(*sch.choose_tile(out_w, 2, 12))
     assert len(set(work.space)) == len(work.space)
     assert all(c.tile_c * c.tile_w <= 16 and 2 % c.tile_c == 0 and out_w % c.tile_w == 0 for c in work.space)
+    blocked = [c for c in work.space if c.k_block]  # 2 input-channel chunks: blocks of 1
+    assert blocked and all(c.k_block == 1 and c.reduce_order == "ck" and not c.pad_per_row for c in blocked)
 
 
 @pytest.mark.parametrize("prime", [7, 13, 109])
@@ -94,6 +96,8 @@ def test_every_knob_value_computes_what_torch_does():
         sch.ConvConfig(1, 12, "ck", False, "none", True),
         sch.ConvConfig(2, 4, "kc", False, "fused", True),
         sch.ConvConfig(1, 1, "ck", True, "none", False),
+        sch.ConvConfig(2, 4, k_block=1),
+        sch.ConvConfig(1, 6, unroll_kernel=True, parallel="none", k_block=1),
     ]
     for config in configs:
         opt = _blocked(mod)

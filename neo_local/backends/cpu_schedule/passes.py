@@ -29,7 +29,8 @@ Order (``relax_passes``):
 5. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
-   fuller register tile: ``tile_width``), blocked depthwise ->
+   fuller register tile: ``tile_width``; the extra columns repeat the last one's input, so the
+   input is not copied wider), blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
@@ -610,16 +611,6 @@ def depthwise_conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, 
     )
 
 
-def _out_width(w: int, kw: int, strides, padding, dilation) -> int:
-    return (w + int(padding[1]) + int(padding[3]) - (kw - 1) * int(dilation[1]) - 1) // int(strides[1]) + 1
-
-
-def _widened(padding, strides, ow: int, width: int) -> list[int]:
-    """``padding`` with enough extra columns on the right for ``width`` output columns."""
-    pt, pl, pb, pr = (int(p) for p in padding)
-    return [pt, pl, pb, pr + max(0, width - ow) * int(strides[1])]
-
-
 def _crop(out: te.Tensor, ow: int) -> te.Tensor:
     """The first ``ow`` columns of a conv computed wider (a spatial block that the conv schedule
     inlines into its epilogue, or writes the tile through); ``out`` itself when it is ``ow`` wide."""
@@ -654,21 +645,22 @@ def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
 def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation, width: int = 0) -> te.Tensor:
     """out[n, oc, oh, ow, ob] = sum_{icc, kh, kw, icb} pad(data)[n, icc, oh*s+kh*d, ow*s+kw*d, icb]
     * kernel[oc, icc, kh, kw, icb, ob] (data NCHW{ic}c, kernel OIHW{ic}i{oc}o, out NCHW{oc}c);
-    computed ``width`` columns wide and cropped when ``width`` is larger than the output."""
+    computed ``width`` columns wide and cropped when ``width`` is larger than the output: the
+    extra columns repeat the last one (they read its input, so the input needs no wider copy)."""
     n, icc, h, w, icb = (int(d) for d in data.shape)
     occ, icc2, kh, kw, icb2, ocb = (int(d) for d in kernel.shape)
     assert icc == icc2 and icb == icb2, "kernel does not match the data's channel blocking"
-    ow = _out_width(w, kw, strides, padding, dilation)
-    padded, (oh, ow_wide), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, _widened(padding, strides, ow, width),
-                                                         dilation)
+    padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
+    wide = max(width, ow)
+    col = (lambda x: te.min(x, ow - 1)) if wide > ow else (lambda x: x)
     rc = te.reduce_axis((0, icc), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
     rb = te.reduce_axis((0, icb), name="rb")
     return _crop(te.compute(
-        (n, occ, oh, ow_wide, ocb),
+        (n, occ, oh, wide, ocb),
         lambda b, c, y, x, cb: te.sum(
-            padded[b, rc, y * sh + ry * dh, x * sw + rx * dw, rb] * kernel[c, rc, ry, rx, rb, cb],
+            padded[b, rc, y * sh + ry * dh, col(x) * sw + rx * dw, rb] * kernel[c, rc, ry, rx, rb, cb],
             axis=[rc, ry, rx, rb],
         ),
         name=CONV_BLOCK,
@@ -684,28 +676,20 @@ def _default_conv2d_legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.
 _DEFAULT_MAX_ACC = {16: 16, 8: 12, 4: 8}
 
 
-def tile_width(out_w: int, oc_chunks: int, max_acc: int, kernel_w: int = 1) -> int:
+def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
     """The output width to compute a blocked conv at: ``out_w``, or a few columns more (cropped
-    after) where that gives a register tile with more FMAs per load.
-
-    - A conv with a kernel wider than 1 (usually padded already, so the extra columns add no
-      copy) takes the tile with the most FMAs per load: most widths split only into
-      8-accumulator tiles (4 x 2 for 56, 28, 112, 224), and one or two extra columns give 4 x 3
-      (12 accumulators; measured, 2 threads: 3x3 convs 4-45% faster, e.g. 256->256 at 56x56
-      36 -> 27 ms, 512->512 at 14x14 11.0 -> 8.6 ms; a prime width such as 109, which only
-      divides into 1-column tiles: 109x109 3x3 32->32 1.7x faster).
-    - A 1x1 conv is widened only when its tile holds fewer than half the accumulators (13x13
-      1x1 512->1000 4.5x faster at 14 columns): otherwise the extra columns cost it a padded
-      copy of its input and measured no faster."""
+    after; they repeat the last column's input, so nothing is copied wider) where that gives a
+    register tile with more FMAs per load. Most CNN widths (56, 28, 14, 7: 7 x 2^k) only split
+    into 8-accumulator tiles (4 x 2) or a 1 x 7 one; a column or two more gives 4 x 3 (12).
+    Measured (2 threads, AVX2): 3x3 convs 4-45% faster (256->256 at 56x56 36 -> 27 ms, a prime
+    109x109 1.7x); 1x1 2048->512 at 7x7 (1 x 7 -> 4 x 3 over 9 columns) about 1.1 -> 0.9 ms; ResNet-50
+    1.18 -> 1.10x onnxruntime in one process when the 1x1 convs were widened too."""
     from neo_local.backends.cpu_schedule.schedules import choose_tile
 
     def rate(w: int) -> float:  # FMAs per load of the tile, discounted by the wasted columns
         tc, tw = choose_tile(w, oc_chunks, max_acc)
         return tc * tw / (tc + tw) * out_w / w
 
-    tc, tw = choose_tile(out_w, oc_chunks, max_acc)
-    if kernel_w == 1 and 2 * tc * tw >= max_acc:
-        return out_w
     return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (rate(w), -w))
 
 
@@ -733,7 +717,7 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) 
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
-            tile_width(out[3], out[1], max_acc, static_shape(call.args[1])[3]) if max_acc else 0,
+            tile_width(out[3], out[1], max_acc) if max_acc else 0,
             primfunc_name_hint="conv2d_nchwc",
         )
     c_total = static_shape(call.args[0])
