@@ -142,7 +142,8 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (16, 12, 9, 1, 1, 0, False, "relu"),    # 12 output channels (a YOLO head's 255): padded to 16, sliced
         (32, 32, 14, 3, 1, 1, True, "silu"),    # SiLU epilogue: fast_math's sigmoid, not unrolled
         (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7 columns: computed 9 wide (4 x 3 tiles), cropped
-        (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked
+        (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked, per task
+        (256, 32, 28, 3, 1, 1, False, "clip"),  # ... with 107 KB of output per task: per row
     ],
 )
 def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act):
@@ -536,7 +537,8 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
     assert k_block(256, 256, 14, 3) == 8
     assert k_block(128, 128, 28, 3) == 0  # 147 KB: in cache as it is
     assert k_block(2048, 512, 7, 1) == 0  # 256 KB: at the limit
-    assert k_block(512, 512, 56, 3) == 0  # a task's output (400 KB) too large to keep
+    # outputs of 107 and 408 KB per task: blocked per row, one 8-channel chunk (9 KB) per block
+    assert k_block(512, 512, 28, 3) == 1 and k_block(256, 256, 56, 3) == 1
 
 
 def test_tile_width_widens_to_full_tiles():

@@ -30,6 +30,7 @@ heuristic default, which is the config the ``*_space`` functions list first.
 from __future__ import annotations
 
 import itertools
+import math
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -169,14 +170,20 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
 
 
 def _k_blocked(sch: s_tir.Schedule, prepared: "Prepared", cfg: ConvConfig, loops) -> tirx.PrimFunc:
-    """The reduction's channel chunks in blocks of ``cfg.k_block``, outside the rows and tiles:
-    each task (batch x output-channel group) keeps its whole output in an accumulator buffer and
-    reads each block of its weights once, while it is in cache, for every tile."""
+    """The reduction's channel chunks in blocks of ``cfg.k_block``, each block run over many
+    tiles while its weights are in cache. Where a task's (batch x output-channel group) output
+    fits ``K_BLOCK_OUTPUT``, the blocks run outside the rows and the task keeps its whole output
+    as the accumulator (each weight read once); otherwise they run inside each row and the
+    row is the accumulator (LLVM takes minutes over an accumulator buffer of hundreds of KB)."""
     n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i = loops
     conv = prepared.main
     rc_o, rc_i = sch.split(rc, [None, cfg.k_block])
-    sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
-    outer = _parallel_outer(sch, (n, oc_o), cfg.parallel)
+    if _task_output_bytes(_extents(sch, [oc_i, oh, ow_o, ow_i, ob])) <= K_BLOCK_OUTPUT:
+        sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
+        outer = _parallel_outer(sch, (n, oc_o), cfg.parallel)
+    else:
+        sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
+        outer = _parallel_outer(sch, (n, oc_o, oh), cfg.parallel)
     _tile_epilogue(sch, conv, prepared.epilogue, outer, not prepared.polynomial)
     sch.vectorize(ob)
     sch.unroll(ow_i)
@@ -191,13 +198,25 @@ def _k_blocked(sch: s_tir.Schedule, prepared: "Prepared", cfg: ConvConfig, loops
     return sch.mod["main"]
 
 
+def _task_output_bytes(extents: list[int]) -> int:
+    """Bytes of float32 output of one task: the product of its (tile channels, rows, column
+    tiles, tile columns, channel block) extents."""
+    return 4 * math.prod(extents)
+
+
 #: K-blocking (``ConvConfig.k_block``) by default when one task's weights (an output-channel group
 #: across all input channels) are larger than this: about half of a core's L2 (512 KB on the
 #: machines measured), beyond which the tiles of a row no longer find them in cache
 K_BLOCK_WEIGHTS = 256 * 1024
-#: the weights of one block: comfortably in L2 next to the input rows the block reads
+#: the weights of one block when the task keeps its whole output: comfortably in L2 beside the
+#: input rows the block reads
 K_BLOCK_BYTES = 96 * 1024
-#: the largest accumulator buffer (a task's whole output) a K-blocked conv may keep
+#: ... and when each row is its own accumulator: in L1, reused by every tile of the row
+#: (measured: 512->512 3x3 at 28x28 32 -> 24 ms with one 8-channel chunk, 9 KB, per block)
+K_ROW_BLOCK_BYTES = 16 * 1024
+#: the largest accumulator buffer (a task's whole output) that K-blocking keeps; larger outputs
+#: are blocked per row (512->512 3x3 at 14x14, 27 KB per task, builds in 0.4 s; at 28x28,
+#: 107 KB, in 3.4 s; per row 0.1 s)
 K_BLOCK_OUTPUT = 64 * 1024
 
 
@@ -210,17 +229,21 @@ def default_conv_config(ext: list[int], max_acc: int) -> ConvConfig:
 
 def default_k_block(ext: list[int], tile_c: int) -> int:
     """Input-channel chunks per reduction block for a conv whose weights per task outgrow the
-    cache (measured, 2 threads: 512->512 3x3 at 7x7 2.4 -> 2.0 ms; ResNet-50 1.13 -> 1.08x
-    onnxruntime in one process), 0 to keep the whole reduction inside each tile."""
-    if tile_c * ext[2] * ext[3] * ext[4] * 4 > K_BLOCK_OUTPUT or _chunk_bytes(ext, tile_c) * ext[5] <= K_BLOCK_WEIGHTS:
+    cache (measured, 2 threads: 512->512 3x3 at 7x7 2.4 -> 2.0 ms, at 28x28 32 -> 24 ms; ResNet-50
+    1.13 -> 1.08x onnxruntime in one process), 0 to keep the whole reduction inside each tile."""
+    if _chunk_bytes(ext, tile_c) * ext[5] <= K_BLOCK_WEIGHTS:
         return 0
     return k_block_size(ext, tile_c)
 
 
 def k_block_size(ext: list[int], tile_c: int) -> int:
-    """The most input-channel chunks whose weights (for ``tile_c`` output-channel blocks) fit
-    ``K_BLOCK_BYTES``, fewer than all of them; 0 when even one chunk is larger."""
-    fits = [d for d in _divisors(ext[5]) if d * _chunk_bytes(ext, tile_c) <= K_BLOCK_BYTES and d < ext[5]]
+    """The most input-channel chunks whose weights (for ``tile_c`` output-channel blocks) fit a
+    block (``K_BLOCK_BYTES``, or ``K_ROW_BLOCK_BYTES`` when the blocks run per row), fewer than
+    all of them; 0 when even one chunk is larger."""
+    _, occ, oh, out_w, ocb, icc, _, _, _ = ext
+    per_task = _task_output_bytes([tile_c, oh, out_w, ocb]) <= K_BLOCK_OUTPUT
+    budget = K_BLOCK_BYTES if per_task else K_ROW_BLOCK_BYTES
+    fits = [d for d in _divisors(icc) if d * _chunk_bytes(ext, tile_c) <= budget and d < icc]
     return max(fits, default=0)
 
 
