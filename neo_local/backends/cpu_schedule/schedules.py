@@ -145,18 +145,20 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     conv, pad = prepared.main, prepared.pad
 
     n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
-    ext = _extents(sch, sch.get_loops(conv))
-    cfg = config or default_conv_config(ext, max_acc)
+    cfg = config or default_conv_config(_extents(sch, sch.get_loops(conv)), max_acc)
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
-        return _k_blocked(sch, prepared, cfg, (n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i))
-    reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
-    spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
-    sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob)
-    outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
+        outer, first = _k_blocked(sch, cfg, (n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i))
+        epilogue_at, pad_at = outer, None
+    else:
+        reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
+        spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
+        sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob)
+        outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
+        first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
 
-    _tile_epilogue(sch, conv, prepared.epilogue, ow_o, not prepared.polynomial)
+    _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial)
 
     sch.vectorize(ob)
     sch.unroll(ow_i)
@@ -165,41 +167,28 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if cfg.unroll_kernel:
         sch.unroll(rx)
         sch.unroll(ry)
-    sch.decompose_reduction(conv, reduction[0])
+    sch.decompose_reduction(conv, first)
 
     if pad is not None:
-        _schedule_pad(sch, pad, outer if cfg.pad_per_row else None, cfg.parallel != "none")
+        _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
     return sch.mod["main"]
 
 
-def _k_blocked(sch: s_tir.Schedule, prepared: "Prepared", cfg: ConvConfig, loops) -> tirx.PrimFunc:
-    """The reduction's channel chunks in blocks of ``cfg.k_block``, each block run over many
-    tiles while its weights are in cache. Where a task's (batch x output-channel group) output
-    fits ``K_BLOCK_OUTPUT``, the blocks run outside the rows and the task keeps its whole output
-    as the accumulator (each weight read once); otherwise they run inside each row and the
-    row is the accumulator (LLVM's build slows with the buffer: 3.4 s for a kernel with 107 KB
-    per task, 0.1 s per row)."""
+def _k_blocked(sch: s_tir.Schedule, cfg: ConvConfig, loops) -> tuple:
+    """Order the conv's loops for K-blocking: the reduction's channel chunks in blocks of
+    ``cfg.k_block``, each block run over many tiles while its weights are in cache. Where a
+    task's (batch x output-channel group) output fits ``K_BLOCK_OUTPUT``, the blocks run outside
+    the rows and the task keeps its whole output as the accumulator (each weight read once);
+    otherwise they run inside each row and the row is the accumulator (LLVM's build slows with
+    the buffer: 3.4 s for a kernel with 107 KB per task, 0.1 s per row). Returns (the parallel
+    loop, the outermost reduction loop)."""
     n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i = loops
-    conv = prepared.main
     rc_o, rc_i = sch.split(rc, [None, cfg.k_block])
     if _task_output_bytes(_extents(sch, [oc_i, oh, ow_o, ow_i, ob])) <= K_BLOCK_OUTPUT:
         sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
-        outer = _parallel_outer(sch, (n, oc_o), cfg.parallel)
-    else:
-        sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
-        outer = _parallel_outer(sch, (n, oc_o, oh), cfg.parallel)
-    _tile_epilogue(sch, conv, prepared.epilogue, outer, not prepared.polynomial)
-    sch.vectorize(ob)
-    sch.unroll(ow_i)
-    sch.unroll(oc_i)
-    sch.unroll(rb)
-    if cfg.unroll_kernel:
-        sch.unroll(rx)
-        sch.unroll(ry)
-    sch.decompose_reduction(conv, rc_o)
-    if prepared.pad is not None:
-        _schedule_pad(sch, prepared.pad, None, cfg.parallel != "none")
-    return sch.mod["main"]
+        return _parallel_outer(sch, (n, oc_o), cfg.parallel), rc_o
+    sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
+    return _parallel_outer(sch, (n, oc_o, oh), cfg.parallel), rc_o
 
 
 def _task_output_bytes(extents: list[int]) -> int:
