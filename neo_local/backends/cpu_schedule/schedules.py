@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -145,7 +144,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     conv, pad = prepared.main, prepared.pad
 
     n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
-    cfg = config or default_conv_config(_extents(sch, sch.get_loops(conv)), max_acc)
+    cfg = config or default_conv_config(_extents(sch, [n, oc, oh, ow, ob, rc, ry, rx, rb]), max_acc)
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
@@ -184,17 +183,19 @@ def _k_blocked(sch: s_tir.Schedule, cfg: ConvConfig, loops) -> tuple:
     loop, the outermost reduction loop)."""
     n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i = loops
     rc_o, rc_i = sch.split(rc, [None, cfg.k_block])
-    if _task_output_bytes(_extents(sch, [oc_i, oh, ow_o, ow_i, ob])) <= K_BLOCK_OUTPUT:
+    tile_c, rows, tiles, tile_w, ocb = _extents(sch, [oc_i, oh, ow_o, ow_i, ob])
+    if _keeps_task_output(tile_c, rows, tiles * tile_w, ocb):
         sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
         return _parallel_outer(sch, (n, oc_o), cfg.parallel), rc_o
     sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
     return _parallel_outer(sch, (n, oc_o, oh), cfg.parallel), rc_o
 
 
-def _task_output_bytes(extents: list[int]) -> int:
-    """Bytes of float32 output of one task: the product of its (tile channels, rows, column
-    tiles, tile columns, channel block) extents."""
-    return 4 * math.prod(extents)
+def _keeps_task_output(tile_c: int, rows: int, columns: int, ocb: int) -> bool:
+    """Whether a K-blocked task (``tile_c`` output-channel blocks of ``ocb``, all rows and
+    columns) keeps its whole float32 output as the accumulator (``K_BLOCK_OUTPUT``), rather
+    than blocking per row: the one rule for the loop order and the block size."""
+    return 4 * tile_c * rows * columns * ocb <= K_BLOCK_OUTPUT
 
 
 #: K-blocking (``ConvConfig.k_block``) by default when one task's weights (an output-channel group
@@ -233,9 +234,8 @@ def k_block_size(ext: list[int], tile_c: int) -> int:
     """The most input-channel chunks whose weights (for ``tile_c`` output-channel blocks) fit a
     block (``K_BLOCK_BYTES``, or ``K_ROW_BLOCK_BYTES`` when the blocks run per row), fewer than
     all of them; 0 when even one chunk is larger."""
-    _, occ, oh, out_w, ocb, icc, _, _, _ = ext
-    per_task = _task_output_bytes([tile_c, oh, out_w, ocb]) <= K_BLOCK_OUTPUT
-    budget = K_BLOCK_BYTES if per_task else K_ROW_BLOCK_BYTES
+    _, _, oh, out_w, ocb, icc, _, _, _ = ext
+    budget = K_BLOCK_BYTES if _keeps_task_output(tile_c, oh, out_w, ocb) else K_ROW_BLOCK_BYTES
     fits = [d for d in _divisors(icc) if d * _chunk_bytes(ext, tile_c) <= budget and d < icc]
     return max(fits, default=0)
 
@@ -543,9 +543,10 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     # 7x7 stem (over 100 s where every other config takes 5), so that corner is left out
     whole = [ConvConfig(tc, tw, order, unroll, par, pad) for (tc, tw), order, unroll, par, pad in grid
              if not (unroll and pad and par == "rows")]
-    blocked = [ConvConfig(tc, tw, unroll_kernel=unroll, parallel=par, k_block=k_block_size(ext, tc))
+    sizes = {tc: k_block_size(ext, tc) for tc, _ in tiles}
+    blocked = [ConvConfig(tc, tw, unroll_kernel=unroll, parallel=par, k_block=sizes[tc])
                for (tc, tw), unroll, par in itertools.product(tiles, (False, True), ("fused", "none"))
-               if k_block_size(ext, tc)]
+               if sizes[tc]]
     return _default_first(default_conv_config(ext, max_acc), whole + blocked)
 
 
