@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import neo_local
 from neo_local.backends.base import BuiltModel
@@ -73,13 +75,48 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / META).read_text())
 
 
-def pack(folder: Path, tarball: Path) -> str:
-    """Write ``folder``'s files at the root of ``tarball``; return its sha256 digest."""
-    with tarfile.open(tarball, "w:gz") as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
+@contextmanager
+def packing(folder: Path, tarball: Path) -> Iterator[Callable[[], str]]:
+    """Pack ``folder``'s files at the root of ``tarball`` on a background thread while the caller
+    verifies the artifact; ``finish()`` adds compiled.meta last (it records the verification) and
+    returns the tarball's sha256 digest. Compressing a large model's weights takes as long as its
+    verification (ResNet-50: 100 MB, about 5 s each), so the two overlap. On an error the tarball
+    is removed. Level 1: weights barely compress at any level (ResNet-50's by 8%), and level 1
+    takes 3.7 s where 9 takes 5.4 s."""
+    tar = tarfile.open(tarball, "w:gz", compresslevel=1)
+    failures: list[BaseException] = []
+
+    def add_payload() -> None:
+        try:
+            for path in sorted(folder.iterdir()):
+                if path.name != META:
+                    tar.add(path, arcname=path.name)
+        except BaseException as exc:  # raised again by finish(), in the caller's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=add_payload, name="pack-artifact", daemon=True)
+    worker.start()
+
+    def finish() -> str:
+        worker.join()
+        if failures:
+            raise failures[0]
+        tar.add(folder / META, arcname=META)
+        tar.close()
+        return _sha256(tarball)
+
+    try:
+        yield finish
+    except BaseException:
+        worker.join()
+        tar.close()
+        tarball.unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(tarball, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

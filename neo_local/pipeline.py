@@ -1,6 +1,6 @@
 """The path of one job, inside its worker process.
 
-fetch -> safe unpack -> frontend -> target -> backend -> package -> verify -> upload.
+fetch -> safe unpack -> frontend -> target -> backend -> verify (while packing) -> upload.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from neo_local.archive import unpack_model_archive
 from neo_local.backends import import_model, select_backend
 from neo_local.frontends import get_frontend
 from neo_local.frontends.base import ImportOptions
-from neo_local.packaging import artifact_name, build_meta, pack, write_meta
+from neo_local.packaging import artifact_name, build_meta, packing, write_meta
 from neo_local.targets.options import CompilerOptions
 from neo_local.targets.registry import resolve_target
 from neo_local.verify import verify
@@ -83,14 +83,14 @@ def run_compilation(request: CompilationRequest, workdir: Path, progress: Progre
     progress(f"Compiled in {time.monotonic() - started:.1f} s")
 
     progress("Verifying the artifact against the framework")
-    verification = verify(folder, model, target, workdir / "verify")
-    meta["Verification"] = verification.as_meta()
-    write_meta(folder, meta)
-    messages.append(f"Verification {verification.status}: {verification.detail}")
-    progress(messages[-1] + _errors(verification))
-
     tarball = workdir / artifact_name(inp.s3_uri, target.name)
-    digest = pack(folder, tarball)
+    with packing(folder, tarball) as finish_tarball:
+        verification = verify(folder, model, target, workdir / "verify")
+        meta["Verification"] = verification.as_meta()
+        write_meta(folder, meta)
+        messages.append(f"Verification {verification.status}: {verification.detail}")
+        progress(messages[-1] + _errors(verification))
+        digest = finish_tarball()
     progress(f"Uploading {tarball.name} to {out.s3_output_location}")
     uri = storage.upload(tarball, out.s3_output_location, kms_key_id=out.kms_key_id)
     return CompilationResult(
