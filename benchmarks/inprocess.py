@@ -53,6 +53,24 @@ def _pipeline(a: argparse.Namespace) -> str:
     return f"cpu_schedule{tuned}{records}"
 
 
+def load_example(model: str, work: Path):
+    """The example model's ONNX archive (built once, cached), unpacked into ``work`` and imported:
+    (the build record, the .onnx path, the input specs, the Relax module)."""
+    import onnx
+
+    from models.build import build_example
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.frontends.onnx_import import import_onnx
+
+    built = build_example(model, "onnx", ROOT / "benchmarks" / ".cache" / "inprocess")
+    with tarfile.open(built.archive) as tar:
+        tar.extractall(work, filter="data")
+    path = str(work / built.model_file)
+    specs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in built.inputs)
+    mod, _ = import_onnx(onnx.load(path), specs, model)
+    return built, path, specs, mod
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -69,24 +87,15 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
-    import onnx
     import tvm
     from tvm import relax
 
-    from models.build import build_example
     from neo_local.backends import cpu_schedule
     from neo_local.benchmark import Plan, open_source, time_runs
-    from neo_local.frontends.base import TensorSpec
-    from neo_local.frontends.onnx_import import import_onnx
     from neo_local.targets.options import TuningOptions
 
     work = Path(tempfile.mkdtemp(prefix="inprocess-"))
-    built = build_example(a.model, "onnx", ROOT / "benchmarks" / ".cache" / "inprocess")
-    with tarfile.open(built.archive) as tar:
-        tar.extractall(work, filter="data")
-    path = str(work / built.model_file)
-    specs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in built.inputs)
-    mod, _ = import_onnx(onnx.load(path), specs, a.model)
+    built, path, specs, mod = load_example(a.model, work)
     target = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": a.mcpu}
     t0 = time.perf_counter()
     if a.plain:
