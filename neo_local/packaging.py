@@ -12,7 +12,7 @@ import hashlib
 import json
 import tarfile
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping
 
@@ -109,7 +109,8 @@ def packing(folder: Path, tarball: Path) -> Iterator[Callable[[], str]]:
         yield finish
     except BaseException:
         worker.join()
-        tar.close()
+        with suppress(OSError):  # the error being raised says what went wrong, not the cleanup's
+            tar.close()
         tarball.unlink(missing_ok=True)
         raise
 
