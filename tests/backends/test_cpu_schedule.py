@@ -101,6 +101,14 @@ def test_tile_keeps_accumulators_in_registers(out_w, oc_chunks, max_acc):
     assert 1 <= tc * tw <= max_acc
 
 
+def test_channel_chunks_without_a_small_divisor_get_five_block_tiles():
+    """40 channels (5 blocks) or 1000 classes (125) would leave a 1 x w tile: 5 x 2 instead; 56
+    channels (7 blocks: 7 x 1 or 1 x 7) keep 1 x 7."""
+    assert choose_tile(28, 5, 12) == (5, 2) and choose_tile(14, 125, 12) == (5, 2)
+    assert choose_tile(1, 125, 12) == (5, 1)  # a dense classifier: five independent accumulators
+    assert choose_tile(28, 7, 12) == (1, 7)
+
+
 @pytest.mark.parametrize("out_w,max_acc", [(32, 12), (16, 12), (7, 12), (13, 16), (1, 12)])
 def test_depthwise_tile_divides_and_leaves_a_register(out_w, max_acc):
     tw = choose_dw_tile(out_w, max_acc)
@@ -144,6 +152,8 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7 columns: computed 9 wide (4 x 3 tiles), cropped
         (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked, per task
         (256, 32, 28, 3, 1, 1, False, "clip"),  # ... with 107 KB of output per task: per row
+        (40, 40, 14, 1, 1, 0, True, "none"),    # 5 channel blocks: 5 x 2 tiles
+        (32, 1000, 13, 1, 1, 0, False, "relu"), # SqueezeNet's classifier conv: 125 blocks, 5 x 2 over 14 columns
     ],
 )
 def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act):
@@ -544,7 +554,7 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
 def test_tile_width_widens_to_full_tiles():
     from neo_local.backends.cpu_schedule.passes import tile_width
 
-    assert tile_width(13, 125, 12) == 14  # 1 x 13 (prime) -> 1 x 7
+    assert tile_width(13, 125, 12) == 14  # 1 x 13 (prime) -> 5 x 2
     assert tile_width(109, 4, 12) > 109  # (4, 1) -> wider
     # 4 x 2 (8 accumulators) or 1 x 7 -> 4 x 3 (12) one or two columns wider
     assert tile_width(56, 8, 12) == 57 and tile_width(28, 16, 12) == 30 and tile_width(14, 64, 12) == 15
