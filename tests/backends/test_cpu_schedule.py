@@ -115,6 +115,17 @@ def test_depthwise_tile_divides_and_leaves_a_register(out_w, max_acc):
     assert out_w % tw == 0 and 1 <= tw <= max(1, max_acc - 1)
 
 
+def test_depthwise_takes_two_row_tiles_where_one_row_is_narrow():
+    from neo_local.backends.cpu_schedule.schedules import DwConfig, default_dw_config
+
+    assert default_dw_config(56, 56, 12) == DwConfig(4, tile_h=2)
+    assert default_dw_config(16, 16, 12) == DwConfig(4, tile_h=2)
+    assert default_dw_config(14, 14, 12) == DwConfig(7)  # 2 x 7 would need 14 accumulators
+    assert default_dw_config(8, 8, 12) == DwConfig(8)  # small maps: no gain measured
+    assert default_dw_config(15, 16, 12) == DwConfig(8)  # odd rows
+    assert default_dw_config(56, 56, 24) == DwConfig(14)  # AVX-512: one row holds 14 already
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -214,7 +225,8 @@ def _inverted_residual_module(x_shape, w_expand, w_dw, w_proj, biases, stride, p
 @pytest.mark.parametrize(
     "cin,hidden,cout,hw,k,stride,act",
     [
-        (16, 64, 16, 16, 3, 1, "relu6"),   # residual inverted block
+        (16, 64, 16, 16, 3, 1, "relu6"),   # residual inverted block; 2 x 4 depthwise tiles
+        (8, 24, 8, 20, 5, 1, "relu"),      # 5x5 in 2 x 4 tiles: the rows' padding computed per task
         (16, 48, 24, 15, 3, 2, "relu6"),   # odd size, stride 2
         (8, 32, 8, 9, 5, 1, "clip"),       # 5x5 depthwise, R.clip, odd width (tile 9)
         (8, 16, 16, 7, 3, 2, "relu"),      # tiny map, relu
