@@ -372,6 +372,7 @@ def _matmul_module(a_shape, b, bias, gelu: bool):
     ((1, 64, 512), 128, True, False),    # FFN down-projection
     ((6, 40), 24, False, False),         # 2-D, rows not a multiple of 4
     ((2, 3, 8, 16), 32, True, False),    # batch dims fused with the row tiles
+    ((1, 64, 96), 40, True, False),      # 5 column vectors: a 5-vector tile (max_tile_c)
 ])
 def test_scheduled_matmul_matches_numpy(a_shape, n, bias, gelu):
     from math import erf
