@@ -455,7 +455,7 @@ def _schedule_reduction(sch: s_tir.Schedule, block, space, reduce) -> None:
     """Parallelize a reduction's spatial loops; where the innermost is a channel block (pools in
     the blocked layout), move it inside the reduction and vectorize it (one vector max/add per
     window element instead of one scalar per channel: SqueezeNet's first 3x3 max pool 0.38 ->
-    0.09-0.13 ms; the means of a blocked layout come here too, before dlight's rule)."""
+    0.09-0.13 ms; dlight declines the means of a blocked layout, so they come here too)."""
     stmt = sch.get(block)
     blocked = reduce and int(sch.get(space[-1]).extent) in _CHANNEL_BLOCKS
     # one output written, with an init (not argmax-style tuple reductions, which decompose differently)
@@ -525,9 +525,8 @@ def _from_record(func: tirx.PrimFunc, lanes: int, max_acc: int, lookup: Lookup |
 def schedule_default(func: tirx.PrimFunc, target: tvm.target.Target, lanes: int, max_acc: int,
                      name: str = "") -> tuple[str, tirx.PrimFunc | None]:
     """(kind, scheduled function or None): the first of conv, depthwise, matmul, dlight, generic
-    that takes ``func``, with its default config (generic before dlight for a blocked layout's
-    reductions: ``_reduces_channel_blocks``)."""
-    for kind in _BLOCKED_REDUCTION_ORDER if _reduces_channel_blocks(func) else _DEFAULT_ORDER:
+    that takes ``func``, with its default config."""
+    for kind in _DEFAULT_ORDER:
         try:
             new = _schedule_kind(kind, func, target, lanes, max_acc)
         except Exception as exc:  # noqa: BLE001
@@ -539,6 +538,10 @@ def schedule_default(func: tirx.PrimFunc, target: tvm.target.Target, lanes: int,
 
 
 def _dlight_one(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc | None:
+    """dlight's schedule, declined for a blocked layout's reductions (``_reduces_channel_blocks``),
+    which the generic schedule after it takes."""
+    if _reduces_channel_blocks(func):
+        return None
     one = _dlight_cpu(tvm.IRModule({"main": func}), target)["main"]
     return one if one.attrs.get("tirx.is_scheduled", False) else None
 
@@ -568,7 +571,7 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     if ext is None:
         return []
     occ, out_w = ext[1], ext[3]
-    tiles = _tiles(occ, out_w, max_acc, max(4, max_tile_c(occ, max_acc)))
+    tiles = _tiles(occ, out_w, max_acc, max_tile_c(occ, max_acc))
     grid = itertools.product(tiles, ("ck", "kc"), (False, True), PARALLEL_MODES, (False, True))
     # kh/kw unrolled with the padding per (batch x row) task: TVM's lowering takes minutes on a
     # 7x7 stem (over 100 s where every other config takes 5), so that corner is left out
@@ -620,7 +623,6 @@ TUNABLE = {
 
 #: the order in which a function's kind is found: the first schedule that takes it
 _DEFAULT_ORDER = (*TUNABLE, "dlight", "generic")
-_BLOCKED_REDUCTION_ORDER = (*TUNABLE, "generic", "dlight")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
