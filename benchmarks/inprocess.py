@@ -71,6 +71,13 @@ def load_example(model: str, work: Path):
     return built, path, specs, mod
 
 
+def median_ms(fn, runs: int) -> float:
+    """The median of exactly ``runs`` timed runs after one warm-up (neo-local's timing loop)."""
+    from neo_local.benchmark import Plan, time_runs
+
+    return time_runs(fn, Plan(warmup=1, max_repeat=runs, min_repeat=runs, budget_s=0.0))[0].median_ms
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -91,7 +98,7 @@ def main(argv=None) -> int:
     from tvm import relax
 
     from neo_local.backends import cpu_schedule
-    from neo_local.benchmark import Plan, open_source, time_runs
+    from neo_local.benchmark import open_source
     from neo_local.targets.options import TuningOptions
 
     work = Path(tempfile.mkdtemp(prefix="inprocess-"))
@@ -113,16 +120,10 @@ def main(argv=None) -> int:
     rel = float(np.abs(got - want).max() / np.abs(want).max())
 
     run_ort = open_source("onnxruntime", Path(path), inputs, a.threads)
-    # one warm-up, then exactly ``repeat`` runs, each round
-    plan = Plan(warmup=1, max_repeat=a.repeat, min_repeat=a.repeat, budget_s=0.0)
-
-    def median_ms(fn) -> float:
-        return time_runs(fn, plan)[0].median_ms
-
     rounds = []
     for _ in range(a.rounds):
-        t = median_ms(lambda: vm["main"](*args))
-        o = median_ms(run_ort)
+        t = median_ms(lambda: vm["main"](*args), a.repeat)
+        o = median_ms(run_ort, a.repeat)
         rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from benchmarks.inprocess import load_example, median_ms
+
 #: (input channels, output channels, kernel h, kernel w, output h, output w, depthwise)
 ConvKey = tuple[int, int, int, int, int, int, bool]
 
@@ -72,7 +74,7 @@ def _our_conv_key(symbol: str, shapes: Sequence[tuple[int, ...]]) -> ConvKey | N
 
 def profile_ours(vm: Any, args: list, runs: int) -> tuple[list[OpTime], float, float]:
     """Each kernel's median time per run, the plain run's median and the instrumented run's (ms)."""
-    plain = _median_ms(lambda: vm["main"](*args), runs)
+    plain = median_ms(lambda: vm["main"](*args), runs)
     per_run: dict[str, list[float]] = collections.defaultdict(list)
     calls: collections.Counter[str] = collections.Counter()
     keys: dict[str, ConvKey | None] = {}
@@ -103,16 +105,6 @@ def profile_ours(vm: Any, args: list, runs: int) -> tuple[list[OpTime], float, f
     return ops, plain, float(np.median(instrumented[1:])) * 1e3
 
 
-def _median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
-
-
 def _dims(shape_entry: dict) -> list[int]:
     return list(next(iter(shape_entry.values())))
 
@@ -133,16 +125,14 @@ def profile_onnxruntime(path: str, feeds: dict, threads: int, runs: int, work: P
     """Each node's median kernel time per run (profiled session) and the plain session's run (ms)."""
     import onnxruntime as ort
 
-    def session(profile: bool):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.enable_profiling = profile
-        so.profile_file_prefix = str(work / "onnxruntime-profile")
-        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    from neo_local.benchmark import open_source
 
-    plain_session = session(False)
-    plain = _median_ms(lambda: plain_session.run(None, feeds), runs)
-    profiled = session(True)
+    plain = median_ms(open_source("onnxruntime", Path(path), feeds, threads), runs)
+    so = ort.SessionOptions()  # as open_source's session, profiled
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.enable_profiling = True
+    so.profile_file_prefix = str(work / "onnxruntime-profile")
+    profiled = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     for _ in range(runs + 1):
         profiled.run(None, feeds)
     events = json.loads(Path(profiled.end_profiling()).read_text())
@@ -219,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     import tvm
     from tvm import relax
 
-    from benchmarks.inprocess import load_example
     from neo_local.backends import cpu_schedule
 
     work = Path(tempfile.mkdtemp(prefix="profile-"))
