@@ -7,7 +7,9 @@ process, so that a busy shared machine disturbs both alike; prints ratios per ro
 
 With --tune-trials/--tune-minutes the CPU schedules are tuned first (cpu_schedule.tuning). The
 records database is a fresh empty file unless --tuning-records names one, so the default run
-measures the default configs and a tuned run starts from no records.
+measures the default configs and a tuned run starts from no records. A tuned run also builds the
+default configs (from another empty database) and times them in the same rounds, so that the
+tuned/default ratio comes from timings seconds apart, not from two runs minutes apart.
 
 The harness (benchmarks.run) times each engine in its own process one after the other; on a
 machine shared with other work its ratios swing by 10x. This script is the cross-check.
@@ -112,19 +114,27 @@ def main(argv=None) -> int:
                                records=a.tuning_records or str(work / "tuning-records.jsonl"))
         ex, stats = cpu_schedule.compile_cpu(mod, target, tuning)
     compile_s = time.perf_counter() - t0
-    vm = relax.VirtualMachine(ex, tvm.cpu())
+    engines = {"tvm": ex}
+    if not a.plain and tuning.enabled:
+        engines["default"], _ = cpu_schedule.compile_cpu(mod, target, TuningOptions(records=str(work / "none.jsonl")))
     inputs = built.load_inputs()
     args = [tvm.runtime.tensor(inputs[s.name]) for s in specs]
-    got = vm["main"](*args).numpy()
     want = built.load_outputs()[0]
-    rel = float(np.abs(got - want).max() / np.abs(want).max())
+    runs, rel = {}, 0.0
+    for name, built_ex in engines.items():
+        vm = relax.VirtualMachine(built_ex, tvm.cpu())
+        got = vm["main"](*args).numpy()
+        rel = max(rel, float(np.abs(got - want).max() / np.abs(want).max()))
+        runs[name] = lambda vm=vm: vm["main"](*args)
 
-    run_ort = open_source("onnxruntime", Path(path), inputs, a.threads)
+    runs["onnxruntime"] = open_source("onnxruntime", Path(path), inputs, a.threads)
+    order = list(runs)
     rounds = []
-    for _ in range(a.rounds):
-        t = median_ms(lambda: vm["main"](*args), a.repeat)
-        o = median_ms(run_ort, a.repeat)
-        rounds.append({"tvm_ms": t, "onnxruntime_ms": o, "ratio": t / o})
+    for i in range(a.rounds):
+        # each round starts with the next engine, so none is always timed first (or right after another)
+        ms = {f"{name}_ms": median_ms(runs[name], a.repeat) for name in order[i % len(order):] + order[:i % len(order)]}
+        o = ms["onnxruntime_ms"]
+        rounds.append({**ms, "ratio": ms["tvm_ms"] / o, **({"default_ratio": ms["default_ms"] / o} if "default" in runs else {})})
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": a.model, "pipeline": _pipeline(a), "revision": a.revision or _revision(),
@@ -132,6 +142,9 @@ def main(argv=None) -> int:
         "threads": a.threads, "compile_s": round(compile_s, 1), "stats": stats,
         "max_rel_error_vs_torch": rel, "rounds": rounds,
         "best_ratio": min(r["ratio"] for r in rounds), "median_ratio": float(np.median([r["ratio"] for r in rounds])),
+        **({"median_default_ratio": float(np.median([r["default_ratio"] for r in rounds])),
+            "median_tuned_over_default": float(np.median([r["tvm_ms"] / r["default_ms"] for r in rounds]))}
+           if "default" in runs else {}),
         "loadavg_1m": os.getloadavg()[0],
     }
     print(json.dumps(record))
