@@ -34,6 +34,7 @@ def test_runs_the_artifact_without_importing_torch(tmp_path):
     )
     modules = _imported_modules(proc.stderr)  # blocked imports are listed too; torch._C loads with torch alone
     assert "tvm" in modules and "torch._C" not in modules
+    assert "botocore" not in modules  # neo_local's API layer is not the runtime's
     w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)  # matmul_add_model's weights
     with np.load(tmp_path / "out.npz") as out:
         np.testing.assert_allclose(out["arr_0"], x @ w + y, rtol=1e-5, atol=1e-5)
