@@ -566,7 +566,7 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
 
     def k_block(cin, cout, hw, k):  # extents: n, oc chunks, rows, columns, oc block, ic chunks, kh, kw, ic block
         width = tile_width(hw, cout // 8, 12)
-        return default_conv_config([1, cout // 8, hw, width, 8, cin // 8, k, k, 8], 12).k_block
+        return default_conv_config([1, cout // 8, hw, width, 8, cin // 8, k, k, 8], 4, 12).k_block
 
     assert k_block(512, 512, 7, 3) == 8  # ResNet-50's last 3x3: 590 KB per task, blocks of 72 KB
     assert k_block(256, 256, 14, 3) == 8

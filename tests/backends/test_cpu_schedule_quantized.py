@@ -153,27 +153,47 @@ def test_qdq_resnet_rewrite_leaves_no_quantize_and_every_conv_integer(resnet_lik
     assert "R.quantize" not in out.script()
 
 
-@needs_avx2
-def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qdq, tmp_path):
-    """Through ``neo_local.compile`` (ml_c4), run in a fresh process, against onnxruntime on the
-    same quantized file. Both compute the same integer sums exactly; the requantizations are float32
-    on both sides, so a value landing on a rounding tie could come out one step apart (and be carried
-    on): the bound is one step of the output scale. Measured: 0 (bitwise equal)."""
+#: (OutputConfig target fields, the int8 dot instruction chosen, /proc/cpuinfo flags it runs on)
+INT8_TARGETS = {
+    "avx2": ({"TargetDevice": "ml_c4"}, "neo_local_u8s8_dot_8x4_avx2", {"avx2"}),
+    "avx512bw": ({"TargetDevice": "ml_c5"}, "neo_local_u8s8_dot_16x4_avx512bw", {"avx512bw"}),
+    "avx512vnni": ({"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+                    "CompilerOptions": json.dumps({"mcpu": "icelake-server"})},
+                   "neo_local_u8s8_dot_16x4_vnni", {"avx512_vnni", "avx512bw", "avx512vl"}),
+    "avxvnni": ({"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+                 "CompilerOptions": json.dumps({"mcpu": "alderlake"})},
+                "neo_local_u8s8_dot_8x4_vnni", {"avx_vnni", "avx2"}),
+}
+
+
+@pytest.mark.parametrize("isa", INT8_TARGETS)
+def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qdq, tmp_path, isa):
+    """Through ``neo_local.compile``, run in a fresh process, against onnxruntime on the same
+    quantized file, on each x86 int8 dot instruction (skipped where this CPU lacks it). Both compute
+    the same integer sums exactly; the requantizations are float32 on both sides, so a value landing
+    on a rounding tie could come out one step apart (and be carried on): the bound is one step of
+    the output scale. Measured: 0 (bitwise equal)."""
     import neo_local
+    from neo_local.targets.cpu_features import host_cpu_flags
     from neo_local.verify import run_artifact
 
+    target, instruction, flags = INT8_TARGETS[isa]
+    if not flags <= (host_cpu_flags() or frozenset()):
+        pytest.skip(f"this CPU cannot run {isa} code")
     out = Path(neo_local.compile(
         InputConfig={"S3Uri": resnet_like_qdq.archive, "Framework": "ONNX",
                      "DataInputConfig": resnet_like_qdq.data_input_config},
-        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": "ml_c4"},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), **target},
     ))
     with tarfile.open(out) as tar:
         pipeline = json.load(tar.extractfile("compiled.meta"))["Build"]["Pipeline"]
     stats = ast.literal_eval(pipeline[pipeline.index("{"):pipeline.rindex("}") + 1])
     # the 9 convs blocked (the classifier's Gemm may take the conv schedule too), nothing unscheduled
     assert stats["conv"] >= 9 and stats["unscheduled"] == 0, pipeline
-    # and the int8 routes the convs took are in the job's record
-    assert stats["int8_exact_convs"] + stats.get("int8_float_convs", 0) == 9 and stats["qdq_pairs"] > 0, pipeline
+    # and the int8 routes the convs took are in the job's record: the 8 after the stem on integer
+    # kernels with the target's instruction, the 3-channel stem on integer-valued floats
+    assert (stats["int8_kernel_convs"], stats["int8_exact_convs"]) == (8, 1) and stats["qdq_pairs"] > 0, pipeline
+    assert stats["int8_dot"] == instruction, pipeline
     with np.load(resnet_like_qdq.inputs_npz) as z:
         feeds = {k: z[k] for k in z.files}
     (got,) = run_artifact(out, feeds, tmp_path / "run")

@@ -62,6 +62,14 @@ def _features(tvm_target: Mapping[str, Any]) -> set[str]:
     return (features | {a.lstrip("+") for a in mattr if not a.startswith("-")}) - {a[1:] for a in mattr if a.startswith("-")}
 
 
+def int8_dot_for(tvm_target: Mapping[str, Any]):
+    """The target's int8 dot instruction (``int8_dot``), None where int8 convs keep float kernels."""
+    from neo_local.backends.cpu_schedule import int8_dot
+
+    config = vector_config(tvm_target)  # 8 or 16 lanes: x86 only (ARM's blocks are 4)
+    return int8_dot.for_target(config[0], _features(tvm_target)) if config else None
+
+
 def applies_to(tvm_target: Mapping[str, Any]) -> bool:
     return vector_config(tvm_target) is not None
 
@@ -81,8 +89,9 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
 
     lanes, max_acc = vector_config(tvm_target)
     target = tvm.target.Target(dict(tvm_target))
-    mod, quantized_stats = quantized.rewrite_with_stats(mod)
-    mod = relax_passes(mod, lanes, max_acc)
+    dot = int8_dot_for(tvm_target)
+    mod, quantized_stats = quantized.rewrite_with_stats(mod, dot)
+    mod = relax_passes(mod, lanes, max_acc, dot)
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
     if tuning is not None and tuning.enabled:

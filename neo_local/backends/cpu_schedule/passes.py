@@ -45,12 +45,14 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import fast_math
+from neo_local.backends.cpu_schedule import fast_math, int8_dot
 
 CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
 PAD_BLOCK = "data_pad"
 CROP_BLOCK = "conv_crop"
+#: the int8 conv block's annotation naming its int8 dot instruction (``int8_dot.BY_NAME``)
+INT8_DOT_ATTR = "neo_local.int8_dot"
 #: the block name of Relax's legalized matmul (dense layers, batched attention products)
 MATMUL_BLOCK = "matmul"
 
@@ -627,7 +629,7 @@ def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
     oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
     ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
     if pt or pl or pb or pr:
-        zero = tvm.tirx.const(0.0, data.dtype)
+        zero = tvm.tirx.const(0, data.dtype)
 
         def _pad(b, c, y, x, cb):
             inside = tvm.tirx.all(y >= pt, y < h + pt, x >= pl, x < w + pl)
@@ -650,21 +652,61 @@ def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, d
     n, icc, h, w, icb = (int(d) for d in data.shape)
     occ, icc2, kh, kw, icb2, ocb = (int(d) for d in kernel.shape)
     assert icc == icc2 and icb == icb2, "kernel does not match the data's channel blocking"
+    rb = te.reduce_axis((0, icb), name="rb")
+
+    def term(padded, b, c, cb, rc, ry, rx, at):
+        return padded[b, rc, *at, rb] * kernel[c, rc, ry, rx, rb, cb], [rb]
+
+    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term)
+
+
+def conv2d_nchwc_int8_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
+                              width: int, dot: str) -> te.Tensor:
+    """``conv2d_nchwc_compute`` on uint8 data and int8 weights into int32, the kernel in
+    ``int8_kernel_layout`` (OIHW{ic/4}i{oc}o4i): the channel-in-block reduction runs as groups of 4
+    (rg) x the 4 of a group (rk), the loops that the int8 dot instruction named ``dot`` takes with
+    the output-channel block (``schedule_conv`` reads the name from the block's ``INT8_DOT_ATTR``)."""
+    n, icc, h, w, icb = (int(d) for d in data.shape)
+    occ, icc2, kh, kw, groups, ocb, four = (int(d) for d in kernel.shape)
+    assert icc == icc2 and groups * four == icb, "kernel does not match the data's channel blocking"
+    rg = te.reduce_axis((0, groups), name="rg")
+    rk = te.reduce_axis((0, four), name="rk")
+
+    def term(padded, b, c, cb, rc, ry, rx, at):
+        value = padded[b, rc, *at, rg * four + rk].astype("int32")
+        return value * kernel[c, rc, ry, rx, rg, cb, rk].astype("int32"), [rg, rk]
+
+    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term, {INT8_DOT_ATTR: dot})
+
+
+def int8_kernel_layout(kernel: te.Tensor, group: int = 4) -> te.Tensor:
+    """OIHW{ic}i{oc}o -> OIHW{ic/group}i{oc}o{group}i: each output channel's ``group`` input
+    channels adjacent, the 32 bytes one ``int8_dot`` step reads (a constant: folded at compile)."""
+    occ, icc, kh, kw, icb, ocb = (int(d) for d in kernel.shape)
+    return te.compute((occ, icc, kh, kw, icb // group, ocb, group),
+                      lambda o, i, y, x, g, ob, k: kernel[o, i, y, x, g * group + k, ob], name="int8_kernel_layout")
+
+
+def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int], strides, padding, dilation,
+                  width: int, term, attrs: dict | None = None) -> te.Tensor:
+    """The frame both blocked convs share: padding, the reduction over channel chunk, kh, kw and
+    ``term``'s own channel-in-block axes, the wide compute and its crop. ``kernel_dims``: (output
+    chunks, kh, kw, output block); ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` -> (product,
+    its reduce axes); ``attrs``: the conv block's annotations."""
+    n, icc = (int(d) for d in data.shape[:2])
+    occ, kh, kw, ocb = kernel_dims
     padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
     wide = max(width, ow)
     col = (lambda x: te.min(x, ow - 1)) if wide > ow else (lambda x: x)
     rc = te.reduce_axis((0, icc), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
-    rb = te.reduce_axis((0, icb), name="rb")
-    return _crop(te.compute(
-        (n, occ, oh, wide, ocb),
-        lambda b, c, y, x, cb: te.sum(
-            padded[b, rc, y * sh + ry * dh, col(x) * sw + rx * dw, rb] * kernel[c, rc, ry, rx, rb, cb],
-            axis=[rc, ry, rx, rb],
-        ),
-        name=CONV_BLOCK,
-    ), ow)
+
+    def body(b, c, y, x, cb):
+        product, inner = term(padded, b, c, cb, rc, ry, rx, (y * sh + ry * dh, col(x) * sw + rx * dw))
+        return te.sum(product, axis=[rc, ry, rx, *inner])
+
+    return _crop(te.compute((n, occ, oh, wide, ocb), body, name=CONV_BLOCK, attrs=attrs), ow)
 
 
 def _default_conv2d_legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -693,15 +735,18 @@ def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
     return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (rate(w), -w))
 
 
-def conv2d_legalizer(lanes: int, max_acc: int | None = None) -> Callable[[relax.BlockBuilder, relax.Call], relax.Expr]:
-    """``legalize_conv2d`` for tiles of at most ``max_acc`` accumulators."""
+def conv2d_legalizer(lanes: int, max_acc: int | None = None, dot: int8_dot.DotInstruction | None = None
+                     ) -> Callable[[relax.BlockBuilder, relax.Call], relax.Expr]:
+    """``legalize_conv2d`` for tiles of at most ``max_acc`` accumulators (int8 convs: ``dot``'s)."""
     budget = max_acc or _DEFAULT_MAX_ACC.get(lanes, 8)
-    return lambda bb, call: legalize_conv2d(bb, call, budget)
+    return lambda bb, call: legalize_conv2d(bb, call, budget, dot)
 
 
-def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) -> relax.Expr:
+def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0,
+                    dot: int8_dot.DotInstruction | None = None) -> relax.Expr:
     """Blocked conv2d / depthwise conv2d -> our TE computes (a conv computed wider and cropped
-    where ``tile_width`` says so, when ``max_acc`` is given); anything else -> TVM's legalization."""
+    where ``tile_width`` says so, when ``max_acc`` is given; uint8 x int8 -> int32 convs on the
+    int8 dot instruction ``dot``); anything else -> TVM's legalization."""
     attrs = call.attrs
     d = _BLOCKED_DATA.match(attrs.data_layout)
     k = _BLOCKED_KERNEL.match(attrs.kernel_layout)
@@ -720,6 +765,14 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) 
             tile_width(out[3], out[1], max_acc) if max_acc else 0,
             primfunc_name_hint="conv2d_nchwc",
         )
+    if dot is not None and d and k and o and int(attrs.groups) == 1 and _is_int8_conv(call, d.group(1), k.group(2), dot):
+        out = static_shape(call)
+        kernel = bb.emit_te(int8_kernel_layout, call.args[1], primfunc_name_hint="int8_kernel_layout")
+        return bb.call_te(
+            conv2d_nchwc_int8_compute, call.args[0], kernel,
+            list(attrs.strides), list(attrs.padding), list(attrs.dilation),
+            tile_width(out[3], out[1], dot.max_acc), dot.name, primfunc_name_hint="conv2d_nchwc_int8",
+        )
     c_total = static_shape(call.args[0])
     if (
         d and k and o and dtype == "float32" and k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
@@ -735,12 +788,23 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0) 
     return _default_conv2d_legalize(bb, call)
 
 
+def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot.DotInstruction) -> bool:
+    """A blocked uint8 x int8 -> int32 conv (``quantized``'s integer kernels) in ``dot``'s blocks."""
+    args = call.args
+    return (isinstance(call.ty, relax.TensorType) and call.ty.dtype == "int32"
+            and args[0].ty.dtype == "uint8" and args[1].ty.dtype == "int8"
+            and int(in_block) % int8_dot.GROUP == 0 and int(out_block) == dot.lanes
+            and static_shape(args[0]) is not None and static_shape(args[1]) is not None)
+
+
 # --------------------------------------------------------------------------- the whole Relax part
 
 
-def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None) -> tvm.IRModule:
+def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None,
+                 dot: int8_dot.DotInstruction | None = None) -> tvm.IRModule:
     """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels.
-    ``max_acc``: the schedules' accumulator budget (``vector_config``), for ``tile_width``."""
+    ``max_acc``: the schedules' accumulator budget (``vector_config``), for ``tile_width``;
+    ``dot``: the int8 dot instruction for the int8 convs ``quantized`` made (``int8_dot.for_target``)."""
     seq = tvm.transform.Sequential
     mod = seq([
         relax.transform.DecomposeOpsForInference(),
@@ -764,7 +828,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None) -> t
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc),
+        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dot),
                                                             **fast_math.LEGALIZERS}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),

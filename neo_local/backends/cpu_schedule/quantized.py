@@ -31,6 +31,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from neo_local.backends.cpu_schedule import int8_dot
 from neo_local.backends.cpu_schedule.passes import rewrite_functions
 
 
@@ -38,17 +39,25 @@ from neo_local.backends.cpu_schedule.passes import rewrite_functions
 EXACT_LIMIT = 2 ** 24
 
 
+#: int16, where ``int8_dot``'s first step adds each pair of u8 x s8 products
+INT16_MIN, INT16_MAX = -2 ** 15, 2 ** 15 - 1
+
+
 @dataclass(frozen=True)
 class QuantizedStats:
     fake_quantize: int  # quantize/dequantize pairs turned into float elementwise ops
+    int8_convs: int  # convs on uint8 x int8 integer kernels (module doc, 3)
     integer_convs: int  # convs computed on integer-valued floats (exact sums)
     float_convs: int  # convs left on dequantized floats: their exact-sum bound reaches 2^24
+    dot: str = ""  # the int8 dot instruction of the int8 convs (``int8_dot``)
 
-    def as_stats(self) -> dict[str, int]:
+    def as_stats(self) -> dict[str, int | str]:
         """For the pipeline's stats (Build.Pipeline): nothing for a float model."""
-        counts = {"qdq_pairs": self.fake_quantize, "int8_exact_convs": self.integer_convs,
-                  "int8_float_convs": self.float_convs}
-        return counts if any(counts.values()) else {}
+        counts = {"qdq_pairs": self.fake_quantize, "int8_kernel_convs": self.int8_convs,
+                  "int8_exact_convs": self.integer_convs, "int8_float_convs": self.float_convs}
+        if not any(counts.values()):
+            return {}
+        return {**counts, "int8_dot": self.dot} if self.int8_convs else counts
 
 
 def _const(expr: relax.Expr) -> np.ndarray | None:
@@ -62,10 +71,11 @@ def _scalar(expr: relax.Expr) -> float | None:
 
 @relax.expr_functor.mutator
 class _QdqRewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule):
+    def __init__(self, mod: tvm.IRModule, dot: int8_dot.DotInstruction | None):
         super().__init__(mod)
-        self.integer: dict[relax.Var, tuple[float, float]] = {}  # integer-valued t -> (s, max |t|); dq = t * s
-        self.counts = {"fake_quantize": 0, "integer_convs": 0, "float_convs": 0}
+        self.integer: dict[relax.Var, tuple[float, float, float]] = {}  # integer-valued t -> (s, lo, hi); dq = t * s
+        self.dot = dot
+        self.counts = {"fake_quantize": 0, "int8_convs": 0, "integer_convs": 0, "float_convs": 0}
 
     def _bound(self, expr: relax.Expr, op: str) -> relax.Call | None:
         value = self.lookup_binding(expr) if isinstance(expr, relax.Var) else expr
@@ -99,7 +109,7 @@ class _QdqRewriter(relax.PyExprMutator):
         r = bb.emit(relax.op.round(relax.op.divide(q.args[0], relax.const(s, "float32"))))
         lo, hi = max(lo, info.min) - zp, min(hi, info.max) - zp
         t = bb.emit(relax.op.minimum(relax.op.maximum(r, relax.const(lo, "float32")), relax.const(hi, "float32")))
-        self.integer[t] = (s, max(abs(lo), abs(hi)))
+        self.integer[t] = (s, lo, hi)
         self.counts["fake_quantize"] += 1
         return relax.op.multiply(t, relax.const(s, "float32"))
 
@@ -112,26 +122,69 @@ class _QdqRewriter(relax.PyExprMutator):
         weight = self._bound(conv.args[1], "relax.dequantize")
         if data is None or weight is None or data.args[0] not in self.integer:
             return None
-        t, (s, t_bound) = data.args[0], self.integer[data.args[0]]
+        t, (s, lo, hi) = data.args[0], self.integer[data.args[0]]
         if _scalar(data.args[1]) != s:
             return None
         w_int, s_w, zp_w = (_const(a) for a in weight.args)
         if w_int is None or s_w is None or zp_w is None or int(weight.attrs.axis) not in (0, -4):
             return None
         cout = w_int.shape[0]
-        w = w_int.astype(np.float32) - np.broadcast_to(zp_w, (cout,)).astype(np.float32).reshape(-1, 1, 1, 1)
-        if float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * t_bound >= EXACT_LIMIT:
+        w = w_int.astype(np.int64) - np.broadcast_to(zp_w, (cout,)).astype(np.int64).reshape(-1, 1, 1, 1)
+        scale = (np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32)).reshape(1, cout, 1, 1)
+        if self.dot is not None and _fits_int8_kernel(w, lo, hi, attrs, self.dot):
+            self.counts["int8_convs"] += 1
+            return relax.op.multiply(self._int8_conv(t, w, lo, attrs), relax.const(scale))
+        if float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * max(abs(lo), abs(hi)) >= EXACT_LIMIT:
             self.counts["float_convs"] += 1
             return None
         self.counts["integer_convs"] += 1
-        y = self.builder_.emit(relax.Call(conv.op, [t, relax.const(w)], attrs))
-        scale = (np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32)).reshape(1, cout, 1, 1)
+        y = self.builder_.emit(relax.Call(conv.op, [t, relax.const(w.astype(np.float32))], attrs))
         return relax.op.multiply(y, relax.const(scale))
 
+    def _int8_conv(self, t: relax.Expr, w: np.ndarray, lo: float, attrs) -> relax.Expr:
+        """conv(t, w) as float32, computed on u = t - lo (uint8) with int8 weights into int32 (module
+        doc, 3): conv(t, w) = conv(u, w) + lo * sum(w) per output channel, where nothing is padded."""
+        bb = self.builder_
+        u = bb.emit(relax.op.astype(relax.op.subtract(t, relax.const(lo, "float32")) if lo else t, "uint8"))
+        y = bb.emit(relax.op.nn.conv2d(u, relax.const(w.astype(np.int8)), attrs.strides, attrs.padding,
+                                       attrs.dilation, 1, "NCHW", "OIHW", "NCHW", "int32"))
+        f = relax.op.astype(y, "float32")
+        if not lo:
+            return f
+        offset = (lo * w.sum(axis=(1, 2, 3))).astype(np.float32).reshape(1, -1, 1, 1)
+        return relax.op.add(bb.emit(f), relax.const(offset))
 
-def rewrite_with_stats(mod: tvm.IRModule) -> tuple[tvm.IRModule, QuantizedStats]:
+
+def _fits_int8_kernel(w: np.ndarray, lo: float, hi: float, attrs, dot: int8_dot.DotInstruction) -> bool:
+    """Whether conv(t, w), t in [lo, hi], computes exactly with ``dot``: int8 weights, channels in
+    whole blocks of its lanes, no padding unless t's zero is u's (lo = 0: a padded u is 0), int16
+    pair sums where ``dot`` saturates (``pairs_fit_int16``) and int32 totals that cannot overflow."""
+    cout, cin = w.shape[:2]
+    if w.min() < -128 or w.max() > 127 or cin % dot.lanes or cout % dot.lanes:
+        return False
+    if lo and any(int(p) for p in attrs.padding):
+        return False
+    span = hi - lo
+    if dot.saturates and not pairs_fit_int16(w, span):
+        return False
+    return float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * span < 2 ** 31
+
+
+def pairs_fit_int16(w: np.ndarray, span: float) -> bool:
+    """Whether every sum of two neighbouring input channels' products (channels 2k and 2k+1, the
+    pairs ``vpmaddubsw`` adds) stays in int16 for inputs in [0, span]: the worst case takes
+    span on each positive (or each negative) weight of the pair."""
+    cout, cin, kh, kw = w.shape
+    pairs = w.reshape(cout, cin // 2, 2, kh, kw)
+    return (float(np.clip(pairs, 0, None).sum(axis=2).max()) * span <= INT16_MAX
+            and float(np.clip(pairs, None, 0).sum(axis=2).min()) * span >= INT16_MIN)
+
+
+def rewrite_with_stats(mod: tvm.IRModule, dot: int8_dot.DotInstruction | None = None
+                       ) -> tuple[tvm.IRModule, QuantizedStats]:
     """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc), and
-    what was done."""
-    rewriter = _QdqRewriter(mod)
+    what was done. ``dot``: the target's int8 dot instruction (``int8_dot.for_target``), with which
+    the convs that fit take integer kernels (rewrite 3); None: none do."""
+    rewriter = _QdqRewriter(mod, dot)
     out = relax.transform.DeadCodeElimination()(rewrite_functions(rewriter, mod))
-    return out, QuantizedStats(**rewriter.counts)
+    return out, QuantizedStats(**rewriter.counts, dot=dot.name if dot else "")

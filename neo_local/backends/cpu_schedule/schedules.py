@@ -41,8 +41,8 @@ from typing import Callable
 import tvm
 from tvm import s_tir, tirx
 
-from neo_local.backends.cpu_schedule import fast_math
-from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
+from neo_local.backends.cpu_schedule import fast_math, int8_dot
+from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DW_BLOCK, INT8_DOT_ATTR, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -175,51 +175,62 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
         return None
     conv, pad = prepared.main, prepared.pad
 
-    n, oc, oh, ow, ob, rc, ry, rx, rb = sch.get_loops(conv)
-    cfg = config or default_conv_config(_extents(sch, [n, oc, oh, ow, ob, rc, ry, rx, rb]), max_acc)
+    loops = sch.get_loops(conv)
+    # an int8 conv has one loop more: the 4 input channels of an int8 dot step (rb: their groups)
+    (n, oc, oh, ow, ob, rc, ry, rx, rb), dot = loops[:9], loops[9:]
+    instruction = int8_instruction(sch, conv)
+    if config is None:
+        ext, weight_bytes = conv_extents(sch, loops)
+        config = default_conv_config(ext, weight_bytes, instruction.max_acc if instruction else max_acc)
+    cfg = config
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
-        outer, first = _k_blocked(sch, cfg, (n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i))
+        outer, first = _k_blocked(sch, cfg, (n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i), dot)
         epilogue_at, pad_at = outer, None
     else:
         reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
         spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
-        sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob)
+        sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob, *dot)
         outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
         first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
 
     _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial)
 
-    sch.vectorize(ob)
+    if not dot:
+        sch.vectorize(ob)
     sch.unroll(ow_i)
     sch.unroll(oc_i)
     sch.unroll(rb)
     if cfg.unroll_kernel:
         sch.unroll(rx)
         sch.unroll(ry)
-    sch.decompose_reduction(conv, first)
+    init = sch.decompose_reduction(conv, first)
+    if dot:
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(ob, instruction.name)
 
     if pad is not None:
         _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
     return sch.mod["main"]
 
 
-def _k_blocked(sch: s_tir.Schedule, cfg: ConvConfig, loops) -> tuple:
+def _k_blocked(sch: s_tir.Schedule, cfg: ConvConfig, loops, dot) -> tuple:
     """Order the conv's loops for K-blocking: the reduction's channel chunks in blocks of
     ``cfg.k_block``, each block run over many tiles while its weights are in cache. Where a
     task's (batch x output-channel group) output fits ``K_BLOCK_OUTPUT``, the blocks run outside
     the rows and the task keeps its whole output as the accumulator (each weight read once);
     otherwise they run inside each row and the row is the accumulator (LLVM's build slows with
-    the buffer: 3.4 s for a kernel with 107 KB per task, 0.1 s per row). Returns (the parallel
-    loop, the outermost reduction loop)."""
+    the buffer: 3.4 s for a kernel with 107 KB per task, 0.1 s per row). ``dot``: an int8 conv's
+    innermost loop (``schedule_conv``), or none. Returns (the parallel loop, the outermost
+    reduction loop)."""
     n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i = loops
     rc_o, rc_i = sch.split(rc, [None, cfg.k_block])
     tile_c, rows, tiles, tile_w, ocb = _extents(sch, [oc_i, oh, ow_o, ow_i, ob])
     if _keeps_task_output(tile_c, rows, tiles * tile_w, ocb):
-        sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
+        sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob, *dot)
         return _parallel_outer(sch, (n, oc_o), cfg.parallel), rc_o
-    sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob)
+    sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob, *dot)
     return _parallel_outer(sch, (n, oc_o, oh), cfg.parallel), rc_o
 
 
@@ -246,36 +257,49 @@ K_ROW_BLOCK_BYTES = 16 * 1024
 K_BLOCK_OUTPUT = 64 * 1024
 
 
-def default_conv_config(ext: list[int], max_acc: int) -> ConvConfig:
-    """The heuristic config of a conv with loop extents ``ext`` (n, oc chunks, rows, columns,
-    oc block, ic chunks, kh, kw, ic block)."""
+def conv_extents(sch: s_tir.Schedule, loops) -> tuple[list[int], int]:
+    """(the loop extents the config rules read: n, oc chunks, rows, columns, oc block, ic chunks,
+    kh, kw, ic block; bytes per weight) of a conv block's ``loops``: an int8 conv's two
+    channel-in-block loops (groups, the 4 of a group) count as one ic block of 1-byte weights."""
+    ext = _extents(sch, loops)
+    return (ext, 4) if len(ext) == 9 else (ext[:8] + [ext[8] * ext[9]], 1)
+
+
+def int8_instruction(sch: s_tir.Schedule, conv) -> int8_dot.DotInstruction | None:
+    """The int8 dot instruction a conv block was made for (``passes.INT8_DOT_ATTR``), None for a float conv."""
+    name = sch.get(conv).annotations.get(INT8_DOT_ATTR)
+    return None if name is None else int8_dot.BY_NAME[str(name)]
+
+
+def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int) -> ConvConfig:
+    """The heuristic config of a conv with loop extents and weight size ``conv_extents``."""
     tile_c, tile_w = choose_tile(ext[3], ext[1], max_acc)
-    return ConvConfig(tile_c, tile_w, k_block=default_k_block(ext, tile_c))
+    return ConvConfig(tile_c, tile_w, k_block=default_k_block(ext, tile_c, weight_bytes))
 
 
-def default_k_block(ext: list[int], tile_c: int) -> int:
+def default_k_block(ext: list[int], tile_c: int, weight_bytes: int = 4) -> int:
     """Input-channel chunks per reduction block for a conv whose weights per task outgrow the
     cache (measured, 2 threads: 512->512 3x3 at 7x7 2.4 -> 2.0 ms, at 28x28 32 -> 24 ms; ResNet-50
     1.13 -> 1.08x onnxruntime in one process), 0 to keep the whole reduction inside each tile."""
-    if _chunk_bytes(ext, tile_c) * ext[5] <= K_BLOCK_WEIGHTS:
+    if _chunk_bytes(ext, tile_c, weight_bytes) * ext[5] <= K_BLOCK_WEIGHTS:
         return 0
-    return k_block_size(ext, tile_c)
+    return k_block_size(ext, tile_c, weight_bytes)
 
 
-def k_block_size(ext: list[int], tile_c: int) -> int:
+def k_block_size(ext: list[int], tile_c: int, weight_bytes: int = 4) -> int:
     """The most input-channel chunks whose weights (for ``tile_c`` output-channel blocks) fit a
     block (``K_BLOCK_BYTES``, or ``K_ROW_BLOCK_BYTES`` when the blocks run per row), fewer than
     all of them; 0 when even one chunk is larger."""
     _, _, oh, out_w, ocb, icc, _, _, _ = ext
     budget = K_BLOCK_BYTES if _keeps_task_output(tile_c, oh, out_w, ocb) else K_ROW_BLOCK_BYTES
-    fits = [d for d in _divisors(icc) if d * _chunk_bytes(ext, tile_c) <= budget and d < icc]
+    fits = [d for d in _divisors(icc) if d * _chunk_bytes(ext, tile_c, weight_bytes) <= budget and d < icc]
     return max(fits, default=0)
 
 
-def _chunk_bytes(ext: list[int], tile_c: int) -> int:
-    """Bytes of one input-channel chunk of a task's weights (float32)."""
+def _chunk_bytes(ext: list[int], tile_c: int, weight_bytes: int) -> int:
+    """Bytes of one input-channel chunk of a task's weights."""
     _, _, _, _, ocb, _, kh, kw, icb = ext
-    return tile_c * kh * kw * icb * ocb * 4
+    return tile_c * kh * kw * icb * ocb * weight_bytes
 
 
 def _parallel_outer(sch: s_tir.Schedule, loops, mode: str):
@@ -584,9 +608,13 @@ def _default_first(default, candidates) -> list:
 
 
 def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig]:
-    ext = _main_extents(func, CONV_BLOCK)
-    if ext is None:
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, CONV_BLOCK)
+    if found is None:
         return []
+    ext, weight_bytes = conv_extents(sch, sch.get_loops(found.main))
+    instruction = int8_instruction(sch, found.main)
+    max_acc = instruction.max_acc if instruction else max_acc
     occ, out_w = ext[1], ext[3]
     tiles = _tiles(occ, out_w, max_acc, max_tile_c(occ, max_acc))
     grid = itertools.product(tiles, ("ck", "kc"), (False, True), PARALLEL_MODES, (False, True))
@@ -594,11 +622,11 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     # 7x7 stem (over 100 s where every other config takes 5), so that corner is left out
     whole = [ConvConfig(tc, tw, order, unroll, par, pad) for (tc, tw), order, unroll, par, pad in grid
              if not (unroll and pad and par == "rows")]
-    sizes = {tc: k_block_size(ext, tc) for tc, _ in tiles}
+    sizes = {tc: k_block_size(ext, tc, weight_bytes) for tc, _ in tiles}
     blocked = [ConvConfig(tc, tw, unroll_kernel=unroll, parallel=par, k_block=sizes[tc])
                for (tc, tw), unroll, par in itertools.product(tiles, (False, True), ("fused", "none"))
                if sizes[tc]]
-    return _default_first(default_conv_config(ext, max_acc), whole + blocked)
+    return _default_first(default_conv_config(ext, weight_bytes, max_acc), whole + blocked)
 
 
 def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwConfig]:
