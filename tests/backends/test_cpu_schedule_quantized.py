@@ -20,7 +20,8 @@ from tvm import relax  # noqa: E402
 
 from example_archives import CACHE  # noqa: E402
 from neo_local.backends import cpu_schedule  # noqa: E402
-from neo_local.backends.cpu_schedule.quantized import EXACT_LIMIT, rewrite_with_stats  # noqa: E402
+from neo_local.backends.cpu_schedule import int8_dot  # noqa: E402
+from neo_local.backends.cpu_schedule.quantized import EXACT_LIMIT, pairs_fit_int16, rewrite_with_stats  # noqa: E402
 
 AVX2 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "core-avx2"}
 
@@ -35,7 +36,7 @@ def _host_has_avx2() -> bool:
 needs_avx2 = pytest.mark.skipif(not _host_has_avx2(), reason="the host cannot run AVX2 code")
 
 
-def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp):
+def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp, padding=1):
     """quantize(x) -> dequantize -> conv2d(., dequantize(w_int, w_scale per channel)), as the ONNX
     importer writes a QDQ conv; int8 activations."""
     bb = relax.BlockBuilder()
@@ -47,17 +48,17 @@ def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp):
             dq = bb.emit(relax.op.dequantize(q, s, zp, axis=1, out_dtype="float32"))
             w = bb.emit(relax.op.dequantize(relax.const(w_int), relax.const(w_scale), relax.const(np.zeros(len(w_scale), "int8")),
                                             axis=0, out_dtype="float32"))
-            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(dq, w, padding=1)))
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(dq, w, padding=padding)))
         bb.emit_func_output(out)
     return bb.get()
 
 
-def _reference(x, w_int, w_scale, x_scale, x_zp):
+def _reference(x, w_int, w_scale, x_scale, x_zp, padding=1):
     """ONNX's QuantizeLinear (round half to even, saturate) and the exact integer conv, in numpy/torch."""
     import torch
 
     t = np.clip(np.round(x / np.float32(x_scale)) + x_zp, -128, 127) - x_zp
-    acc = torch.nn.functional.conv2d(torch.from_numpy(t).double(), torch.from_numpy(w_int).double(), padding=1).numpy()
+    acc = torch.nn.functional.conv2d(torch.from_numpy(t).double(), torch.from_numpy(w_int).double(), padding=padding).numpy()
     return acc * (np.float64(x_scale) * w_scale.astype(np.float64)).reshape(1, -1, 1, 1)
 
 
@@ -83,6 +84,57 @@ def test_small_conv_sums_exactly_on_integer_valued_floats():
     assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     want = _reference(x, w_int, w_scale, x_scale, x_zp)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@needs_avx2
+def test_unpadded_conv_of_shifted_inputs_runs_on_int8_kernels():
+    """int8 activations with a zero point of 3 (t in [-131, 124]) into an unpadded 1x1 and 3x3 conv
+    of 7-bit weights: u = t + 131 as uint8 on AVX2's int8 dot, 131 * sum(w) taken off after. The
+    integer sums are exact; the only float rounding left is the final scale."""
+    rng = np.random.default_rng(2)
+    for k in (1, 3):
+        w_int = rng.integers(-64, 64, (16, 24, k, k)).astype("int8")
+        w_scale = rng.uniform(0.001, 0.01, 16).astype("float32")
+        x_scale, x_zp = 0.05, 3
+        x = (rng.integers(-300, 300, (1, 24, 9, 9)) + 0.5).astype("float32") * np.float32(x_scale)
+        mod = _qdq_conv_module(x.shape, w_int, w_scale, x_scale, x_zp, padding=0)
+        assert rewrite_with_stats(mod, int8_dot.AVX2)[1].int8_convs == 1
+        got, stats = _run(mod, x)
+        assert stats["int8_kernel_convs"] == 1 and stats["unscheduled"] == 0, stats
+        want = _reference(x, w_int, w_scale, x_scale, x_zp, padding=0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+def test_int8_kernels_only_where_they_are_exact():
+    """A padded conv of shifted inputs (a padded u would not be a padded t), and full-range weights
+    on an instruction that adds product pairs in int16 (127 + 127 of u = 255 saturates), keep the
+    integer-valued float form; VNNI, which has no int16 step, takes the full-range weights."""
+    rng = np.random.default_rng(3)
+    seven_bit = rng.integers(-64, 64, (16, 16, 3, 3)).astype("int8")
+    full = np.where(rng.random((16, 16, 1, 1)) < 0.5, -127, 127).astype("int8")
+    scale = np.full(16, 0.01, "float32")
+
+    def counts(w, zp, padding, dot):
+        c = rewrite_with_stats(_qdq_conv_module((1, 16, 6, 6), w, scale, 0.05, zp, padding), dot)[1]
+        return c.int8_convs, c.integer_convs
+
+    assert counts(seven_bit, -128, 1, int8_dot.AVX2) == (1, 0)  # t in [0, 255]: lo = 0, padding is exact
+    assert counts(seven_bit, 3, 1, int8_dot.AVX2) == (0, 1)
+    assert counts(full, -128, 0, int8_dot.AVX2) == (0, 1)
+    assert counts(full, -128, 0, int8_dot.AVX512BW) == (0, 1)
+    assert counts(full, -128, 0, int8_dot.VNNI_512) == (1, 0)
+    assert counts(seven_bit, -128, 1, None) == (0, 1)
+
+
+def test_pairs_fit_int16_at_the_bounds():
+    """vpmaddubsw adds the products of channels 2k and 2k+1 into int16 [-32768, 32767]: 255 * -128
+    fits and 255 * -129 does not; 255 * 127 fits and 255 * 129 does not. 7-bit weights always fit."""
+    def w(a, b):
+        return np.array([a, b], "int64").reshape(1, 2, 1, 1)
+
+    assert pairs_fit_int16(w(-64, -64), 255) and not pairs_fit_int16(w(-64, -65), 255)
+    assert pairs_fit_int16(w(63, 64), 255) and not pairs_fit_int16(w(64, 65), 255)
+    assert pairs_fit_int16(w(127, -127), 255)  # opposite signs never add up
 
 
 @needs_avx2

@@ -4,7 +4,7 @@ A QDQ graph (onnxruntime's ``quantize_static``) imports as float ops between
 ``R.quantize``/``R.dequantize`` pairs: ``dequantize(quantize(x, s, zp), s, zp)`` on every
 activation, ``dequantize(int8 W, per-channel s_w)`` on every weight. The layout passes cannot see
 through quantize/dequantize (no layout rule; int8 values in between), so each conv sits in NCHW
-between layout transforms, and each pair is a kernel of its own. Two rewrites:
+between layout transforms, and each pair is a kernel of its own. Three rewrites:
 
 1. Each per-tensor pair becomes float elementwise ops, exactly ONNX's QuantizeLinear then
    DequantizeLinear: ``t = clip(round(x / s), qmin - zp, qmax - zp)`` (round half to even, as
@@ -16,6 +16,15 @@ between layout transforms, and each pair is a kernel of its own. Two rewrites:
    below 2^24 in magnitude. The bound is checked per conv (``max_o sum |W_int[o]| * max |t|``); a
    conv over it keeps the float form of the graph (dequantized operands, the ONNX reference's own
    arithmetic), counted as ``float_convs``.
+
+3. Where the target has an int8 dot instruction (``int8_dot``: VNNI, AVX-512BW, AVX2), such a conv
+   instead runs on integers: ``u = t - lo`` as uint8 (t's range [lo, hi] shifted to start at 0),
+   the weights as int8, the sums in int32, ``conv(t, W) = conv(u, W) + lo * sum(W)`` per output
+   channel. Taken where the weights fit int8, the channels fill the instruction's blocks, the
+   conv pads nothing unless lo = 0 (post-ReLU activations: a padded u of 0 is a padded t of 0),
+   and, for the instructions that add product pairs in int16 (AVX2, AVX-512BW), no pair can
+   saturate (``pairs_fit_int16``); counted as ``int8_convs``. Measured on onnxruntime's QDQ
+   ResNet-50 (znver5, 2 threads, VNNI): 20.4 -> 6.4 ms, onnxruntime's int8 15.1 ms.
 
 TFLite int8 models import the same way (dequantize -> float op -> quantize per operator, with a
 clip of the int8 value between the pair) and take rewrite 1; their NHWC convs keep the
