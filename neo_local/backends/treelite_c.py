@@ -40,6 +40,7 @@ from neo_local.api.errors import client_error, exception_line, internal_error
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.frontends.tree_common import LinearModel, NativeModel, TreeEnsemble
+from neo_local.targets.cpu_features import x86_level
 from neo_local.targets.spec import TargetSpec
 
 LIBRARY = "compiled.so"
@@ -68,8 +69,7 @@ def build(
     if not isinstance(ir, NativeModel):
         raise internal_error(f"the tree-c backend got {type(ir).__name__}, not a NativeModel")
     compiler = _compiler(cc, target)
-    flags = [*BASE_FLAGS, *cpu_flags(target)]
-    _check_flags(compiler, flags, target)
+    flags = _usable_flags(compiler, target)
     out_dir.mkdir(parents=True, exist_ok=True)
     versions: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="neo-local-treec-") as tmp:
@@ -136,8 +136,31 @@ def _compiler(cc: str | Sequence[str] | None, target: TargetSpec) -> list[str]:
     return command
 
 
-def _check_flags(compiler: list[str], flags: list[str], target: TargetSpec) -> None:
-    """The compiler must know the CPU: an unknown -march is the user's mcpu, said clearly."""
+def _usable_flags(compiler: list[str], target: TargetSpec) -> list[str]:
+    """The target's flags; where the compiler does not know its CPU yet (gcc 12 and znver5, a CPU LLVM
+    knows), the x86-64 level the CPU's features reach, tuned generically: the same code but for the
+    extensions newer than the level (recorded as the artifact's ``cc-flags``). A CPU the compiler
+    refuses either way is the user's mcpu, said clearly."""
+    flags = [*BASE_FLAGS, *cpu_flags(target)]
+    error = _flags_error(compiler, flags)
+    if error is None:
+        return flags
+    mcpu = target.tvm_target.get("mcpu")
+    if mcpu and target.arch == "X86_64":
+        mattr = [f for f in flags[len(BASE_FLAGS):] if not f.startswith(("-march=", "-mtune="))]
+        level = x86_level(dict(target.tvm_target))
+        fallback = [*BASE_FLAGS, f"-march={level}", "-mtune=generic", *mattr]
+        if level is not None and _flags_error(compiler, fallback) is None:
+            return fallback
+    raise client_error(
+        "OutputConfiguration",
+        f"the C compiler {' '.join(compiler)} that builds tree and linear models cannot build for {target.name} "
+        f"with {' '.join(flags[len(BASE_FLAGS):])} (mcpu {mcpu}): {error}",
+    )
+
+
+def _flags_error(compiler: list[str], flags: list[str]) -> str | None:
+    """The compiler's complaint about ``flags`` (its last line), None when it takes them."""
     with tempfile.TemporaryDirectory(prefix="neo-local-cc-") as tmp:
         probe = Path(tmp) / "probe.c"
         probe.write_text("int neo_probe(void) { return 0; }\n")
@@ -145,13 +168,9 @@ def _check_flags(compiler: list[str], flags: list[str], target: TargetSpec) -> N
             [*compiler, *flags, "-c", str(probe), "-o", str(Path(tmp) / "probe.o")],
             capture_output=True, text=True,
         )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise client_error(
-            "OutputConfiguration",
-            f"the C compiler {' '.join(compiler)} that builds tree and linear models cannot build for {target.name} "
-            f"with {' '.join(flags[len(BASE_FLAGS):])} (mcpu {target.tvm_target.get('mcpu')}): {last}",
-        )
+    if proc.returncode == 0:
+        return None
+    return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
 
 
 def _compile(compiler: list[str], flags: list[str], sources: list[Path], library: Path) -> None:

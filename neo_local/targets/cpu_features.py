@@ -112,6 +112,33 @@ def required_features(tvm_target: dict) -> tuple[str, ...]:
     return tuple(sorted({flag for llvm, flag in table.items() if llvm in features}))
 
 
+#: the x86-64 psABI levels, lowest first, by the LLVM features each adds to the one below
+_X86_LEVELS = (
+    ("x86-64-v2", {"cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"}),
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
+
+
+def x86_level(tvm_target: dict) -> str | None:
+    """The highest x86-64 level (x86-64, -v2, -v3, -v4) whose every feature the target's CPU has:
+    what a C compiler that does not know the CPU yet (gcc 12 and znver5) can be told instead.
+    None where LLVM does not know the CPU either."""
+    import tvm
+    from tvm.target import codegen
+
+    target = tvm.target.Target(tvm_target)
+    if str(tvm_target.get("mcpu", "")) not in {str(c) for c in codegen.llvm_get_cpu_archlist(target)}:
+        return None
+    features = {str(f) for f in codegen.llvm_get_cpu_features(target)}
+    level = "x86-64"
+    for name, needs in _X86_LEVELS:
+        if not needs <= features:
+            break
+        level = name
+    return level
+
+
 def host_cpu_flags() -> frozenset[str] | None:
     """This machine's CPU flags, or None where it cannot tell.
 

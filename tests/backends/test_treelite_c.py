@@ -2,6 +2,7 @@
 built from a NativeModel by hand and checked against numpy / XGBoost, and compiler errors."""
 
 import ctypes
+import os
 import subprocess
 
 import numpy as np
@@ -159,6 +160,17 @@ def test_an_mcpu_the_c_compiler_does_not_know(tmp_path):
         "ClientError: OutputConfiguration: the C compiler cc that builds tree and linear models cannot build for "
         "ml_c4 with -march=not-a-cpu -mtune=not-a-cpu (mcpu not-a-cpu): "
     ), err.value.reason
+
+
+def test_a_cpu_newer_than_the_c_compiler_gets_its_x86_64_level(tmp_path):
+    """gcc 12 does not know znver5 (LLVM does): the model is built for x86-64-v4, the level of Zen 5's
+    features, tuned generically, and says so in its flags; a cc that knows znver5 takes it as it is."""
+    ir = NativeModel(16, LinearModel(np.ones((8, 16)), np.zeros(8)))
+    built = build(_imported(ir), _target("znver5"), tmp_path)
+    knows = subprocess.run(["cc", "-march=znver5", "-x", "c", "-c", "-o", os.devnull, "-"], input="int x;\n",
+                           capture_output=True, text=True).returncode == 0
+    want = "-march=znver5 -mtune=znver5" if knows else "-march=x86-64-v4 -mtune=generic"
+    assert want in built.compiler_versions["cc-flags"], built.compiler_versions
 
 
 def test_the_compiler_can_be_replaced(tmp_path):

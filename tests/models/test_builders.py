@@ -144,7 +144,9 @@ def test_onnx_archive_matches_torch(name, tmp_path):
     got = sess.run(None, feeds)
     want = reference_outputs(get(name).build(0), feeds)
     for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g, w, rtol=0, atol=1e-4)
+        # float32 sums in another order: EfficientNet's logits reach 36, where onnxruntime's AVX-512
+        # kernels land 1.03e-4 (3e-6 relative) from torch's
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4)
     # the stored torch outputs are the same
     for s, w in zip(r.load_outputs(), want, strict=True):
         np.testing.assert_array_equal(s, w)
