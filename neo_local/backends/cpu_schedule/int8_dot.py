@@ -37,71 +37,54 @@ class DotInstruction:
     max_acc: int
 
 
-def _desc(lanes: int):
+def _step(lanes: int, intrinsics: tuple[str, ...] = ()):
+    """One step as loops (no ``intrinsics``: the description tensorize matches), on ``vpdpbusd`` (one
+    intrinsic) or on ``vpmaddubsw`` + ``vpmaddwd`` by ones (two)."""
+    i32, i16, i8 = f"int32x{lanes}", f"int16x{2 * lanes}", f"int8x{4 * lanes}"
+    loops, vnni = not intrinsics, len(intrinsics) == 1
+
     @T.prim_func(s_tir=True)
-    def desc(a: T.Buffer((4,), "uint8", offset_factor=1), b: T.Buffer((lanes, 4), "int8", offset_factor=1),
+    def step(a: T.Buffer((4,), "uint8", offset_factor=1), b: T.Buffer((lanes, 4), "int8", offset_factor=1),
              c: T.Buffer((lanes,), "int32", offset_factor=1, scope="local")) -> None:
         with T.sblock("root"):
             T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
             T.writes(c[0:lanes])
-            for i in T.serial(0, lanes):
-                for k in T.serial(0, 4):
-                    with T.sblock("update"):
-                        vi, vk = T.axis.remap("SR", [i, k])
-                        c[vi] = c[vi] + T.cast(a[vk], "int32") * T.cast(b[vi, vk], "int32")
+            if loops:
+                for i in T.serial(0, lanes):
+                    for k in T.serial(0, 4):
+                        with T.sblock("update"):
+                            vi, vk = T.axis.remap("SR", [i, k])
+                            c[vi] = c[vi] + T.cast(a[vk], "int32") * T.cast(b[vi, vk], "int32")
+            else:
+                word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
+                inputs = T.reinterpret(T.broadcast(word, lanes), dtype=i8)
+                weights = b.vload([0, 0], dtype=i8)
+                if vnni:
+                    c[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                        T.llvm_lookup_intrinsic_id(intrinsics[0]), c.vload([0], dtype=i32), inputs, weights, dtype=i32)
+                else:
+                    pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsics[0]), inputs, weights,
+                                                    dtype=i16)
+                    c[T.ramp(T.int32(0), 1, lanes)] += T.call_llvm_pure_intrin(
+                        T.llvm_lookup_intrinsic_id(intrinsics[-1]), pairs, T.broadcast(T.int16(1), 2 * lanes),
+                        dtype=i32)
 
-    return desc
-
-
-def _vnni(lanes: int, intrinsic: str):
-    i32, i8 = f"int32x{lanes}", f"int8x{4 * lanes}"
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.Buffer((4,), "uint8", offset_factor=1), b: T.Buffer((lanes, 4), "int8", offset_factor=1),
-             c: T.Buffer((lanes,), "int32", offset_factor=1, scope="local")) -> None:
-        with T.sblock("root"):
-            T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
-            T.writes(c[0:lanes])
-            word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
-            c[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id(intrinsic), c.vload([0], dtype=i32),
-                T.reinterpret(T.broadcast(word, lanes), dtype=i8), b.vload([0, 0], dtype=i8), dtype=i32)
-
-    return impl
+    return step
 
 
-def _pairs(lanes: int, madd_bytes: str, madd_words: str):
-    i32, i16, u8, i8 = f"int32x{lanes}", f"int16x{2 * lanes}", f"uint8x{4 * lanes}", f"int8x{4 * lanes}"
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.Buffer((4,), "uint8", offset_factor=1), b: T.Buffer((lanes, 4), "int8", offset_factor=1),
-             c: T.Buffer((lanes,), "int32", offset_factor=1, scope="local")) -> None:
-        with T.sblock("root"):
-            T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
-            T.writes(c[0:lanes])
-            word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
-            inputs = T.reinterpret(T.broadcast(word, lanes), dtype=u8)
-            pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(madd_bytes), inputs,
-                                            b.vload([0, 0], dtype=i8), dtype=i16)
-            c[T.ramp(T.int32(0), 1, lanes)] += T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id(madd_words), pairs, T.broadcast(T.int16(1), 2 * lanes), dtype=i32)
-
-    return impl
-
-
-def _register(instruction: DotInstruction, impl) -> DotInstruction:
-    TensorIntrin.register(instruction.name, _desc(instruction.lanes), impl)
+def _register(instruction: DotInstruction, *intrinsics: str) -> DotInstruction:
+    TensorIntrin.register(instruction.name, _step(instruction.lanes), _step(instruction.lanes, intrinsics))
     return instruction
 
 
 VNNI_512 = _register(DotInstruction("neo_local_u8s8_dot_16x4_vnni", 16, False, 16),
-                     _vnni(16, "llvm.x86.avx512.vpdpbusd.512"))
+                     "llvm.x86.avx512.vpdpbusd.512")
 VNNI_256 = _register(DotInstruction("neo_local_u8s8_dot_8x4_vnni", 8, False, 8),
-                     _vnni(8, "llvm.x86.avx512.vpdpbusd.256"))
+                     "llvm.x86.avx512.vpdpbusd.256")
 AVX512BW = _register(DotInstruction("neo_local_u8s8_dot_16x4_avx512bw", 16, True, 16),
-                     _pairs(16, "llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512"))
+                     "llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512")
 AVX2 = _register(DotInstruction("neo_local_u8s8_dot_8x4_avx2", 8, True, 8),
-                 _pairs(8, "llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"))
+                 "llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd")
 BY_NAME = {i.name: i for i in (VNNI_512, VNNI_256, AVX512BW, AVX2)}
 
 
