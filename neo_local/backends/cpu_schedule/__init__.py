@@ -10,7 +10,10 @@ NEON (4 lanes, 8 of 16 q registers: ``vfma`` has no by-element form, so a 4x2 ti
 vectors and 2 broadcasts beside its 8 accumulators). Others (SSE-only x86, ARM without NEON)
 keep TVM's plain pipeline. The ARM budgets come from register counts and the generated assembly
 (no spills in the reduction loops); ARM artifacts are checked for numbers under qemu only, so no
-ARM speed has been measured.
+ARM speed has been measured. An AVX-512 target whose model has convs over channel counts that
+divide by 8 but not 16 (24, 40, 280: MobileNets, EfficientNet, DenseNet, ShuffleNet) compiles
+that model in AVX2's 8-lane blocks instead (``model_vector_config``): in 16-lane blocks those
+convs would run unblocked, 2-7x slower.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ _AVX512_CPUS = {
 }
 
 
+#: accumulators of an 8-lane (ymm) register tile: 12 of AVX2's 16 registers
+_AVX2_MAX_ACC = 12
+
+
 def vector_config(tvm_target: Mapping[str, Any]) -> tuple[int, int] | None:
     """(lanes, max accumulators) for an llvm target this pipeline schedules, None for the others."""
     if tvm_target.get("kind") != "llvm":
@@ -45,7 +52,7 @@ def vector_config(tvm_target: Mapping[str, Any]) -> tuple[int, int] | None:
     if "avx512f" in features or str(tvm_target.get("mcpu", "")) in _AVX512_CPUS:
         return 16, 16
     if "avx2" in features or "fma" in features:
-        return 8, 12
+        return 8, _AVX2_MAX_ACC
     return None
 
 
@@ -62,12 +69,23 @@ def _features(tvm_target: Mapping[str, Any]) -> set[str]:
     return (features | {a.lstrip("+") for a in mattr if not a.startswith("-")}) - {a[1:] for a in mattr if a.startswith("-")}
 
 
-def int8_dot_for(tvm_target: Mapping[str, Any]):
-    """The target's int8 dot instruction (``int8_dot``), None where int8 convs keep float kernels."""
+def int8_dot_for(tvm_target: Mapping[str, Any], lanes: int):
+    """The target's int8 dot instruction for ``lanes``-wide blocks (``int8_dot``), None where int8
+    convs keep float kernels."""
     from neo_local.backends.cpu_schedule import int8_dot
 
-    config = vector_config(tvm_target)  # 8 or 16 lanes: x86 only (ARM's blocks are 4)
-    return int8_dot.for_target(config[0], _features(tvm_target)) if config else None
+    return int8_dot.for_target(lanes, _features(tvm_target))
+
+
+def model_vector_config(mod, tvm_target: Mapping[str, Any]) -> tuple[int, int]:
+    """``vector_config`` for this model: an AVX-512 target whose model has convs that only 8-lane
+    blocks take (``passes.block_lanes``) runs in AVX2's blocks and register budget (AVX-512VL
+    gives the same instructions on ymm registers)."""
+    from neo_local.backends.cpu_schedule.passes import block_lanes
+
+    lanes, max_acc = vector_config(tvm_target)
+    blocks = block_lanes(mod, lanes) if lanes == 16 else lanes
+    return (blocks, _AVX2_MAX_ACC) if blocks != lanes else (lanes, max_acc)
 
 
 def applies_to(tvm_target: Mapping[str, Any]) -> bool:
@@ -87,9 +105,9 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     from neo_local.backends.cpu_schedule.records import Records, records_path, target_key
     from neo_local.backends.cpu_schedule.schedules import schedule_module
 
-    lanes, max_acc = vector_config(tvm_target)
+    lanes, max_acc = model_vector_config(mod, tvm_target)
     target = tvm.target.Target(dict(tvm_target))
-    dot = int8_dot_for(tvm_target)
+    dot = int8_dot_for(tvm_target, lanes)
     mod, quantized_stats = quantized.rewrite_with_stats(mod, dot)
     mod = relax_passes(mod, lanes, max_acc, dot)
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
