@@ -30,7 +30,10 @@ Order (``relax_passes``):
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
    fuller register tile: ``tile_width``; the extra columns repeat the last one's input, so the
-   input is not copied wider), blocked depthwise ->
+   input is not copied wider); a blocked uint8 x int8 -> int32 conv (``quantized``'s integer
+   kernels) -> ``conv2d_nchwc_int8``, the same frame with the channel-in-block reduction split
+   into groups of 4 for the target's int8 dot instruction (``int8_dot``), its weights repacked
+   by ``int8_kernel_layout``; blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.

@@ -179,10 +179,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     # an int8 conv has one loop more: the 4 input channels of an int8 dot step (rb: their groups)
     (n, oc, oh, ow, ob, rc, ry, rx, rb), dot = loops[:9], loops[9:]
     instruction = int8_instruction(sch, conv)
-    if config is None:
-        ext, weight_bytes = conv_extents(sch, loops)
-        config = default_conv_config(ext, weight_bytes, instruction.max_acc if instruction else max_acc)
-    cfg = config
+    cfg = config or default_conv_config(*conv_extents(sch, loops), instruction.max_acc if instruction else max_acc)
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
