@@ -682,7 +682,7 @@ def conv2d_nchwc_int8_compute(data: te.Tensor, kernel: te.Tensor, strides, paddi
     return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term, {INT8_DOT_ATTR: dot})
 
 
-def int8_kernel_layout(kernel: te.Tensor, group: int = 4) -> te.Tensor:
+def int8_kernel_layout(kernel: te.Tensor, group: int = int8_dot.GROUP) -> te.Tensor:
     """OIHW{ic}i{oc}o -> OIHW{ic/group}i{oc}o{group}i: each output channel's ``group`` input
     channels adjacent, the 32 bytes one ``int8_dot`` step reads (a constant: folded at compile)."""
     occ, icc, kh, kw, icb, ocb = (int(d) for d in kernel.shape)
