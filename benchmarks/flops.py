@@ -31,7 +31,7 @@ def _numel(shape: list[int]) -> int:
 
 def call_flops(call: Any) -> int:
     """2 x multiply-adds of one Relax call; 0 for ops not counted or shapes not static."""
-    from neo_local.backends.cpu_schedule.passes import static_shape
+    from neo_local.backends.cpu_schedule.rewriting import static_shape
 
     name = getattr(call.op, "name", "")
     if name not in _CONV | _CONV_T and name != _MATMUL:

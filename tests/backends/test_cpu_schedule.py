@@ -576,31 +576,6 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
     assert k_block(512, 512, 28, 3) == 1 and k_block(256, 256, 56, 3) == 1
 
 
-def test_avx512_models_with_8_lane_channel_counts_take_8_lane_blocks():
-    """A 16-lane target cannot block a conv over 24 input channels: such a model runs in 8-lane
-    blocks; a model whose convs all take 16 (the 3-channel stem aside) keeps 16."""
-    skylake = {**AVX2, "mcpu": "skylake-avx512"}
-    rng = np.random.default_rng(0)
-
-    def model(channels):
-        bb = relax.BlockBuilder()
-        x = relax.Var("x", relax.TensorType((1, 3, 16, 16), "float32"))
-        with bb.function("main", [x]):
-            with bb.dataflow():
-                y, cin = x, 3
-                for cout in channels:
-                    w = rng.standard_normal((cout, cin, 3, 3)).astype("float32")
-                    y, cin = bb.emit(relax.op.nn.conv2d(y, relax.const(w), padding=1)), cout
-                out = bb.emit_output(y)
-            bb.emit_func_output(out)
-        return bb.get()
-
-    assert cpu_schedule.model_vector_config(model([32, 32]), skylake) == (16, 16)
-    assert cpu_schedule.model_vector_config(model([24, 32]), skylake) == (8, 16)  # ymm, all 32 registers
-    assert cpu_schedule.model_vector_config(model([24, 32]), AVX2) == (8, 12)
-    assert cpu_schedule.model_vector_config(model([20, 32]), skylake) == (16, 16)  # 20 divides by neither
-
-
 def test_tile_width_widens_to_full_tiles():
     from neo_local.backends.cpu_schedule.passes import tile_width
 

@@ -10,10 +10,11 @@ NEON (4 lanes, 8 of 16 q registers: ``vfma`` has no by-element form, so a 4x2 ti
 vectors and 2 broadcasts beside its 8 accumulators). Others (SSE-only x86, ARM without NEON)
 keep TVM's plain pipeline. The ARM budgets come from register counts and the generated assembly
 (no spills in the reduction loops); ARM artifacts are checked for numbers under qemu only, so no
-ARM speed has been measured. An AVX-512 target whose model has convs over channel counts that
-divide by 8 but not 16 (24, 40, 280: MobileNets, EfficientNet, DenseNet, ShuffleNet) compiles
-that model in 8-lane blocks on ymm registers instead (``model_vector_config``): in 16-lane blocks
-those convs would run unblocked, 2-7x slower.
+ARM speed has been measured. Channel counts that do not divide by the
+vector width (24, 40, 280 at 16 lanes: MobileNets, EfficientNet, DenseNet) are padded with zero
+channels (``channel_padding``). An AVX-512 target whose model shuffles channels in groups of 8
+(ShuffleNetV2) compiles that model in 8-lane blocks on ymm registers instead
+(``model_vector_config``).
 """
 
 from __future__ import annotations
@@ -74,11 +75,10 @@ def int8_dot_for(tvm_target: Mapping[str, Any], lanes: int):
 
 
 def model_vector_config(mod, tvm_target: Mapping[str, Any]) -> tuple[int, int]:
-    """``vector_config`` for this model: an AVX-512 target whose model has convs that only 8-lane
-    blocks take (``passes.block_lanes``) runs in 8-lane blocks, on ymm registers (AVX-512VL) with
-    AVX-512's budget of 16 accumulators, since all 32 registers are there (measured against
-    AVX2's 12 on znver5, in one process: MobileNetV2/V3, EfficientNet, DenseNet, ShuffleNet
-    2.7-6% faster)."""
+    """``vector_config`` for this model: an AVX-512 target whose model shuffles channels in
+    8-lane groups (``passes.block_lanes``: ShuffleNetV2) runs in 8-lane blocks, on ymm registers
+    (AVX-512VL) with AVX-512's budget of 16 accumulators, since all 32 registers are there
+    (measured against AVX2's 12 on znver5, in one process: 2.7-6% faster)."""
     from neo_local.backends.cpu_schedule.passes import block_lanes
 
     lanes, max_acc = vector_config(tvm_target)

@@ -9,8 +9,9 @@ Order (``relax_passes``):
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
    constants at rank 4 and ``R.clip`` as maximum/minimum; a first ``ConvertLayout`` to plain
    NCHW/OIHW (constants folded) then puts every conv, grouped ones included, where the steps
-   below expect it. ``pad_output_channels``: a conv whose output channels do not divide by the
-   vector width gets zero weights up to the next multiple and its output sliced back.
+   below expect it. ``channel_padding``: values whose channels do not divide by the vector width
+   (24, 40, 280 at 16 lanes; a YOLO head's 255) get zero channels up to the next multiple, so
+   every conv over them, and the per-channel ops between, take the blocked steps below.
 2. ``ConvertLayout``: every groups=1 NCHW conv2d whose channels divide by the vector width
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
@@ -49,6 +50,10 @@ import tvm
 from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot
+from neo_local.backends.cpu_schedule.channel_padding import pad_channels
+from neo_local.backends.cpu_schedule.rewriting import (
+    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rewrite_functions, static_shape,
+)
 
 CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
@@ -109,22 +114,11 @@ class _ClipRewriter(relax.PyExprMutator):
         return (relax.op.maximum if kind == "max" else relax.op.minimum)(x, bound)
 
 
-def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
-    """``mod`` with every Relax function visited by ``rewriter`` (built on ``mod``)."""
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return rewriter.builder_.get()
-
-
 def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
     return relax.transform.DeadCodeElimination()(rewrite_functions(_ClipRewriter(mod), mod))
 
 
 # --------------------------------------------------------------------------- channels-last constants
-
-#: elementwise binary ops with numpy broadcasting (also the blocked region's members below)
-_BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
 
 
 @relax.expr_functor.mutator
@@ -137,7 +131,7 @@ class _ConstantRankMatcher(relax.PyExprMutator):
 
     def __init__(self, mod: tvm.IRModule):
         super().__init__(mod)
-        self._ops = {tvm.ir.Op.get(name) for name in _BINARY}
+        self._ops = {tvm.ir.Op.get(name) for name in BINARY}
         self._clip = tvm.ir.Op.get("relax.clip")
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
@@ -224,95 +218,43 @@ def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 # --------------------------------------------------------------------------- 3-channel stem
 
 
-def static_shape(expr: relax.Expr) -> list[int] | None:
-    """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
-    sinfo = expr.ty
-    if not isinstance(sinfo, relax.TensorType) or sinfo.shape is None:
-        return None
-    try:
-        return [int(d) for d in sinfo.shape.values]
-    except (TypeError, AttributeError):
-        return None
-
-
-def _plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
-    """(data shape, weight shape) of a groups=1 NCHW/OIHW float32 conv2d with constant weights
-    and a static input: the convs the stem and padding rewrites may change; None otherwise."""
-    if call.op != tvm.ir.Op.get("relax.nn.conv2d") or int(call.attrs.groups) != 1:
-        return None
-    if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
-        return None
-    if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != "float32":
-        return None
-    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
-    return None if xs is None or ws is None else (xs, ws)
-
-
-#: (builder, conv call, data shape, weight shape, lanes) -> the replacement, or None to keep it
-ConvRule = Callable[[relax.BlockBuilder, relax.Call, list[int], list[int], int], "relax.Expr | None"]
-
-
 @relax.expr_functor.mutator
-class _ConvRewriter(relax.PyExprMutator):
-    """Applies one rule to every plain float conv (``_plain_float_conv``)."""
+class _BlockedStem(relax.PyExprMutator):
+    """A plain float conv (``plain_float_conv``) with few input channels (the 3-channel stem):
+    NCHW{C}c -> NCHW{L}c."""
 
-    def __init__(self, mod: tvm.IRModule, lanes: int, rule: ConvRule):
+    def __init__(self, mod: tvm.IRModule, lanes: int):
         super().__init__(mod)
         self.lanes = lanes
-        self.rule = rule
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
         call = super().visit_call_(call)
-        shapes = _plain_float_conv(call)
-        new = None if shapes is None else self.rule(self.builder_, call, *shapes, self.lanes)
-        return call if new is None else new
-
-
-def _stem_rule(bb: relax.BlockBuilder, call: relax.Call, xs: list[int], ws: list[int], lanes: int):
-    """A conv with few input channels (the 3-channel stem): NCHW{C}c -> NCHW{L}c."""
-    cin, cout = xs[1], ws[0]
-    if cin % lanes == 0 or cout % lanes or cin > 16:
-        return None
-    attrs = call.attrs
-    x = bb.emit(relax.op.layout_transform(call.args[0], lambda n, c, h, w: (n, c // cin, h, w, c % cin)))
-    w = bb.emit(relax.op.layout_transform(
-        call.args[1], lambda o, i, h, w: (o // lanes, i // cin, h, w, i % cin, o % lanes)
-    ))
-    y = bb.emit(relax.op.nn.conv2d(
-        x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
-        data_layout=f"NCHW{cin}c", kernel_layout=f"OIHW{cin}i{lanes}o", out_layout=f"NCHW{lanes}c",
-        out_dtype="float32",
-    ))
-    return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
-
-
-def _pad_rule(bb: relax.BlockBuilder, call: relax.Call, xs: list[int], ws: list[int], lanes: int):
-    """A conv whose output channels do not divide by the vector width (a YOLO head's
-    3 * (classes + 5) = 255) would stay in NCHW with a generic, slow schedule. Its weights get zero
-    output channels up to the next multiple, so it takes the blocked conv schedule, and the
-    extra channels are sliced off its output."""
-    cout = ws[0]
-    if xs[1] % lanes or cout % lanes == 0 or cout < lanes:
-        return None
-    w = call.args[1].value.numpy()
-    padded = np.zeros((-(-cout // lanes) * lanes, *w.shape[1:]), w.dtype)
-    padded[:cout] = w
-    y = bb.emit(relax.Call(call.op, [call.args[0], relax.const(padded)], call.attrs))
-    return relax.op.strided_slice(y, axes=[1], begin=[0], end=[cout])
-
-
-def pad_output_channels(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return rewrite_functions(_ConvRewriter(mod, lanes, _pad_rule), mod)
+        shapes = plain_float_conv(call)
+        if shapes is None:
+            return call
+        (xs, ws), lanes, bb = shapes, self.lanes, self.builder_
+        cin, cout = xs[1], ws[0]
+        if cin % lanes == 0 or cout % lanes or cin > 16:
+            return call
+        attrs = call.attrs
+        x = bb.emit(relax.op.layout_transform(call.args[0], lambda n, c, h, w: (n, c // cin, h, w, c % cin)))
+        w = bb.emit(relax.op.layout_transform(
+            call.args[1], lambda o, i, h, w: (o // lanes, i // cin, h, w, i % cin, o % lanes)
+        ))
+        y = bb.emit(relax.op.nn.conv2d(
+            x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
+            data_layout=f"NCHW{cin}c", kernel_layout=f"OIHW{cin}i{lanes}o", out_layout=f"NCHW{lanes}c",
+            out_dtype="float32",
+        ))
+        return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
 
 
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
-    return rewrite_functions(_ConvRewriter(mod, lanes, _stem_rule), mod)
+    return rewrite_functions(_BlockedStem(mod, lanes), mod)
 
 
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
 
-_POOLS = {"relax.nn.max_pool2d", "relax.nn.avg_pool2d"}
-_UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
 
 
 def _map_point(index_map, point) -> tuple[int, ...] | None:
@@ -365,13 +307,6 @@ def _block_const(const: tvm.ir.expr.Constant, channels: int, lanes: int) -> tvm.
     else:
         return None
     return relax.const(np.ascontiguousarray(a5), str(a.dtype))
-
-
-def _broadcasts_to(shape: list[int] | None, out: list[int]) -> bool:
-    """Whether an NCHW ``shape`` broadcasts to ``out`` with the same channels (a squeeze-excite
-    gate [N, C, 1, 1] against [N, C, H, W]): then their blocked forms broadcast alike."""
-    return (shape is not None and len(shape) == 4 and shape[:2] == out[:2]
-            and shape[2] in (1, out[2]) and shape[3] in (1, out[3]))
 
 
 def _is_depthwise(call: relax.Call, lanes: int) -> bool:
@@ -430,7 +365,7 @@ class _BlockedRegion(relax.PyExprMutator):
                 args.append(b)
             else:
                 b = self._blocked_of(a)
-                if b is None or not _broadcasts_to(static_shape(a), out_shape):
+                if b is None or not broadcasts_to(static_shape(a), out_shape):
                     return None
                 if static_shape(a) != out_shape:
                     # a fresh transform of the NCHW gate, not its twin: fused into the conv that
@@ -458,7 +393,7 @@ class _BlockedRegion(relax.PyExprMutator):
                     if src is not None and isinstance(var, relax.DataflowVar):
                         self.set_var_remap(var, src)
                         return
-            elif name in _BINARY or name in _UNARY:
+            elif name in BINARY or name in UNARY:
                 twin = self._elementwise(value, static_shape(value))
                 if twin is not None:  # the NCHW value, where still needed, is the twin unblocked
                     value = self._unblock(twin)
@@ -469,8 +404,8 @@ class _BlockedRegion(relax.PyExprMutator):
                 v = self._mean(value)
                 if v is not None:
                     value, twin = v
-            elif name in _POOLS or name in ("relax.concat", "relax.strided_slice"):
-                twin = self._pool(value) if name in _POOLS else self._concat(value) if name == "relax.concat" \
+            elif name in POOLS or name in ("relax.concat", "relax.strided_slice"):
+                twin = self._pool(value) if name in POOLS else self._concat(value) if name == "relax.concat" \
                     else self._channel_slice(value)
                 if twin is not None:
                     value = self._unblock(twin)
@@ -792,27 +727,26 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0,
 
 
 def block_lanes(mod: tvm.IRModule, lanes: int) -> int:
-    """The channel block for ``mod``'s convs: ``lanes``, or half of it where a conv's input channels
-    (beyond a stem's few) divide only by the half. A 16-lane target cannot block a conv with 24,
-    40 or 280 input channels, which then runs unblocked on TVM's generic schedule; 8-lane blocks
-    take them all. Measured on AVX-512 (znver5), 16 -> 8 lanes: MobileNetV3-Small 4.2 -> 0.83 ms,
-    DenseNet-121's layout 20.0 -> 13.8 ms."""
+    """The channel block for ``mod``: ``lanes``, or half of it where the model shuffles channels
+    in groups that only the half divides (ShuffleNetV2 x0.5's 24 per group at 16 lanes). Channel
+    padding gives every conv the full width, but such a shuffle cannot stay blocked
+    (``_shuffle_step``): each unit would go back to NCHW and forth. Measured on AVX-512 (znver5),
+    in one process: ShuffleNetV2 x0.5 in padded 16-lane blocks 1.24 ms, in 8-lane blocks 0.97."""
     half = lanes // 2
     if half < 4:
         return lanes
-    channels = []
+    transpose, groups = tvm.ir.Op.get("relax.permute_dims"), []
 
-    def visit(expr: relax.Expr) -> None:
-        if isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get("relax.nn.conv2d"):
+    def visit(expr: relax.Expr) -> None:  # the shuffle's [N, g, C/g, H, W] -> [N, C/g, g, H, W]
+        if isinstance(expr, relax.Call) and expr.op == transpose and expr.attrs.axes is not None:
             shape = static_shape(expr.args[0])
-            layout = str(expr.attrs.data_layout)
-            if shape is not None and len(shape) == len(layout) and "C" in layout:
-                channels.append(shape[layout.index("C")])
+            if [int(a) for a in expr.attrs.axes] == [0, 2, 1, 3, 4] and shape is not None:
+                groups.append((shape[1], shape[2]))
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
             relax.analysis.post_order_visit(func, visit)
-    return half if any(c >= lanes and c % lanes and c % half == 0 for c in channels) else lanes
+    return half if any(size % lanes and size % half == 0 and half % g == 0 for g, size in groups) else lanes
 
 
 def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot.DotInstruction) -> bool:
@@ -849,7 +783,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None,
     mod = seq([
         relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
         relax.transform.Normalize(),
-    ])(pad_output_channels(mod, lanes))
+    ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
     mod = blocked_depthwise(relax.transform.Normalize()(mod), lanes)
     mod = seq([

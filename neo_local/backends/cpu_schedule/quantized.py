@@ -41,7 +41,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule import int8_dot
-from neo_local.backends.cpu_schedule.passes import rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import rewrite_functions
 
 
 #: float32 represents every integer up to 2^24 exactly

@@ -1,0 +1,53 @@
+"""What the CPU pipeline's Relax rewrites share: applying a mutator to a module, static shapes,
+the op families that act on each channel alone, and the convs the rewrites may change."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+#: elementwise binary ops with numpy broadcasting
+BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
+#: elementwise unary ops
+UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
+#: spatial pools, each channel on its own
+POOLS = {"relax.nn.max_pool2d", "relax.nn.avg_pool2d"}
+
+
+def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with every Relax function visited by ``rewriter`` (built on ``mod``)."""
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
+    return rewriter.builder_.get()
+
+
+def static_shape(expr: relax.Expr) -> list[int] | None:
+    """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
+    sinfo = expr.ty
+    if not isinstance(sinfo, relax.TensorType) or sinfo.shape is None:
+        return None
+    try:
+        return [int(d) for d in sinfo.shape.values]
+    except (TypeError, AttributeError):
+        return None
+
+
+def broadcasts_to(shape: list[int] | None, out: list[int]) -> bool:
+    """Whether an NCHW ``shape`` broadcasts to ``out`` with the same channels (a squeeze-excite
+    gate [N, C, 1, 1] against [N, C, H, W]): then their blocked or padded forms broadcast alike."""
+    return (shape is not None and len(shape) == 4 and shape[:2] == out[:2]
+            and shape[2] in (1, out[2]) and shape[3] in (1, out[3]))
+
+
+def plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
+    """(data shape, weight shape) of a groups=1 NCHW/OIHW float32 conv2d with constant weights
+    and a static input: the convs the stem and channel-padding rewrites may change; None otherwise."""
+    if call.op != tvm.ir.Op.get("relax.nn.conv2d") or int(call.attrs.groups) != 1:
+        return None
+    if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+        return None
+    if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != "float32":
+        return None
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
+    return None if xs is None or ws is None else (xs, ws)

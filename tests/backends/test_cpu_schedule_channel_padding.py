@@ -1,0 +1,140 @@
+"""Channel padding (neo_local.backends.cpu_schedule.channel_padding): channel counts that do not
+divide by the vector width take the blocked schedules, and the padding never reaches a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+torch = pytest.importorskip("torch")
+
+from tvm import relax  # noqa: E402
+
+from neo_local.backends import cpu_schedule  # noqa: E402
+from neo_local.backends.cpu_schedule.channel_padding import Padded, pad_channels, padded_channels  # noqa: E402
+from tests.backends.test_cpu_schedule import AVX2, _host_has, _onnx_module, _rel, _run, needs_avx2  # noqa: E402
+
+SKYLAKE = {**AVX2, "mcpu": "skylake-avx512"}
+
+
+def test_padded_channels_round_up_from_one_block():
+    assert padded_channels(20, 8) == 24 and padded_channels(24, 16) == 32 and padded_channels(280, 16) == 288
+    assert padded_channels(32, 16) is None  # divides
+    assert padded_channels(8, 16) is None  # a squeeze-excite's few channels stay as they are
+
+
+def test_twin_scatters_real_channels_and_reads_them_back():
+    x = relax.Var("x", relax.TensorType((1, 8, 2, 2), "float32"))
+    twin = Padded(x, (0, 1, 2, 4, 5, 6), 8)  # a concat of two 3-channel parts, each padded to 4
+    w = np.arange(6 * 2, dtype="float32").reshape(2, 6)
+    spread = twin.scatter(w, axis=1, fill=1.0)
+    assert spread.shape == (2, 8) and (spread[:, [3, 7]] == 1.0).all() and (spread[:, [0, 1, 2, 4, 5, 6]] == w).all()
+    assert twin.real().op.name == "relax.take"
+    assert Padded(x, (0, 1, 2, 3, 4, 5), 8).real().op.name == "relax.strided_slice"
+
+
+class _Padded(torch.nn.Module):
+    """Every rewrite at 8 lanes, channel counts that divide by 4 only: a conv to 20 channels
+    (padded to 24), a standalone batch norm (subtract, divide), relu6, a depthwise conv, a
+    squeeze-excite gate (spatial mean, 20 -> 8 -> 20 convs, sigmoid, multiply), a concat with a
+    16-channel map (the twin's channels no longer a prefix), a conv from those 36 to 12 channels,
+    a residual add, an average pool and a classifier on the flattened mean."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU())
+        self.expand = nn.Sequential(nn.Conv2d(16, 20, 1), nn.BatchNorm2d(20), nn.ReLU6())
+        self.dw = nn.Conv2d(20, 20, 3, padding=1, groups=20)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(20, 8, 1), nn.ReLU(), nn.Conv2d(8, 20, 1),
+                                  nn.Sigmoid())
+        self.mix = nn.Sequential(nn.BatchNorm2d(36), nn.ReLU(), nn.Conv2d(36, 12, 1))
+        self.side = nn.Conv2d(16, 12, 3, padding=1)
+        self.head = nn.Sequential(nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 10))
+        with torch.no_grad():
+            for bn in (self.expand[1], self.mix[0]):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.dw(self.expand(x))
+        y = y * self.gate(y)
+        return self.head(self.mix(torch.cat([y, x], 1)) + self.side(x))
+
+
+@needs_avx2
+def test_padded_model_matches_torch_with_every_conv_blocked():
+    torch.manual_seed(5)
+    model = _Padded().eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 12, 12)), AVX2)
+    # stem, expand, the gate's two, mix, side and the classifier as a 1x1 conv; no conv left unblocked
+    assert stats["conv"] == 7 and stats["depthwise"] == 1 and stats["unscheduled"] == 0, stats
+    names = [gv.name_hint for gv, f in opt.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+    assert all("nchwc" in n for n in names if "conv2d" in n), names
+    x = np.random.default_rng(5).standard_normal((1, 3, 12, 12)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
+@needs_avx2
+def test_ops_across_channels_read_the_real_channels_only():
+    """A softmax over the channels of a padded conv's output sums the 20 real channels, not the 4
+    padding ones (which hold exp(0) = 1 each after the softmax's exp)."""
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 20, 3, padding=1), torch.nn.Softmax(dim=1)).eval()
+    mod = _onnx_module(model, (1, 16, 6, 6))
+    ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+    assert stats["conv"] == 1, stats
+    x = np.random.default_rng(6).standard_normal((1, 16, 6, 6)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(ex, x), want) < 1e-5
+
+
+def _conv_chain(channels):
+    rng = np.random.default_rng(0)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 3, 16, 16), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y, cin = x, 3
+            for cout in channels:
+                w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(9 * cin)).astype("float32")
+                y, cin = bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(y, relax.const(w), padding=1))), cout
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def test_avx512_keeps_16_lanes_for_24_channels():
+    """24 channels at 16 lanes are padded to 32: both convs take 16-lane blocks, none is left to
+    the generic schedule; the result runs where the host has AVX-512."""
+    mod = _conv_chain([24, 32])
+    assert cpu_schedule.model_vector_config(mod, SKYLAKE) == (16, 16)
+    padded = pad_channels(mod, 16)
+    weights = [b.value.args[1].value.shape for blk in padded["main"].body.blocks for b in blk.bindings
+               if isinstance(b.value, relax.Call) and getattr(b.value.op, "name", "") == "relax.nn.conv2d"]
+    assert [tuple(w) for w in weights] == [(32, 3, 3, 3), (32, 32, 3, 3)]
+    opt, stats = cpu_schedule.optimize(mod, SKYLAKE)
+    assert stats["lanes"] == 16 and stats["conv"] == 2 and stats["unscheduled"] == 0, stats
+    if not _host_has("avx512f"):
+        return
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype("float32")
+    plain = tvm.compile(mod, target=tvm.target.Target(SKYLAKE))
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(SKYLAKE)), x), _run(plain, x)) < 1e-5
+
+
+def test_avx512_shuffles_of_8_lane_groups_take_8_lane_blocks():
+    """ShuffleNetV2 x0.5's shuffle of two 24-channel groups stays blocked in 8-lane blocks only."""
+    from models.zoo import ShuffleUnit, _finish
+
+    torch.manual_seed(3)
+    model = _finish(torch.nn.Sequential(torch.nn.Conv2d(16, 48, 1), ShuffleUnit(48, 48, 1)), (16, 8, 8))
+    mod = _onnx_module(model, (1, 16, 8, 8))
+    assert cpu_schedule.model_vector_config(mod, SKYLAKE) == (8, 16)  # ymm, all 32 registers
+    assert cpu_schedule.model_vector_config(mod, AVX2) == (8, 12)
+    assert cpu_schedule.model_vector_config(_conv_chain([32, 32]), SKYLAKE) == (16, 16)
