@@ -83,13 +83,15 @@ def test_padded_model_matches_torch_with_every_conv_blocked():
 @needs_avx2
 def test_ops_across_channels_read_the_real_channels_only():
     """A softmax over the channels of a padded conv's output sums the 20 real channels, not the 4
-    padding ones (which hold exp(0) = 1 each after the softmax's exp)."""
+    padding ones (which hold exp(0) = 1 each after the softmax's exp). The conv's input, 20
+    channels from outside, gets its zero channels from an ``nn.pad``."""
     torch.manual_seed(6)
-    model = torch.nn.Sequential(torch.nn.Conv2d(16, 20, 3, padding=1), torch.nn.Softmax(dim=1)).eval()
-    mod = _onnx_module(model, (1, 16, 6, 6))
+    model = torch.nn.Sequential(torch.nn.Conv2d(20, 20, 3, padding=1), torch.nn.Softmax(dim=1)).eval()
+    mod = _onnx_module(model, (1, 20, 6, 6))
+    assert "R.nn.pad" in pad_channels(mod, 8)["main"].script()
     ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
     assert stats["conv"] == 1, stats
-    x = np.random.default_rng(6).standard_normal((1, 16, 6, 6)).astype("float32")
+    x = np.random.default_rng(6).standard_normal((1, 20, 6, 6)).astype("float32")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     assert _rel(_run(ex, x), want) < 1e-5

@@ -230,7 +230,8 @@ class _ChannelPadder(relax.PyExprMutator):
     def _dense(self, call: relax.Call, twin: Padded) -> relax.Expr | None:
         """x[N, C] @ W[C, M] on the twin, with zero rows of W for the padding."""
         xs, w = static_shape(call.args[0]), call.args[1]
-        if xs is None or len(xs) != 2 or not isinstance(w, tvm.ir.expr.Constant) or len(w.value.shape) != 2:
+        if (xs is None or len(xs) != 2 or not isinstance(w, tvm.ir.expr.Constant) or len(w.value.shape) != 2
+                or int(w.value.shape[0]) != len(twin.where)):
             return None
         return relax.op.matmul(twin.expr, relax.const(twin.scatter(w.value.numpy(), axis=0)), out_dtype="float32")
 
