@@ -44,7 +44,7 @@ class Padded:
         """The real channels, in order."""
         if self.where == tuple(range(len(self.where))):
             return relax.op.strided_slice(self.expr, axes=[1], begin=[0], end=[len(self.where)])
-        return relax.op.take(self.expr, relax.const(np.array(self.where, "int64")), axis=1)
+        return relax.op.take(self.expr, relax.const(np.array(self.where, "int64")), axis=1, mode="clip")
 
     def scatter(self, values: np.ndarray, axis: int, fill: float = 0.0) -> np.ndarray:
         """``values`` with its ``axis`` (the real channels) spread to the twin's positions, ``fill``
@@ -119,7 +119,7 @@ class _ChannelPadder(relax.PyExprMutator):
                                    twin.where, twin.size)
         if name == "relax.mean":
             axes = sorted(int(a) % 4 for a in call.attrs.axis) if call.attrs.axis is not None else None
-            if axes == [2, 3] and bool(call.attrs.keepdims):
+            if axes == [2, 3] and bool(call.attrs.keepdims) and len(static_shape(call.args[0]) or ()) == 4:
                 return self._emit_twin(relax.op.mean(twin.expr, axis=[2, 3], keepdims=True), twin.where, twin.size)
             return None
         if name == "relax.reshape":
@@ -206,6 +206,8 @@ class _ChannelPadder(relax.PyExprMutator):
         side, when their channels add up to whole blocks."""
         parts = call.args[0].fields if isinstance(call.args[0], relax.Tuple) else ()
         if call.attrs.axis is None or int(call.attrs.axis) % 4 != 1:
+            return None
+        if all(self._twin(p) is None for p in parts):
             return None
         exprs, where, offset = [], [], 0
         for p in parts:
