@@ -28,7 +28,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rewrite_functions, static_shape,
+    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rebind, rewrite_functions, static_shape,
 )
 
 
@@ -94,11 +94,7 @@ class _ChannelPadder(relax.PyExprMutator):
                 twin, value = result, result.real()
             elif result is not None:
                 value = result
-        if isinstance(var, relax.DataflowVar):
-            new = self.builder_.emit(value, var.name)
-        else:
-            new = self.builder_.emit_output(value, var.name)
-        self.set_var_remap(var, new)
+        new = rebind(self, var, value)
         if twin is not None:
             self.twins[new] = twin
 

@@ -52,7 +52,7 @@ from tvm import relax, te, tirx
 from neo_local.backends.cpu_schedule import fast_math, int8_dot
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rewrite_functions, static_shape,
+    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rebind, rewrite_functions, static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -415,11 +415,7 @@ class _BlockedRegion(relax.PyExprMutator):
                     pending = shuffle
                 elif shuffle is not None:
                     twin, value = shuffle, self._unblock(shuffle)
-        if isinstance(var, relax.DataflowVar):
-            new = self.builder_.emit(value, var.name)
-        else:
-            new = self.builder_.emit_output(value, var.name)
-        self.set_var_remap(var, new)
+        new = rebind(self, var, value)
         if twin is not None:
             self.blocked[new] = twin
         if pending is not None:

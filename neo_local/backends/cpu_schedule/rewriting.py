@@ -22,6 +22,17 @@ def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.I
     return rewriter.builder_.get()
 
 
+def rebind(mutator: relax.PyExprMutator, var: relax.Var, value: relax.Expr) -> relax.Var:
+    """Emit ``value`` in place of ``var``'s binding (a dataflow var or a function output, as
+    ``var`` was), and remap ``var``'s uses to it; returns the new var."""
+    if isinstance(var, relax.DataflowVar):
+        new = mutator.builder_.emit(value, var.name)
+    else:
+        new = mutator.builder_.emit_output(value, var.name)
+    mutator.set_var_remap(var, new)
+    return new
+
+
 def static_shape(expr: relax.Expr) -> list[int] | None:
     """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
     sinfo = expr.ty
