@@ -178,8 +178,8 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     loops = sch.get_loops(conv)
     # an int8 conv has one loop more: the 4 input channels of an int8 dot step (rb: their groups)
     (n, oc, oh, ow, ob, rc, ry, rx, rb), dot = loops[:9], loops[9:]
-    instruction = int8_instruction(sch, conv)
-    cfg = config or default_conv_config(*conv_extents(sch, loops), instruction.max_acc if instruction else max_acc)
+    shape = conv_shape(sch, conv)
+    cfg = config or default_conv_config(shape.ext, shape.weight_bytes, shape.max_acc(max_acc))
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
@@ -205,7 +205,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     init = sch.decompose_reduction(conv, first)
     if dot:
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(ob, instruction.name)
+        sch.tensorize(ob, shape.instruction.name)
 
     if pad is not None:
         _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
@@ -254,22 +254,36 @@ K_ROW_BLOCK_BYTES = 16 * 1024
 K_BLOCK_OUTPUT = 64 * 1024
 
 
-def conv_extents(sch: s_tir.Schedule, loops) -> tuple[list[int], int]:
-    """(the loop extents the config rules read: n, oc chunks, rows, columns, oc block, ic chunks,
-    kh, kw, ic block; bytes per weight) of a conv block's ``loops``: an int8 conv's two
-    channel-in-block loops (groups, the 4 of a group) count as one ic block of 1-byte weights."""
-    ext = _extents(sch, loops)
-    return (ext, 4) if len(ext) == 9 else (ext[:8] + [ext[8] * ext[9]], 1)
+@dataclass(frozen=True)
+class ConvShape:
+    """What the config rules read of a conv block: its loop extents (n, oc chunks, rows, columns,
+    oc block, ic chunks, kh, kw, ic block) and the int8 dot instruction it was made for
+    (``passes.INT8_DOT_ATTR``), None for a float conv."""
+
+    ext: list[int]
+    instruction: int8_dot.DotInstruction | None
+
+    @property
+    def weight_bytes(self) -> int:
+        return 1 if self.instruction else 4
+
+    def max_acc(self, default: int) -> int:
+        """The register tile's accumulators: the int8 instruction's, or ``default`` (the float budget)."""
+        return self.instruction.max_acc if self.instruction else default
 
 
-def int8_instruction(sch: s_tir.Schedule, conv) -> int8_dot.DotInstruction | None:
-    """The int8 dot instruction a conv block was made for (``passes.INT8_DOT_ATTR``), None for a float conv."""
+def conv_shape(sch: s_tir.Schedule, conv) -> ConvShape:
+    """``ConvShape`` of a conv block: an int8 conv's two channel-in-block loops (groups, the 4 of a
+    group) count as one ic block."""
     name = sch.get(conv).annotations.get(INT8_DOT_ATTR)
-    return None if name is None else int8_dot.BY_NAME[str(name)]
+    ext = _extents(sch, sch.get_loops(conv))
+    if name is None:
+        return ConvShape(ext, None)
+    return ConvShape(ext[:8] + [ext[8] * ext[9]], int8_dot.BY_NAME[str(name)])
 
 
 def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int) -> ConvConfig:
-    """The heuristic config of a conv with loop extents and weight size ``conv_extents``."""
+    """The heuristic config of a conv with loop extents and weight size ``conv_shape``'s."""
     tile_c, tile_w = choose_tile(ext[3], ext[1], max_acc)
     return ConvConfig(tile_c, tile_w, k_block=default_k_block(ext, tile_c, weight_bytes))
 
@@ -609,9 +623,8 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     found = _prepare(sch, CONV_BLOCK)
     if found is None:
         return []
-    ext, weight_bytes = conv_extents(sch, sch.get_loops(found.main))
-    instruction = int8_instruction(sch, found.main)
-    max_acc = instruction.max_acc if instruction else max_acc
+    shape = conv_shape(sch, found.main)
+    ext, weight_bytes, max_acc = shape.ext, shape.weight_bytes, shape.max_acc(max_acc)
     occ, out_w = ext[1], ext[3]
     tiles = _tiles(occ, out_w, max_acc, max_tile_c(occ, max_acc))
     grid = itertools.product(tiles, ("ck", "kc"), (False, True), PARALLEL_MODES, (False, True))
