@@ -155,10 +155,11 @@ class _QdqRewriter(relax.PyExprMutator):
         cout = w_int.shape[0]
         w = w_int.astype(np.int64) - np.broadcast_to(zp_w, (cout,)).astype(np.int64).reshape(-1, 1, 1, 1)
         out_scale = (np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32)).reshape(1, cout, 1, 1)
-        if self.dot is not None and _fits_int8_kernel(w, lo, hi, attrs, self.dot):
+        row_sum = float(np.abs(w).reshape(cout, -1).sum(axis=1).max())  # the largest sum of |w| per output
+        if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), attrs, self.dot):
             self.counts["int8_convs"] += 1
             return relax.op.multiply(self._int8_conv(t, w, lo, attrs), relax.const(out_scale))
-        if float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * max(abs(lo), abs(hi)) >= EXACT_LIMIT:
+        if row_sum * max(abs(lo), abs(hi)) >= EXACT_LIMIT:
             self.counts["float_convs"] += 1
             return None
         self.counts["integer_convs"] += 1
@@ -179,11 +180,13 @@ class _QdqRewriter(relax.PyExprMutator):
         return relax.op.add(bb.emit(f), relax.const(offset))
 
 
-def _fits_int8_kernel(w: np.ndarray, lo: float, hi: float, attrs, dot: int8_dot.DotInstruction) -> bool:
-    """Whether conv(t, w), t in [lo, hi], computes exactly with ``dot``: int8 weights, channels in
-    whole blocks of its lanes, no padding unless t's zero is u's (lo = 0: a padded u is 0), int16
-    pair sums where ``dot`` saturates (``pairs_fit_int16``) and int32 totals that cannot overflow."""
-    cout, cin = w.shape[:2]
+def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], attrs,
+                      dot: int8_dot.DotInstruction) -> bool:
+    """Whether conv(t, w), t in ``bounds`` [lo, hi], computes exactly with ``dot``: int8 weights,
+    channels in whole blocks of its lanes, no padding unless t's zero is u's (lo = 0: a padded u is
+    0), int16 pair sums where ``dot`` saturates (``pairs_fit_int16``) and int32 totals that cannot
+    overflow (``row_sum``: the largest sum of |w| over one output channel)."""
+    (lo, hi), (cout, cin) = bounds, w.shape[:2]
     if w.min() < -128 or w.max() > 127 or cin % dot.lanes or cout % dot.lanes:
         return False
     if lo and any(int(p) for p in attrs.padding):
@@ -191,7 +194,7 @@ def _fits_int8_kernel(w: np.ndarray, lo: float, hi: float, attrs, dot: int8_dot.
     span = hi - lo
     if dot.saturates and not pairs_fit_int16(w, span):
         return False
-    return float(np.abs(w).reshape(cout, -1).sum(axis=1).max()) * span < 2 ** 31
+    return row_sum * span < 2 ** 31
 
 
 def pairs_fit_int16(w: np.ndarray, span: float) -> bool:
