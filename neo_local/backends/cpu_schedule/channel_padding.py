@@ -28,7 +28,8 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rebind, rewrite_functions, static_shape,
+    BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
+    static_shape,
 )
 
 
@@ -134,9 +135,8 @@ class _ChannelPadder(relax.PyExprMutator):
         if shapes is None:
             return None
         (xs, ws), x = shapes, call.args[0]
-        twin = self._twin(x)
-        if twin is None and padded_channels(xs[1], self.lanes):
-            size = padded_channels(xs[1], self.lanes)
+        twin, size = self._twin(x), padded_channels(xs[1], self.lanes)
+        if twin is None and size:
             twin = self._emit_twin(relax.op.nn.pad(x, [0, 0, 0, size - xs[1], 0, 0, 0, 0]), range(xs[1]), size)
         out = padded_channels(ws[0], self.lanes)
         if twin is None and out is None:
@@ -150,11 +150,8 @@ class _ChannelPadder(relax.PyExprMutator):
         return y if out is None else self._emit_twin(y, range(ws[0]), out)
 
     def _depthwise(self, call: relax.Call) -> Padded | None:
-        twin, ws = self._twin(call.args[0]), static_shape(call.args[1])
-        a = call.attrs
-        if (twin is None or ws is None or not isinstance(call.args[1], tvm.ir.expr.Constant)
-                or (a.data_layout, a.kernel_layout, a.out_layout) != ("NCHW", "OIHW", "NCHW")
-                or int(a.groups) != len(twin.where) or ws[0] != len(twin.where) or ws[1] != 1):
+        twin, a = self._twin(call.args[0]), call.attrs
+        if twin is None or plain_depthwise(call) != len(twin.where):
             return None
         w = twin.scatter(call.args[1].value.numpy(), axis=0)
         y = relax.op.nn.conv2d(twin.expr, relax.const(w), strides=a.strides, padding=a.padding, dilation=a.dilation,

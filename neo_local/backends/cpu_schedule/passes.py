@@ -52,7 +52,8 @@ from tvm import relax, te, tirx
 from neo_local.backends.cpu_schedule import fast_math, int8_dot
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_float_conv, rebind, rewrite_functions, static_shape,
+    BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
+    static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -256,7 +257,6 @@ def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 # --------------------------------------------------------------------------- depthwise conv2d, blocked region
 
 
-
 def _map_point(index_map, point) -> tuple[int, ...] | None:
     try:
         return tuple(int(e) for e in index_map.map_indices(point))
@@ -310,18 +310,8 @@ def _block_const(const: tvm.ir.expr.Constant, channels: int, lanes: int) -> tvm.
 
 
 def _is_depthwise(call: relax.Call, lanes: int) -> bool:
-    attrs = call.attrs
-    if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
-        return False
-    if not isinstance(call.args[1], tvm.ir.expr.Constant):
-        return False
-    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
-    if xs is None or ws is None or len(xs) != 4 or len(ws) != 4:
-        return False
-    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
-        return False
-    c = xs[1]
-    return int(attrs.groups) == c and ws[0] == c and ws[1] == 1 and c % lanes == 0
+    channels = plain_depthwise(call)
+    return channels is not None and channels % lanes == 0
 
 
 @relax.expr_functor.mutator

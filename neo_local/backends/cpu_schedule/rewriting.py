@@ -62,3 +62,22 @@ def plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
         return None
     xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
     return None if xs is None or ws is None else (xs, ws)
+
+
+def plain_depthwise(call: relax.Call) -> int | None:
+    """The channel count of an NCHW/OIHW float32 depthwise conv2d (multiplier 1) with constant
+    weights and a static input, None for any other call."""
+    if call.op != tvm.ir.Op.get("relax.nn.conv2d"):
+        return None
+    attrs = call.attrs
+    if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+        return None
+    if not isinstance(call.args[1], tvm.ir.expr.Constant):
+        return None
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
+    if xs is None or ws is None or len(xs) != 4 or len(ws) != 4:
+        return None
+    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
+        return None
+    c = xs[1]
+    return c if int(attrs.groups) == c and ws[0] == c and ws[1] == 1 else None
