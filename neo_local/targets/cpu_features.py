@@ -101,12 +101,17 @@ def _feature_table(tvm_target: dict) -> dict[str, str]:
     return ARM_FEATURES if triple.startswith(("arm", "thumb")) else X86_FEATURES
 
 
-def required_features(tvm_target: dict) -> tuple[str, ...]:
-    """The cpuinfo flags that code generated for ``tvm_target`` may need."""
+def llvm_cpu_features(tvm_target: dict) -> set[str]:
+    """LLVM's feature names for the target's mcpu (its mattr not applied)."""
     import tvm
     from tvm.target import codegen
 
-    features = {str(f) for f in codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))}
+    return {str(f).lstrip("+") for f in codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))}
+
+
+def required_features(tvm_target: dict) -> tuple[str, ...]:
+    """The cpuinfo flags that code generated for ``tvm_target`` may need."""
+    features = llvm_cpu_features(tvm_target)
     features |= {str(a).lstrip("+") for a in tvm_target.get("mattr", ()) if str(a).startswith("+")}
     table = _feature_table(tvm_target)
     return tuple(sorted({flag for llvm, flag in table.items() if llvm in features}))
@@ -127,10 +132,10 @@ def x86_level(tvm_target: dict) -> str | None:
     import tvm
     from tvm.target import codegen
 
-    target = tvm.target.Target(tvm_target)
-    if str(tvm_target.get("mcpu", "")) not in {str(c) for c in codegen.llvm_get_cpu_archlist(target)}:
+    known = {str(c) for c in codegen.llvm_get_cpu_archlist(tvm.target.Target(tvm_target))}
+    if str(tvm_target.get("mcpu", "")) not in known:
         return None
-    features = {str(f) for f in codegen.llvm_get_cpu_features(target)}
+    features = llvm_cpu_features(tvm_target)
     level = "x86-64"
     for name, needs in _X86_LEVELS:
         if not needs <= features:

@@ -55,11 +55,10 @@ def vector_config(tvm_target: Mapping[str, Any]) -> tuple[int, int] | None:
 
 def _features(tvm_target: Mapping[str, Any]) -> set[str]:
     """LLVM's features of the target's mcpu with its mattr additions ("+x") and removals ("-x")."""
-    import tvm
+    from neo_local.targets.cpu_features import llvm_cpu_features
 
     try:
-        cpu = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target(dict(tvm_target)))
-        features = {str(k).lstrip("+") for k in cpu}
+        features = llvm_cpu_features(dict(tvm_target))
     except Exception:  # noqa: BLE001
         features = set()
     mattr = [str(a) for a in tvm_target.get("mattr", ())]
