@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=15.0,
                    help="seconds of timed runs per engine, split over the rounds: a slow engine (e.g. "
                         "unscheduled TVM) gets fewer runs")
-    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (fewer when one run is slow)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (more until they take 0.2 s; fewer when one run is slow)")
     p.add_argument("--threads", type=int, default=physical_cores(), help="default: physical cores")
     p.add_argument("--mcpu", default=None, help="CompilerOptions mcpu (default: LLVM's name for this CPU)")
     p.add_argument("--compiler-options", type=_compiler_options, default={},

@@ -33,14 +33,24 @@ SOURCE_SUFFIXES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Plan:
-    """How many runs to time: after ``warmup`` untimed runs (fewer when one run is slow: warm-up
-    stops once it has taken ``budget_s / 4``), as many as fit in ``budget_s``, at least
-    ``min_repeat`` and at most ``max_repeat``."""
+    """How many runs to time: after ``warmup`` untimed runs that last at least ``warmup_s``
+    seconds (fewer when one run is slow: warm-up stops once it has taken ``budget_s / 4``), as
+    many as fit in ``budget_s``, at least ``min_repeat`` and at most ``max_repeat``.
+
+    ``warmup_s``: a new process's first tens of milliseconds run slower than the rest (thread
+    pools settling on cores: onnxruntime's first 50 runs of a 0.09 ms model took 0.10-0.13 ms),
+    so a sub-millisecond model's few warm-up runs would leave its timed runs in that phase."""
 
     warmup: int = 3
     max_repeat: int = 50
     min_repeat: int = 3
     budget_s: float = 15.0
+    warmup_s: float = 0.2
+
+    def warm(self, runs: int, seconds: float) -> bool:
+        """Whether ``runs`` warm-up runs that took ``seconds`` in all are enough."""
+        done = runs >= max(1, self.warmup) and seconds >= self.warmup_s
+        return runs >= 1 and (done or seconds >= self.budget_s / 4)
 
     def runs_for(self, one_run_s: float) -> int:
         return max(self.min_repeat, min(self.max_repeat, int(self.budget_s / max(one_run_s, 1e-9))))
@@ -108,15 +118,14 @@ def time_runs(fn: Callable[[], Any], plan: Plan) -> tuple[Timing, Any]:
     first = None
     warm_s = last = 0.0
     warmup_runs = 0
-    for warmup_runs in range(1, max(1, plan.warmup) + 1):
+    while not plan.warm(warmup_runs, warm_s):
         t0 = time.perf_counter()
         r = fn()
         last = time.perf_counter() - t0
         warm_s += last
+        warmup_runs += 1
         if warmup_runs == 1:
             first = r
-        if warm_s >= plan.budget_s / 4:
-            break
     me = psutil.Process()
     sys0, own0 = psutil.cpu_times(), me.cpu_times()
     samples = []
@@ -143,9 +152,9 @@ def time_runs(fn: Callable[[], Any], plan: Plan) -> tuple[Timing, Any]:
 
 def time_on_device(run: Callable[[int], Sequence[float]], plan: Plan) -> Timing:
     """``time_runs`` for runs that a remote device times itself: ``run(n)`` makes n runs there
-    and returns their seconds. Warm-up stops, as there, once it has taken ``budget_s / 4``."""
+    and returns their seconds. Warm-up ends as there."""
     warm: list[float] = []
-    while len(warm) < max(1, plan.warmup) and sum(warm) < plan.budget_s / 4:
+    while not plan.warm(len(warm), sum(warm)):
         warm += run(1)
     samples = run(plan.runs_for(warm[-1]))
     return Timing(tuple(s * 1e3 for s in samples), len(warm), None, None, None)

@@ -25,7 +25,7 @@ def test_time_runs_warms_up_times_and_keeps_the_first_result():
         time.sleep(0.002)
         return len(calls)
 
-    timing, first = time_runs(fn, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0))
+    timing, first = time_runs(fn, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0))
     assert first == 1 and len(calls) == 6 and timing.warmup_runs == 2
     summary = timing.summary()
     assert summary["runs"] == 4 and summary["p50_ms"] >= 2.0
@@ -48,7 +48,7 @@ def test_time_on_device_takes_the_times_the_device_measured():
         calls.append(n)
         return [0.002] * n
 
-    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0))
+    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0))
     assert calls == [1, 1, 4] and timing.warmup_runs == 2
     assert timing.samples_ms == pytest.approx((2.0,) * 4)
     assert timing.summary()["other_cpu_share"] is None and timing.cpu_s is None  # not this machine's
@@ -63,3 +63,15 @@ def test_time_on_device_warms_up_less_when_a_run_is_slow():
 
     timing = time_on_device(run, Plan(warmup=3, max_repeat=50, min_repeat=2, budget_s=4.0))
     assert calls == [1, 2] and timing.warmup_runs == 1  # 3 s of warm-up is past budget_s / 4; then the minimum
+
+
+def test_warm_up_lasts_warmup_s_when_the_runs_are_fast():
+    """A few fast runs would leave the timed ones in a new process's slow first milliseconds."""
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        return [0.25] * n
+
+    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=100.0, warmup_s=1.0))
+    assert calls == [1, 1, 1, 1, 4] and timing.warmup_runs == 4  # 2 runs asked for; 1 s of them took 4

@@ -34,7 +34,7 @@ def add_benchmark_parser(subparsers: Any, parents: list[argparse.ArgumentParser]
     parser.add_argument("artifact", metavar="ARTIFACT", help="compiled .tar.gz or its unpacked folder")
     parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
                         help="an input by name (repeat for each); default: seeded random inputs")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3; more until they take 0.2 s)")
     parser.add_argument("--repeat", type=int, default=200, help="at most this many timed runs (default 200)")
     parser.add_argument("--min-repeat", type=int, default=10, help="at least this many timed runs (default 10)")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per engine (default 10)")

@@ -8,7 +8,6 @@ compiler. Ctrl-C or SIGTERM stops it, with the sessions it is serving.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any, TextIO
 
@@ -47,7 +46,10 @@ def rpc_server_command(ns: argparse.Namespace, out: TextIO | None = None) -> int
         tracker = parse_endpoint(ns.tracker) if ns.tracker else None
     except ValueError as e:
         raise UsageError(f"--tracker: {e}") from None
-    _default_threads()
+    # sessions' pools start in the server's process, so its environment holds the defaults
+    from neo_local.runtime.threads import set_thread_defaults
+
+    set_thread_defaults()
     try:
         if tracker:
             reachable(tracker, "RPC tracker")
@@ -66,10 +68,3 @@ def rpc_server_command(ns: argparse.Namespace, out: TextIO | None = None) -> int
     return 0
 
 
-def _default_threads() -> None:
-    """Let sessions use every physical core: TVM's runtime caps a session's threads at
-    TVM_NUM_THREADS, else at half the logical cores (one thread on some VMs)."""
-    if not os.environ.get("TVM_NUM_THREADS"):
-        from neo_local.targets.cpu_features import physical_cores
-
-        os.environ["TVM_NUM_THREADS"] = str(physical_cores())

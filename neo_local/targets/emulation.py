@@ -30,7 +30,8 @@ from typing import Callable, Mapping, Protocol
 import numpy as np
 
 from neo_local.runtime.model import extract_artifact, read_meta
-from neo_local.targets.cpu_features import ARCH_MACHINES, host_os, physical_cores
+from neo_local.runtime.threads import thread_env
+from neo_local.targets.cpu_features import ARCH_MACHINES, host_os
 
 REPO = Path(__file__).resolve().parents[2]
 #: where scripts/setup-aarch64-emulation.sh puts the arm64 python and the aarch64 wheels
@@ -211,7 +212,7 @@ def _windows_loader(mcpu: str) -> Runner | str:
         "WINEPREFIX": str(root / "wineprefix"),
         "WINEDEBUG": "-all",
         "WINEDLLOVERRIDES": "mscoree,mshtml=;winemenubuilder.exe=d",
-        **_threads(),
+        **thread_env(),
     }
     label = "wine64 through neo_run (built with mingw-w64) with tvm_runtime.dll and tvm_ffi.dll from the win_amd64 wheels"
     return NativeLoader((wine,), loader, root, env, label, _wine_path)
@@ -232,7 +233,7 @@ def _armhf_loader(mcpu: str) -> Runner | str:
     cpu = _qemu_cpu(qemu, mcpu)
     launcher = (qemu, "-cpu", cpu, "-L", str(ARMHF_SYSROOT), "-E", f"LD_LIBRARY_PATH={root / 'lib'}")
     label = f"qemu-arm-static -cpu {cpu} through neo_run with the TVM runtime cross-built for armhf"
-    return NativeLoader(launcher, loader, root / "lib", _threads(), label)
+    return NativeLoader(launcher, loader, root / "lib", thread_env(), label)
 
 
 #: (Os, Arch) -> finder of a Runner for that pair's libraries (or the reason there is none)
@@ -280,11 +281,6 @@ def _wine_path(path: Path) -> str:
 
 def _missing(tool: str, package: str) -> str:
     return f"{tool} is not installed (Debian package {package}; scripts/setup.sh installs it as root)"
-
-
-def _threads() -> dict[str, str]:
-    """The TVM runtime's thread count, as the host runtime takes it (one per physical core)."""
-    return {"TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS", str(physical_cores()))}
 
 
 def _qemu_cpu(qemu: str, mcpu: str) -> str:

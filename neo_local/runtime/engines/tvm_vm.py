@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from neo_local.targets.cpu_features import physical_cores
+from neo_local.runtime.threads import set_thread_defaults
 
 
 #: dtypes numpy shares with a CPU tensor through DLPack (others, e.g. bfloat16, go through TVM's copies)
@@ -27,8 +26,7 @@ class TvmVmEngine:
     accepts_any_rows = False  # shapes are fixed at compile time
 
     def __init__(self, library: Path, dev_type: str, dev_id: int) -> None:
-        # the runtime otherwise starts one thread on VMs that report hyperthreads oddly
-        os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
+        set_thread_defaults()
         import tvm
         from tvm.runtime.vm import VirtualMachine
 
