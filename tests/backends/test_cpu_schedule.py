@@ -574,6 +574,8 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
     assert k_block(2048, 512, 7, 1) == 0  # 256 KB: at the limit
     # outputs of 107 and 408 KB per task: blocked per row, one 8-channel chunk (9 KB) per block
     assert k_block(512, 512, 28, 3) == 1 and k_block(256, 256, 56, 3) == 1
+    # AVX-512: a 16-channel chunk of 4 output blocks is 37 KB, over the row budget; still blocked
+    assert default_conv_config([1, 32, 28, 28, 16, 32, 3, 3, 16], 4, 16).k_block == 1
 
 
 def test_tile_width_widens_to_full_tiles():
