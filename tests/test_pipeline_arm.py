@@ -133,7 +133,8 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     assert "the artifact is for LINUX ARM64, and " in verification["detail"]
     assert verification["detail"].endswith(
         "Structural check passed: ELF64 AArch64 shared library, NEEDED nothing; undefined symbols only from glibc/libgcc "
-        "and the TVM FFI (TVMFFIErrorSetRaisedFromCStrParts)"
+        "and the TVM runtime (TVMBackendAnyListMoveFromPackedReturn, TVMBackendAnyListSetPackedArg, "
+        "TVMFFIErrorSetRaisedFromCStrParts)"
     )
 
 

@@ -38,7 +38,7 @@ class ElfFormat:
 @dataclass(frozen=True)
 class SystemLibraries:
     """What an OS gives a TVM library: the shared libraries it may need and the undefined
-    symbols they resolve (besides the TVM FFI's C API, which the loaded runtime provides)."""
+    symbols they resolve (besides those of the TVM runtime, which the loader provides)."""
 
     name: str
     libraries: frozenset[str]
@@ -73,15 +73,19 @@ SYSTEM_LIBRARIES = {
         re.compile(r"^\w+$"),
     ),
 }
-#: a library's undefined symbols that the TVM runtime (tvm_ffi) provides
+#: tvm_ffi's C API
 _TVM_FFI = re.compile(r"^TVMFFI\w+$")
+#: a library's undefined symbols that the TVM runtime provides: tvm_ffi's C API, and libtvm_runtime's
+#: argument lists, through which a VM main function compiled to native code (exec mode
+#: "compiled") calls its kernels
+_TVM_RUNTIME = re.compile(r"^(TVMFFI\w+|TVMBackendAnyList\w+)$")
 #: the symbol TVM's loader reads the compiled module from: every library must export it
 LIBRARY_BLOB = "__tvm_ffi__library_bin"
 
 
 def structural_check(library: Path, os: str, arch: str) -> str:
     """Check ``library`` is a shared library for ``os``/``arch`` that needs only the OS's system
-    libraries and the TVM FFI; returns a one-line summary, raises InternalError naming what is wrong."""
+    libraries and the TVM runtime; returns a one-line summary, raises InternalError naming what is wrong."""
     if os == "WINDOWS":
         return _pe_check(library, arch)
     return _elf_check(library, os, arch)
@@ -115,7 +119,7 @@ def _elf_check(library: Path, os: str, arch: str) -> str:
         _check_reserved(library, *reserved)
     return (
         f"{wanted.describe()} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from "
-        f"{system.name} and the TVM FFI ({', '.join(tvm) or 'none'})"
+        f"{system.name} and the TVM runtime ({', '.join(tvm) or 'none'})"
     )
 
 
@@ -173,17 +177,17 @@ def _pe_check(library: Path, arch: str) -> str:
 
 def _check_imports(library: Path, system: SystemLibraries, needed, undefined: set[str]) -> list[str]:
     """Raise unless ``needed`` are system libraries and ``undefined`` symbols are the system's or
-    the TVM FFI's; returns the TVM FFI symbols."""
+    the TVM runtime's; returns the TVM runtime symbols."""
     foreign = sorted(set(needed) - system.libraries)
     if foreign:
         raise internal_error(f"{library.name} needs libraries {system.name} do not provide: {', '.join(foreign)}")
-    unexpected = sorted(s for s in undefined if not (_TVM_FFI.match(s) or system.symbols.match(s)))
+    unexpected = sorted(s for s in undefined if not (_TVM_RUNTIME.match(s) or system.symbols.match(s)))
     if unexpected:
         raise internal_error(
             f"{library.name} needs symbols neither {system.name} nor the TVM runtime provides: "
             f"{', '.join(unexpected[:10])}"
         )
-    return sorted(s for s in undefined if _TVM_FFI.match(s))
+    return sorted(s for s in undefined if _TVM_RUNTIME.match(s))
 
 
 def _tool(name: str, *args: str | Path) -> str:
