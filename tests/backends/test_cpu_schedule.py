@@ -700,3 +700,12 @@ def test_blocked_pools_vectorize_over_the_channel_block():
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
+
+
+def test_a_conv_with_one_output_channel_group_pads_per_row():
+    from neo_local.backends.cpu_schedule.schedules import default_conv_config
+
+    densenet = [1, 2, 56, 56, 16, 8, 3, 3, 16]  # 128 -> 32 3x3: both chunks in one register tile
+    assert default_conv_config(densenet, 4, 16).pad_per_row
+    assert not default_conv_config(densenet, 1, 16).pad_per_row  # int8: its dot step needs the padded stage
+    assert not default_conv_config([1, 16, 56, 56, 16, 16, 3, 3, 16], 4, 16).pad_per_row  # 4 groups

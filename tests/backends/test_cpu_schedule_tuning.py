@@ -61,7 +61,8 @@ def test_conv_space_starts_with_the_default_and_tiles_divide_the_width(hw):
     x, w, b = _conv_inputs(hw=hw)
     work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
     out_w = sch._main_extents(work.func, "conv2d_nchwc")[3]
-    assert work.space[0] == sch.ConvConfig(*sch.choose_tile(out_w, 2, 12))
+    # one output-channel group (2 chunks in one tile): the input is padded per row
+    assert work.space[0] == sch.ConvConfig(*sch.choose_tile(out_w, 2, 12), pad_per_row=True)
     assert len(set(work.space)) == len(work.space)
     assert all(c.tile_c * c.tile_w <= 16 and 2 % c.tile_c == 0 and out_w % c.tile_w == 0 for c in work.space)
     blocked = [c for c in work.space if c.k_block]  # 2 input-channel chunks: blocks of 1
