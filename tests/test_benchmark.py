@@ -40,14 +40,20 @@ def test_max_abs_diff_needs_the_same_outputs():
         max_abs_diff([np.zeros(1)], [np.zeros(1), np.zeros(1)])
 
 
-def test_time_on_device_takes_the_times_the_device_measured():
-    """``run(n)`` stands for n runs on a remote device, which returns the seconds it measured."""
-    calls = []
+def _device(seconds: float):
+    """A stand-in remote device: ``run(n)`` makes n runs of ``seconds`` each and returns their
+    times; ``calls`` records each n asked for."""
+    calls: list[int] = []
 
     def run(n):
         calls.append(n)
-        return [0.002] * n
+        return [seconds] * n
 
+    return run, calls
+
+
+def test_time_on_device_takes_the_times_the_device_measured():
+    run, calls = _device(0.002)
     timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0))
     assert calls == [1, 1, 4] and timing.warmup_runs == 2
     assert timing.samples_ms == pytest.approx((2.0,) * 4)
@@ -55,23 +61,13 @@ def test_time_on_device_takes_the_times_the_device_measured():
 
 
 def test_time_on_device_warms_up_less_when_a_run_is_slow():
-    calls = []
-
-    def run(n):
-        calls.append(n)
-        return [3.0] * n
-
+    run, calls = _device(3.0)
     timing = time_on_device(run, Plan(warmup=3, max_repeat=50, min_repeat=2, budget_s=4.0))
     assert calls == [1, 2] and timing.warmup_runs == 1  # 3 s of warm-up is past budget_s / 4; then the minimum
 
 
 def test_warm_up_lasts_warmup_s_when_the_runs_are_fast():
     """A few fast runs would leave the timed ones in a new process's slow first milliseconds."""
-    calls = []
-
-    def run(n):
-        calls.append(n)
-        return [0.25] * n
-
+    run, calls = _device(0.25)
     timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=100.0, warmup_s=1.0))
     assert calls == [1, 1, 1, 1, 4] and timing.warmup_runs == 4  # 2 runs asked for; 1 s of them took 4
