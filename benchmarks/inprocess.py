@@ -2,7 +2,7 @@
 process, so that a busy shared machine disturbs both alike; prints ratios per round.
 
     TVM_NUM_THREADS=2 .venv/bin/python -m benchmarks.inprocess MODEL [--plain] [--repeat N]
-                                       [--rounds R] [--mcpu znver3] [--save]
+                                       [--rounds R] [--mcpu CPU] [--save]
                                        [--tune-trials N] [--tune-minutes M] [--tuning-records PATH]
 
 With --tune-trials/--tune-minutes the CPU schedules are tuned first (cpu_schedule.tuning). The
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--plain", action="store_true", help="plain tvm.compile (no schedules): the 'before'")
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--mcpu", default="znver3")
+    p.add_argument("--mcpu", default=None, help="default: LLVM's name for this CPU")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save", action="store_true", help="append to benchmarks/results/inprocess.json")
     p.add_argument("--revision", default=None, help="record this as the code's revision (default: git HEAD)")
@@ -105,6 +105,7 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="inprocess-"))
     built, path, specs, mod = load_example(a.model, work)
+    a.mcpu = a.mcpu or str(tvm.target.codegen.llvm_get_system_cpu())
     target = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": a.mcpu}
     t0 = time.perf_counter()
     if a.plain:
