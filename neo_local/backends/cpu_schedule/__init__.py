@@ -28,7 +28,6 @@ from neo_local.targets.options import TuningOptions
 log = logging.getLogger(__name__)
 
 
-
 def vm_exec_mode(tvm_target: Mapping[str, Any]) -> str:
     """How the Relax VM runs a model's main function. "compiled" makes it native code that calls
     the kernels, where "bytecode" interprets it instruction by instruction. Measured in one process
@@ -37,6 +36,7 @@ def vm_exec_mode(tvm_target: Mapping[str, Any]) -> str:
     (TVMBackendAnyList*). An Android library names only libtvm_ffi.so, and bionic's loader was
     not tried on such a library here, so Android keeps the bytecode."""
     return "bytecode" if "android" in str(tvm_target.get("mtriple", "")) else "compiled"
+
 
 _AVX512_CPUS = {
     "skylake-avx512", "cascadelake", "cooperlake", "icelake-server", "icelake-client", "tigerlake",
