@@ -73,6 +73,13 @@ def load_example(model: str, work: Path):
     return built, path, specs, mod
 
 
+def host_target(mcpu: str | None = None) -> dict[str, str]:
+    """The TVM target of this x86_64 Linux machine, for ``mcpu`` (default: this CPU's name)."""
+    from neo_local.targets.cpu_features import host_cpu_name
+
+    return {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu or host_cpu_name()}
+
+
 def median_ms(fn, runs: int) -> float:
     """The median of exactly ``runs`` timed runs after one warm-up (neo-local's timing loop)."""
     from neo_local.benchmark import Plan, time_runs
@@ -105,8 +112,7 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="inprocess-"))
     built, path, specs, mod = load_example(a.model, work)
-    a.mcpu = a.mcpu or str(tvm.target.codegen.llvm_get_system_cpu())
-    target = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": a.mcpu}
+    target = host_target(a.mcpu)
     t0 = time.perf_counter()
     if a.plain:
         ex, stats = tvm.compile(mod, target=tvm.target.Target(target)), {"pipeline": "plain tvm.compile"}
@@ -139,7 +145,7 @@ def main(argv=None) -> int:
     record = {
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": a.model, "pipeline": _pipeline(a), "revision": a.revision or _revision(),
-        "mcpu": a.mcpu,
+        "mcpu": target["mcpu"],
         "threads": a.threads, "compile_s": round(compile_s, 1), "stats": stats,
         "max_rel_error_vs_torch": rel, "rounds": rounds,
         "best_ratio": min(r["ratio"] for r in rounds), "median_ratio": float(np.median([r["ratio"] for r in rounds])),

@@ -6,8 +6,9 @@ onnxruntime's own per-node profile of the same .onnx, in one process, batch 1.
 neo-local: the Relax VM calls each kernel through an instrument that reads the clock before and
 after it (the instrument's own cost shows as the instrumented run against a plain one, both
 printed). The instrument needs the VM to interpret the main function (exec mode "bytecode");
-artifacts run it compiled to native code, a few microseconds faster per run. onnxruntime: ``enable_profiling``'s per-node kernel times. Convolutions are matched by
-shape (input and output channels, kernel, output size, depthwise or not); everything else is
+artifacts run it compiled to native code, a few microseconds faster per run. onnxruntime:
+``enable_profiling``'s per-node kernel times. Convolutions are matched by shape (input and output
+channels, kernel, output size, depthwise or not); everything else is
 compared by kind. Both sides see the caches as the model leaves them, which a kernel timed alone
 does not. A diagnosis tool: medians over ``--runs``, printed, not recorded.
 """
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.inprocess import load_example, median_ms
+from benchmarks.inprocess import host_target, load_example, median_ms
 
 #: (input channels, output channels, kernel h, kernel w, output h, output w, depthwise)
 ConvKey = tuple[int, int, int, int, int, int, bool]
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="profile-"))
     built, path, specs, mod = load_example(a.model, work)
-    target = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": a.mcpu or str(tvm.target.codegen.llvm_get_system_cpu())}
+    target = host_target(a.mcpu)
     # the VM's instrument sees each kernel call only where the VM interprets the main function
     ex = relax.build(cpu_schedule.optimize(mod, target)[0], tvm.target.Target(target), exec_mode="bytecode")
     vm = relax.VirtualMachine(ex, tvm.cpu())

@@ -59,9 +59,9 @@ def main() -> int:
         return 0
     except ArtifactError as exc:
         print(f"\nThe ml_c5 artifact cannot run on this machine: {exc}")
-    import tvm.target.codegen
+    from neo_local.targets.cpu_features import host_cpu_name
 
-    cpu = str(tvm.target.codegen.llvm_get_system_cpu())
+    cpu = host_cpu_name()
     print(f"Compiling the same model for this machine instead (TargetPlatform LINUX/X86_64, mcpu {cpu}):")
     artifact = compile_job(
         Path(example.archive), example.data_input_config,

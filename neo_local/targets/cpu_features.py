@@ -30,6 +30,13 @@ def physical_cores() -> int:
         return os.cpu_count() or 1
 
 
+def host_cpu_name() -> str:
+    """LLVM's name for this machine's CPU (znver5, skylake-avx512, ...): the mcpu to compile for it."""
+    from tvm.target import codegen
+
+    return str(codegen.llvm_get_system_cpu())
+
+
 def host_os() -> str:
     """This machine's OS in TargetPlatform's spelling (LINUX, ANDROID; WINDOWS, DARWIN beyond it)."""
     import platform
