@@ -23,7 +23,7 @@ import contextlib
 import logging
 from typing import Any, Callable, Mapping
 
-from neo_local.targets.options import TuningOptions
+from neo_local.targets.options import BFLOAT16, FLOAT32, TuningOptions
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,19 @@ def _features(tvm_target: Mapping[str, Any]) -> set[str]:
     return (features | {a.lstrip("+") for a in mattr if not a.startswith("-")}) - {a[1:] for a in mattr if a.startswith("-")}
 
 
-def int8_dot_for(tvm_target: Mapping[str, Any], lanes: int):
-    """The target's int8 dot instruction for ``lanes``-wide blocks (``int8_dot``), None where int8
-    convs keep float kernels."""
-    from neo_local.backends.cpu_schedule import int8_dot
+def dots_for(tvm_target: Mapping[str, Any], lanes: int, precision: str = FLOAT32):
+    """The dot instructions of the target's convs in ``lanes``-wide blocks (``passes.Dots``): its
+    int8 one (``int8_dot``; none: int8 convs keep float kernels) and, for a bfloat16 build, its
+    bfloat16 one (``bf16_dot``), which such a build cannot do without."""
+    from neo_local.backends.cpu_schedule import bf16_dot, int8_dot
+    from neo_local.backends.cpu_schedule.passes import Dots
 
-    return int8_dot.for_target(lanes, _features(tvm_target))
+    features = _features(tvm_target)
+    bf16 = bf16_dot.for_target(lanes, features) if precision == BFLOAT16 else None
+    if precision == BFLOAT16 and bf16 is None:
+        raise ValueError(f"precision {BFLOAT16} needs AVX512_BF16 (and AVX-512VL for {lanes}-lane blocks); "
+                         f"the target {dict(tvm_target)} has not")
+    return Dots(int8_dot.for_target(lanes, features), bf16)
 
 
 def model_vector_config(mod, tvm_target: Mapping[str, Any]) -> tuple[int, int]:
@@ -100,8 +107,9 @@ def applies_to(tvm_target: Mapping[str, Any]) -> bool:
 
 
 def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = None,
-             measurer: Any = None, progress: Callable[[str], None] | None = None):
-    """Relax rewrites + schedules; returns (module ready for tvm.compile, stats). Every kernel
+             measurer: Any = None, progress: Callable[[str], None] | None = None, precision: str = FLOAT32):
+    """Relax rewrites + schedules; returns (module ready for tvm.compile, stats). ``precision``
+    BFLOAT16 runs the blocked float convs on bfloat16 inputs and weights (``bf16_dot``). Every kernel
     takes its config from the tuning records when they have one for this target (``stats["tuned"]``
     counts them); with a tuning budget, the kernels without one are tuned first (timed by
     ``measurer``: on this machine by default)."""
@@ -114,9 +122,9 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
 
     lanes, max_acc = model_vector_config(mod, tvm_target)
     target = tvm.target.Target(dict(tvm_target))
-    dot = int8_dot_for(tvm_target, lanes)
-    mod, quantized_stats = quantized.rewrite_with_stats(mod, dot)
-    mod = relax_passes(mod, lanes, max_acc, dot)
+    dots = dots_for(tvm_target, lanes, precision)
+    mod, quantized_stats = quantized.rewrite_with_stats(mod, dots.int8)
+    mod = relax_passes(mod, lanes, max_acc, dots)
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
     if tuning is not None and tuning.enabled:
@@ -131,14 +139,16 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
             say(f"tuning failed ({first_line(exc)}); building with the records' and the default configs")
     mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
     stats.update(lanes=lanes, max_acc=max_acc, **quantized_stats.as_stats(), **(summary.as_stats() if summary else {}))
+    if dots.bf16 is not None:
+        stats.update(precision=precision, bf16_dot=dots.bf16.name)
     return mod, stats
 
 
 def compile_cpu(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = None,
-                measurer: Any = None, progress: Callable[[str], None] | None = None):
+                measurer: Any = None, progress: Callable[[str], None] | None = None, precision: str = FLOAT32):
     import tvm
     from tvm import relax
 
-    opt, stats = optimize(mod, tvm_target, tuning, measurer, progress)
+    opt, stats = optimize(mod, tvm_target, tuning, measurer, progress, precision)
     log.info("cpu_schedule: %s", stats)
     return relax.build(opt, tvm.target.Target(dict(tvm_target)), exec_mode=vm_exec_mode(tvm_target)), stats

@@ -17,7 +17,9 @@ Measured on a 128->128 3x3 at 28x28 (2 threads, znver3): the AVX2 form at 2.3x t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+from tvm import tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
@@ -25,16 +27,29 @@ from tvm.script import tirx as T
 GROUP = 4
 
 
+def widen(value: tirx.PrimExpr) -> tirx.PrimExpr:
+    """An int8 or uint8 operand as the int32 it is summed in."""
+    return value.astype("int32")
+
+
 @dataclass(frozen=True)
 class DotInstruction:
-    """One int8 dot step: its registered intrinsic, int32 lanes (the output-channel block), whether it
-    adds product pairs in int16 first, and the register tile's accumulators (the rest of the
-    register file holds the tile's input broadcasts and the step's temporaries)."""
+    """One dot step that ``schedule_conv`` tensorizes a conv's innermost loops into (this module's
+    int8 ones, ``bf16_dot``'s): its registered intrinsic, accumulator lanes (the output-channel
+    block), whether it adds product pairs in int16 first, the register tile's accumulators (the
+    rest of the register file holds the tile's input broadcasts and the step's temporaries), the
+    input channels of one step, the bytes of one weight, LLVM IR that the kernels calling it
+    link (``bf16_dot``: its intrinsic's bfloat vectors, which TVM's types cannot spell), and how
+    one operand becomes the accumulators' type in the conv's compute."""
 
     name: str
     lanes: int
     saturates: bool
     max_acc: int
+    group: int = GROUP
+    weight_bytes: int = 1
+    llvm_import: str = ""
+    widen: Callable[[tirx.PrimExpr], tirx.PrimExpr] = widen
 
 
 def _step(lanes: int, intrinsics: tuple[str, ...] = ()):

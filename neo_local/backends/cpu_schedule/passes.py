@@ -32,9 +32,11 @@ Order (``relax_passes``):
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
    fuller register tile: ``tile_width``; the extra columns repeat the last one's input, so the
    input is not copied wider); a blocked uint8 x int8 -> int32 conv (``quantized``'s integer
-   kernels) -> ``conv2d_nchwc_int8``, the same frame with the channel-in-block reduction split
+   kernels) -> ``conv2d_nchwc_dot``, the same frame with the channel-in-block reduction split
    into groups of 4 for the target's int8 dot instruction (``int8_dot``), its weights repacked
-   by ``int8_kernel_layout``; blocked depthwise ->
+   by ``dot_kernel_layout``; in a bfloat16 build (``bf16_dot``) every blocked float conv the same
+   way, on groups of 2, its input rounded to bfloat16 by a ``to_bf16`` step (which fuses into
+   the producer's epilogue) and its weights at compile time; blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
@@ -43,13 +45,14 @@ Order (``relax_passes``):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot
+from neo_local.backends.cpu_schedule import bf16_dot, fast_math, int8_dot
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
@@ -60,8 +63,10 @@ CONV_BLOCK = "conv2d_nchwc"
 DW_BLOCK = "depthwise_conv2d_nchwc"
 PAD_BLOCK = "data_pad"
 CROP_BLOCK = "conv_crop"
-#: the int8 conv block's annotation naming its int8 dot instruction (``int8_dot.BY_NAME``)
-INT8_DOT_ATTR = "neo_local.int8_dot"
+#: the annotation of a conv block computed on a dot instruction (``int8_dot``, ``bf16_dot``), naming it
+DOT_ATTR = "neo_local.dot"
+#: the dot instructions by name
+DOTS = {**int8_dot.BY_NAME, **bf16_dot.BY_NAME}
 #: the block name of Relax's legalized matmul (dense layers, batched attention products)
 MATMUL_BLOCK = "matmul"
 
@@ -584,31 +589,33 @@ def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, d
     return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term)
 
 
-def conv2d_nchwc_int8_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
-                              width: int, dot: str) -> te.Tensor:
-    """``conv2d_nchwc_compute`` on uint8 data and int8 weights into int32, the kernel in
-    ``int8_kernel_layout`` (OIHW{ic/4}i{oc}o4i): the channel-in-block reduction runs as groups of 4
-    (rg) x the 4 of a group (rk), the loops that the int8 dot instruction named ``dot`` takes with
-    the output-channel block (``schedule_conv`` reads the name from the block's ``INT8_DOT_ATTR``)."""
+def conv2d_nchwc_dot_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
+                             width: int, name: str) -> te.Tensor:
+    """``conv2d_nchwc_compute`` on the dot instruction called ``name`` (``DOTS``: uint8 x int8 into int32, or
+    bfloat16 bits into float32), the kernel in ``dot_kernel_layout`` (OIHW{ic/g}i{oc}o{g}i, g the
+    instruction's group): the channel-in-block reduction runs as groups (rg) x the g of a group
+    (rk), the loops that the instruction takes with the output-channel block (``schedule_conv``
+    reads its name from the block's ``DOT_ATTR``)."""
+    dot = DOTS[name]
     n, icc, h, w, icb = (int(d) for d in data.shape)
-    occ, icc2, kh, kw, groups, ocb, four = (int(d) for d in kernel.shape)
-    assert icc == icc2 and groups * four == icb, "kernel does not match the data's channel blocking"
+    occ, icc2, kh, kw, groups, ocb, group = (int(d) for d in kernel.shape)
+    assert icc == icc2 and groups * group == icb, "kernel does not match the data's channel blocking"
     rg = te.reduce_axis((0, groups), name="rg")
-    rk = te.reduce_axis((0, four), name="rk")
+    rk = te.reduce_axis((0, group), name="rk")
 
     def term(padded, b, c, cb, rc, ry, rx, at):
-        value = padded[b, rc, *at, rg * four + rk].astype("int32")
-        return value * kernel[c, rc, ry, rx, rg, cb, rk].astype("int32"), [rg, rk]
+        value = dot.widen(padded[b, rc, *at, rg * group + rk])
+        return value * dot.widen(kernel[c, rc, ry, rx, rg, cb, rk]), [rg, rk]
 
-    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term, {INT8_DOT_ATTR: dot})
+    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, width, term, {DOT_ATTR: dot.name})
 
 
-def int8_kernel_layout(kernel: te.Tensor, group: int = int8_dot.GROUP) -> te.Tensor:
+def dot_kernel_layout(kernel: te.Tensor, group: int) -> te.Tensor:
     """OIHW{ic}i{oc}o -> OIHW{ic/group}i{oc}o{group}i: each output channel's ``group`` input
-    channels adjacent, the 32 bytes one ``int8_dot`` step reads (a constant: folded at compile)."""
+    channels adjacent, the bytes one dot step reads (a constant: folded at compile)."""
     occ, icc, kh, kw, icb, ocb = (int(d) for d in kernel.shape)
     return te.compute((occ, icc, kh, kw, icb // group, ocb, group),
-                      lambda o, i, y, x, g, ob, k: kernel[o, i, y, x, g * group + k, ob], name="int8_kernel_layout")
+                      lambda o, i, y, x, g, ob, k: kernel[o, i, y, x, g * group + k, ob], name="dot_kernel_layout")
 
 
 def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int], strides, padding, dilation,
@@ -659,18 +666,28 @@ def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
     return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (rate(w), -w))
 
 
-def conv2d_legalizer(lanes: int, max_acc: int | None = None, dot: int8_dot.DotInstruction | None = None
+@dataclass(frozen=True)
+class Dots:
+    """The dot instructions a model's convs take: ``int8`` for ``quantized``'s uint8 x int8 convs
+    (``int8_dot.for_target``), ``bf16`` for every blocked float conv of a bfloat16 build
+    (``bf16_dot.for_target``); None where the target has none or the build did not ask."""
+
+    int8: int8_dot.DotInstruction | None = None
+    bf16: int8_dot.DotInstruction | None = None
+
+
+def conv2d_legalizer(lanes: int, max_acc: int | None = None, dots: Dots = Dots()
                      ) -> Callable[[relax.BlockBuilder, relax.Call], relax.Expr]:
-    """``legalize_conv2d`` for tiles of at most ``max_acc`` accumulators (int8 convs: ``dot``'s)."""
+    """``legalize_conv2d`` for tiles of at most ``max_acc`` accumulators (dot convs: their instruction's)."""
     budget = max_acc or _DEFAULT_MAX_ACC.get(lanes, 8)
-    return lambda bb, call: legalize_conv2d(bb, call, budget, dot)
+    return lambda bb, call: legalize_conv2d(bb, call, budget, dots)
 
 
-def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0,
-                    dot: int8_dot.DotInstruction | None = None) -> relax.Expr:
+def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, dots: Dots = Dots()) -> relax.Expr:
     """Blocked conv2d / depthwise conv2d -> our TE computes (a conv computed wider and cropped
     where ``tile_width`` says so, when ``max_acc`` is given; uint8 x int8 -> int32 convs on the
-    int8 dot instruction ``dot``); anything else -> TVM's legalization."""
+    int8 dot instruction, float convs on the bfloat16 one where ``dots`` has them); anything
+    else -> TVM's legalization."""
     attrs = call.attrs
     d = _BLOCKED_DATA.match(attrs.data_layout)
     k = _BLOCKED_KERNEL.match(attrs.kernel_layout)
@@ -682,6 +699,11 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0,
         and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
         and static_shape(call.args[0]) is not None and static_shape(call.args[1]) is not None
     ):
+        bf16 = dots.bf16
+        if bf16 is not None and int(d.group(1)) % bf16.group == 0 and int(k.group(2)) == bf16.lanes:
+            data = bb.emit_te(bf16_dot.to_bits, call.args[0], primfunc_name_hint="to_bf16")
+            kernel = bb.emit_te(dot_kernel_layout, call.args[1], bf16.group, primfunc_name_hint="dot_kernel_layout")
+            return _dot_conv(bb, call, data, bb.emit_te(bf16_dot.to_bits, kernel, primfunc_name_hint="to_bf16"), bf16)
         out = static_shape(call)
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
@@ -689,14 +711,10 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0,
             tile_width(out[3], out[1], max_acc) if max_acc else 0,
             primfunc_name_hint="conv2d_nchwc",
         )
-    if dot is not None and d and k and o and int(attrs.groups) == 1 and _is_int8_conv(call, d.group(1), k.group(2), dot):
-        out = static_shape(call)
-        kernel = bb.emit_te(int8_kernel_layout, call.args[1], primfunc_name_hint="int8_kernel_layout")
-        return bb.call_te(
-            conv2d_nchwc_int8_compute, call.args[0], kernel,
-            list(attrs.strides), list(attrs.padding), list(attrs.dilation),
-            tile_width(out[3], out[1], dot.max_acc), dot.name, primfunc_name_hint="conv2d_nchwc_int8",
-        )
+    int8 = dots.int8
+    if int8 is not None and d and k and o and int(attrs.groups) == 1 and _is_int8_conv(call, d.group(1), k.group(2), int8):
+        kernel = bb.emit_te(dot_kernel_layout, call.args[1], int8.group, primfunc_name_hint="dot_kernel_layout")
+        return _dot_conv(bb, call, call.args[0], kernel, int8)
     c_total = static_shape(call.args[0])
     if (
         d and k and o and dtype == "float32" and k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
@@ -735,6 +753,16 @@ def block_lanes(mod: tvm.IRModule, lanes: int) -> int:
     return half if any(size % lanes and size % half == 0 and half % g == 0 for g, size in groups) else lanes
 
 
+def _dot_conv(bb: relax.BlockBuilder, call: relax.Call, data: relax.Expr, kernel: relax.Expr,
+              dot: int8_dot.DotInstruction) -> relax.Expr:
+    """``conv2d_nchwc_dot_compute`` of ``call`` on ``data`` and ``kernel`` (in ``dot``'s types and layout)."""
+    attrs, out = call.attrs, static_shape(call)
+    return bb.call_te(
+        conv2d_nchwc_dot_compute, data, kernel, list(attrs.strides), list(attrs.padding), list(attrs.dilation),
+        tile_width(out[3], out[1], dot.max_acc), dot.name, primfunc_name_hint="conv2d_nchwc_dot",
+    )
+
+
 def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot.DotInstruction) -> bool:
     """A blocked uint8 x int8 -> int32 conv (``quantized``'s integer kernels) in ``dot``'s blocks."""
     args = call.args
@@ -747,11 +775,10 @@ def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot
 # --------------------------------------------------------------------------- the whole Relax part
 
 
-def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None,
-                 dot: int8_dot.DotInstruction | None = None) -> tvm.IRModule:
+def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots: Dots = Dots()) -> tvm.IRModule:
     """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels.
     ``max_acc``: the schedules' accumulator budget (``vector_config``), for ``tile_width``;
-    ``dot``: the int8 dot instruction for the int8 convs ``quantized`` made (``int8_dot.for_target``)."""
+    ``dots``: the dot instructions the convs take (``Dots``)."""
     seq = tvm.transform.Sequential
     mod = seq([
         relax.transform.DecomposeOpsForInference(),
@@ -775,7 +802,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None,
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dot),
+        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots),
                                                             **fast_math.LEGALIZERS}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),

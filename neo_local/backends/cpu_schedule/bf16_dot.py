@@ -1,0 +1,116 @@
+"""The bfloat16 dot product of the opt-in bfloat16 precision (CompilerOptions ``precision``).
+
+With it, every float conv that ``schedule_conv`` schedules in blocks reads its input and weights
+as bfloat16 (float32 rounded to 8 significant bits, to nearest even) and sums their products in
+float32: one AVX512_BF16 ``vdpbf16ps`` step adds the products of 2 input channels (one broadcast
+32-bit word) with the lanes x 2 weights of those channels into ``lanes`` float32 accumulators,
+twice the multiply-adds of a float32 FMA, from half the bytes. The conv's input is rounded where
+it is made (the conversion fuses into the producing kernel's epilogue), its weights once, at
+compile time.
+
+TVM has no bfloat vector type for LLVM (its bfloat16 values are stored as 16-bit integers and
+computed in float32), and LLVM's intrinsic takes ``<32 x bfloat>``: the step calls a small LLVM
+function that reinterprets the bits and calls the intrinsic, linked into each kernel and inlined
+(``DotInstruction.llvm_import``). Here bfloat16 values are int16 bit patterns throughout.
+
+Measured (Zen 5, 2 threads, in one process): ResNet-50-style 20.7 -> 12.3 ms (onnxruntime's
+float32: 19.3 ms).
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import te
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from neo_local.backends.cpu_schedule.int8_dot import DotInstruction
+
+#: input channels per step: one 32-bit word of two bfloat16
+GROUP = 2
+#: how bfloat16 bit patterns are held (the padding's zero is +0.0)
+BITS = "int16"
+
+
+def widen(bits: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
+    """A bfloat16 bit pattern's float32 value: the upper half of its bits."""
+    return tvm.tirx.reinterpret("float32", bits.astype("int32") << 16)
+
+
+def _llvm(lanes: int) -> str:
+    """The step as an LLVM function of TVM's types: int16 vectors of bfloat16 bits."""
+    pairs, suffix = 2 * lanes, 32 * lanes
+    intrinsic = f"llvm.x86.avx512bf16.dpbf16ps.{suffix}"
+    return f"""
+declare <{lanes} x float> @{intrinsic}(<{lanes} x float>, <{pairs} x bfloat>, <{pairs} x bfloat>)
+define <{lanes} x float> @{_function(lanes)}(<{lanes} x float> %c, <{pairs} x i16> %a, <{pairs} x i16> %b) {{
+  %x = bitcast <{pairs} x i16> %a to <{pairs} x bfloat>
+  %y = bitcast <{pairs} x i16> %b to <{pairs} x bfloat>
+  %r = call <{lanes} x float> @{intrinsic}(<{lanes} x float> %c, <{pairs} x bfloat> %x, <{pairs} x bfloat> %y)
+  ret <{lanes} x float> %r
+}}
+"""
+
+
+def _function(lanes: int) -> str:
+    return f"neo_local_dpbf16ps_{32 * lanes}"
+
+
+def _step(lanes: int, loops: bool):
+    """One step as loops (the description tensorize matches) or as the call of ``_llvm``'s function."""
+    f32, bits = f"float32x{lanes}", f"{BITS}x{2 * lanes}"
+
+    @T.prim_func(s_tir=True)
+    def step(a: T.Buffer((2,), BITS, offset_factor=1), b: T.Buffer((lanes, 2), BITS, offset_factor=1),
+             c: T.Buffer((lanes,), "float32", offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(c[0:lanes], a[0:2], b[0:lanes, 0:2])
+            T.writes(c[0:lanes])
+            if loops:
+                for i in T.serial(0, lanes):
+                    for k in T.serial(0, 2):
+                        with T.sblock("update"):
+                            vi, vk = T.axis.remap("SR", [i, k])
+                            c[vi] = c[vi] + (T.reinterpret(T.shift_left(T.cast(a[vk], "int32"), 16), dtype="float32")
+                                             * T.reinterpret(T.shift_left(T.cast(b[vi, vk], "int32"), 16),
+                                                             dtype="float32"))
+            else:
+                word = T.reinterpret(a.vload([0], f"{BITS}x2"), dtype="int32")
+                inputs = T.reinterpret(T.broadcast(word, lanes), dtype=bits)
+                c[T.ramp(T.int32(0), 1, lanes)] = T.call_pure_extern(
+                    f32, _function(lanes), c.vload([0], dtype=f32), inputs, b.vload([0, 0], dtype=bits))
+
+    return step
+
+
+def _register(name: str, lanes: int) -> DotInstruction:
+    TensorIntrin.register(name, _step(lanes, True), _step(lanes, False))
+    return DotInstruction(name, lanes, False, 16, group=GROUP, weight_bytes=2, llvm_import=_llvm(lanes),
+                          widen=widen)
+
+
+BF16_512 = _register("neo_local_bf16_dot_16x2_avx512bf16", 16)
+BF16_256 = _register("neo_local_bf16_dot_8x2_avx512bf16", 8)
+BY_NAME = {i.name: i for i in (BF16_512, BF16_256)}
+
+
+def for_target(lanes: int, features: set[str]) -> DotInstruction | None:
+    """The bfloat16 dot of an x86 target with ``lanes``-wide float blocks and LLVM ``features``
+    (the 8-lane form on ymm registers needs AVX-512VL too: ShuffleNet's blocks)."""
+    if "avx512bf16" not in features:
+        return None
+    if lanes == 16:
+        return BF16_512
+    return BF16_256 if lanes == 8 and "avx512vl" in features else None
+
+
+def to_bits(x: te.Tensor) -> te.Tensor:
+    """float32 -> bfloat16 bit patterns, rounded to nearest even (a NaN stays a quiet NaN)."""
+    def convert(*i):
+        bits = tvm.tirx.reinterpret("uint32", x(*i))
+        one = tvm.tirx.const(1, "uint32")
+        rounded = (bits + tvm.tirx.const(0x7FFF, "uint32") + ((bits >> 16) & one)) >> 16
+        nan = x(*i) != x(*i)
+        return tvm.tirx.Select(nan, tvm.tirx.const(0x7FC0, "uint32"), rounded).astype(BITS)
+
+    return te.compute(x.shape, convert, name="to_bf16")

@@ -1,0 +1,109 @@
+"""The bfloat16 precision of the scheduled CPU pipeline (neo_local.backends.cpu_schedule.bf16_dot):
+float32 -> bfloat16 rounding, convs on AVX512_BF16's dot product against numpy on the same
+rounded operands, and the targets that can and cannot take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+
+from tvm import relax, te  # noqa: E402
+
+from neo_local.backends import cpu_schedule  # noqa: E402
+from neo_local.backends.cpu_schedule import bf16_dot  # noqa: E402
+from neo_local.targets.cpu_features import host_cpu_flags  # noqa: E402
+from neo_local.targets.options import BFLOAT16  # noqa: E402
+
+ZNVER4 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver4"}
+
+needs_bf16 = pytest.mark.skipif(not {"avx512_bf16", "avx512vl"} <= (host_cpu_flags() or frozenset()),
+                                reason="the host cannot run AVX512_BF16 code")
+
+
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> the nearest bfloat16 (ties to even), as float32: numpy's own arithmetic on the bits."""
+    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    return np.where(np.isnan(x), np.float32("nan"), rounded.view(np.float32))
+
+
+def test_rounding_to_bfloat16_is_to_nearest_even():
+    """Ties (a low half of exactly 0x8000) go to the even neighbour, anything above up, NaN stays
+    NaN, infinities and the largest finite bfloat16 stay put; against numpy's float64 arithmetic."""
+    specials = np.array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, -(1 + 2 ** -8), np.inf, -np.inf,
+                         np.nan, 0.0, -0.0, 3.3895314e38, 1e-40], "float32")
+    x = np.concatenate([specials, np.random.default_rng(0).standard_normal(1000).astype("float32") * 100])
+    t = te.placeholder(x.shape, "float32")
+    lib = tvm.compile(te.create_prim_func([t, bf16_dot.to_bits(t)]), target="llvm")
+    out = tvm.runtime.tensor(np.zeros(x.shape, "int16"))
+    lib(tvm.runtime.tensor(x), out)
+    got = (out.numpy().view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(got, _round_bf16(x))
+    assert got[0] == 1 and got[1] == 1 + 4 * 2 ** -8 and got[2] == 1 + 2 ** -7  # tie down, tie up, above: up
+
+
+def _two_convs(x_shape, w1, w2):
+    """conv 3x3 (padded) -> relu -> conv 1x1: the second conv's input is the first's output, so its
+    rounding to bfloat16 happens in the first kernel's epilogue."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(x_shape, "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(x, relax.const(w1), padding=1)))
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(y, relax.const(w2))))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _conv(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
+    import torch
+
+    return torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), padding=padding).numpy()
+
+
+@needs_bf16
+def test_convs_sum_bfloat16_products_in_float32():
+    """Each conv's result is the float32 sum of its bfloat16-rounded input and weights: numpy's
+    float64 convs of the same rounded operands agree to float32 summation's error, while the
+    float32 build's result is two orders of magnitude further off (so the test would see a build
+    that stayed float32). 48 channels: 3 blocks of 16, 24 bfloat16 pairs each."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 48, 10, 10)).astype("float32")
+    w1 = (rng.standard_normal((32, 48, 3, 3)) * 0.1).astype("float32")
+    w2 = (rng.standard_normal((16, 32, 1, 1)) * 0.2).astype("float32")
+    mod = _two_convs(x.shape, w1, w2)
+    y = np.maximum(_conv(_round_bf16(x), _round_bf16(w1), 1), 0).astype("float32")
+    want = _conv(_round_bf16(y), _round_bf16(w2), 0)
+    tol = 1e-5 * np.abs(want).max()
+    got = {}
+    for precision in (BFLOAT16, "float32"):
+        ex, stats = cpu_schedule.compile_cpu(mod, ZNVER4, precision=precision)
+        assert stats["conv"] == 2 and stats["unscheduled"] == 0, stats
+        got[precision] = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    assert stats.get("bf16_dot") is None
+    np.testing.assert_allclose(got[BFLOAT16], want, rtol=0, atol=tol)
+    assert np.abs(got["float32"] - want).max() > 100 * tol
+
+
+def test_the_first_conv_rounds_in_the_producer_s_epilogue():
+    """Scheduled (no build needed): both convs on the 16-lane bfloat16 dot, and the rounding of the
+    second conv's input fused into the first conv's kernel, which writes bfloat16 bits."""
+    rng = np.random.default_rng(1)
+    mod = _two_convs((1, 48, 10, 10), rng.standard_normal((32, 48, 3, 3)).astype("float32"),
+                     rng.standard_normal((16, 32, 1, 1)).astype("float32"))
+    out, stats = cpu_schedule.optimize(mod, ZNVER4, precision=BFLOAT16)
+    assert stats["bf16_dot"] == bf16_dot.BF16_512.name and stats["conv"] == 2, stats
+    kernels = {gv.name_hint: f for gv, f in out.functions_items() if "conv2d_nchwc_dot" in gv.name_hint}
+    assert len(kernels) == 2, list(kernels)
+    first = next(f for name, f in kernels.items() if "relu" in name)
+    assert "to_bf16" in first.script() and str(first.params[-1].ty.dtype) == "int16"
+
+
+def test_bfloat16_needs_the_instruction():
+    """A bfloat16 build for a CPU without AVX512_BF16 is refused here too, not built in float32."""
+    with pytest.raises(ValueError, match="AVX512_BF16"):
+        cpu_schedule.dots_for({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"}, 16, BFLOAT16)
+    assert cpu_schedule.dots_for(ZNVER4, 8, BFLOAT16).bf16 is bf16_dot.BF16_256
+    assert cpu_schedule.dots_for(ZNVER4, 16).bf16 is None
