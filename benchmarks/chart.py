@@ -10,8 +10,9 @@ scale, 1 = as fast), GFLOP/s of every engine, compile time, artifact size and pe
 model a line across the runs in time order (x axis: commit and date; ``*`` marks a run from a
 checkout with uncommitted changes). Every point carries its value as a tooltip. Runs from before
 FLOPs were recorded get GFLOP/s from another run's count of the same model and input shapes.
-Above the panels, the latest result of each model and variant (default compile, or "tuned" when
-the run passed CompilerOptions asking for tuning) as bars of its ratio and as a table; ``--markdown``
+Above the panels, the latest result of each model and variant (default compile, "tuned" when
+the run passed CompilerOptions asking for tuning, "bfloat16" for precision bfloat16) as bars of
+its ratio and as a table; ``--markdown``
 prints that table for a README or a closing note. Other JSON files in the folder (other harnesses'
 formats) are skipped.
 """
@@ -36,6 +37,8 @@ Extract = Callable[[dict[str, Any]], dict[str, float]]
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 680, 320, 64, 72, 28, 84
+#: the variants in the order of their bar colours (``benchmarks.run.variant``)
+VARIANTS = ("default", "tuned", "bfloat16", "tuned bfloat16")
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,8 @@ def svg_bars(rows: list[Latest]) -> str:
              'neo-local is faster)</text>']
     for i, row in enumerate(rows):
         y = TOP + i * bar
-        color = PALETTE[0] if row.result.get("variant", "default") == "default" else PALETTE[1]
+        v = row.result.get("variant", "default")
+        color = PALETTE[VARIANTS.index(v) if v in VARIANTS else 0]
         label = html.escape(f"{_name(row.result)} / {row.engine}")
         tip = html.escape(f"{_name(row.result)} / {row.engine}: {_fmt(row.ratio)} x ({row.run.commit}, {row.run.timestamp})")
         parts.append(f'<text x="{left - 6}" y="{y + bar - 4}" class="yl">{label}</text>'

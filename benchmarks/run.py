@@ -27,7 +27,8 @@ engines was timed is timed again, whole, up to ``--attempts`` times, and the lea
 is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
 (two timings seconds apart; ``ratio_rounds`` keeps them), and each engine's ``median_ms`` the
 median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures). The
-outputs compared (``max_abs_diff``) are those of the first round.
+outputs compared (``max_abs_diff``, and ``max_rel_diff`` relative to the second engine's largest
+output: a bfloat16 build's accuracy) are those of the first round.
 
 A record (timestamp, git commit, versions, host, settings, numbers) is appended to
 ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed;
@@ -52,8 +53,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import flops, measure, suite
-from neo_local.benchmark import Plan, max_abs_diff
+from neo_local.benchmark import Plan, max_abs_diff, max_rel_diff
 from neo_local.targets.cpu_features import physical_cores
+from neo_local.targets.options import BFLOAT16, CompilerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -207,6 +209,7 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         "gflops": gflops,
         "peak_fraction": {k: g / peak_gflops for k, g in gflops.items()} if peak_gflops else {},
         "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
+        "max_rel_diff": {f"{a}_vs_{b}": max_rel_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
     }
 
 
@@ -272,9 +275,11 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def variant(compiler_options: dict[str, Any]) -> str:
-    """How the artifact was compiled, as the chart and table label it: "default", or "tuned" when the
-    CompilerOptions ask for tuning (the records database of earlier tunings serves both)."""
-    return "tuned" if "tuning" in compiler_options else "default"
+    """How the artifact was compiled, as the chart and table label it: "default", "tuned" when the
+    CompilerOptions ask for tuning (the records database of earlier tunings serves both),
+    "bfloat16" for that precision, "tuned bfloat16" for both."""
+    bf16 = CompilerOptions.parse(json.dumps(compiler_options)).precision == BFLOAT16
+    return " ".join(["tuned"] * ("tuning" in compiler_options) + ["bfloat16"] * bf16) or "default"
 
 
 def _compiler_options(text: str) -> dict[str, Any]:
@@ -310,8 +315,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         lat = r["latency"]
-        tuned = " tuned" if r.get("variant", "default") != "default" else ""
-        title = f"{r['model']} ({r.get('framework', 'ONNX')}{tuned})"
+        how = f" {r['variant']}" if r.get("variant", "default") != "default" else ""
+        title = f"{r['model']} ({r.get('framework', 'ONNX')}{how})"
         for i, (key, x) in enumerate(lat.items()):
             engine = "neo-local" if key == suite.NEO_LOCAL.key else key
             ratio = "" if key == suite.NEO_LOCAL.key else f"{r['ratio'][f'tvm_over_{key}']:.2f}"
@@ -335,7 +340,9 @@ def table(results: list[dict[str, Any]]) -> str:
             per_round = "; ".join(f"{k.removeprefix('tvm_over_')} " + " ".join(f"{x:.2f}" for x in v)
                                   for k, v in r["ratio_rounds"].items())
             lines.append(f"{'':<44}neo-local/x per round: {per_round} (the column: their median)")
-        diffs = ", ".join(f"{k.replace('_vs_', '-')} {v:.2e}" for k, v in r["max_abs_diff"].items())
+        relative = r.get("max_rel_diff", {})
+        diffs = ", ".join(f"{k.replace('_vs_', '-')} {v:.2e}" + (f" (relative {relative[k]:.2e})" if k in relative else "")
+                          for k, v in r["max_abs_diff"].items())
         lines.append(f"{'':<44}max |diff|: {diffs}")
     return "\n".join(lines)
 

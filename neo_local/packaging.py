@@ -51,6 +51,7 @@ def build_meta(model: ImportedModel, target: TargetSpec, built: BuiltModel, fram
             "Accelerator": target.accelerator,
             "TVMTarget": dict(target.tvm_target),
             "CpuFeatures": list(target.cpu_features),
+            "Precision": target.precision,
             "Notes": list(target.notes),
             **_gpu_meta(target),
         },

@@ -19,11 +19,17 @@ from neo_local.frontends.base import ImportedModel, TensorSpec
 from neo_local.targets import emulation
 from neo_local.targets.binaries import kernel_check, structural_check
 from neo_local.targets.cpu_features import host_os, missing_on_host
+from neo_local.targets.options import BFLOAT16
 from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.spec import TargetSpec
 
 #: outputs must agree to this fraction of the reference's largest magnitude
 TOLERANCE = 1e-3
+#: ... in a bfloat16 build (CompilerOptions precision): each conv rounds its input and weights to
+#: 8 significant bits (relative error up to 2^-9 each), and deep models carry that on. Measured
+#: against onnxruntime's float32 (seeded inputs, 2 threads, Zen 5): ResNet-50-style 0.046,
+#: MobileNetV2-style 0.031, DenseNet-style 0.007; the top class the same in each
+BF16_TOLERANCE = 0.1
 TIMEOUT_S = 600
 
 
@@ -123,7 +129,9 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
     expected = model.reference(feeds)
     actual = run_artifact(artifact, feeds, workdir, runner)
     max_abs, max_rel = compare(expected, actual)
-    if model.tolerance is None:
+    if target.precision == BFLOAT16:
+        failed, limit = max_rel > BF16_TOLERANCE, f"bfloat16 tolerance {BF16_TOLERANCE}"
+    elif model.tolerance is None:
         failed, limit = max_rel > TOLERANCE, f"tolerance {TOLERANCE}"
     else:  # the frontend's own bound, absolute (quantized models: quantization steps)
         failed, limit = max_abs > model.tolerance, f"absolute tolerance {model.tolerance:.3g} for this model"
@@ -133,7 +141,7 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
             f"relative {max_rel:.3g} ({limit})"
         )
     return Verification(
-        "passed", f"{how} and matched {model.reference_label}", max_abs, max_rel
+        "passed", f"{how} and matched {model.reference_label} ({limit})", max_abs, max_rel
     )
 
 

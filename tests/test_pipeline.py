@@ -184,3 +184,31 @@ def test_out_of_vocabulary_token_is_an_error_not_a_crash(tmp_path):
     )
     assert run.returncode == 1, run.stderr
     assert "index out of range: a lookup (Gather, embedding) into an axis of 100 entries" in run.stderr
+
+
+def test_bfloat16_build_runs_its_convs_on_the_bf16_dot_and_reports_its_accuracy(tmp_path):
+    """CompilerOptions precision: the job builds every blocked conv on AVX512_BF16's dot product,
+    says so in compiled.meta, and its verification compares the outputs with the bfloat16
+    tolerance (they differ from torch's float32 by about 1e-2, not 1e-6: bfloat16 was used). Where
+    this CPU lacks AVX512_BF16 the build is still checked, and the verification says it was not run."""
+    from neo_local.targets.cpu_features import host_cpu_flags
+    from neo_local.verify import BF16_TOLERANCE, compare, run_artifact
+
+    example = built("resnet_like", "onnx")
+    uri = neo_local.compile(
+        InputConfig={"S3Uri": example.archive, "Framework": "ONNX", "DataInputConfig": example.data_input_config},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
+                      "CompilerOptions": json.dumps({"mcpu": "znver4", "precision": "bf16"})},
+    )
+    with tarfile.open(uri) as tar:
+        meta = json.load(tar.extractfile("compiled.meta"))
+    assert meta["Target"]["Precision"] == "bfloat16"
+    assert "'bf16_dot': 'neo_local_bf16_dot_16x2_avx512bf16'" in meta["Build"]["Pipeline"]
+    if "avx512_bf16" not in (host_cpu_flags() or frozenset()):
+        assert meta["Verification"]["status"] == "skipped"
+        return
+    verification = meta["Verification"]
+    assert verification["status"] == "passed" and "bfloat16 tolerance 0.1" in verification["detail"], verification
+    _, max_rel = compare(example.load_outputs(), run_artifact(Path(uri), example.load_inputs(), tmp_path / "run"))
+    assert 1e-4 < max_rel < BF16_TOLERANCE
+    print(f"resnet_like bfloat16: max rel error {max_rel:.3g} against torch")

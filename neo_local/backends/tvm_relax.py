@@ -12,7 +12,7 @@ from typing import Iterator
 from neo_local.api.errors import JobFailure, client_error, exception_line, internal_error, tvm_error_line
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
-from neo_local.targets.options import TuningOptions
+from neo_local.targets.options import FLOAT32, TuningOptions
 from neo_local.targets.spec import TargetSpec
 
 RUNTIME = "tvm-relax-vm"
@@ -43,7 +43,8 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
         return tvm.compile(mod, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
     try:
         with _measurer(spec) as measurer:
-            executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer)
+            executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer,
+                                                         precision=spec.precision if spec else FLOAT32)
     except JobFailure:
         raise  # the request asked for what cannot be done (tuning without a device to time on)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)

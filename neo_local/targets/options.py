@@ -26,6 +26,7 @@ _ALIASES = {
     "output_names": "output_names",
     "JETPACK_VERSION": "jetpack_version",
     "tuning": "tuning",
+    "precision": "precision",
 }
 
 ANDROID_API_LEVELS = range(21, 30)
@@ -38,6 +39,11 @@ _FORMS = {
 }
 
 _DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
+
+#: the arithmetic of a CPU build's convs: float32 (the default), or bfloat16 inputs and weights
+#: summed in float32 (opt-in: AVX512_BF16 CPUs; outputs agree to about 1e-2, not 1e-5)
+FLOAT32, BFLOAT16 = "float32", "bfloat16"
+_PRECISIONS = {"float32": FLOAT32, "fp32": FLOAT32, "bfloat16": BFLOAT16, "bf16": BFLOAT16}
 
 #: the keys of the tuning object and what each must be
 _TUNING_KEYS = {
@@ -81,6 +87,8 @@ class CompilerOptions:
     cuda_ver: str | None = None
     #: tuning: the budget, the records database and where to time (None: no tuning key given)
     tuning: TuningOptions | None = None
+    #: precision: FLOAT32 or BFLOAT16 (the targets that can take it: ``registry``)
+    precision: str = FLOAT32
 
     @classmethod
     def parse(cls, text: str | None) -> "CompilerOptions":
@@ -99,7 +107,8 @@ class CompilerOptions:
         return cls(
             mcpu=_mcpu(values.get("mcpu")),
             mattr=_mattr(values.get("mattr")),
-            dtype=_dtype(values.get("dtype")),
+            dtype=_choice("DTYPE", _DTYPES, values.get("dtype"), "float32"),
+            precision=_choice("precision", _PRECISIONS, values.get("precision"), FLOAT32),
             values=values,
             android_platform=_android_platform(values.get("android_platform")),
             tuning=parse_tuning(values.get("tuning")),
@@ -162,16 +171,17 @@ def _mattr(value: Any) -> tuple[str, ...]:
     return flags
 
 
-def _dtype(value: Any) -> str:
+def _choice(name: str, table: Mapping[str, str], value: Any, default: str) -> str:
+    """``table``'s canonical value for ``value`` (``default`` when not given), else a clear error."""
     if value is None:
-        return "float32"
-    dtype = _DTYPES.get(str(value))
-    if dtype is None:
+        return default
+    chosen = table.get(str(value))
+    if chosen is None:
         raise client_error(
             "OutputConfiguration",
-            f"CompilerOptions DTYPE {value!r} is not supported; use one of {', '.join(_DTYPES)}",
+            f"CompilerOptions {name} {value!r} is not supported; use one of {', '.join(table)}",
         )
-    return dtype
+    return chosen
 
 
 def _android_platform(value: Any) -> int | None:

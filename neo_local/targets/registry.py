@@ -16,7 +16,7 @@ from neo_local.targets import android
 from neo_local.targets.cpu_features import required_features
 from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.gpus import GPU_CODES, GpuCode
-from neo_local.targets.options import CompilerOptions
+from neo_local.targets.options import FLOAT32, CompilerOptions
 from neo_local.targets.platforms import PLATFORMS, Platform
 from neo_local.targets.spec import TargetSpec
 
@@ -197,6 +197,7 @@ def _spec(
     if mattr:
         target["mattr"] = list(mattr)
     target.update(platform.tvm_options)
+    _check_precision(name, target, options.precision, gpu)
     if gpu is None and options.nvidia():
         raise client_error(
             "OutputConfiguration",
@@ -220,6 +221,27 @@ def _spec(
         gpu=gpu.name if gpu else "",
         gpu_details=gpu.details if gpu else {},
         tuning=options.tuning,
+        precision=options.precision,
+    )
+
+
+#: the CPUs LLVM knows with AVX512_BF16, for the message of a bfloat16 build elsewhere
+BF16_CPUS = ("cooperlake", "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5")
+
+
+def _check_precision(name: str, target: dict, precision: str, gpu: GpuChoice | None) -> None:
+    """A bfloat16 build (CompilerOptions precision) needs an x86 CPU target with AVX512_BF16:
+    its convs run on that instruction set's dot product (``cpu_schedule.bf16_dot``)."""
+    if precision == FLOAT32:
+        return
+    if gpu is None and str(target["mtriple"]).startswith("x86_64") and "avx512_bf16" in required_features(target):
+        return
+    reason = f"{name} builds for a GPU" if gpu else f"{name}'s CPU ({target['mcpu']}) has no AVX512_BF16"
+    raise client_error(
+        "OutputConfiguration",
+        f"CompilerOptions precision '{precision}' needs an x86 CPU with AVX512_BF16, and {reason}. Name a "
+        f"CPU that has it (TargetPlatform Os=LINUX, Arch=X86_64 with CompilerOptions mcpu one of "
+        f"{', '.join(BF16_CPUS)}, or mattr ['+avx512bf16']), or leave precision out (float32)",
     )
 
 

@@ -45,6 +45,8 @@ class TargetSpec:
     gpu_details: Mapping[str, str] = field(default_factory=dict)
     #: CompilerOptions tuning: the CPU schedules' tuning budget and records database (None: defaults)
     tuning: TuningOptions | None = None
+    #: CompilerOptions precision: "float32", or "bfloat16" (convs on AVX512_BF16; ``cpu_schedule.bf16_dot``)
+    precision: str = "float32"
 
     @property
     def build_target(self) -> dict[str, Any]:

@@ -90,7 +90,9 @@ def test_rounds_interleave_and_the_ratio_is_the_median_of_the_per_round_ratios(c
     assert r["gflops"]["neo_local_tvm"] == pytest.approx(1e9 / 12e6)
     assert all("outputs" not in x for e in r["latency"].values() for x in e["rounds"])
     assert r["max_abs_diff"] == {"tvm_vs_onnxruntime": 0.25, "tvm_vs_torch": 0.0, "onnxruntime_vs_torch": 0.25}
+    assert r["max_rel_diff"]["tvm_vs_onnxruntime"] == 1.0  # 0.25 off an output of 0.25
     text = run.table([r])
+    assert "tvm-onnxruntime 2.50e-01 (relative 1.00e+00)" in text
     assert "neo-local/x per round: onnxruntime 2.00 2.00 1.20; torch 0.50 1.50 0.30" in text  # round order
     assert " 2.00 " in text.splitlines()[3]  # onnxruntime's row: the recorded ratio, not 12 / 10
 

@@ -107,6 +107,8 @@ def test_every_family_has_an_entry_and_unknown_ones_are_refused(capsys):
 
 def test_compiler_options_label_the_variant_and_bad_ones_are_refused(capsys):
     assert run.variant({}) == "default" and run.variant({"tuning": {"trials": 8}}) == "tuned"
+    assert run.variant({"precision": "bf16"}) == "bfloat16"
+    assert run.variant({"precision": "bfloat16", "tuning": {"minutes": 1}}) == "tuned bfloat16"
     for bad in ("[1]", "{tuning"):
         with pytest.raises(SystemExit):
             run.main(["--models", "resnet_like", "--compiler-options", bad])

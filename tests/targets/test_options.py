@@ -60,3 +60,15 @@ def test_android_platform_levels():
     for bad in ("20", "30", "true", '"x"'):
         with pytest.raises(JobFailure, match="ANDROID_PLATFORM must be an Android API level from 21 to 29, got"):
             CompilerOptions.parse(f'{{"ANDROID_PLATFORM": {bad}}}')
+
+
+def test_precision_spellings():
+    assert CompilerOptions.parse(None).precision == "float32"
+    assert CompilerOptions.parse('{"precision": "bf16"}').precision == "bfloat16"
+    assert CompilerOptions.parse("{'precision': 'fp32'}").precision == "float32"
+
+
+def test_bad_precision():
+    with pytest.raises(JobFailure, match="CompilerOptions precision 'int8' is not supported; use one of float32, fp32, "
+                                         "bfloat16, bf16"):
+        CompilerOptions.parse('{"precision": "int8"}')

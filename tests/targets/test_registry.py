@@ -10,7 +10,7 @@ from neo_local.api.requests import OutputConfig, TargetPlatform
 from neo_local.targets.devices import CONVERTED, DEVICES, REFUSED
 from neo_local.targets.gpus import GPU_CODES
 from neo_local.targets.options import CompilerOptions
-from neo_local.targets.registry import TOOLCHAIN_CACHE_ENV, resolve_target
+from neo_local.targets.registry import BF16_CPUS, TOOLCHAIN_CACHE_ENV, resolve_target
 
 
 def _enum(shape: str) -> list[str]:
@@ -404,3 +404,23 @@ def test_unknown_mcpu_names_close_matches():
 
 def test_device_mcpu_can_be_overridden():
     assert _resolve("ml_c5", options='{"mcpu": "znver3"}').tvm_target["mcpu"] == "znver3"
+
+
+def test_bfloat16_precision_needs_an_avx512_bf16_cpu():
+    """Taken where the CPU has AVX512_BF16 (a platform's mcpu, or mattr); refused elsewhere, saying
+    which CPUs have it, rather than built in float32."""
+    linux = TargetPlatform("LINUX", "X86_64")
+    spec = _resolve(platform=linux, options='{"mcpu": "znver4", "precision": "bf16"}')
+    assert spec.precision == "bfloat16" and "avx512_bf16" in spec.cpu_features
+    assert _resolve(platform=linux, options='{"mcpu": "icelake-server", "mattr": ["+avx512bf16"], '
+                                            '"precision": "bfloat16"}').precision == "bfloat16"
+    assert _resolve("ml_c5").precision == "float32"
+    for mcpu in BF16_CPUS:  # the CPUs the message names
+        assert _resolve(platform=linux, options=f'{{"mcpu": "{mcpu}", "precision": "bf16"}}').precision == "bfloat16"
+    assert _reason("ml_c5", options='{"precision": "bfloat16"}') == (
+        "ClientError: OutputConfiguration: CompilerOptions precision 'bfloat16' needs an x86 CPU with AVX512_BF16, "
+        "and ml_c5's CPU (skylake-avx512) has no AVX512_BF16. Name a CPU that has it (TargetPlatform Os=LINUX, "
+        "Arch=X86_64 with CompilerOptions mcpu one of cooperlake, sapphirerapids, emeraldrapids, graniterapids, "
+        "znver4, znver5, or mattr ['+avx512bf16']), or leave precision out (float32)")
+    assert "rasp4b's CPU (cortex-a72) has no AVX512_BF16" in _reason("rasp4b", options='{"precision": "bf16"}')
+    assert "ml_g4dn builds for a GPU" in _reason("ml_g4dn", options='{"precision": "bf16"}')
