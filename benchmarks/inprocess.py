@@ -4,6 +4,7 @@ process, so that a busy shared machine disturbs both alike; prints ratios per ro
     TVM_NUM_THREADS=2 .venv/bin/python -m benchmarks.inprocess MODEL [--plain] [--repeat N]
                                        [--rounds R] [--mcpu CPU] [--save]
                                        [--tune-trials N] [--tune-minutes M] [--tuning-records PATH]
+                                       [--precision bfloat16]
 
 With --tune-trials/--tune-minutes the CPU schedules are tuned first (cpu_schedule.tuning). The
 records database is a fresh empty file unless --tuning-records names one, so the default run
@@ -52,7 +53,8 @@ def _pipeline(a: argparse.Namespace) -> str:
     budget += [f"{a.tune_minutes:g} min"] if a.tune_minutes else []
     tuned = f", tuned {' / '.join(budget)}" if budget else ""
     records = f", records {a.tuning_records}" if a.tuning_records else ""
-    return f"cpu_schedule{tuned}{records}"
+    precision = f", {a.precision}" if a.precision != "float32" else ""
+    return f"cpu_schedule{precision}{tuned}{records}"
 
 
 def load_example(model: str, work: Path):
@@ -100,6 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--tune-trials", type=int, default=None, help="tune with this many trials over the model")
     p.add_argument("--tune-minutes", type=float, default=None, help="tune for at most this many minutes")
     p.add_argument("--tuning-records", default=None, help="the records database (default: a fresh empty file)")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="CompilerOptions precision of the builds (bfloat16: AVX512_BF16 CPUs)")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
@@ -119,11 +123,12 @@ def main(argv=None) -> int:
     else:
         tuning = TuningOptions(trials=a.tune_trials, minutes=a.tune_minutes,
                                records=a.tuning_records or str(work / "tuning-records.jsonl"))
-        ex, stats = cpu_schedule.compile_cpu(mod, target, tuning)
+        ex, stats = cpu_schedule.compile_cpu(mod, target, tuning, precision=a.precision)
     compile_s = time.perf_counter() - t0
     engines = {"tvm": ex}
     if not a.plain and tuning.enabled:
-        engines["default"], _ = cpu_schedule.compile_cpu(mod, target, TuningOptions(records=str(work / "none.jsonl")))
+        engines["default"], _ = cpu_schedule.compile_cpu(mod, target, TuningOptions(records=str(work / "none.jsonl")),
+                                                         precision=a.precision)
     inputs = built.load_inputs()
     args = [tvm.runtime.tensor(inputs[s.name]) for s in specs]
     want = built.load_outputs()[0]
