@@ -107,3 +107,32 @@ def test_bfloat16_needs_the_instruction():
         cpu_schedule.dots_for({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"}, 16, BFLOAT16)
     assert cpu_schedule.dots_for(ZNVER4, 8, BFLOAT16).bf16 is bf16_dot.BF16_256
     assert cpu_schedule.dots_for(ZNVER4, 16).bf16 is None
+
+
+@needs_bf16
+def test_tuning_times_bfloat16_convs_on_bfloat16_inputs(tmp_path):
+    """The tuner's random inputs for a bfloat16 conv are bit patterns of floats (small integers
+    there read as NaNs, whose outputs would fail every candidate's check): each trial's outputs
+    are checked and kept, and the tuned build still computes the rounded operands' convs."""
+    from neo_local.backends.cpu_schedule.tuning import random_inputs, workloads
+    from neo_local.backends.cpu_schedule.passes import Dots, relax_passes
+    from neo_local.targets.options import TuningOptions
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 32, 8, 8)).astype("float32")
+    w1 = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype("float32")
+    w2 = (rng.standard_normal((16, 32, 1, 1)) * 0.2).astype("float32")
+    mod = _two_convs(x.shape, w1, w2)
+    conv = next(w for w in workloads(relax_passes(mod, 16, 16, Dots(bf16=bf16_dot.BF16_512)), 16, 16)
+                if w.kind == "conv")
+    bits = [a for a in random_inputs(conv.func) if a.dtype == np.int16]
+    assert bits and all(np.isfinite((b.view(np.uint16).astype(np.uint32) << 16).view(np.float32)).all() for b in bits)
+
+    lines = []
+    ex, stats = cpu_schedule.compile_cpu(mod, ZNVER4, TuningOptions(trials=8, records=str(tmp_path / "r.jsonl")),
+                                         progress=lines.append, precision=BFLOAT16)
+    assert stats["tuning_trials"] == 8 and not [line for line in lines if "wrong outputs" in line], lines
+    y = np.maximum(_conv(_round_bf16(x), _round_bf16(w1), 1), 0).astype("float32")
+    want = _conv(_round_bf16(y), _round_bf16(w2), 0)
+    got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

@@ -25,6 +25,7 @@ import numpy as np
 import tvm
 from tvm import tirx
 
+from neo_local.backends.cpu_schedule import bf16_dot
 from neo_local.backends.cpu_schedule.builder import Builder, first_line
 from neo_local.backends.cpu_schedule.records import Record, Records, describe, make_record, workload_key
 from neo_local.backends.cpu_schedule.schedules import TUNABLE
@@ -292,13 +293,18 @@ class _Search:
 
 
 def random_inputs(func: tirx.PrimFunc) -> list[np.ndarray]:
-    """One array per buffer parameter: uniform in [-1, 1) (integers in [-3, 3]), seeded."""
+    """One array per buffer parameter: uniform in [-1, 1) (integers in [-3, 3]), seeded. Buffers of
+    ``bf16_dot.BITS`` hold bfloat16 bit patterns in the tuned kernels (a bfloat16 build's convs):
+    those of uniform floats, since small integers there read as NaNs and denormals."""
     rng = np.random.default_rng(0)
     arrays = []
     for p in func.params:
         shape = [int(d) for d in p.shape]
         dtype = str(p.dtype)
-        if dtype.startswith(("int", "uint")):
+        if dtype == bf16_dot.BITS:
+            floats = rng.uniform(-1, 1, shape).astype("float32")
+            arrays.append((floats.view("uint32") >> 16).astype("uint16").view(dtype))
+        elif dtype.startswith(("int", "uint")):
             arrays.append(rng.integers(-3 if dtype.startswith("int") else 0, 4, shape).astype(dtype))
         else:
             arrays.append(rng.uniform(-1, 1, shape).astype(dtype))
