@@ -26,7 +26,7 @@ from neo_local.targets.spec import TargetSpec
 #: outputs must agree to this fraction of the reference's largest magnitude
 TOLERANCE = 1e-3
 #: ... in a bfloat16 build (CompilerOptions precision): each conv rounds its input and weights to
-#: 8 significant bits (relative error up to 2^-9 each), and deep models carry that on. Measured
+#: 8 significant bits (relative error up to 2^-8 each), and deep models carry that on. Measured
 #: against onnxruntime's float32 (seeded inputs, 2 threads, Zen 5): ResNet-50-style 0.046,
 #: MobileNetV2-style 0.031, DenseNet-style 0.007; the top class the same in each
 BF16_TOLERANCE = 0.1

@@ -446,7 +446,7 @@ def test_models_match_torch(name, tmp_path):
 def test_backend_falls_back_to_plain_build(monkeypatch):
     from neo_local.backends import tvm_relax
 
-    def broken(mod, target, *_):
+    def broken(mod, target, *_, **__):
         raise RuntimeError("schedule bug")
 
     monkeypatch.setattr(cpu_schedule, "compile_cpu", broken)

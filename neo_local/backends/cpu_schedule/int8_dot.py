@@ -52,11 +52,32 @@ class DotInstruction:
     widen: Callable[[tirx.PrimExpr], tirx.PrimExpr] = widen
 
 
-def _step(lanes: int, intrinsics: tuple[str, ...] = ()):
-    """One step as loops (no ``intrinsics``: the description tensorize matches), on ``vpdpbusd`` (one
-    intrinsic) or on ``vpmaddubsw`` + ``vpmaddwd`` by ones (two)."""
+def description(lanes: int, group: int, operands: tuple[str, str], accumulator: str,
+                widen: Callable[[tirx.PrimExpr], tirx.PrimExpr]):
+    """The loops one dot step replaces, as tensorize matches them in a conv's block:
+    ``c[i] += widen(a[k]) * widen(b[i, k])`` over ``lanes`` accumulators and ``group`` input
+    channels; ``operands``: the dtypes of a (inputs) and b (weights)."""
+    a_dtype, b_dtype = operands
+
+    @T.prim_func(s_tir=True)
+    def step(a: T.Buffer((group,), a_dtype, offset_factor=1), b: T.Buffer((lanes, group), b_dtype, offset_factor=1),
+             c: T.Buffer((lanes,), accumulator, offset_factor=1, scope="local")) -> None:
+        with T.sblock("root"):
+            T.reads(c[0:lanes], a[0:group], b[0:lanes, 0:group])
+            T.writes(c[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, group):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        c[vi] = c[vi] + widen(a[vk]) * widen(b[vi, vk])
+
+    return step
+
+
+def _step(lanes: int, intrinsics: tuple[str, ...]):
+    """One step on ``vpdpbusd`` (one intrinsic) or on ``vpmaddubsw`` + ``vpmaddwd`` by ones (two)."""
     i32, i16, i8 = f"int32x{lanes}", f"int16x{2 * lanes}", f"int8x{4 * lanes}"
-    loops, vnni = not intrinsics, len(intrinsics) == 1
+    vnni = len(intrinsics) == 1
 
     @T.prim_func(s_tir=True)
     def step(a: T.Buffer((4,), "uint8", offset_factor=1), b: T.Buffer((lanes, 4), "int8", offset_factor=1),
@@ -64,31 +85,23 @@ def _step(lanes: int, intrinsics: tuple[str, ...] = ()):
         with T.sblock("root"):
             T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
             T.writes(c[0:lanes])
-            if loops:
-                for i in T.serial(0, lanes):
-                    for k in T.serial(0, 4):
-                        with T.sblock("update"):
-                            vi, vk = T.axis.remap("SR", [i, k])
-                            c[vi] = c[vi] + T.cast(a[vk], "int32") * T.cast(b[vi, vk], "int32")
+            word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
+            inputs = T.reinterpret(T.broadcast(word, lanes), dtype=i8)
+            weights = b.vload([0, 0], dtype=i8)
+            if vnni:
+                c[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id(intrinsics[0]), c.vload([0], dtype=i32), inputs, weights, dtype=i32)
             else:
-                word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
-                inputs = T.reinterpret(T.broadcast(word, lanes), dtype=i8)
-                weights = b.vload([0, 0], dtype=i8)
-                if vnni:
-                    c[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id(intrinsics[0]), c.vload([0], dtype=i32), inputs, weights, dtype=i32)
-                else:
-                    pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsics[0]), inputs, weights,
-                                                    dtype=i16)
-                    c[T.ramp(T.int32(0), 1, lanes)] += T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id(intrinsics[-1]), pairs, T.broadcast(T.int16(1), 2 * lanes),
-                        dtype=i32)
+                pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsics[0]), inputs, weights, dtype=i16)
+                c[T.ramp(T.int32(0), 1, lanes)] += T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id(intrinsics[-1]), pairs, T.broadcast(T.int16(1), 2 * lanes), dtype=i32)
 
     return step
 
 
 def _register(instruction: DotInstruction, *intrinsics: str) -> DotInstruction:
-    TensorIntrin.register(instruction.name, _step(instruction.lanes), _step(instruction.lanes, intrinsics))
+    loops = description(instruction.lanes, GROUP, ("uint8", "int8"), "int32", widen)
+    TensorIntrin.register(instruction.name, loops, _step(instruction.lanes, intrinsics))
     return instruction
 
 
