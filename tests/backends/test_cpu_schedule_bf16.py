@@ -64,11 +64,15 @@ def _conv(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
 
 
 @needs_bf16
-def test_convs_sum_bfloat16_products_in_float32():
+@pytest.mark.parametrize("lanes", [16, 8])
+def test_convs_sum_bfloat16_products_in_float32(lanes, monkeypatch):
     """Each conv's result is the float32 sum of its bfloat16-rounded input and weights: numpy's
     float64 convs of the same rounded operands agree to float32 summation's error, while the
     float32 build's result is two orders of magnitude further off (so the test would see a build
-    that stayed float32). 48 channels: 3 blocks of 16, 24 bfloat16 pairs each."""
+    that stayed float32). 48 channels: 3 blocks of 16, 24 bfloat16 pairs each; in 8-lane blocks
+    (ShuffleNet's, on ymm registers) 6 blocks of 8."""
+    if lanes == 8:  # what an AVX-512 target does for a model that shuffles channels in groups of 8
+        monkeypatch.setattr(cpu_schedule, "model_vector_config", lambda mod, target: (8, 16))
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 48, 10, 10)).astype("float32")
     w1 = (rng.standard_normal((32, 48, 3, 3)) * 0.1).astype("float32")
@@ -80,9 +84,10 @@ def test_convs_sum_bfloat16_products_in_float32():
     got = {}
     for precision in (BFLOAT16, "float32"):
         ex, stats = cpu_schedule.compile_cpu(mod, ZNVER4, precision=precision)
-        assert stats["conv"] == 2 and stats["unscheduled"] == 0, stats
+        assert stats["conv"] == 2 and stats["unscheduled"] == 0 and stats["lanes"] == lanes, stats
+        dot = {16: bf16_dot.BF16_512, 8: bf16_dot.BF16_256}[lanes]
+        assert stats.get("bf16_dot") == (dot.name if precision == BFLOAT16 else None), stats
         got[precision] = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
-    assert stats.get("bf16_dot") is None
     np.testing.assert_allclose(got[BFLOAT16], want, rtol=0, atol=tol)
     assert np.abs(got["float32"] - want).max() > 100 * tol
 
