@@ -52,7 +52,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import bf16_dot, fast_math, int8_dot
+from neo_local.backends.cpu_schedule import bf16_dot, fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
@@ -705,6 +705,9 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, 
             kernel = bb.emit_te(dot_kernel_layout, call.args[1], bf16.group, primfunc_name_hint="dot_kernel_layout")
             return _dot_conv(bb, call, data, bb.emit_te(bf16_dot.to_bits, kernel, primfunc_name_hint="to_bf16"), bf16)
         out = static_shape(call)
+        m = _winograd_tile(call, out) if max_acc else 0
+        if m:
+            return _winograd_conv(bb, call, m, out, max_acc)
         return bb.call_te(
             conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
@@ -751,6 +754,27 @@ def block_lanes(mod: tvm.IRModule, lanes: int) -> int:
         if isinstance(func, relax.Function):
             relax.analysis.post_order_visit(func, visit)
     return half if any(size % lanes and size % half == 0 and half % g == 0 for g, size in groups) else lanes
+
+
+def _winograd_tile(call: relax.Call, out: list[int]) -> int:
+    """``winograd.tile_size`` of a blocked float conv of batch 1 (0: the direct conv)."""
+    data, kernel = static_shape(call.args[0]), static_shape(call.args[1])
+    if data[0] != 1:
+        return 0
+    attrs = call.attrs
+    return winograd.tile_size((data[1] * data[4], out[1] * out[4]), (kernel[2], kernel[3]), attrs.strides,
+                              attrs.padding, attrs.dilation)
+
+
+def _winograd_conv(bb: relax.BlockBuilder, call: relax.Call, m: int, out: list[int], max_acc: int) -> relax.Expr:
+    """``call`` as Winograd's F(m, 3) (``winograd``): the input transform, the weights' (a constant),
+    the products as a blocked conv over ``tile_width``'s number of tiles, the output transform."""
+    th, tw = -(-out[2] // m), -(-out[3] // m)
+    tiles = tile_width(th * tw, out[1], max_acc)
+    v = bb.emit_te(winograd.input_transform, call.args[0], m, tiles, primfunc_name_hint="winograd_input")
+    u = bb.emit_te(winograd.weight_transform, call.args[1], m, primfunc_name_hint="winograd_weight")
+    products = bb.emit_te(winograd.products, v, u, CONV_BLOCK, primfunc_name_hint="winograd_products")
+    return bb.call_te(winograd.output_transform, products, m, (out[2], out[3]), primfunc_name_hint="winograd_output")
 
 
 def _dot_conv(bb: relax.BlockBuilder, call: relax.Call, data: relax.Expr, kernel: relax.Expr,

@@ -41,7 +41,7 @@ from typing import Callable
 import tvm
 from tvm import s_tir, tirx
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot
+from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOT_ATTR, DOTS, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
@@ -565,7 +565,8 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "dlight": 0, "generic": 0, "unscheduled": 0,
+             "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
@@ -701,7 +702,7 @@ TUNABLE = {
 }
 
 #: the order in which a function's kind is found: the first schedule that takes it
-_DEFAULT_ORDER = (*TUNABLE, "dlight", "generic")
+_DEFAULT_ORDER = (*TUNABLE, "winograd", "dlight", "generic")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
@@ -730,4 +731,6 @@ def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, la
         return TUNABLE[kind].schedule(func, lanes, max_acc)
     if kind == "dlight":
         return _dlight_one(func, target)
+    if kind == "winograd":
+        return winograd.schedule_transform(func)
     return schedule_generic(func)

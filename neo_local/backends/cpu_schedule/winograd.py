@@ -1,0 +1,204 @@
+"""Winograd convolution F(m x m, 3 x 3) for the blocked float32 3x3 convs with many channels.
+
+A 3x3 stride-1 conv computes each m x m tile of its output from an (m+2) x (m+2) tile of its
+input. Winograd's algorithm transforms the input tiles (``V = B^T d B``) and the weights
+(``U = G g G^T``, at compile time), multiplies them element by element, summed over the input
+channels: (m+2)^2 independent matrix products of (output channels x input channels) by
+(input channels x tiles), and transforms the products back (``Y = A^T M A``). The products take
+(m+2)^2 / (9 m^2) of the direct conv's multiply-adds: 0.44 for F(2,3), 0.25 for F(4,3).
+
+Here the three stages are three kernels in the blocked layout:
+
+- ``winograd_input``: V[e1, e2, ic chunk, tile, ic block], the input's zero padding inlined;
+- ``conv2d_nchwc``: the products, written as a blocked conv whose batch is the (m+2)^2 points
+  (1 x tiles "pixels", a 1x1 "kernel" per point), so ``schedule_conv`` tiles them in registers
+  as it does any conv (and the tuner tunes them);
+- ``winograd_output``: Y = A^T M A per tile, with the conv's epilogue (bias, residual, relu).
+
+Taken (``tile_size``) for 3x3 stride-1 convs padded by 1 on every side whose input and output
+channels are both at least 128: measured alone (Zen 5, 2 threads, against the direct blocked
+conv, F(4,3)) 256->256 at 14x14 0.52 -> 0.28 ms, 128->128 at 28x28 0.49 -> 0.37, 512->512 at
+7x7 0.53 -> 0.30, at 28x28 7.5 -> 3.4 ms; with 64 channels the transforms cost more than the
+products save (64->64 at 56x56 0.46 -> 0.56, 64->256 at 13x13 0.119 both ways). The
+transforms' arithmetic differs from the direct sum's by about 1e-5 of the largest output per
+conv. The whole model (one process, against the direct convs): ResNet-50-style 19.5 -> 17.9 ms
+(onnxruntime 18.7), VGG-11 67 -> 16 ms (onnxruntime 30.7; its 512->512 convs at 28x28 dominate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import s_tir, te, tirx
+from tvm.topi.utils import const_matrix
+
+INPUT_BLOCK = "winograd_input"
+OUTPUT_BLOCK = "winograd_output"
+#: fewer channels than this on either side: the transforms cost more than the products save
+MIN_CHANNELS = 128
+
+
+@dataclass(frozen=True)
+class Matrices:
+    """F(m, 3)'s transforms: B^T (a x a), G (a x 3), A^T (m x a), a = m + 2."""
+
+    m: int
+    BT: np.ndarray
+    G: np.ndarray
+    AT: np.ndarray
+
+    @property
+    def a(self) -> int:
+        return self.m + 2
+
+
+#: F(4,3) on the points 0, 1, -1, 2, -2 (Lavin and Gray's matrices). Measured against F(2,3)
+#: (Zen 5, 2 threads): faster from 7x7 outputs up (256->256 at 7x7 0.095 against 0.111 ms,
+#: 512->512 at 7x7 0.30 against 0.34, at 14x14 0.28 against 0.35), though a 7x7 output in
+#: 4x4 tiles computes 8x8; its outputs differ from the direct sum's by about 1e-5 of their
+#: largest, F(2,3)'s by 1e-6
+MATRICES = {
+    4: Matrices(
+        4,
+        np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], "float64"),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], "float64"),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], "float64"),
+    ),
+}
+
+
+def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, padding, dilation) -> int:
+    """m of the F(m, 3) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3,
+    stride 1, undilated, padded by 1 all round, at least ``MIN_CHANNELS`` in and out."""
+    if (tuple(kernel) != (3, 3) or any(int(s) != 1 for s in strides) or any(int(d) != 1 for d in dilation)
+            or any(int(p) != 1 for p in padding) or min(channels) < MIN_CHANNELS):
+        return 0
+    return 4
+
+
+def _tiles(h: int, w: int, m: int) -> tuple[int, int]:
+    return math.ceil(h / m), math.ceil(w / m)
+
+
+def input_transform(data: te.Tensor, m: int, tiles: int) -> te.Tensor:
+    """V[e1, e2, c, t, k] = (B^T d_t B)[e1, e2] over channel chunk c, block lane k, for the
+    ``tiles`` tiles (t beyond the last repeats it: the products may be computed wider)."""
+    mat = MATRICES[m]
+    _, icc, h, w, icb = (int(d) for d in data.shape)
+    th, tw = _tiles(h, w, m)
+    zero = tirx.const(0, data.dtype)
+
+    def padded(c, y, x, k):
+        inside = tirx.all(y >= 1, y < h + 1, x >= 1, x < w + 1)
+        return tirx.if_then_else(inside, data[0, c, y - 1, x - 1, k], zero)
+
+    b = const_matrix(mat.BT.T.astype("float32"), "winograd_B")
+    ra = te.reduce_axis((0, mat.a), "ra")
+    rb = te.reduce_axis((0, mat.a), "rb")
+
+    def v(e1, e2, c, t, k):
+        t = te.min(t, th * tw - 1)
+        y, x = (t // tw) * m, (t % tw) * m
+        return te.sum(padded(c, y + ra, x + rb, k) * b[ra][e1] * b[rb][e2], axis=[ra, rb])
+
+    return te.compute((mat.a, mat.a, icc, tiles, icb), v, name=INPUT_BLOCK)
+
+
+def weight_transform(kernel: te.Tensor, m: int) -> te.Tensor:
+    """U[e1 * a + e2, oc chunk, ic chunk, ic block, oc block] = (G g G^T)[e1, e2] of the blocked
+    OIHW{ic}i{oc}o kernel (a constant: folded at compile)."""
+    mat = MATRICES[m]
+    occ, icc, _, _, icb, ocb = (int(d) for d in kernel.shape)
+    g = const_matrix(mat.G.astype("float32"), "winograd_G")
+    ry = te.reduce_axis((0, 3), "ry")
+    rx = te.reduce_axis((0, 3), "rx")
+    return te.compute(
+        (mat.a * mat.a, occ, icc, icb, ocb),
+        lambda e, o, i, ib, ob: te.sum(g[e // mat.a][ry] * kernel[o, i, ry, rx, ib, ob] * g[e % mat.a][rx],
+                                       axis=[ry, rx]),
+        name="winograd_weight",
+    )
+
+
+def products(v: te.Tensor, u: te.Tensor, block_name: str) -> te.Tensor:
+    """M[e, oc chunk, 0, t, oc block] = sum over input channels of V[e, t] U[e]: a blocked conv of
+    batch a^2 and 1 x tiles pixels with a 1x1 kernel per batch entry (named ``block_name``, the
+    conv block ``schedule_conv`` schedules)."""
+    a, _, icc, tiles, icb = (int(d) for d in v.shape)
+    _, occ, _, _, ocb = (int(d) for d in u.shape)
+    rc = te.reduce_axis((0, icc), "rc")
+    ry = te.reduce_axis((0, 1), "ry")
+    rx = te.reduce_axis((0, 1), "rx")
+    rb = te.reduce_axis((0, icb), "rb")
+    return te.compute(
+        (a * a, occ, 1, tiles, ocb),
+        lambda e, c, y, x, cb: te.sum(v[e // a, e % a, rc, x + y + ry + rx, rb] * u[e, c, rc, rb, cb],
+                                      axis=[rc, ry, rx, rb]),
+        name=block_name,
+    )
+
+
+def output_transform(mm: te.Tensor, m: int, out_hw: tuple[int, int]) -> te.Tensor:
+    """Y[0, c, y, x, k] = (A^T M_t A)[y mod m, x mod m] for the tile t holding (y, x)."""
+    mat = MATRICES[m]
+    _, occ, _, _, ocb = (int(d) for d in mm.shape)
+    h, w = out_hw
+    _, tw = _tiles(h, w, m)
+    at = const_matrix(mat.AT.T.astype("float32"), "winograd_A")
+    ra = te.reduce_axis((0, mat.a), "ra")
+    rb = te.reduce_axis((0, mat.a), "rb")
+
+    def y(n, c, yy, xx, k):
+        t = (yy // m) * tw + xx // m
+        return te.sum(mm[ra * mat.a + rb, c, 0, t, k] * at[ra][yy % m] * at[rb][xx % m], axis=[ra, rb])
+
+    return te.compute((1, occ, h, w, ocb), y, name=OUTPUT_BLOCK)
+
+
+def schedule_transform(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+    """The schedule of a ``winograd_input`` kernel (its padding and any elementwise producers
+    inlined) or a ``winograd_output`` kernel (its epilogue computed per tile); None for others.
+    Each: the tiles run in parallel, the transform's small loops unrolled (the matrices'
+    entries become constants), the channel block vectorized."""
+    sch = s_tir.Schedule(func)
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    names = [sch.get(b).name_hint for b in blocks]
+    kind = next((n for n in (INPUT_BLOCK, OUTPUT_BLOCK) if n in names), None)
+    if kind is None or (kind == INPUT_BLOCK and names[-1] != INPUT_BLOCK):
+        return None
+    at = names.index(kind)
+    main, epilogue = blocks[at], blocks[at + 1:]
+    for b in blocks[:at] + epilogue[:-1]:  # the matrices' constants, producers, all but the last epilogue block
+        sch.compute_inline(b)
+    if kind == INPUT_BLOCK:
+        e1, e2, c, t, k, ra, rb = sch.get_loops(main)
+        sch.reorder(c, t, e1, e2, ra, rb, k)
+        sch.parallel(sch.fuse(c, t))
+        for loop in (e1, e2, ra, rb):
+            sch.unroll(loop)
+        sch.vectorize(k)
+        return sch.mod["main"]
+    m = _tile_of(sch, main)
+    n, c, yy, xx, k, ra, rb = sch.get_loops(main)
+    yo, yi = sch.split(yy, [None, m])
+    xo, xi = sch.split(xx, [None, m])
+    sch.reorder(n, c, yo, xo, yi, xi, ra, rb, k)
+    sch.parallel(sch.fuse(n, c, yo))
+    for loop in (yi, xi, ra, rb):
+        sch.unroll(loop)
+    sch.vectorize(k)
+    if epilogue:
+        sch.reverse_compute_at(epilogue[-1], xo)
+        sch.vectorize(sch.get_loops(epilogue[-1])[-1])
+    return sch.mod["main"]
+
+
+def _tile_of(sch: s_tir.Schedule, block) -> int:
+    """m of a ``winograd_output`` block: its A^T has m columns (the matrix's extent in its reads)."""
+    a = int(sch.get(sch.get_loops(block)[-1]).extent)
+    return a - 2
+

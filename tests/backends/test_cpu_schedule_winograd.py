@@ -1,0 +1,64 @@
+"""Winograd 3x3 convs (neo_local.backends.cpu_schedule.winograd): which convs take them, and their
+outputs against torch's direct conv in float64, epilogues and tile sizes that do not divide the
+output included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+torch = pytest.importorskip("torch")
+
+from neo_local.backends import cpu_schedule  # noqa: E402
+from neo_local.backends.cpu_schedule import winograd  # noqa: E402
+from test_cpu_schedule import AVX2, _conv_module, _rel, _run, needs_avx2  # noqa: E402
+
+ONE = (1, 1)
+PAD = (1, 1, 1, 1)
+
+
+def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
+    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, ONE) == 4
+    assert winograd.tile_size((512, 256), (3, 3), ONE, PAD, ONE) == 4
+    assert winograd.tile_size((64, 128), (3, 3), ONE, PAD, ONE) == 0  # too few channels to pay
+    assert winograd.tile_size((128, 128), (3, 3), (2, 2), PAD, ONE) == 0
+    assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE) == 0
+    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, (2, 2)) == 0
+    assert winograd.tile_size((128, 128), (1, 1), ONE, (0, 0, 0, 0), ONE) == 0
+
+
+@pytest.mark.parametrize("matrices", winograd.MATRICES.values(), ids=lambda m: f"F({m.m},3)")
+def test_the_transforms_compute_a_3x3_correlation(matrices):
+    """A^T [(G g G^T) * (B^T d B)] A equals the valid 3x3 correlation of an (m+2)^2 tile, in float64."""
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal((matrices.a, matrices.a)), rng.standard_normal((3, 3))
+    u, v = matrices.G @ g @ matrices.G.T, matrices.BT @ d @ matrices.BT.T
+    want = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(matrices.m)] for i in range(matrices.m)])
+    np.testing.assert_allclose(matrices.AT @ (u * v) @ matrices.AT.T, want, atol=1e-12)
+
+
+@needs_avx2
+@pytest.mark.parametrize("cin,cout,hw,residual,act", [
+    (128, 128, 14, True, "relu"),   # bias + residual + relu in the output kernel; 14 = 4 tiles of 4 cropped
+    (128, 256, 15, False, "clip"),  # 15 = 4 tiles, the last one cropped by 1
+    (256, 128, 7, False, "none"),   # 7 = 2 tiles of 4 cropped; bias only
+])
+def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
+    """Through the whole pipeline (8-lane blocks): the input and output transforms scheduled as
+    Winograd kernels, the products as a conv; outputs within float32 rounding of the direct conv's
+    (measured: 1e-6 to 1e-5 of the largest output)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
+    w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype("float32")
+    b = rng.standard_normal(cout).astype("float32")
+    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE) == 4
+    ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 1, residual, act), AVX2)
+    assert stats["winograd"] == 2 and stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    got = _run(ex, x)
+    with torch.no_grad():
+        xt = torch.from_numpy(x).double()
+        y = torch.nn.functional.conv2d(xt, torch.from_numpy(w).double(), torch.from_numpy(b).double(), padding=1)
+        y = y + xt if residual else y
+        y = torch.relu(y) if act == "relu" else torch.clamp(y, 0, 6) if act == "clip" else y
+    assert _rel(got, y.numpy()) < 3e-5
