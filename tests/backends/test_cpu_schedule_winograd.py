@@ -12,10 +12,11 @@ torch = pytest.importorskip("torch")
 
 from neo_local.backends import cpu_schedule  # noqa: E402
 from neo_local.backends.cpu_schedule import winograd  # noqa: E402
-from test_cpu_schedule import AVX2, _conv_module, _rel, _run, needs_avx2  # noqa: E402
+from test_cpu_schedule import A72, AVX2, _conv_module, _rel, _run, needs_avx2  # noqa: E402
 
 ONE = (1, 1)
 PAD = (1, 1, 1, 1)
+AVX512 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"}
 
 
 def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
@@ -62,3 +63,14 @@ def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
         y = y + xt if residual else y
         y = torch.relu(y) if act == "relu" else torch.clamp(y, 0, 6) if act == "clip" else y
     assert _rel(got, y.numpy()) < 3e-5
+
+
+@pytest.mark.parametrize("target,lanes", [(A72, 4), (AVX512, 16)], ids=["aarch64", "avx512"])
+def test_other_vector_widths_schedule_every_winograd_kernel(target, lanes):
+    """NEON's 4-lane and AVX-512's 16-lane blocks (not built: this host may not run them) take
+    the same three kernels, each scheduled: the products as a conv, the transforms as Winograd's."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((128, 128, 3, 3)).astype("float32")
+    mod = _conv_module((1, 128, 14, 14), w, rng.standard_normal(128).astype("float32"), 1, 1, True, "relu")
+    _, stats = cpu_schedule.optimize(mod, target)
+    assert (stats["lanes"], stats["winograd"], stats["conv"], stats["unscheduled"]) == (lanes, 2, 1, 0), stats
