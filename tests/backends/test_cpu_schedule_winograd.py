@@ -20,13 +20,14 @@ AVX512 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512
 
 
 def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
-    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, ONE) == 4
-    assert winograd.tile_size((512, 256), (3, 3), ONE, PAD, ONE) == 4
-    assert winograd.tile_size((64, 128), (3, 3), ONE, PAD, ONE) == 0  # too few channels to pay
-    assert winograd.tile_size((128, 128), (3, 3), (2, 2), PAD, ONE) == 0
-    assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE) == 0
-    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, (2, 2)) == 0
-    assert winograd.tile_size((128, 128), (1, 1), ONE, (0, 0, 0, 0), ONE) == 0
+    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, ONE, (28, 28)) == 4
+    assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (13, 13)) == 4  # 4 x 4 tiles
+    assert winograd.tile_size((512, 512), (3, 3), ONE, PAD, ONE, (7, 7)) == 0  # 2 x 2 tiles: the weights dominate
+    assert winograd.tile_size((8, 64), (3, 3), ONE, PAD, ONE, (56, 56)) == 0  # too few channels to pay
+    assert winograd.tile_size((128, 128), (3, 3), (2, 2), PAD, ONE, (14, 14)) == 0
+    assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE, (12, 12)) == 0
+    assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, (2, 2), (28, 28)) == 0
+    assert winograd.tile_size((128, 128), (1, 1), ONE, (0, 0, 0, 0), ONE, (28, 28)) == 0
 
 
 @pytest.mark.parametrize("matrices", winograd.MATRICES.values(), ids=lambda m: f"F({m.m},3)")
@@ -43,7 +44,7 @@ def test_the_transforms_compute_a_3x3_correlation(matrices):
 @pytest.mark.parametrize("cin,cout,hw,residual,act", [
     (128, 128, 14, True, "relu"),   # bias + residual + relu in the output kernel; 14 = 4 tiles of 4 cropped
     (128, 256, 15, False, "clip"),  # 15 = 4 tiles, the last one cropped by 1
-    (256, 128, 7, False, "none"),   # 7 = 2 tiles of 4 cropped; bias only
+    (16, 64, 13, False, "none"),    # 13 = 4 tiles, the last one 1 wide; bias only; one input block
 ])
 def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
     """Through the whole pipeline (8-lane blocks): the input and output transforms scheduled as
@@ -53,7 +54,7 @@ def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
     x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
     w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype("float32")
     b = rng.standard_normal(cout).astype("float32")
-    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE) == 4
+    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE, (hw, hw)) == 4
     ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 1, residual, act), AVX2)
     assert stats["winograd"] == 2 and stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     got = _run(ex, x)

@@ -763,7 +763,7 @@ def _winograd_tile(call: relax.Call, out: list[int]) -> int:
         return 0
     attrs = call.attrs
     return winograd.tile_size((data[1] * data[4], out[1] * out[4]), (kernel[2], kernel[3]), attrs.strides,
-                              attrs.padding, attrs.dilation)
+                              attrs.padding, attrs.dilation, (out[2], out[3]))
 
 
 def _winograd_conv(bb: relax.BlockBuilder, call: relax.Call, m: int, out: list[int], max_acc: int) -> relax.Expr:

@@ -1,4 +1,4 @@
-"""Winograd convolution F(m x m, 3 x 3) for the blocked float32 3x3 convs with many channels.
+"""Winograd convolution F(m x m, 3 x 3) for blocked float32 3x3 convs.
 
 A 3x3 stride-1 conv computes each m x m tile of its output from an (m+2) x (m+2) tile of its
 input. Winograd's algorithm transforms the input tiles (``V = B^T d B``) and the weights
@@ -19,14 +19,18 @@ Each transform computes its first half per tile (B^T d, M A) and then the second
 each value from all 36 terms: ResNet-50-style's build (Relax passes and LLVM) took 11.7 s that
 way against 16.7 s (9.6 s with no Winograd convs).
 
-Taken (``tile_size``) for 3x3 stride-1 convs padded by 1 on every side whose input and output
-channels are both at least 128: measured alone (Zen 5, 2 threads, against the direct blocked
-conv, F(4,3)) 256->256 at 14x14 0.52 -> 0.28 ms, 128->128 at 28x28 0.49 -> 0.37, 512->512 at
-7x7 0.53 -> 0.30, at 28x28 7.5 -> 3.4 ms; with 64 channels the transforms cost more than the
-products save (64->64 at 56x56 0.46 -> 0.56, 64->256 at 13x13 0.119 both ways). The
-transforms' arithmetic differs from the direct sum's by about 1e-5 of the largest output per
-conv. The whole model (one process, against the direct convs): ResNet-50-style 19.5 -> 17.9 ms
-(onnxruntime 18.7), VGG-11 67 -> 16 ms (onnxruntime 30.7; its 512->512 convs at 28x28 dominate).
+Taken (``tile_size``) for 3x3 stride-1 convs padded by 1 with at least 16 output tiles (outputs
+of 13x13 and up). Measured alone (Zen 5, 2 threads, against the direct blocked conv, the
+epilogue included): 64->64 at 56x56 0.45 -> 0.16 ms, 128->128 at 28x28 0.45 -> 0.15, 256->256
+at 14x14 0.52 -> 0.19, DenseNet's 128->32 at 56x56 0.68 -> 0.32, SqueezeNet's 16->64 at 55x55
+0.115 -> 0.061 and 64->256 at 13x13 0.118 -> 0.060. At 7x7 (4 tiles) the transformed weights,
+4x the conv's, are read for too few tiles: 512->512 0.53 -> 0.68 ms. The transforms'
+arithmetic differs from the direct sum's by about 1e-5 of the largest output per conv.
+
+Whole models in one process, against the same build with Winograd only where it has 128
+channels on both sides (any size), 5 rounds: ResNet-50-style 18.2 -> 16.6 ms (onnxruntime
+18.2), DenseNet 8.04 -> 6.83 (8.00), SqueezeNet 1.74 -> 1.41 (1.62), Inception 6.50 -> 5.80
+(6.38), VGG-11 15.1 -> 13.2 (30.4).
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ INPUT_BLOCK = "winograd_input"
 OUTPUT_BLOCK = "winograd_output"
 #: the transforms' first halves (B^T d, M A), computed per tile inside the second
 ROWS, COLUMNS = "winograd_input_rows", "winograd_output_columns"
-#: fewer channels than this on either side: the transforms cost more than the products save
-MIN_CHANNELS = 128
+#: the fewest channels on either side measured to gain (SqueezeNet's 16->64)
+MIN_CHANNELS = 16
+#: fewer output tiles than this: the transformed weights (4x the conv's) are read for too few
+#: tiles (512->512 at 7x7, 4 tiles: 37 MB of weights, 0.53 -> 0.68 ms)
+MIN_TILES = 16
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,17 @@ MATRICES = {
 }
 
 
-def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, padding, dilation) -> int:
+def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, padding, dilation,
+              out_hw: tuple[int, int]) -> int:
     """m of the F(m, 3) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3,
-    stride 1, undilated, padded by 1 all round, at least ``MIN_CHANNELS`` in and out."""
+    stride 1, undilated, padded by 1 all round, at least ``MIN_CHANNELS`` in and out and
+    ``MIN_TILES`` output tiles."""
     if (tuple(kernel) != (3, 3) or any(int(s) != 1 for s in strides) or any(int(d) != 1 for d in dilation)
             or any(int(p) != 1 for p in padding) or min(channels) < MIN_CHANNELS):
         return 0
-    return 4
+    m = 4
+    th, tw = _tiles(*out_hw, m)
+    return m if th * tw >= MIN_TILES else 0
 
 
 def _tiles(h: int, w: int, m: int) -> tuple[int, int]:
