@@ -34,6 +34,15 @@ ARMV7 = {"kind": "llvm", "mtriple": "armv7l-linux-gnueabihf", "mcpu": "cortex-a5
 needs_avx2 = pytest.mark.skipif(not _host_has("avx2"), reason="the host cannot run AVX2 code")
 
 
+@pytest.fixture
+def direct_convs(monkeypatch):
+    """3x3 convs on the direct schedule, for the tests of its tiles and epilogues: Winograd
+    (``cpu_schedule.winograd``) takes these shapes otherwise."""
+    from neo_local.backends.cpu_schedule import winograd
+
+    monkeypatch.setattr(winograd, "MIN_TILES", 10 ** 9)
+
+
 def _run(executable, *arrays):
     vm = relax.VirtualMachine(executable, tvm.cpu())
     return vm["main"](*(tvm.runtime.tensor(a) for a in arrays)).numpy()
@@ -61,7 +70,7 @@ def _llvm_asm(executable) -> str:
     return next(m for m in executable.mod.imports if m.kind == "llvm").inspect_source("asm")
 
 
-def test_aarch64_kernels_lower_to_neon_fmla():
+def test_aarch64_kernels_lower_to_neon_fmla(direct_convs):
     """The conv's register tile (2 output-channel vectors x 7 columns here) becomes NEON fused
     multiply-adds on 4 x fp32 (mostly fmla by element: the input value read by lane), with no vector
     register spilled to the stack inside the reduction; so does the matmul's tile. Numbers for
@@ -83,7 +92,7 @@ def test_aarch64_kernels_lower_to_neon_fmla():
     assert re.search(r"fmla\tv\d+\.4s", _llvm_asm(ex))
 
 
-def test_armv7_kernels_lower_to_neon_vfma():
+def test_armv7_kernels_lower_to_neon_vfma(direct_convs):
     """armv7 (VFPv4 NEON): the conv tile (4 output-channel vectors x 2 columns: 8 accumulators) is
     vfma on q registers (4 x fp32). Numbers: tests/test_pipeline_arm.py, under qemu-arm."""
     rng = np.random.default_rng(0)
@@ -179,7 +188,7 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (32, 1000, 13, 1, 1, 0, False, "relu"), # SqueezeNet's classifier conv: 125 blocks, 5 x 2 over 14 columns
     ],
 )
-def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act):
+def test_scheduled_conv_matches_torch(cin, cout, hw, k, stride, pad, residual, act, direct_convs):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
     w = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype("float32")
@@ -333,7 +342,7 @@ def test_depthwise_weights_repacked_to_channel_blocks():
 
 @needs_avx2
 @pytest.mark.parametrize("groups", [1, 16])
-def test_channels_last_conv_takes_the_blocked_schedules(groups):
+def test_channels_last_conv_takes_the_blocked_schedules(groups, direct_convs):
     """TFLite's form: NHWC/HWIO conv (HWOI depthwise), a rank-1 bias, R.clip; all of it moves to
     the blocked layout instead of staying channels-last and unscheduled."""
     rng = np.random.default_rng(0)
@@ -592,7 +601,7 @@ def test_tile_width_widens_to_full_tiles():
 
 @needs_avx2
 @pytest.mark.parametrize("bias", [True, False])
-def test_prime_width_conv_is_computed_wider_and_cropped(bias):
+def test_prime_width_conv_is_computed_wider_and_cropped(bias, direct_convs):
     """A 13-wide output (prime) is computed 14 wide and cropped inside the conv kernel, which
     still takes the conv schedule, with an epilogue (bias, relu) or without one. The extra column
     reads the last one's input: the padding stage stays as wide as the conv needs (13 + 2)."""
@@ -673,7 +682,7 @@ def test_squeeze_excite_gate_multiplies_in_the_blocked_layout(act, gate, squeeze
 
 
 @pytest.mark.parametrize("act,unrolled", [("relu", True), ("silu", False)])
-def test_polynomial_epilogues_are_vectorized_not_unrolled(act, unrolled):
+def test_polynomial_epilogues_are_vectorized_not_unrolled(act, unrolled, direct_convs):
     """A conv tile's epilogue is unrolled over the tile, except one holding a fast_math polynomial
     (SiLU's sigmoid): dozens of ops per copy took EfficientNet's TVM build from 35 s to 200 s."""
     w = (np.random.default_rng(0).standard_normal((32, 32, 3, 3)) / 10).astype("float32")
