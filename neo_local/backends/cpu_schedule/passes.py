@@ -36,7 +36,9 @@ Order (``relax_passes``):
    into groups of 4 for the target's int8 dot instruction (``int8_dot``), its weights repacked
    by ``dot_kernel_layout``; in a bfloat16 build (``bf16_dot``) every blocked float conv the same
    way, on groups of 2, its input rounded to bfloat16 by a ``to_bf16`` step (which fuses into
-   the producer's epilogue) and its weights at compile time; blocked depthwise ->
+   the producer's epilogue) and its weights at compile time; a float32 3x3 stride-1 conv with 16
+   output tiles of 4x4 or more -> Winograd's F(4,3) in three kernels (``winograd``: input
+   transform, products as a ``conv2d_nchwc`` of batch 36, output transform); blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
@@ -686,8 +688,8 @@ def conv2d_legalizer(lanes: int, max_acc: int | None = None, dots: Dots = Dots()
 def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, dots: Dots = Dots()) -> relax.Expr:
     """Blocked conv2d / depthwise conv2d -> our TE computes (a conv computed wider and cropped
     where ``tile_width`` says so, when ``max_acc`` is given; uint8 x int8 -> int32 convs on the
-    int8 dot instruction, float convs on the bfloat16 one where ``dots`` has them); anything
-    else -> TVM's legalization."""
+    int8 dot instruction, float convs on the bfloat16 one where ``dots`` has them, else the 3x3
+    ones ``winograd.tile_size`` takes as Winograd's); anything else -> TVM's legalization."""
     attrs = call.attrs
     d = _BLOCKED_DATA.match(attrs.data_layout)
     k = _BLOCKED_KERNEL.match(attrs.kernel_layout)
