@@ -27,8 +27,9 @@ engines was timed is timed again, whole, up to ``--attempts`` times, and the lea
 is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
 (two timings seconds apart; ``ratio_rounds`` keeps them), and each engine's ``median_ms`` the
 median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures). The
-outputs compared (``max_abs_diff``, and ``max_rel_diff`` relative to the second engine's largest
-output: a bfloat16 build's accuracy) are those of the first round.
+outputs compared (``max_abs_diff``, and ``max_rel_diff``: ``verify.compare``'s relative error of
+the first engine against the second, the figure a job's verification checks and a bfloat16
+build's accuracy) are those of the first round.
 
 A record (timestamp, git commit, versions, host, settings, numbers) is appended to
 ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed;
@@ -53,9 +54,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import flops, measure, suite
-from neo_local.benchmark import Plan, max_abs_diff, max_rel_diff
+from neo_local.benchmark import Plan, max_abs_diff
 from neo_local.targets.cpu_features import physical_cores
 from neo_local.targets.options import BFLOAT16, CompilerOptions
+from neo_local.verify import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -209,7 +211,7 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         "gflops": gflops,
         "peak_fraction": {k: g / peak_gflops for k, g in gflops.items()} if peak_gflops else {},
         "max_abs_diff": {f"{a}_vs_{b}": max_abs_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
-        "max_rel_diff": {f"{a}_vs_{b}": max_rel_diff(outs[a], outs[b]) for a, b in combinations(outs, 2)},
+        "max_rel_diff": {f"{a}_vs_{b}": compare(outs[b], outs[a])[1] for a, b in combinations(outs, 2)},
     }
 
 

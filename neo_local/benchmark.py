@@ -167,13 +167,6 @@ def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).max()) for x, y in zip(a, b))
 
 
-def max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """``max_abs_diff`` as a fraction of the largest magnitude among ``b``'s outputs (the reference):
-    the figure a job's verification checks, and a bfloat16 build's accuracy."""
-    scale = max((float(np.abs(np.asarray(y, np.float64)).max()) for y in b if np.size(y)), default=0.0)
-    return max_abs_diff(a, b) / max(scale, 1e-12)
-
-
 # --------------------------------------------------------------------------- the CLI's engines
 
 
