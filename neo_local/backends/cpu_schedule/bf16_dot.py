@@ -58,15 +58,15 @@ def _function(lanes: int) -> str:
 
 def _step(lanes: int):
     """One step as the call of ``_llvm``'s function."""
-    f32, bits = f"float32x{lanes}", f"{BITS}x{2 * lanes}"
+    f32, bits = f"float32x{lanes}", f"{BITS}x{GROUP * lanes}"
 
     @T.prim_func(s_tir=True)
-    def step(a: T.Buffer((2,), BITS, offset_factor=1), b: T.Buffer((lanes, 2), BITS, offset_factor=1),
+    def step(a: T.Buffer((GROUP,), BITS, offset_factor=1), b: T.Buffer((lanes, GROUP), BITS, offset_factor=1),
              c: T.Buffer((lanes,), "float32", offset_factor=1, scope="local")) -> None:
         with T.sblock("root"):
-            T.reads(c[0:lanes], a[0:2], b[0:lanes, 0:2])
+            T.reads(c[0:lanes], a[0:GROUP], b[0:lanes, 0:GROUP])
             T.writes(c[0:lanes])
-            word = T.reinterpret(a.vload([0], f"{BITS}x2"), dtype="int32")
+            word = T.reinterpret(a.vload([0], f"{BITS}x{GROUP}"), dtype="int32")
             inputs = T.reinterpret(T.broadcast(word, lanes), dtype=bits)
             c[T.ramp(T.int32(0), 1, lanes)] = T.call_pure_extern(
                 f32, _function(lanes), c.vload([0], dtype=f32), inputs, b.vload([0, 0], dtype=bits))

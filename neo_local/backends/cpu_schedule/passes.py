@@ -771,7 +771,7 @@ def _winograd_tile(call: relax.Call, out: list[int]) -> int:
 def _winograd_conv(bb: relax.BlockBuilder, call: relax.Call, m: int, out: list[int], max_acc: int) -> relax.Expr:
     """``call`` as Winograd's F(m, 3) (``winograd``): the input transform, the weights' (a constant),
     the products as a blocked conv over ``tile_width``'s number of tiles, the output transform."""
-    th, tw = -(-out[2] // m), -(-out[3] // m)
+    th, tw = winograd.tile_grid(out[2], out[3], m)
     tiles = tile_width(th * tw, out[1], max_acc)
     v = bb.emit_te(winograd.input_transform, call.args[0], m, tiles, primfunc_name_hint="winograd_input")
     u = bb.emit_te(winograd.weight_transform, call.args[1], m, primfunc_name_hint="winograd_weight")

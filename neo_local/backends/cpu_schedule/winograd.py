@@ -93,11 +93,12 @@ def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, paddi
             or any(int(p) != 1 for p in padding) or min(channels) < MIN_CHANNELS):
         return 0
     m = 4
-    th, tw = _tiles(*out_hw, m)
+    th, tw = tile_grid(*out_hw, m)
     return m if th * tw >= MIN_TILES else 0
 
 
-def _tiles(h: int, w: int, m: int) -> tuple[int, int]:
+def tile_grid(h: int, w: int, m: int) -> tuple[int, int]:
+    """The rows and columns of m x m tiles covering an h x w output."""
     return math.ceil(h / m), math.ceil(w / m)
 
 
@@ -107,7 +108,7 @@ def input_transform(data: te.Tensor, m: int, tiles: int) -> te.Tensor:
     first (``ROWS``), then its product with B."""
     mat = MATRICES[m]
     _, icc, h, w, icb = (int(d) for d in data.shape)
-    th, tw = _tiles(h, w, m)
+    th, tw = tile_grid(h, w, m)
     zero = tirx.const(0, data.dtype)
 
     def padded(c, y, x, k):
@@ -170,7 +171,7 @@ def output_transform(mm: te.Tensor, m: int, out_hw: tuple[int, int]) -> te.Tenso
     mat = MATRICES[m]
     _, occ, _, tiles, ocb = (int(d) for d in mm.shape)
     h, w = out_hw
-    _, tw = _tiles(h, w, m)
+    _, tw = tile_grid(h, w, m)
     at = const_matrix(mat.AT.T.astype("float32"), "winograd_A")
     rb = te.reduce_axis((0, mat.a), "rb")
     columns = te.compute(
