@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neo_local.targets.options import BFLOAT16, FLOAT32
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,7 +55,7 @@ def _pipeline(a: argparse.Namespace) -> str:
     budget += [f"{a.tune_minutes:g} min"] if a.tune_minutes else []
     tuned = f", tuned {' / '.join(budget)}" if budget else ""
     records = f", records {a.tuning_records}" if a.tuning_records else ""
-    precision = f", {a.precision}" if a.precision != "float32" else ""
+    precision = f", {a.precision}" if a.precision != FLOAT32 else ""
     return f"cpu_schedule{precision}{tuned}{records}"
 
 
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--tune-trials", type=int, default=None, help="tune with this many trials over the model")
     p.add_argument("--tune-minutes", type=float, default=None, help="tune for at most this many minutes")
     p.add_argument("--tuning-records", default=None, help="the records database (default: a fresh empty file)")
-    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+    p.add_argument("--precision", default=FLOAT32, choices=(FLOAT32, BFLOAT16),
                    help="CompilerOptions precision of the builds (bfloat16: AVX512_BF16 CPUs)")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))

@@ -19,8 +19,8 @@ from neo_local.frontends.base import ImportedModel, TensorSpec
 from neo_local.targets import emulation
 from neo_local.targets.binaries import kernel_check, structural_check
 from neo_local.targets.cpu_features import host_os, missing_on_host
-from neo_local.targets.options import BFLOAT16
 from neo_local.targets.gpus import GPU_CODES
+from neo_local.targets.options import BFLOAT16
 from neo_local.targets.spec import TargetSpec
 
 #: outputs must agree to this fraction of the reference's largest magnitude

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from neo_local.targets.options import TuningOptions
+from neo_local.targets.options import FLOAT32, TuningOptions
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class TargetSpec:
     #: CompilerOptions tuning: the CPU schedules' tuning budget and records database (None: defaults)
     tuning: TuningOptions | None = None
     #: CompilerOptions precision: "float32", or "bfloat16" (convs on AVX512_BF16; ``cpu_schedule.bf16_dot``)
-    precision: str = "float32"
+    precision: str = FLOAT32
 
     @property
     def build_target(self) -> dict[str, Any]:
