@@ -13,7 +13,9 @@ from tvm import relax  # noqa: E402
 
 from neo_local.backends import cpu_schedule  # noqa: E402
 from neo_local.backends.cpu_schedule.channel_padding import Padded, pad_channels, padded_channels  # noqa: E402
-from tests.backends.test_cpu_schedule import AVX2, _host_has, _onnx_module, _rel, _run, needs_avx2  # noqa: E402
+from tests.backends.test_cpu_schedule import (  # noqa: E402
+    AVX2, _host_has, _onnx_module, _prim_funcs, _rel, _run, needs_avx2,
+)
 
 SKYLAKE = {**AVX2, "mcpu": "skylake-avx512"}
 
@@ -140,3 +142,29 @@ def test_avx512_shuffles_of_8_lane_groups_take_8_lane_blocks():
     assert cpu_schedule.model_vector_config(mod, SKYLAKE) == (8, 16)  # ymm, all 32 registers
     assert cpu_schedule.model_vector_config(mod, AVX2) == (8, 12)
     assert cpu_schedule.model_vector_config(_conv_chain([32, 32]), SKYLAKE) == (16, 16)
+
+
+def test_avx512_computes_8_lane_blocks_in_16_lane_vectors():
+    """In 8-lane blocks on AVX-512, a conv to 48 channels (6 blocks) and the unit's 24-channel
+    convs (3 blocks, computed as 32) run on 16-lane vectors: their weights are repacked 16
+    output channels wide and their outputs come back in 8-lane blocks. The result matches
+    torch's where the host has AVX-512."""
+    from models.zoo import ShuffleUnit, _finish
+    from neo_local.backends.cpu_schedule.schedules import CONV_BLOCK
+
+    torch.manual_seed(3)
+    model = _finish(torch.nn.Sequential(torch.nn.Conv2d(16, 48, 1), ShuffleUnit(48, 48, 1)), (16, 8, 8))
+    mod = _onnx_module(model, (1, 16, 8, 8))
+    opt, stats = cpu_schedule.optimize(mod, SKYLAKE)
+    assert stats["lanes"] == 8 and stats["unscheduled"] == 0, stats
+    vectors = []
+    for _, func in _prim_funcs(opt).items():
+        if CONV_BLOCK in func.script() and "depthwise" not in func.script():
+            vectors += [int(p.shape[-1]) for p in func.params if hasattr(p, "shape") and len(p.shape) == 6]
+    assert vectors and set(vectors) == {16}, vectors  # every dense conv's weights: 16 output lanes
+    if not _host_has("avx512f"):
+        return
+    x = np.random.default_rng(2).standard_normal((1, 16, 8, 8)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(SKYLAKE)), x), want) < 1e-5

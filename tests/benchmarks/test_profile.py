@@ -18,6 +18,9 @@ def test_conv_shapes_read_alike_from_both_sides():
     assert ours == (64, 128, 1, 1, 14, 14, False)
     assert _ort_conv_key(_event([1, 64, 14, 14], [128, 64, 1, 1], [1, 128, 14, 14])) == ours
     assert _ort_conv_key(_event([1, 8, 14, 14, 8], [128, 64, 1, 1], [1, 16, 14, 14, 8])) == ours
+    # 24 -> 24 in 8-lane blocks, its weights 16 output channels wide (zero-filled to 32)
+    wide = _our_conv_key("fused_conv2d_nchwc1", [(1, 3, 28, 28, 8), (2, 3, 1, 1, 8, 16), (1, 3, 28, 28, 8)])
+    assert wide == (24, 24, 1, 1, 28, 28, False)
     dw = _our_conv_key("fused_depthwise_conv2d_nchwc1", [(1, 12, 9, 9, 8), (12, 1, 3, 3, 1, 8), (1, 12, 7, 7, 8)])
     assert dw == (96, 96, 3, 3, 7, 7, True)
     assert _ort_conv_key(_event([1, 96, 9, 9], [96, 1, 3, 3], [1, 96, 7, 7])) == dw

@@ -13,8 +13,8 @@ keep TVM's plain pipeline. The ARM budgets come from register counts and the gen
 ARM speed has been measured. Channel counts that do not divide by the
 vector width (24, 40, 280 at 16 lanes: MobileNets, EfficientNet, DenseNet) are padded with zero
 channels (``channel_padding``). An AVX-512 target whose model shuffles channels in groups of 8
-(ShuffleNetV2) compiles that model in 8-lane blocks on ymm registers instead
-(``model_vector_config``). A bfloat16 build (CompilerOptions precision) runs the blocked float
+(ShuffleNetV2) compiles that model in 8-lane blocks instead (``model_vector_config``), its
+dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A bfloat16 build (CompilerOptions precision) runs the blocked float
 convs on AVX512_BF16's dot product (``bf16_dot``), int8 QDQ convs take the target's int8 one
 (``quantized``, ``int8_dot``).
 """
@@ -95,9 +95,10 @@ def dots_for(tvm_target: Mapping[str, Any], lanes: int, precision: str = FLOAT32
 
 def model_vector_config(mod, tvm_target: Mapping[str, Any]) -> tuple[int, int]:
     """``vector_config`` for this model: an AVX-512 target whose model shuffles channels in
-    8-lane groups (``passes.block_lanes``: ShuffleNetV2) runs in 8-lane blocks, on ymm registers
-    (AVX-512VL) with AVX-512's budget of 16 accumulators, since all 32 registers are there
-    (measured against AVX2's 12 on znver5, in one process: 2.7-6% faster)."""
+    8-lane groups (``passes.block_lanes``: ShuffleNetV2) runs in 8-lane blocks, with AVX-512's
+    budget of 16 accumulators, since all 32 registers are there (measured against AVX2's 12 on
+    znver5, in one process: 2.7-6% faster). Its depthwise convs and elementwise kernels run on ymm
+    registers (AVX-512VL); ``optimize`` has its dense convs computed on zmm registers anyway."""
     from neo_local.backends.cpu_schedule.passes import block_lanes
 
     lanes, max_acc = vector_config(tvm_target)
@@ -126,7 +127,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     target = tvm.target.Target(dict(tvm_target))
     dots = dots_for(tvm_target, lanes, precision)
     mod, quantized_stats = quantized.rewrite_with_stats(mod, dots.int8)
-    mod = relax_passes(mod, lanes, max_acc, dots)
+    mod = relax_passes(mod, lanes, max_acc, dots, vector_config(tvm_target)[0])
     records = Records(records_path(tuning.records if tuning else None), target_key(tvm_target, lanes))
     summary = None
     if tuning is not None and tuning.enabled:

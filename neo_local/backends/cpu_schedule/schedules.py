@@ -384,7 +384,17 @@ def _prepare(sch: s_tir.Schedule, main_name: str) -> Prepared | None:
             continue
         sch.compute_inline(b)
     polynomial = any(fast_math.is_polynomial(n) for i, n in enumerate(names) if i > ci)
+    if main_name == CONV_BLOCK:
+        _fuse_split_block(sch, main)
     return Prepared(main, pad, epilogue, polynomial)
+
+
+def _fuse_split_block(sch: s_tir.Schedule, conv) -> None:
+    """A conv computed in wider blocks than its layout's writes each block as (parts, lanes)
+    (``passes.conv2d_nchwc_wide_compute``): one loop of both, the vector its schedule takes."""
+    if sum(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(conv).iter_vars) == 6:
+        loops = sch.get_loops(conv)
+        sch.fuse(loops[4], loops[5])
 
 
 def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True) -> None:
