@@ -2,7 +2,8 @@
 
     $NEO_LOCAL_HOME/jobs.db                 the job store (SQLite)
     $NEO_LOCAL_HOME/jobs/<name>/job.log     the job's log: progress, warnings, tracebacks
-    $NEO_LOCAL_HOME/jobs/<name>/scratch/    the worker's scratch directory, removed at the end
+    $NEO_LOCAL_HOME/jobs/<name>/scratch-<job id>/
+                                            the worker's scratch directory, removed at the end
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ def db_path() -> Path:
 
 @dataclass(frozen=True)
 class JobPaths:
-    """The files of one job under the home directory."""
+    """The files of one job under the home directory. The scratch directory is the job id's: a
+    job deleted and created again under its name gets a new one, which the first job's processes,
+    still removing theirs as they exit, do not touch."""
 
     root: Path
+    job_id: str = ""
 
     @classmethod
-    def of(cls, name: str) -> "JobPaths":
-        return cls(home() / "jobs" / name)
+    def of(cls, name: str, job_id: str = "") -> "JobPaths":
+        return cls(home() / "jobs" / name, job_id)
 
     @property
     def log(self) -> Path:
@@ -41,7 +45,7 @@ class JobPaths:
 
     @property
     def scratch(self) -> Path:
-        return self.root / "scratch"
+        return self.root / f"scratch-{self.job_id}"
 
     def create(self) -> "JobPaths":
         self.root.mkdir(parents=True, exist_ok=True)

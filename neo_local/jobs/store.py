@@ -84,7 +84,7 @@ class JobRecord:
 
     @property
     def paths(self) -> config.JobPaths:
-        return config.JobPaths.of(self.name)
+        return config.JobPaths.of(self.name, self.job_id)
 
 
 # Columns a caller may set besides the status; times are datetimes, stored as epoch seconds.

@@ -30,7 +30,10 @@ FINISH_GRACE_S = 10.0        # a worker that reported its result must exit withi
 
 def finish(store: JobStore, record: JobRecord, status: Status, reason: str | None = None,
            log: JobLog | None = None) -> bool:
-    """End the job unless something else ended it first. True if this call ended it."""
+    """End the job unless something else ended it first. True if this call ended it. The job's
+    scratch directory goes first (a killed worker leaves it), so whoever sees the outcome finds
+    it cleaned up."""
+    shutil.rmtree(record.paths.scratch, ignore_errors=True)
     try:
         store.transition(record.name, status, job_id=record.job_id, end_time=utcnow(),
                          failure_reason=reason if status == Status.FAILED else None)

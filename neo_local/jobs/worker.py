@@ -53,21 +53,22 @@ def run(store: JobStore, record: JobRecord) -> int:
         request = CompilationRequest.from_api(record.request)
         result = load_pipeline()(request, workdir, log.write)
     except JobFailure as e:
-        _record(store, record, Status.FAILED, log, failure_reason=e.reason)
+        status, fields = Status.FAILED, {"failure_reason": e.reason}
     except Exception as e:  # noqa: BLE001 - any other fault is ours
         log.raw(traceback.format_exc())
         last = " ".join(line.strip() for line in traceback.format_exception_only(e)[-1].splitlines())
         if isinstance(e, MemoryError):
             last = f"The compilation ran out of memory ({last or 'MemoryError'})"
-        _record(store, record, Status.FAILED, log,
-                failure_reason=internal_error(f"{last} (the job log has the traceback: {log.path})").reason)
+        status = Status.FAILED
+        fields = {"failure_reason": internal_error(f"{last} (the job log has the traceback: {log.path})").reason}
     else:  # result.messages were already reported through progress; they are kept with the job
-        _record(store, record, Status.COMPLETED, log,
-                artifact_uri=result.artifact_uri, artifact_digest=result.artifact_digest,
-                derived_information=dict(result.derived_information),
-                messages=tuple(result.messages))
+        status, fields = Status.COMPLETED, {
+            "artifact_uri": result.artifact_uri, "artifact_digest": result.artifact_digest,
+            "derived_information": dict(result.derived_information), "messages": tuple(result.messages)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    # recorded once the scratch directory is gone: a caller that sees the outcome finds it cleaned up
+    _record(store, record, status, log, **fields)
     return 0
 
 

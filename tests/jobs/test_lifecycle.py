@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 
 from jobs_helpers import request, wait_for_status, wait_for_worker
 from neo_local.api.service import create_compilation_job, describe_compilation_job, read_job_log, stop_compilation_job
-from neo_local.jobs.config import JobPaths
+from neo_local.jobs.store import JobStore
 
 
 def relu_archive() -> bytes:
@@ -62,7 +62,7 @@ def test_completed_job_with_s3_in_and_out(s3_endpoint, tmp_path):
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert {"compiled.so", "compiled.meta"} <= set(tar.getnames())
     assert job["ModelDigests"]["ArtifactDigest"]
-    assert not JobPaths.of("relu-c5").scratch.exists()
+    assert not JobStore().get("relu-c5").paths.scratch.exists()
 
 
 def test_stop_during_run(local_model):

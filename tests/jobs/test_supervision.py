@@ -63,7 +63,7 @@ def test_completed_job(monkeypatch, paths, tmp_path):
     assert "stand-in: compiling" in log and "Job COMPLETED" in log
     assert JobStore().get("ok").messages == ("stand-in: verified nothing",)
     assert read_job_log("ok", offset) == ("", offset)
-    assert not JobPaths.of("ok").scratch.exists()
+    assert not JobStore().get("ok").paths.scratch.exists()
 
 
 def test_pipeline_failure_is_the_failure_reason(monkeypatch, paths):
@@ -86,7 +86,7 @@ def test_unexpected_exception_is_an_internal_error(monkeypatch, paths):
     text = read_job_log("boom")[0]
     assert "Traceback (most recent call last)" in text and "stand_in_pipelines.py" in text
     assert "Traceback" not in job["FailureReason"]
-    assert not JobPaths.of("boom").scratch.exists()
+    assert not JobStore().get("boom").paths.scratch.exists()
 
 
 def test_worker_exit_without_result(monkeypatch, paths):
@@ -112,7 +112,7 @@ def test_stop_running_job(monkeypatch, paths):
     assert job["CompilationJobStatus"] == "STOPPED"
     assert "FailureReason" not in job and "CompilationEndTime" in job
     assert _gone(rec.worker_pid) and _gone(rec.supervisor_pid)
-    assert not JobPaths.of("halt").scratch.exists()  # the SIGTERM handler cleaned up
+    assert not JobStore().get("halt").paths.scratch.exists()  # the SIGTERM handler cleaned up
 
 
 def test_max_runtime(monkeypatch, paths):
@@ -129,7 +129,7 @@ def test_max_runtime(monkeypatch, paths):
     elapsed = (job["CompilationEndTime"] - job["CompilationStartTime"]).total_seconds()
     assert 1.0 <= elapsed < 5.0
     assert _gone(rec.worker_pid)
-    assert not JobPaths.of("slow").scratch.exists()  # the supervisor cleaned up after SIGKILL
+    assert not JobStore().get("slow").paths.scratch.exists()  # the supervisor cleaned up after SIGKILL
 
 
 def test_worker_killed(monkeypatch, paths):
@@ -194,3 +194,22 @@ def test_model_package_jobs_fail_clearly():
         "has no SageMaker model registry to read the model package from. Give the model archive in "
         "InputConfig instead (S3Uri, Framework, DataInputConfig) and run the job again."
     )
+
+
+def test_a_deleted_jobs_worker_spares_its_successors_scratch(monkeypatch, paths):
+    """A job deleted and created again under its name while the first job's worker still cleans
+    up: each job id has its own scratch directory, and the first worker removes only its own."""
+    from neo_local.jobs import worker
+
+    stand_in_pipelines.use(monkeypatch, "completes")
+    first = JobRecord(name="again", job_id=new_job_id(), arn="arn:first", status=Status.INPROGRESS,
+                      request=request("again", *paths), creation_time=utcnow(), last_modified_time=utcnow())
+    second = JobRecord(**{**first.__dict__, "job_id": new_job_id()})
+    store = JobStore()
+    store.insert(second)  # the successor is the job on record; the first one was deleted
+    second.paths.scratch.mkdir(parents=True)
+    (second.paths.scratch / "in-use").write_bytes(b"the successor's")
+    assert worker.run(store, first) == 0
+    assert (second.paths.scratch / "in-use").read_bytes() == b"the successor's"
+    assert not first.paths.scratch.exists()
+    assert store.get("again").status == Status.INPROGRESS  # the first one's outcome is not the successor's
