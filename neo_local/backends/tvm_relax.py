@@ -26,7 +26,8 @@ CPU_SCHEDULE_ENV = "NEO_LOCAL_CPU_SCHEDULE"
 def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, str]:
     """GPU targets: dlight's GPU schedules. CPU targets: our scheduled CPU pipeline where it
     applies (tuned first when ``spec.tuning`` gives a budget); TVM's plain pipeline otherwise,
-    or when ours fails on this model (slow, but never no answer). Returns the executable and
+    or when ours fails on this model (slow, but never no answer) unless the request asked for a
+    precision only ours builds (the job then fails saying so). Returns the executable and
     which pipeline built it, which the job log and compiled.meta report: never a silent fallback."""
     import tvm
 
@@ -49,6 +50,10 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
         raise  # the request asked for what cannot be done (tuning without a device to time on)
     except Exception as exc:  # noqa: BLE001 (TVM raises its own types from C++)
         reason = tvm_error_line(exc)
+        if spec is not None and spec.precision != FLOAT32:
+            # the plain build is float32: an artifact labelled bfloat16 would be neither
+            raise internal_error(f"the {spec.precision} build failed ({reason}). Compile without CompilerOptions "
+                                 "precision for a float32 build.") from None
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
         return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
     return executable, f"neo-local scheduled CPU pipeline ({stats})"

@@ -472,6 +472,25 @@ def test_backend_falls_back_to_plain_build(monkeypatch):
         np.testing.assert_array_equal(_run(ex, a), np.maximum(a, 0))
 
 
+def test_a_bfloat16_build_fails_rather_than_fall_back_to_float32(monkeypatch):
+    """The plain build is float32: a bfloat16 request whose scheduled build fails ends the job,
+    saying so, instead of handing back a float32 artifact labelled bfloat16."""
+    from types import SimpleNamespace
+
+    from neo_local.api.errors import JobFailure
+    from neo_local.backends import tvm_relax
+
+    monkeypatch.setattr(cpu_schedule, "compile_cpu", lambda *_, **__: (_ for _ in ()).throw(RuntimeError("schedule bug")))
+    x = relax.Var("x", relax.TensorType((2, 3), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        bb.emit_func_output(bb.emit(relax.op.nn.relu(x)))
+    with pytest.raises(JobFailure) as failed:
+        tvm_relax._compile(bb.get(), AVX2, SimpleNamespace(precision="bfloat16", tuning=None))
+    assert failed.value.reason == ("InternalError: the bfloat16 build failed (schedule bug). Compile without "
+                                   "CompilerOptions precision for a float32 build.")
+
+
 def test_fallback_reason_names_the_failing_call_not_tvmscript_comments():
     """An int8 conv (QLinearConv / ConvInteger models) is not computed by our blocked kernels;
     the plain build takes it, and Build.Pipeline says what the scheduled pipeline choked on."""
