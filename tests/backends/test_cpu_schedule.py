@@ -247,7 +247,7 @@ def _inverted_residual_module(x_shape, w_expand, w_dw, w_proj, biases, stride, p
     "cin,hidden,cout,hw,k,stride,act",
     [
         (16, 64, 16, 16, 3, 1, "relu6"),   # residual inverted block; 2 x 4 depthwise tiles
-        (8, 24, 8, 20, 5, 1, "relu"),      # 5x5 in 2 x 4 tiles: the rows' padding computed per task
+        (8, 24, 8, 20, 5, 1, "relu"),      # 5x5 in 2 x 4 tiles, the padding's border checked in the reads
         (16, 48, 24, 15, 3, 2, "relu6"),   # odd size, stride 2
         (8, 32, 8, 9, 5, 1, "clip"),       # 5x5 depthwise, R.clip, odd width (tile 9)
         (8, 16, 16, 7, 3, 2, "relu"),      # tiny map, relu
@@ -284,6 +284,34 @@ def test_scheduled_depthwise_block_matches_torch(cin, hidden, cout, hw, k, strid
             y = y + xt
     assert got.shape == tuple(y.shape)
     assert _rel(got, y.numpy()) < 1e-5
+
+
+@needs_avx2
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_paddings_agree_with_the_unscheduled_kernel(stride):
+    """Each way of padding a depthwise conv's input (``DW_PADDINGS``: border checks inlined into
+    the reads, a padded buffer per task's rows, a padded copy first) computes what the kernel
+    does unscheduled."""
+    from neo_local.backends.cpu_schedule.passes import relax_passes
+    from neo_local.backends.cpu_schedule.schedules import DW_PADDINGS, DwConfig, schedule_depthwise
+
+    rng = np.random.default_rng(5)
+    w = lambda *shape: (rng.standard_normal(shape) / 3).astype("float32")  # noqa: E731
+    mod = _inverted_residual_module((1, 8, 11, 11), w(16, 8, 1, 1), w(16, 1, 5, 5), w(8, 16, 1, 1),
+                                    [w(16), w(16), w(8)], stride, 2, "relu6")
+    (dw,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "depthwise" in name]
+    args = [rng.standard_normal([int(d) for d in p.shape]).astype("float32") for p in dw.params]
+    target = tvm.target.Target(AVX2)
+
+    def run(func):
+        tensors = [tvm.runtime.tensor(a) for a in args]
+        tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)["main"](*tensors)
+        return tensors[-1].numpy()
+
+    want = run(dw)
+    for padding in DW_PADDINGS:
+        got = run(schedule_depthwise(dw, 8, 12, DwConfig(3 if stride == 1 else 2, padding=padding)))
+        assert _rel(got, want) < 1e-6, padding
 
 
 @needs_avx2
