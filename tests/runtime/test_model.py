@@ -45,6 +45,19 @@ def test_run_by_name_and_by_order(artifact):
     np.testing.assert_array_equal(by_name[0], by_order[0])
 
 
+def test_inputs_of_other_layouts_and_dtypes_give_the_same_result(artifact):
+    """An exact array goes to the engine as it is; a transposed view, float64 values and nested
+    lists are conformed first, and give the same outputs."""
+    m = DLRModel(artifact)
+    x = np.random.default_rng(3).standard_normal((1, 8)).astype(np.float32)
+    y = np.full((1, 4), 0.5, np.float32)
+    want = _expected(x, y)
+    assert m._prepare([x, y])[0] is x
+    strided = np.asfortranarray(np.repeat(x, 2, axis=0))[:1]  # (1, 8), not C-contiguous
+    for xs, ys in ((x, y), (strided, y), (x.astype(np.float64), y.tolist())):
+        np.testing.assert_allclose(m.run([xs, ys])[0], want, rtol=1e-5, atol=1e-5)
+
+
 def test_runs_reuse_input_buffers_but_never_share_results(artifact):
     """The engine copies each run's inputs into the same device tensors; a result already returned
     is the caller's own copy, and the caller's arrays are never written."""
