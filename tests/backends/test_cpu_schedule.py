@@ -508,7 +508,10 @@ def test_a_bfloat16_build_fails_rather_than_fall_back_to_float32(monkeypatch):
     from neo_local.api.errors import JobFailure
     from neo_local.backends import tvm_relax
 
-    monkeypatch.setattr(cpu_schedule, "compile_cpu", lambda *_, **__: (_ for _ in ()).throw(RuntimeError("schedule bug")))
+    def broken(*_, **__):
+        raise RuntimeError("schedule bug")
+
+    monkeypatch.setattr(cpu_schedule, "compile_cpu", broken)
     x = relax.Var("x", relax.TensorType((2, 3), "float32"))
     bb = relax.BlockBuilder()
     with bb.function("main", [x]):

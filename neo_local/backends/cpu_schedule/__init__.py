@@ -14,9 +14,9 @@ ARM speed has been measured. Channel counts that do not divide by the
 vector width (24, 40, 280 at 16 lanes: MobileNets, EfficientNet, DenseNet) are padded with zero
 channels (``channel_padding``). An AVX-512 target whose model shuffles channels in groups of 8
 (ShuffleNetV2) compiles that model in 8-lane blocks instead (``model_vector_config``), its
-dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A bfloat16 build (CompilerOptions precision) runs the blocked float
-convs on AVX512_BF16's dot product (``bf16_dot``), int8 QDQ convs take the target's int8 one
-(``quantized``, ``int8_dot``).
+dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A
+bfloat16 build (CompilerOptions precision) runs the blocked float convs on AVX512_BF16's dot
+product (``bf16_dot``), int8 QDQ convs take the target's int8 one (``quantized``, ``int8_dot``).
 """
 
 from __future__ import annotations

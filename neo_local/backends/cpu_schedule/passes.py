@@ -35,10 +35,11 @@ Order (``relax_passes``):
    kernels) -> ``conv2d_nchwc_dot``, the same frame with the channel-in-block reduction split
    into groups of 4 for the target's int8 dot instruction (``int8_dot``), its weights repacked
    by ``dot_kernel_layout``; a conv in blocks narrower than the target's vectors (8-lane blocks
-   on AVX-512) computed in the vectors' width (``_direct_conv``: ``wide_kernel_layout``'s weights,
-   ``conv2d_nchwc_wide_compute``'s output written back as the narrow blocks); in a bfloat16 build (``bf16_dot``) every blocked float conv the same
-   way, on groups of 2, its input rounded to bfloat16 by a ``to_bf16`` step (which fuses into
-   the producer's epilogue) and its weights at compile time; a float32 3x3 stride-1 conv with 16
+   on AVX-512) computed in the vectors' width (``_direct_conv``: ``wide_kernel_layout``'s
+   weights, ``conv2d_nchwc_wide_compute``'s output written back as the narrow blocks); in a
+   bfloat16 build (``bf16_dot``) every blocked float conv the same way, on groups of 2, its
+   input rounded to bfloat16 by a ``to_bf16`` step (which fuses into the producer's epilogue)
+   and its weights at compile time; a float32 3x3 stride-1 conv with 16
    output tiles of 4x4 or more -> Winograd's F(4,3) in three kernels (``winograd``: input
    transform, products as a ``conv2d_nchwc`` of batch 36, output transform); blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
@@ -888,8 +889,8 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes),
-                                                            **fast_math.LEGALIZERS}),
+        relax.transform.LegalizeOps(customize_legalize_map={
+            "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
