@@ -63,7 +63,7 @@ class DLRModel:
                 for spec, exact, value in zip(self._inputs, self._exact, values)]
 
     def get_input_names(self) -> list[str]:
-        return [i["name"] for i in self._inputs]
+        return list(self._names)
 
     def get_input_dtypes(self) -> list[str]:
         return [i["dtype"] for i in self._inputs]

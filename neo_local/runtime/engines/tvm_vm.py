@@ -62,7 +62,6 @@ class TvmVmEngine:
         return [s.tensor for s in self._staged]
 
 
-
 @dataclass(frozen=True)
 class _Staged:
     """An input's device tensor, a numpy view of its memory where numpy can share it, and the
