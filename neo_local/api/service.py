@@ -22,7 +22,6 @@ from neo_local.api import responses
 from neo_local.api.errors import ResourceInUse, ResourceNotFound, ValidationException
 from neo_local.api.validation import validate_create, validate_operation
 from neo_local.jobs import joblog, launch, processes, reaper
-from neo_local.jobs.config import JobPaths
 from neo_local.jobs.joblog import JobLog
 from neo_local.jobs.states import ACTIVE, STOPPABLE, TERMINAL, IllegalTransition, Status
 from neo_local.jobs.store import JobExists, JobGone, JobQuery, JobRecord, JobStore, new_job_id, utcnow
@@ -92,7 +91,7 @@ def create_compilation_job(**request: Any) -> dict[str, Any]:
     paths = record.paths
     shutil.rmtree(paths.root, ignore_errors=True)  # leftovers of an earlier job of this name
     paths.create()
-    JobLog(paths.log).write(f"Job {name} created ({arn})")
+    JobLog.start(paths.log, f"Job {name} created ({arn})")
     _launch_supervisor(store, record)
     return {"CompilationJobArn": arn}
 
@@ -140,7 +139,7 @@ def read_job_log(name: str, offset: int = 0) -> tuple[str, int]:
     record = JobStore().get(name)
     if record is None:
         raise ResourceNotFound(f"Could not find compilation job with name {name}", "ReadJobLog")
-    return joblog.read(JobPaths.of(name).log, offset, partial=record.status in TERMINAL)
+    return joblog.read(record.paths.log, offset, partial=record.status in TERMINAL)
 
 
 # -- list ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Where neo-local keeps its jobs: ``$NEO_LOCAL_HOME`` (default ``~/.neo-local``).
 
     $NEO_LOCAL_HOME/jobs.db                 the job store (SQLite)
-    $NEO_LOCAL_HOME/jobs/<name>/job.log     the job's log: progress, warnings, tracebacks
+    $NEO_LOCAL_HOME/jobs/<name>/job-<job id>.log
+                                            the job's log: progress, warnings, tracebacks
     $NEO_LOCAL_HOME/jobs/<name>/scratch-<job id>/
                                             the worker's scratch directory, removed at the end
 """
@@ -28,9 +29,9 @@ def db_path() -> Path:
 
 @dataclass(frozen=True)
 class JobPaths:
-    """The files of one job under the home directory. The scratch directory is the job id's: a
-    job deleted and created again under its name gets a new one, which the first job's processes,
-    still removing theirs as they exit, do not touch."""
+    """The files of one job under the home directory. The log and the scratch directory are the
+    job id's: a job deleted and created again under its name gets new ones, which the first job's
+    processes, still logging and removing their scratch directory as they exit, do not touch."""
 
     root: Path
     job_id: str = ""
@@ -41,7 +42,7 @@ class JobPaths:
 
     @property
     def log(self) -> Path:
-        return self.root / "job.log"
+        return self.root / f"job-{self.job_id}.log"
 
     @property
     def scratch(self) -> Path:

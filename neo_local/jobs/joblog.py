@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,30 +12,43 @@ def stamp() -> str:
 
 
 class JobLog:
-    """Appends timestamped lines to one job's log. Never raises: a log is not worth a job."""
+    """Appends timestamped lines to one job's log. Never raises: a log is not worth a job.
+
+    Only ``start`` creates the file: a line written after the job was deleted (by its exiting
+    processes) is dropped, not left in a log file of its own that nothing removes."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
+    @classmethod
+    def start(cls, path: Path, message: str) -> "JobLog":
+        """A new job's log, created with its first line."""
+        log = cls(path)
+        log._append(f"{stamp()} {message}\n", os.O_CREAT)
+        return log
+
     def write(self, message: str) -> None:
         prefix = stamp()
         lines = str(message).rstrip("\n").split("\n") or [""]
-        text = "".join(f"{prefix} {line}\n" for line in lines)
-        try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(text)
-        except OSError:
-            pass
+        self._append("".join(f"{prefix} {line}\n" for line in lines))
 
     __call__ = write
 
     def raw(self, text: str) -> None:
         """Append text as it is (a traceback, say), ending it with a newline."""
+        self._append(text if text.endswith("\n") else text + "\n")
+
+    def _append(self, text: str, flags: int = 0) -> None:
         try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(text if text.endswith("\n") else text + "\n")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | flags, 0o644)
+        except OSError:
+            return
+        try:
+            os.write(fd, text.encode("utf-8"))
         except OSError:
             pass
+        finally:
+            os.close(fd)
 
 
 def read(path: Path, offset: int = 0, partial: bool = False) -> tuple[str, int]:

@@ -164,7 +164,7 @@ def test_job_with_dead_supervisor_fails():
     assert job["FailureReason"] == (
         f"InternalError: The job's supervisor process (pid {pid}) is gone, so the job was ended (was it "
         "killed, or the machine restarted?). See the job log "
-        f"{JobPaths.of('lost').log} and run the job again."
+        f"{JobStore().get('lost').paths.log} and run the job again."
     )
     assert "CompilationEndTime" in job
 

@@ -45,7 +45,7 @@ def test_transitions_table_is_complete():
 def test_default_location_follows_neo_local_home(neo_home):
     store = JobStore()
     assert store.path == neo_home / "jobs.db" == config.db_path()
-    assert config.JobPaths.of("j").log == neo_home / "jobs" / "j" / "job.log"
+    assert config.JobPaths.of("j", "id1").log == neo_home / "jobs" / "j" / "job-id1.log"
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -188,12 +188,22 @@ def test_concurrent_processes(tmp_path, neo_home):
 def test_job_log_reads_whole_lines(tmp_path):
     from neo_local.jobs import joblog
 
-    log = joblog.JobLog(tmp_path / "job.log")
-    assert joblog.read(log.path) == ("", 0)
-    log.write("first\nsecond")
+    assert joblog.read(tmp_path / "job.log") == ("", 0)
+    log = joblog.JobLog.start(tmp_path / "job.log", "first")
+    log.write("second\nthird")
     text, offset = joblog.read(log.path)
-    assert [line.split(" ", 1)[1] for line in text.splitlines()] == ["first", "second"]
+    assert [line.split(" ", 1)[1] for line in text.splitlines()] == ["first", "second", "third"]
     with open(log.path, "a") as f:
         f.write("partial")
     assert joblog.read(log.path, offset) == ("", offset)
     assert joblog.read(log.path, offset, partial=True) == ("partial", offset + 7)
+
+
+def test_job_log_lines_after_the_file_is_gone_are_dropped(tmp_path):
+    """A deleted job's exiting processes write no log file of their own."""
+    from neo_local.jobs import joblog
+
+    log = joblog.JobLog(tmp_path / "job.log")
+    log.write("late")
+    log.raw("a traceback")
+    assert not log.path.exists()

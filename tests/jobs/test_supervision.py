@@ -22,7 +22,6 @@ from neo_local.api.service import (
     stop_compilation_job,
 )
 from neo_local.jobs import supervisor
-from neo_local.jobs.config import JobPaths
 from neo_local.jobs.states import Status
 from neo_local.jobs.store import JobRecord, JobStore, new_job_id, utcnow
 
@@ -79,7 +78,7 @@ def test_unexpected_exception_is_an_internal_error(monkeypatch, paths):
     stand_in_pipelines.use(monkeypatch, "raises")
     create_compilation_job(**request("boom", *paths))
     job = wait_for_status("boom")
-    log = JobPaths.of("boom").log
+    log = JobStore().get("boom").paths.log
     assert job["FailureReason"] == (
         f"InternalError: RuntimeError: the stand-in broke at its second line (the job log has the traceback: {log})"
     )
@@ -95,7 +94,7 @@ def test_worker_exit_without_result(monkeypatch, paths):
     job = wait_for_status("quits")
     assert job["FailureReason"] == (
         "InternalError: The compilation worker ended unexpectedly (exit status 3). "
-        f"See the job log {JobPaths.of('quits').log}."
+        f"See the job log {JobStore().get('quits').paths.log}."
     )
 
 
@@ -140,7 +139,7 @@ def test_worker_killed(monkeypatch, paths):
     job = wait_for_status("oom", timeout=20)
     assert job["FailureReason"] == (
         "InternalError: The compilation worker ended unexpectedly (signal 9 SIGKILL; the system "
-        f"may have run out of memory). See the job log {JobPaths.of('oom').log}."
+        f"may have run out of memory). See the job log {JobStore().get('oom').paths.log}."
     )
 
 
@@ -196,10 +195,12 @@ def test_model_package_jobs_fail_clearly():
     )
 
 
-def test_a_deleted_jobs_worker_spares_its_successors_scratch(monkeypatch, paths):
-    """A job deleted and created again under its name while the first job's worker still cleans
-    up: each job id has its own scratch directory, and the first worker removes only its own."""
+def test_a_deleted_jobs_worker_spares_its_successors_scratch_and_log(monkeypatch, paths):
+    """A job deleted and created again under its name while the first job's worker still runs:
+    each job id has its own scratch directory and log; the first worker removes only its own
+    scratch directory, and its lines (its log deleted with it) go nowhere."""
     from neo_local.jobs import worker
+    from neo_local.jobs.joblog import JobLog
 
     stand_in_pipelines.use(monkeypatch, "completes")
     first = JobRecord(name="again", job_id=new_job_id(), arn="arn:first", status=Status.INPROGRESS,
@@ -209,7 +210,10 @@ def test_a_deleted_jobs_worker_spares_its_successors_scratch(monkeypatch, paths)
     store.insert(second)  # the successor is the job on record; the first one was deleted
     second.paths.scratch.mkdir(parents=True)
     (second.paths.scratch / "in-use").write_bytes(b"the successor's")
+    JobLog.start(second.paths.log, "the successor's line")
     assert worker.run(store, first) == 0
     assert (second.paths.scratch / "in-use").read_bytes() == b"the successor's"
     assert not first.paths.scratch.exists()
+    assert second.paths.log.read_text().split(" ", 1)[1] == "the successor's line\n"
+    assert not first.paths.log.exists()
     assert store.get("again").status == Status.INPROGRESS  # the first one's outcome is not the successor's
