@@ -177,11 +177,11 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
     [
         (16, 16, 14, 3, 1, 1, True, "relu"),    # 3x3 + bias + residual + relu
         (32, 64, 15, 3, 2, 1, False, "clip"),   # odd size, stride 2, relu6
-        (16, 48, 7, 1, 1, 0, False, "none"),    # 1x1 without epilogue (cache_write path)
+        (16, 48, 12, 1, 1, 0, False, "none"),   # 1x1 without epilogue or crop (cache_write path)
         (3, 16, 20, 7, 2, 3, False, "relu"),    # 3-channel stem (NCHW3c input block)
         (16, 12, 9, 1, 1, 0, False, "relu"),    # 12 output channels (a YOLO head's 255): padded to 16, sliced
         (32, 32, 14, 3, 1, 1, True, "silu"),    # SiLU epilogue: fast_math's sigmoid, not unrolled
-        (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7 columns: computed 9 wide (4 x 3 tiles), cropped
+        (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7x7: its 49 pixels computed as one row of 51 (4 x 3 tiles)
         (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked, per task
         (256, 32, 28, 3, 1, 1, False, "clip"),  # ... with 107 KB of output per task: per row
         (40, 40, 14, 1, 1, 0, True, "none"),    # 5 channel blocks: 5 x 2 tiles
@@ -672,6 +672,33 @@ def test_prime_width_conv_is_computed_wider_and_cropped(bias, direct_convs):
         want = model(torch.from_numpy(x)).numpy()
     got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
     assert _rel(got, want) < 1e-5
+
+
+@needs_avx2
+@pytest.mark.parametrize("hw,channels,flat", [(7, 64, 51), (14, 48, 198), (56, 16, 0)])
+def test_small_1x1_convs_compute_their_pixels_as_one_row(hw, channels, flat):
+    """A 1x1 conv at 7x7 or 14x14 (ResNet's last stages) is computed over its pixels as one row
+    (``passes.conv_columns``): 4 x 3 and 3 x 3 tiles of pixels (51 and 198 of them) where rows of 7
+    or 14 columns take emptier tiles; its residual epilogue reads and writes by pixel too. At
+    56x56 the rows already split into full tiles."""
+    from neo_local.backends.cpu_schedule.passes import FLAT_ATTR, relax_passes
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, channels, hw, hw)).astype("float32")
+    w = (rng.standard_normal((channels, channels, 1, 1)) / np.sqrt(channels)).astype("float32")
+    b = rng.standard_normal(channels).astype("float32")
+    mod = _conv_module(x.shape, w, b, 1, 0, True, "relu")
+    (conv,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "conv2d_nchwc" in name]
+    text = conv.script()
+    assert (FLAT_ATTR in text) == bool(flat)
+    if flat:
+        assert f"T.sblock_alloc_buffer((T.int64(1), T.int64({channels // 8}), T.int64(1), T.int64({flat}), T.int64(8))" in text
+    ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        want = torch.relu(torch.nn.functional.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b)) + xt).numpy()
+    assert _rel(_run(ex, x), want) < 1e-5
 
 
 def _nchw_kernels(opt) -> list[str]:

@@ -42,7 +42,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
-from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOT_ATTR, DOTS, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
+from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOT_ATTR, DOTS, FLAT_ATTR, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,12 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
         reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
         spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
         sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob, *dot)
-        outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
-        first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
+        if FLAT_ATTR in sch.get(conv).annotations:  # one row of all pixels: its tiles are the tasks
+            outer = _parallel_outer(sch, (*spatial, ow_o), cfg.parallel)
+            first, epilogue_at, pad_at = reduction[0], outer, None
+        else:
+            outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
+            first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
 
     _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial)
 
@@ -242,14 +246,14 @@ def _k_blocked(sch: s_tir.Schedule, cfg: ConvConfig, loops, dot) -> tuple:
     n, oc_o, oh, ow_o, ob, rc, ry, rx, rb, oc_i, ow_i = loops
     rc_o, rc_i = sch.split(rc, [None, cfg.k_block])
     tile_c, rows, tiles, tile_w, ocb = _extents(sch, [oc_i, oh, ow_o, ow_i, ob])
-    if _keeps_task_output(tile_c, rows, tiles * tile_w, ocb):
+    if keeps_task_output(tile_c, rows, tiles * tile_w, ocb):
         sch.reorder(n, oc_o, rc_o, oh, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob, *dot)
         return _parallel_outer(sch, (n, oc_o), cfg.parallel), rc_o
     sch.reorder(n, oc_o, oh, rc_o, ow_o, rc_i, ry, rx, rb, oc_i, ow_i, ob, *dot)
     return _parallel_outer(sch, (n, oc_o, oh), cfg.parallel), rc_o
 
 
-def _keeps_task_output(tile_c: int, rows: int, columns: int, ocb: int) -> bool:
+def keeps_task_output(tile_c: int, rows: int, columns: int, ocb: int) -> bool:
     """Whether a K-blocked task (``tile_c`` output-channel blocks of ``ocb``, all rows and
     columns) keeps its whole float32 output as the accumulator (``K_BLOCK_OUTPUT``), rather
     than blocking per row: the one rule for the loop order and the block size."""
@@ -333,7 +337,7 @@ def k_block_size(ext: list[int], tile_c: int, weight_bytes: int = 4) -> int:
     3x3 conv are 37 KB for 4 output blocks, and VGG's 512->512 3x3 at 28x28 (1.2 MB of weights per
     task) took 9.0 ms unblocked, 7.4-7.7 ms with blocks of 1 to 16 chunks (Zen 5, 2 threads)."""
     _, _, oh, out_w, ocb, icc, _, _, _ = ext
-    per_row = not _keeps_task_output(tile_c, oh, out_w, ocb)
+    per_row = not keeps_task_output(tile_c, oh, out_w, ocb)
     budget = K_ROW_BLOCK_BYTES if per_row else K_BLOCK_BYTES
     fits = [d for d in _divisors(icc) if d * _chunk_bytes(ext, tile_c, weight_bytes) <= budget and d < icc]
     return max(fits, default=1 if per_row and icc > 1 else 0)
@@ -394,7 +398,18 @@ def _prepare(sch: s_tir.Schedule, main_name: str) -> Prepared | None:
     polynomial = any(fast_math.is_polynomial(n) for i, n in enumerate(names) if i > ci)
     if main_name == CONV_BLOCK:
         _fuse_split_block(sch, main)
+        _flatten_epilogue(sch, main, epilogue)
     return Prepared(main, pad, epilogue, polynomial)
+
+
+def _flatten_epilogue(sch: s_tir.Schedule, conv, epilogue) -> None:
+    """A conv computed over its pixels as one row (``passes.FLAT_ATTR``) has its epilogue iterate
+    over the pixels too, so that it can be computed under the conv's tiles of pixels."""
+    width = sch.get(conv).annotations.get(FLAT_ATTR)
+    if width is None:
+        return
+    w = int(width)
+    sch.transform_block_layout(epilogue, lambda b, c, y, x, k: (b, c, y * w + x, k))
 
 
 def _fuse_split_block(sch: s_tir.Schedule, conv) -> None:
