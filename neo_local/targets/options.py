@@ -40,7 +40,7 @@ _FORMS = {
 
 _DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
 
-#: the arithmetic of a CPU build's convs: float32 (the default), or bfloat16 inputs and weights
+#: the arithmetic of a CPU build's convs and dense layers: float32 (the default), or bfloat16 inputs and weights
 #: summed in float32 (opt-in: AVX512_BF16 CPUs; outputs agree to about 1e-2, not 1e-5)
 FLOAT32, BFLOAT16 = "float32", "bfloat16"
 _PRECISIONS = {"float32": FLOAT32, "fp32": FLOAT32, "bfloat16": BFLOAT16, "bf16": BFLOAT16}

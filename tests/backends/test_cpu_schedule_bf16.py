@@ -141,3 +141,66 @@ def test_tuning_times_bfloat16_convs_on_bfloat16_inputs(tmp_path):
     want = _conv(_round_bf16(y), _round_bf16(w2), 0)
     got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def _dense_layers(x_shape, c1, b1, c2):
+    """dense (constant weights) + bias -> relu -> dense, then the result times its own transpose:
+    two dense layers for the bfloat16 dot and a product of two computed values (attention's kind)."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(x_shape, "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            h = bb.emit(relax.op.nn.relu(relax.op.add(relax.op.matmul(x, relax.const(c1)), relax.const(b1))))
+            y = bb.emit(relax.op.matmul(h, relax.const(c2)))
+            scores = bb.emit(relax.op.matmul(y, relax.op.permute_dims(y, [0, 2, 1])))
+            out = bb.emit_output(relax.Tuple([y, scores]))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@needs_bf16
+def test_dense_layers_sum_bfloat16_products_in_float32():
+    """A bfloat16 build's dense layers (``dot_matmul``): each is the float32 sum of its input and
+    weights rounded to bfloat16, as numpy computes it from the same rounded operands; the float32
+    build's is two orders of magnitude further off. The product of two computed values stays
+    float32 (its operands are the rounded layers' float32 outputs)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 32, 64)).astype("float32")
+    c1 = (rng.standard_normal((64, 32)) * 0.2).astype("float32")
+    b1 = rng.standard_normal(32).astype("float32")
+    c2 = (rng.standard_normal((32, 48)) * 0.2).astype("float32")
+    mod = _dense_layers(x.shape, c1, b1, c2)
+    h = np.maximum(_round_bf16(x).astype(np.float64) @ _round_bf16(c1) + b1, 0).astype("float32")
+    want = _round_bf16(h).astype(np.float64) @ _round_bf16(c2)
+    tol = 1e-5 * np.abs(want).max()
+    got = {}
+    for precision in (BFLOAT16, "float32"):
+        ex, stats = cpu_schedule.compile_cpu(mod, ZNVER4, precision=precision)
+        assert stats["matmul"] == 3 and stats["unscheduled"] == 0, stats
+        y, scores = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x))
+        got[precision] = y.numpy()
+        np.testing.assert_allclose(scores.numpy(), y.numpy() @ y.numpy().transpose(0, 2, 1), rtol=1e-5,
+                                   atol=1e-5 * np.abs(scores.numpy()).max())
+    np.testing.assert_allclose(got[BFLOAT16], want, rtol=0, atol=tol)
+    assert np.abs(got["float32"] - want).max() > 100 * tol
+
+
+def test_dense_layers_take_the_dot_and_its_tuning_space():
+    """Scheduled (no build needed): the two dense layers on the 16-lane bfloat16 dot with their
+    weights paired at compile time, the product of computed values not; every config of the
+    tuner's space for a dense layer schedules."""
+    from neo_local.backends.cpu_schedule import schedules
+    from neo_local.backends.cpu_schedule.passes import Dots, relax_passes
+
+    rng = np.random.default_rng(3)
+    mod = _dense_layers((1, 32, 64), rng.standard_normal((64, 32)).astype("float32"),
+                        rng.standard_normal(32).astype("float32"), rng.standard_normal((32, 48)).astype("float32"))
+    out, stats = cpu_schedule.optimize(mod, ZNVER4, precision=BFLOAT16)
+    assert stats["matmul"] == 3, stats
+    dense = [name for name, f in ((gv.name_hint, f) for gv, f in out.functions_items())
+             if "matmul_bf16" in name and bf16_dot.BF16_512.name in f.script()]
+    assert len(dense) == 2, dense
+    legal = relax_passes(mod, 16, 16, Dots(bf16=bf16_dot.BF16_512))
+    func = next(f for gv, f in legal.functions_items() if gv.name_hint.startswith("matmul_bf16"))
+    space = schedules.matmul_space(func, 16, 16)
+    assert len(space) > 4 and all(schedules.schedule_matmul(func, 16, 16, cfg) is not None for cfg in space)

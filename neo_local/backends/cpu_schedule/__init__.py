@@ -15,8 +15,8 @@ vector width (24, 40, 280 at 16 lanes: MobileNets, EfficientNet, DenseNet) are p
 channels (``channel_padding``). An AVX-512 target whose model shuffles channels in groups of 8
 (ShuffleNetV2) compiles that model in 8-lane blocks instead (``model_vector_config``), its
 dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A
-bfloat16 build (CompilerOptions precision) runs the blocked float convs on AVX512_BF16's dot
-product (``bf16_dot``), int8 QDQ convs take the target's int8 one (``quantized``, ``int8_dot``).
+bfloat16 build (CompilerOptions precision) runs the blocked float convs and the dense layers on
+AVX512_BF16's dot product (``bf16_dot``, ``dot_matmul``), int8 QDQ convs take the target's int8 one (``quantized``, ``int8_dot``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def applies_to(tvm_target: Mapping[str, Any]) -> bool:
 def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = None,
              measurer: Any = None, progress: Callable[[str], None] | None = None, precision: str = FLOAT32):
     """Relax rewrites + schedules; returns (module ready for tvm.compile, stats). ``precision``
-    BFLOAT16 runs the blocked float convs on bfloat16 inputs and weights (``bf16_dot``). Every kernel
+    BFLOAT16 runs the blocked float convs and dense layers on bfloat16 inputs and weights
+    (``bf16_dot``, ``dot_matmul``). Every kernel
     takes its config from the tuning records when they have one for this target (``stats["tuned"]``
     counts them); with a tuning budget, the kernels without one are tuned first (timed by
     ``measurer``: on this machine by default)."""

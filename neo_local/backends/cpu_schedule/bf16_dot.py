@@ -6,7 +6,7 @@ float32: one AVX512_BF16 ``vdpbf16ps`` step adds the products of 2 input channel
 32-bit word) with the lanes x 2 weights of those channels into ``lanes`` float32 accumulators,
 twice the multiply-adds of a float32 FMA, from half the bytes. The conv's input is rounded where
 it is made (the conversion fuses into the producing kernel's epilogue), its weights once, at
-compile time.
+compile time. Dense layers take the same step per 16 output columns (``dot_matmul``).
 
 TVM has no bfloat vector type for LLVM (its bfloat16 values are stored as 16-bit integers and
 computed in float32), and LLVM's intrinsic takes ``<32 x bfloat>``: the step calls a small LLVM

@@ -25,6 +25,9 @@ from tvm.script import tirx as T
 
 #: input channels per step: one 32-bit word of uint8
 GROUP = 4
+#: the annotation of a conv or matmul block computed on a dot instruction (this module's,
+#: ``bf16_dot``'s), naming it
+DOT_ATTR = "neo_local.dot"
 
 
 def widen(value: tirx.PrimExpr) -> tirx.PrimExpr:

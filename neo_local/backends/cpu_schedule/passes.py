@@ -59,7 +59,9 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import bf16_dot, fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
+from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
@@ -72,14 +74,10 @@ PAD_BLOCK = "data_pad"
 CROP_BLOCK = "conv_crop"
 #: a conv computed in wider output blocks than its layout's, back in the layout's (``conv2d_nchwc_wide_compute``)
 CONV_UNBLOCK = "conv_unblock"
-#: the annotation of a conv block computed on a dot instruction (``int8_dot``, ``bf16_dot``), naming it
-DOT_ATTR = "neo_local.dot"
 #: the annotation of a conv computed over its pixels as one row (``_blocked_conv``'s ``flat``): the output width
 FLAT_ATTR = "neo_local.flat"
 #: the dot instructions by name
 DOTS = {**int8_dot.BY_NAME, **bf16_dot.BY_NAME}
-#: the block name of Relax's legalized matmul (dense layers, batched attention products)
-MATMUL_BLOCK = "matmul"
 
 _BLOCKED_DATA = re.compile(r"^NCHW(\d+)c$")
 _BLOCKED_KERNEL = re.compile(r"^OIHW(\d+)i(\d+)o$")
@@ -948,7 +946,8 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
         relax.transform.LegalizeOps(customize_legalize_map={
-            "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS}),
+            "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
+            **({"relax.matmul": dot_matmul.legalizer(dots.bf16)} if dots.bf16 else {})}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),

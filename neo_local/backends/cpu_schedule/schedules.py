@@ -297,11 +297,17 @@ class ConvShape:
 def conv_shape(sch: s_tir.Schedule, conv) -> ConvShape:
     """``ConvShape`` of a conv block: a dot conv's two channel-in-block loops (groups, the channels of
     a group) count as one ic block."""
-    name = sch.get(conv).annotations.get(DOT_ATTR)
+    dot = _dot_of(sch, conv)
     ext = _extents(sch, sch.get_loops(conv))
-    if name is None:
+    if dot is None:
         return ConvShape(ext, None)
-    return ConvShape(ext[:8] + [ext[8] * ext[9]], DOTS[str(name)])
+    return ConvShape(ext[:8] + [ext[8] * ext[9]], dot)
+
+
+def _dot_of(sch: s_tir.Schedule, block) -> int8_dot.DotInstruction | None:
+    """The dot instruction a block was computed for (``DOT_ATTR``), None for plain float32."""
+    name = sch.get(block).annotations.get(DOT_ATTR)
+    return None if name is None else DOTS[str(name)]
 
 
 def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int) -> ConvConfig:
@@ -489,34 +495,52 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     """One ``matmul`` block (batch dims, M, N, K; + elementwise producers and epilogue).
     Register tile = ``tile_m`` rows x ``tile_n`` vectors of ``lanes`` output columns; K runs
     inside the tile (one broadcast of A per row and one vector load of B per column vector per
-    step); (batch, row-tile) loops fused and parallelized, the epilogue written per tile."""
+    step); (batch, row-tile) loops fused and parallelized, the epilogue written per tile. A
+    matmul on a dot instruction (``dot_matmul``: K as groups x the instruction's group) takes it
+    for each column vector and group, its own accumulator count."""
     sch = s_tir.Schedule(func)
     found = _prepare(sch, MATMUL_BLOCK)
     if found is None or found.pad is not None:
         return None
     mm = found.main
-    loops = sch.get_loops(mm)
-    iters = sch.get(mm).iter_vars
-    if len(loops) != len(iters) or len(loops) < 3 or iters[-1].iter_type != tirx.IterVar.CommReduce:
+    split = _matmul_loops(sch, mm)
+    if split is None:
         return None
-    *batch, m, n, k = loops
+    batch, (m, n, k), dot, group = split
     rows, cols = _extents(sch, [m, n])
-    if cols % lanes or rows < 2:
+    if cols % lanes or rows < 2 or (dot is not None and dot.lanes != lanes):
         return None  # GEMV shapes and ragged columns: dlight's schedules
-    cfg = config or default_matmul_config(rows, cols // lanes, max_acc)
+    cfg = config or default_matmul_config(rows, cols // lanes, dot.max_acc if dot else max_acc)
     m_o, m_i = sch.split(m, [None, cfg.tile_m])
     n_o, n_c, n_v = sch.split(n, [None, cfg.tile_n, lanes])
     k_loops = sch.split(k, [None, cfg.k_unroll]) if cfg.k_unroll > 1 else [k]
-    sch.reorder(*batch, m_o, n_o, *k_loops, m_i, n_c, n_v)
+    sch.reorder(*batch, m_o, n_o, *k_loops, m_i, n_c, n_v, *group)
     _parallel_outer(sch, (*batch, m_o), cfg.parallel)
     _tile_epilogue(sch, mm, found.epilogue, n_o, not found.polynomial)
-    sch.vectorize(n_v)
+    if dot is None:
+        sch.vectorize(n_v)
     sch.unroll(n_c)
     sch.unroll(m_i)
     if cfg.k_unroll > 1:
         sch.unroll(k_loops[-1])
-    sch.decompose_reduction(mm, k_loops[0])
-    return sch.mod["main"]
+    init = sch.decompose_reduction(mm, k_loops[0])
+    if dot is not None:
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(n_v, dot.name)
+    return _linking(sch.mod["main"], dot)
+
+
+def _matmul_loops(sch: s_tir.Schedule, mm):
+    """A matmul block's loops as (batch loops, (M, N, K), its dot instruction or None, the dot's
+    loop over one group: empty for float32); None where they are not that."""
+    loops = sch.get_loops(mm)
+    iters = sch.get(mm).iter_vars
+    dot = _dot_of(sch, mm)
+    inner = 1 if dot is not None else 0
+    if len(loops) != len(iters) or len(loops) < 3 + inner or iters[-1].iter_type != tirx.IterVar.CommReduce:
+        return None
+    main = loops[:len(loops) - inner]
+    return main[:-3], tuple(main[-3:]), dot, loops[len(loops) - inner:]
 
 
 def default_matmul_config(rows: int, col_vectors: int, max_acc: int) -> MatmulConfig:
@@ -711,10 +735,15 @@ def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwCon
 
 
 def matmul_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[MatmulConfig]:
-    ext = _main_extents(func, MATMUL_BLOCK)
-    if ext is None or len(ext) < 3 or ext[-2] % lanes or ext[-3] < 2:
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, MATMUL_BLOCK)
+    split = None if found is None else _matmul_loops(sch, found.main)
+    if split is None:
         return []
-    rows, col_vectors, k = ext[-3], ext[-2] // lanes, ext[-1]
+    rows, cols, k = _extents(sch, split[1])
+    if cols % lanes or rows < 2:
+        return []
+    col_vectors, max_acc = cols // lanes, split[2].max_acc if split[2] else max_acc
     unrolls = [u for u in (1, 2, 4, 8) if k % u == 0]
     grid = itertools.product(_tiles(col_vectors, rows, max_acc), unrolls, ("fused", "none"))
     return _default_first(default_matmul_config(rows, col_vectors, max_acc),

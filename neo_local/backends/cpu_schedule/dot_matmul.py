@@ -1,0 +1,78 @@
+"""Dense layers on a dot instruction: the bfloat16 build's matmuls (CompilerOptions ``precision``).
+
+A float32 ``matmul(x[..., M, K], C[K, N])`` with a constant ``C`` (a dense layer: BERT's
+projections and feed-forward layers) becomes ``x`` rounded to bfloat16 (``bf16_dot.to_bits``,
+which fuses into the producing kernel) times ``C`` rounded once at compile time and repacked as
+[K/2, N, 2] (each output column's two input rows adjacent: the 32-bit word pairs one
+``vdpbf16ps`` step reads), summed in float32. ``schedules.schedule_matmul`` tiles it as it tiles a
+float32 matmul and tensorizes each (column vector, input pair) step into the instruction.
+
+Products of two computed values (attention's Q K^T and its weights times V) stay float32: their
+second operand would need the repacking at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax, te
+
+from neo_local.backends.cpu_schedule import bf16_dot
+from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR, DotInstruction
+from neo_local.backends.cpu_schedule.rewriting import static_shape
+
+#: the block name ``schedules.schedule_matmul`` looks for: Relax's legalized matmul (dense layers,
+#: batched attention products) and ``matmul_dot_compute``
+MATMUL_BLOCK = "matmul"
+
+
+def dense_dims(call: relax.Call, dot: DotInstruction) -> tuple[int, int] | None:
+    """(K, N) of a float32 ``matmul(x[..., M, K], C[K, N])`` that ``dot`` can take: ``C`` a
+    constant, K a multiple of the instruction's group, N of its lanes, M at least 2 (one-row
+    dense layers become convs: ``passes.dense_as_conv``); None otherwise."""
+    if call.op != tvm.ir.Op.get("relax.matmul") or not isinstance(call.args[1], tvm.ir.expr.Constant):
+        return None
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
+    if xs is None or ws is None or len(xs) < 2 or len(ws) != 2 or xs[-1] != ws[0] or xs[-2] < 2:
+        return None
+    if any(e.ty.dtype != "float32" for e in (call, *call.args)):
+        return None
+    k, n = ws
+    return (k, n) if k % dot.group == 0 and n % dot.lanes == 0 else None
+
+
+def pair_rows(weights: np.ndarray, group: int) -> np.ndarray:
+    """[K, N] -> [K/group, N, group]: each column's ``group`` consecutive rows adjacent."""
+    k, n = weights.shape
+    return np.ascontiguousarray(weights.reshape(k // group, group, n).transpose(0, 2, 1))
+
+
+def matmul_dot_compute(x: te.Tensor, weights: te.Tensor, name: str) -> te.Tensor:
+    """out[..., m, n] = sum_{g, k} widen(x[..., m, g * group + k]) * widen(weights[g, n, k]),
+    ``x`` and ``weights`` in the dot instruction ``name``'s operand types (``pair_rows``' layout)."""
+    dot = bf16_dot.BY_NAME[name]
+    groups, n, group = (int(d) for d in weights.shape)
+    rg = te.reduce_axis((0, groups), name="rg")
+    rk = te.reduce_axis((0, group), name="rk")
+
+    def body(*i):
+        row = x[(*i[:-1], rg * group + rk)]
+        return te.sum(dot.widen(row) * dot.widen(weights[rg, i[-1], rk]), axis=[rg, rk])
+
+    return te.compute((*x.shape[:-1], n), body, name=MATMUL_BLOCK, attrs={DOT_ATTR: name})
+
+
+def legalizer(dot: DotInstruction):
+    """Relax's matmul legalization, with the dense layers that ``dense_dims`` takes as
+    ``matmul_dot_compute`` on ``dot``."""
+    default = tvm.ir.Op.get("relax.matmul").get_attr("FLegalize")
+
+    def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+        if dense_dims(call, dot) is None:
+            return default(bb, call)
+        x = bb.emit_te(bf16_dot.to_bits, call.args[0], primfunc_name_hint="to_bf16")
+        paired = relax.const(pair_rows(call.args[1].value.numpy(), dot.group))
+        weights = bb.emit_te(bf16_dot.to_bits, paired, primfunc_name_hint="to_bf16")
+        return bb.call_te(matmul_dot_compute, x, weights, dot.name, primfunc_name_hint="matmul_bf16")
+
+    return legalize
