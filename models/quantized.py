@@ -28,7 +28,8 @@ import numpy as np
 from models.cache import BuildFiles, example_main
 
 #: quantized example -> the float example it is made from
-EXAMPLES = {"resnet_like_qdq": "resnet_like", "resnet50_qdq": "resnet50_like"}
+EXAMPLES = {"resnet_like_qdq": "resnet_like", "resnet50_qdq": "resnet50_like", "mobilenet_qdq": "mobilenet_like",
+            "mobilenet_v3_qdq": "mobilenet_v3_like"}
 CALIBRATION_IMAGES = 8
 
 

@@ -355,8 +355,11 @@ class _BlockedRegion(relax.PyExprMutator):
         return relax.op.layout_transform(expr, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
 
     def _elementwise(self, call: relax.Call, out_shape):
-        """Blocked twin of an elementwise call, or None."""
-        if out_shape is None or len(out_shape) != 4 or out_shape[1] % self.lanes or call.ty.dtype != "float32":
+        """Blocked twin of an elementwise call, or None: float32 ones, and casts (an int8 QDQ
+        model's uint8 conv input after a depthwise conv)."""
+        if out_shape is None or len(out_shape) != 4 or out_shape[1] % self.lanes:
+            return None
+        if call.ty.dtype != "float32" and call.op.name != "relax.astype":
             return None
         args, any_blocked = [], False
         for a in call.args:

@@ -9,7 +9,8 @@ from tvm import relax
 #: elementwise binary ops with numpy broadcasting
 BINARY = {"relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum", "relax.minimum"}
 #: elementwise unary ops
-UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp"}
+UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn.silu", "relax.negative", "relax.exp",
+         "relax.round", "relax.astype"}
 #: spatial pools, each channel on its own
 POOLS = {"relax.nn.max_pool2d", "relax.nn.avg_pool2d"}
 
