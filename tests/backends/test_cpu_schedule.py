@@ -795,3 +795,29 @@ def test_a_conv_with_one_output_channel_group_pads_per_row():
     assert default_conv_config(densenet, 4, 16).pad_per_row
     assert not default_conv_config(densenet, 1, 16).pad_per_row  # int8: its dot step needs the padded stage
     assert not default_conv_config([1, 16, 56, 56, 16, 16, 3, 3, 16], 4, 16).pad_per_row  # 4 groups
+
+
+def test_an_epilogue_that_broadcasts_the_conv_is_not_unrolled():
+    """A one-pixel conv whose epilogue multiplies a whole feature map by it (an int8 model's
+    squeeze-excite gate, fused with its requantization): the epilogue loops over the map, not
+    unrolled (4 x 14 x 14 copies took LLVM 14 s for one kernel); the result still matches."""
+    from tvm import te
+
+    from neo_local.backends.cpu_schedule.passes import conv2d_nchwc_compute
+    from neo_local.backends.cpu_schedule.schedules import schedule_conv
+
+    data = te.placeholder((1, 2, 1, 1, 16), "float32", name="data")
+    kernel = te.placeholder((8, 2, 1, 1, 16, 16), "float32", name="kernel")
+    fmap = te.placeholder((1, 8, 14, 14, 16), "float32", name="fmap")
+    conv = conv2d_nchwc_compute(data, kernel, (1, 1), (0, 0, 0, 0), (1, 1))
+    out = te.compute(fmap.shape, lambda b, c, y, x, k: fmap[b, c, y, x, k] * tvm.tirx.round(conv[b, c, 0, 0, k]),
+                     name="gate")
+    func = schedule_conv(te.create_prim_func([data, kernel, fmap, out]), 16, 16)
+    assert func is not None and "T.unroll(14)" not in func.script() and "T.vectorized(16)" in func.script()
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal([int(d) for d in t.shape]).astype("float32") for t in (data, kernel, fmap)]
+    got = tvm.runtime.tensor(np.zeros((1, 8, 14, 14, 16), "float32"))
+    tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target="llvm")(
+        *(tvm.runtime.tensor(a) for a in arrays), got)
+    gate = np.round(np.einsum("bcyxi,ocyxij->boj", arrays[0], arrays[1]))
+    np.testing.assert_allclose(got.numpy(), arrays[2] * gate[:, :, None, None, :], rtol=1e-5, atol=1e-5)

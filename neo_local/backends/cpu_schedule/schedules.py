@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -428,8 +429,10 @@ def _fuse_split_block(sch: s_tir.Schedule, conv) -> None:
 
 def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True) -> None:
     """Accumulate ``block``'s tile in registers and write it (through ``epilogue``) under loop
-    ``at``: vectorized, and unrolled over the tile's other loops when ``unroll``."""
+    ``at``: vectorized, and unrolled over the tile's other loops when ``unroll``, unless the
+    epilogue writes more than the block (a broadcast: ``_broadcasts``)."""
     if epilogue is not None:
+        unroll = unroll and not _broadcasts(sch, block, epilogue)
         sch.set_scope(block, 0, "local")
         tail = epilogue
     else:
@@ -440,6 +443,17 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True
         sch.vectorize(loops[-1])
         for l in loops[:-1] if unroll else ():
             sch.unroll(l)
+
+
+def _broadcasts(sch: s_tir.Schedule, block, epilogue) -> bool:
+    """Whether ``epilogue`` writes more values than ``block``: an int8 model's squeeze-excite conv
+    (one pixel) whose gate multiplies the whole feature map in its epilogue. Unrolled, that
+    epilogue is every pixel of the task over again (4 x 14 x 14 copies of the requantization: 14 s
+    of LLVM for one kernel of MobileNetV3-Small QDQ)."""
+    def size(b) -> int:
+        return math.prod(int(iv.dom.extent) for iv in sch.get(b).iter_vars if iv.iter_type == tirx.IterVar.DataPar)
+
+    return size(epilogue) > size(block)
 
 
 def choose_dw_tile(out_w: int, max_acc: int) -> int:
