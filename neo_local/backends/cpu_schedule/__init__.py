@@ -16,7 +16,8 @@ channels (``channel_padding``). An AVX-512 target whose model shuffles channels 
 (ShuffleNetV2) compiles that model in 8-lane blocks instead (``model_vector_config``), its
 dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A
 bfloat16 build (CompilerOptions precision) runs the blocked float convs and the dense layers on
-AVX512_BF16's dot product (``bf16_dot``, ``dot_matmul``), int8 QDQ convs take the target's int8 one (``quantized``, ``int8_dot``).
+AVX512_BF16's dot product (``bf16_dot``, ``dot_matmul``), int8 QDQ convs take the target's int8
+one (``quantized``, ``int8_dot``).
 """
 
 from __future__ import annotations

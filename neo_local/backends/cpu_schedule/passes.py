@@ -32,9 +32,10 @@ Order (``relax_passes``):
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
    fuller register tile: ``tile_width``; the extra columns repeat the last one's input, so the
    input is not copied wider; a small unpadded 1x1 conv of stride 1 over all its pixels as one
-   row where that gives fuller tiles than its rows do: ``conv_columns``); a blocked uint8 x int8 -> int32 conv (``quantized``'s integer
-   kernels) -> ``conv2d_nchwc_dot``, the same frame with the channel-in-block reduction split
-   into groups of 4 for the target's int8 dot instruction (``int8_dot``), its weights repacked
+   row where that gives fuller tiles than its rows do: ``conv_columns``); a blocked uint8 x
+   int8 -> int32 conv (``quantized``'s integer kernels) -> ``conv2d_nchwc_dot``, the same frame
+   with the channel-in-block reduction split into groups of 4 for the target's int8 dot
+   instruction (``int8_dot``), its weights repacked
    by ``dot_kernel_layout``; a conv in blocks narrower than the target's vectors (8-lane blocks
    on AVX-512) computed in the vectors' width (``_direct_conv``: ``wide_kernel_layout``'s
    weights, ``conv2d_nchwc_wide_compute``'s output written back as the narrow blocks); in a
@@ -726,7 +727,8 @@ def tile_width(out_w: int, oc_chunks: int, max_acc: int) -> int:
     Measured (2 threads, AVX2): 3x3 convs 4-45% faster (256->256 at 56x56 36 -> 27 ms, a prime
     109x109 1.7x); 1x1 2048->512 at 7x7 (1 x 7 -> 4 x 3 over 9 columns) about 1.1 -> 0.9 ms; ResNet-50
     1.18 -> 1.10x onnxruntime in one process when the 1x1 convs were widened too."""
-    return max(range(out_w, out_w + max(3, out_w // 8) + 1), key=lambda w: (_tile_rate(w, out_w, oc_chunks, max_acc), -w))
+    widths = range(out_w, out_w + max(3, out_w // 8) + 1)
+    return max(widths, key=lambda w: (_tile_rate(w, out_w, oc_chunks, max_acc), -w))
 
 
 def _tile_rate(width: int, out_w: int, oc_chunks: int, max_acc: int) -> float:
@@ -891,7 +893,8 @@ def _direct_conv(bb: relax.BlockBuilder, call: relax.Call, out: list[int], max_a
     wide_chunks = -(-out[1] // f)
     if f > 1 and 3 * wide_chunks * f <= 4 * out[1]:
         kernel = bb.emit_te(wide_kernel_layout, call.args[1], vector_lanes, primfunc_name_hint="wide_kernel_layout")
-        compute = functools.partial(conv2d_nchwc_wide_compute, columns=conv_columns(call, out, wide_chunks, max_acc, False))
+        columns = conv_columns(call, out, wide_chunks, max_acc, False)
+        compute = functools.partial(conv2d_nchwc_wide_compute, columns=columns)
         return bb.call_te(compute, call.args[0], kernel, *geometry, blocks=(out[1], out[4]),
                           primfunc_name_hint="conv2d_nchwc")
     compute = functools.partial(conv2d_nchwc_compute, columns=conv_columns(call, out, out[1], max_acc))

@@ -43,7 +43,9 @@ import tvm
 from tvm import s_tir, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
-from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOT_ATTR, DOTS, FLAT_ATTR, DW_BLOCK, MATMUL_BLOCK, PAD_BLOCK
+from neo_local.backends.cpu_schedule.passes import (
+    CONV_BLOCK, DOT_ATTR, DOTS, DW_BLOCK, FLAT_ATTR, MATMUL_BLOCK, PAD_BLOCK,
+)
 
 log = logging.getLogger(__name__)
 
