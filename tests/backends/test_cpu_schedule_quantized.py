@@ -269,7 +269,7 @@ def test_qdq_depthwise_blocks_stay_blocked_and_match_onnxruntime(mobilenet_qdq, 
     """onnxruntime's QDQ MobileNetV2-style (7 depthwise convs): the requantization after each
     depthwise conv (divide, round, clip, multiply) and the cast of the next int8 conv's uint8 input
     follow the blocked layout, so the model keeps its channel blocks from the stem's input to
-    the classifier (2 layout transforms; 16, each a kernel of its own, when round and casts broke
+    the classifier (2 layout transforms; 17, each a kernel of its own, when round and casts broke
     the blocked regions: 0.148 -> 0.097 ms on znver5). Compiled through ``neo_local.compile`` and
     run in a fresh process: within one step of the output's scale from onnxruntime's int8
     outputs (measured: bitwise equal)."""
