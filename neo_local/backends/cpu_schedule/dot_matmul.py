@@ -19,7 +19,7 @@ from tvm import relax, te
 
 from neo_local.backends.cpu_schedule import bf16_dot
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR, DotInstruction
-from neo_local.backends.cpu_schedule.rewriting import static_shape
+from neo_local.backends.cpu_schedule.rewriting import plain_dense
 
 #: the block name ``schedules.schedule_matmul`` looks for: Relax's legalized matmul (dense layers,
 #: batched attention products) and ``matmul_dot_compute``
@@ -30,14 +30,10 @@ def dense_dims(call: relax.Call, dot: DotInstruction) -> tuple[int, int] | None:
     """(K, N) of a float32 ``matmul(x[..., M, K], C[K, N])`` that ``dot`` can take: ``C`` a
     constant, K a multiple of the instruction's group, N of its lanes, M at least 2 (one-row
     dense layers become convs: ``passes.dense_as_conv``); None otherwise."""
-    if call.op != tvm.ir.Op.get("relax.matmul") or not isinstance(call.args[1], tvm.ir.expr.Constant):
+    shapes = plain_dense(call)
+    if shapes is None or shapes[0][-2] < 2:
         return None
-    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
-    if xs is None or ws is None or len(xs) < 2 or len(ws) != 2 or xs[-1] != ws[0] or xs[-2] < 2:
-        return None
-    if any(e.ty.dtype != "float32" for e in (call, *call.args)):
-        return None
-    k, n = ws
+    k, n = shapes[1]
     return (k, n) if k % dot.group == 0 and n % dot.lanes == 0 else None
 
 

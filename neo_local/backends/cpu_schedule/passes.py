@@ -61,11 +61,10 @@ import tvm
 from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
-from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
+    BINARY, POOLS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
     static_shape,
 )
 
@@ -186,14 +185,11 @@ def match_constant_ranks(mod: tvm.IRModule) -> tvm.IRModule:
 def _one_row_dense(call: relax.Call, lanes: int) -> tuple[int, int] | None:
     """(K, N) of ``matmul(x[1, K], C[K, N])`` with a float32 constant ``C`` and K a multiple of
     ``lanes`` (a classifier on one image); None otherwise."""
-    if call.op != tvm.ir.Op.get("relax.matmul") or not isinstance(call.args[1], tvm.ir.expr.Constant):
+    shapes = plain_dense(call)
+    if shapes is None or shapes[0] != [1, shapes[1][0]]:
         return None
-    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
-    if xs is None or ws is None or len(xs) != 2 or len(ws) != 2 or xs[0] != 1 or xs[1] != ws[0]:
-        return None
-    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32" or call.ty.dtype != "float32":
-        return None
-    return (ws[0], ws[1]) if ws[0] % lanes == 0 else None
+    k, n = shapes[1]
+    return (k, n) if k % lanes == 0 else None
 
 
 @relax.expr_functor.mutator
@@ -588,7 +584,7 @@ def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
 
 @dataclass(frozen=True)
 class Columns:
-    """How a blocked conv's output is computed (``conv_width``): ``width`` columns per row (0: its
+    """How a blocked conv's output is computed (``conv_columns``): ``width`` columns per row (0: its
     own width), or, ``flat``, all its pixels as one row of ``width`` (a 1x1 conv of stride 1
     without padding). Columns beyond the output's repeat the last one (they read its input, so the
     input needs no wider copy) and are cropped after."""

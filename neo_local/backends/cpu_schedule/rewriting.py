@@ -65,6 +65,20 @@ def plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
     return None if xs is None or ws is None else (xs, ws)
 
 
+def plain_dense(call: relax.Call) -> tuple[list[int], list[int]] | None:
+    """(input shape, weight shape) of a float32 dense layer ``matmul(x[..., K], C[K, N])`` with
+    a constant ``C`` and a static input: the matmuls the one-row and bfloat16 rewrites may change;
+    None otherwise."""
+    if call.op != tvm.ir.Op.get("relax.matmul") or not isinstance(call.args[1], tvm.ir.expr.Constant):
+        return None
+    if any(e.ty.dtype != "float32" for e in (call, *call.args)):
+        return None
+    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
+    if xs is None or ws is None or len(xs) < 2 or len(ws) != 2 or xs[-1] != ws[0]:
+        return None
+    return xs, ws
+
+
 def plain_depthwise(call: relax.Call) -> int | None:
     """The channel count of an NCHW/OIHW float32 depthwise conv2d (multiplier 1) with constant
     weights and a static input, None for any other call."""

@@ -43,9 +43,9 @@ import tvm
 from tvm import s_tir, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
-from neo_local.backends.cpu_schedule.passes import (
-    CONV_BLOCK, DOT_ATTR, DOTS, DW_BLOCK, FLAT_ATTR, MATMUL_BLOCK, PAD_BLOCK,
-)
+from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
+from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
+from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOTS, DW_BLOCK, FLAT_ATTR, PAD_BLOCK
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ K_BLOCK_OUTPUT = 64 * 1024
 class ConvShape:
     """What the config rules read of a conv block: its loop extents (n, oc chunks, rows, columns,
     oc block, ic chunks, kh, kw, ic block) and the dot instruction it was made for
-    (``passes.DOT_ATTR``), None for a float32 conv."""
+    (``int8_dot.DOT_ATTR``), None for a float32 conv."""
 
     ext: list[int]
     instruction: int8_dot.DotInstruction | None
