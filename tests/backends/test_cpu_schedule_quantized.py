@@ -298,3 +298,46 @@ def test_qdq_depthwise_blocks_stay_blocked_and_match_onnxruntime(mobilenet_qdq, 
     last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
     step = float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last.input[1]))
     assert float(np.abs(got - want).max()) <= step
+
+
+def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
+    """ShuffleNetV2 units quantized by onnxruntime: a quantize/dequantize pair sits between the
+    shuffle's reshape and transpose and after each, so the blocked shuffle sees through ops by one
+    scale (``_through_shuffle``) and the model keeps its channel blocks: 2 layout transforms (the
+    input's, the output's). Compiled through ``neo_local.compile`` for ml_c4 and run in a fresh
+    process: within one step of the output's scale from onnxruntime's int8 outputs."""
+    import torch
+
+    import neo_local
+    from models.export import make_archive, to_onnx
+    from models.quantized import onnxruntime_outputs, quantize
+    from models.zoo import ShuffleUnit, _finish
+    from neo_local.frontends.base import TensorSpec
+    from neo_local.frontends.onnx_import import import_onnx
+    from neo_local.verify import run_artifact
+    import onnx
+    from onnx import numpy_helper
+
+    shape = (1, 16, 12, 12)
+    torch.manual_seed(5)
+    module = _finish(torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1), ShuffleUnit(32, 32, 1), ShuffleUnit(32, 64, 2)),
+                     shape[1:])
+    to_onnx(module, [torch.randn(*shape)], tmp_path / "float.onnx", ["input0"])
+    path = quantize(tmp_path / "float.onnx", tmp_path / "m.onnx", "input0", shape, seed=5)
+    model = onnx.load(path)
+    mod, _ = import_onnx(model, (TensorSpec("input0", shape, "float32"),), "m")
+    opt, stats = cpu_schedule.optimize(mod, AVX2)
+    transforms = [gv.name_hint for gv, _ in opt.functions_items() if "layout_transform" in gv.name_hint]
+    assert stats["depthwise"] == 2 and len(transforms) == 2, (stats, transforms)
+
+    feeds = {"input0": np.random.default_rng(5).standard_normal(shape).astype("float32")}
+    out = Path(neo_local.compile(
+        InputConfig={"S3Uri": str(make_archive([path], tmp_path / "m.tar.gz")), "Framework": "ONNX",
+                     "DataInputConfig": json.dumps({"input0": list(shape)})},
+        OutputConfig={"S3OutputLocation": str(tmp_path / "out"), "TargetDevice": "ml_c4"},
+    ))
+    (got,) = run_artifact(out, feeds, tmp_path / "run")
+    (want,) = onnxruntime_outputs(path, feeds)
+    last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
+    step = float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last.input[1]))
+    assert float(np.abs(got - want).max()) <= step
