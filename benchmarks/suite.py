@@ -339,6 +339,7 @@ def _entries() -> dict[str, Entry]:
         Entry("resnet_like_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("resnet50_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("mobilenet_v3_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
+        Entry("shufflenet_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("resnet_like_mx", "MXNET", build_translated, (TRANSLATION,)),
         Entry("yolov3_tiny_160", "DARKNET", build_translated, (TRANSLATION,)),
         Entry("darknet_classifier", "DARKNET", build_translated, (TRANSLATION,)),

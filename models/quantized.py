@@ -29,7 +29,7 @@ from models.cache import BuildFiles, example_main
 
 #: quantized example -> the float example it is made from
 EXAMPLES = {"resnet_like_qdq": "resnet_like", "resnet50_qdq": "resnet50_like", "mobilenet_qdq": "mobilenet_like",
-            "mobilenet_v3_qdq": "mobilenet_v3_like"}
+            "mobilenet_v3_qdq": "mobilenet_v3_like", "shufflenet_qdq": "shufflenet_v2_like"}
 CALIBRATION_IMAGES = 8
 
 
