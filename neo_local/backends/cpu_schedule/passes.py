@@ -15,7 +15,7 @@ Order (``relax_passes``):
 2. ``ConvertLayout``: every groups=1 NCHW conv2d whose channels divide by the vector width
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
-   divide (the 3-channel stem) becomes NCHW{C}c -> NCHW{L}c (one input block of all C channels).
+   divide (the 3-channel stem) becomes NCHW1c -> NCHW{L}c (its NCHW input read in place).
 4. ``blocked_depthwise``: ``ConvertLayout`` skips grouped convs, so each depthwise conv sits in
    NCHW between layout transforms. It becomes a blocked conv2d (NCHW{L}c data, weights repacked to
    [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
@@ -234,7 +234,9 @@ def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 @relax.expr_functor.mutator
 class _BlockedStem(relax.PyExprMutator):
     """A plain float conv (``plain_float_conv``) with few input channels (the 3-channel stem):
-    NCHW{C}c -> NCHW{L}c."""
+    NCHW1c -> NCHW{L}c. Its input is read in place, NCHW seen as NCHW1c (a reshape): as NCHW{C}c
+    it was first transposed, a kernel of its own (in one process, on znver5: MobileNetV2-style,
+    MobileNetV3 and ShuffleNetV2 8-9% faster without it; the larger models unchanged)."""
 
     def __init__(self, mod: tvm.IRModule, lanes: int):
         super().__init__(mod)
@@ -250,13 +252,13 @@ class _BlockedStem(relax.PyExprMutator):
         if cin % lanes == 0 or cout % lanes or cin > 16:
             return call
         attrs = call.attrs
-        x = bb.emit(relax.op.layout_transform(call.args[0], lambda n, c, h, w: (n, c // cin, h, w, c % cin)))
-        w = bb.emit(relax.op.layout_transform(
-            call.args[1], lambda o, i, h, w: (o // lanes, i // cin, h, w, i % cin, o % lanes)
-        ))
+        x = bb.emit(relax.op.reshape(call.args[0], [*xs, 1]))
+        o, i, kh, kw = ws
+        w = relax.const(np.ascontiguousarray(call.args[1].value.numpy().reshape(o // lanes, lanes, i, kh, kw)
+                                             .transpose(0, 2, 3, 4, 1).reshape(o // lanes, i, kh, kw, 1, lanes)))
         y = bb.emit(relax.op.nn.conv2d(
             x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
-            data_layout=f"NCHW{cin}c", kernel_layout=f"OIHW{cin}i{lanes}o", out_layout=f"NCHW{lanes}c",
+            data_layout="NCHW1c", kernel_layout=f"OIHW1i{lanes}o", out_layout=f"NCHW{lanes}c",
             out_dtype="float32",
         ))
         return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
