@@ -40,7 +40,8 @@ def test_qcs605_is_a_bionic_library_without_x18(tmp_path):
     assert notes[1].startswith("an Android (bionic) library for API level 21 and later: it needs libtvm_ffi.so")
     verification = meta["Verification"]
     assert verification["status"] == "structural"
-    assert "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so, libtvm_ffi.so; undefined " \
+    # libc.so is NEEDED where a kernel calls memset (a conv padding per row): not in this build
+    assert "Structural check passed: ELF64 AArch64 shared library, NEEDED libtvm_ffi.so; undefined " \
            "symbols only from bionic and the TVM runtime (TVMFFIErrorSetRaisedFromCStrParts)" in verification["detail"]
     with pytest.raises(ArtifactError, match=r"compiled for qcs605 \(ANDROID\) and cannot be loaded on this LINUX"):
         DLRModel(artifact)
