@@ -851,9 +851,11 @@ def test_elementwise_kernels_keep_their_columns_serial(shape, parallel):
 
     x = te.placeholder(shape, "float32", name="x")
     scale = te.placeholder((1, shape[1], 1, 1, 8), "float32", name="scale")
-    out = te.compute(shape, lambda n, c, h, w, k: te.min(te.max(
-        tirx.nearbyint(x[n, c, h, w, k] / scale[0, c, 0, 0, k]), tirx.const(0.0)), tirx.const(255.0)) * scale[0, c, 0, 0, k],
-        name="requantize")
+    def requantize(n, c, h, w, k):
+        q = tirx.nearbyint(x[n, c, h, w, k] / scale[0, c, 0, 0, k])
+        return te.min(te.max(q, tirx.const(0.0)), tirx.const(255.0)) * scale[0, c, 0, 0, k]
+
+    out = te.compute(shape, requantize, name="requantize")
     func = schedule_generic(te.create_prim_func([x, scale, out]))
     sch = tvm.s_tir.Schedule(func)
     kinds = [(int(sch.get(loop).extent), sch.get(loop).kind) for loop in sch.get_loops(sch.get_sblock("requantize"))]

@@ -502,7 +502,7 @@ class _BlockedRegion(relax.PyExprMutator):
             return ("swapped", *step[1:]) if step and step[0] == "split" and axes == [0, 2, 1, 3, 4] else None
         if step and step[0] == "swapped" and out is not None and len(out) == 4:
             _, b, groups, pattern = step
-            data = te.placeholder([int(d) for d in b.ty.shape], "float32", name="data")
+            data = te.placeholder([int(d) for d in b.ty.shape], b.ty.dtype, name="data")
             func = te.create_prim_func([data, channel_shuffle_nchwc(data, groups)], index_dtype_override="int64")
             gv = self.builder_.add_func(func.without_attr("global_symbol").with_attr("op_pattern", pattern),
                                         "channel_shuffle")
@@ -589,10 +589,11 @@ def channel_shuffle_nchwc(data: te.Tensor, groups: int) -> te.Tensor:
     indices: as reshape/transpose/reshape each index was the 7-D shape's divisions and remainders,
     and the producers fused into it read their operands through them."""
     n, blocks, h, w, lanes = (int(d) for d in data.shape)
-    per_group = blocks // groups
+    per_group, per_lane = blocks // groups, lanes // groups
     return te.compute(
         (n, blocks, h, w, lanes),
-        lambda b, c, y, x, k: data[b, (k % groups) * per_group + c // groups, y, x, (lanes // groups) * (c % groups) + k // groups],
+        lambda b, c, y, x, k: data[b, (k % groups) * per_group + c // groups, y, x,
+                                   per_lane * (c % groups) + k // groups],
         name="channel_shuffle",
     )
 
