@@ -53,6 +53,7 @@ Order (``relax_passes``):
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -253,15 +254,21 @@ class _BlockedStem(relax.PyExprMutator):
             return call
         attrs = call.attrs
         x = bb.emit(relax.op.reshape(call.args[0], [*xs, 1]))
-        o, i, kh, kw = ws
-        w = relax.const(np.ascontiguousarray(call.args[1].value.numpy().reshape(o // lanes, lanes, i, kh, kw)
-                                             .transpose(0, 2, 3, 4, 1).reshape(o // lanes, i, kh, kw, 1, lanes)))
         y = bb.emit(relax.op.nn.conv2d(
-            x, w, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
-            data_layout="NCHW1c", kernel_layout=f"OIHW1i{lanes}o", out_layout=f"NCHW{lanes}c",
-            out_dtype="float32",
+            x, output_blocked_weights(call.args[1], lanes), strides=attrs.strides, padding=attrs.padding,
+            dilation=attrs.dilation, groups=1, data_layout="NCHW1c", kernel_layout=f"OIHW1i{lanes}o",
+            out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
         return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
+
+
+def output_blocked_weights(weights: tvm.ir.expr.Constant, lanes: int) -> tvm.ir.expr.Constant:
+    """Constant OIHW weights as OIHW1i{L}o, [O/L, I, kh, kw, 1, L]: the stem's (each input
+    channel a chunk of its own) and a depthwise conv's (I = 1)."""
+    w = weights.value.numpy()
+    o, i, kh, kw = w.shape
+    blocked = w.reshape(o // lanes, lanes, i, kh, kw).transpose(0, 2, 3, 4, 1)
+    return relax.const(np.ascontiguousarray(blocked.reshape(o // lanes, i, kh, kw, 1, lanes)))
 
 
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
@@ -432,14 +439,11 @@ class _BlockedRegion(relax.PyExprMutator):
     def _depthwise(self, call: relax.Call):
         lanes, attrs = self.lanes, call.attrs
         x = self._blocked_of(call.args[0], create=True)
-        w = call.args[1].value.numpy()
-        c, _, kh, kw = w.shape
-        wb = w.reshape(c // lanes, lanes, 1, kh, kw).transpose(0, 2, 3, 4, 1).reshape(c // lanes, 1, kh, kw, 1, lanes)
         self.count += 1
         return self.builder_.emit(relax.op.nn.conv2d(
-            x, relax.const(np.ascontiguousarray(wb)), strides=attrs.strides, padding=attrs.padding,
-            dilation=attrs.dilation, groups=c, data_layout=f"NCHW{lanes}c", kernel_layout=f"OIHW1i{lanes}o",
-            out_layout=f"NCHW{lanes}c", out_dtype="float32",
+            x, output_blocked_weights(call.args[1], lanes), strides=attrs.strides, padding=attrs.padding,
+            dilation=attrs.dilation, groups=static_shape(call.args[1])[0], data_layout=f"NCHW{lanes}c",
+            kernel_layout=f"OIHW1i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
 
     def _pool(self, call: relax.Call):
@@ -522,20 +526,20 @@ class _BlockedRegion(relax.PyExprMutator):
         model's concat fuses into it (8% faster than apart)."""
         value = self.lookup_binding(expr) if isinstance(expr, relax.Var) else None
         return isinstance(value, relax.Call) and any(
-            isinstance(a, tvm.ir.expr.Constant) and a.value.numpy().size > 1 for a in value.args)
+            isinstance(a, tvm.ir.expr.Constant) and math.prod(static_shape(a)) > 1 for a in value.args)
 
     def _through_shuffle(self, call: relax.Call):
         """An op by scalars on a value halfway through a channel shuffle (an int8 QDQ model's
         quantize/dequantize pair, in float form, between the reshape and the transpose): the same
         op on the step's blocked value, the shuffle still pending (an op by one number for every
         channel commutes with moving the channels). Returns the pending step, or None."""
-        steps = [self.shuffles[a] for a in call.args if isinstance(a, relax.Var) and a in self.shuffles]
-        others = [a for a in call.args if isinstance(a.ty, relax.TensorType) and a not in self.shuffles]
-        if len(steps) != 1 or any(not isinstance(a, tvm.ir.expr.Constant) or a.value.numpy().size != 1
-                                  or a.value.numpy().ndim > 5 for a in others):
+        mid = [isinstance(a, relax.Var) and a in self.shuffles for a in call.args]
+        others = [a for a, m in zip(call.args, mid) if not m and isinstance(a.ty, relax.TensorType)]
+        if sum(mid) != 1 or any(not isinstance(a, tvm.ir.expr.Constant) or math.prod(static_shape(a)) != 1
+                                or len(static_shape(a)) > 5 for a in others):
             return None
-        step, b = steps[0], steps[0][1]
-        args = [b if isinstance(a, relax.Var) and a in self.shuffles else a for a in call.args]
+        step = self.shuffles[call.args[mid.index(True)]]
+        args = [step[1] if m else a for a, m in zip(call.args, mid)]
         return (step[0], self.builder_.emit(relax.Call(call.op, args, call.attrs, call.ty_args)), *step[2:])
 
     def _mean(self, call: relax.Call):
