@@ -48,6 +48,14 @@ def _run(executable, *arrays):
     return vm["main"](*(tvm.runtime.tensor(a) for a in arrays)).numpy()
 
 
+def _run_prim_func(func, arrays, target=AVX2):
+    """Build one PrimFunc alone and run it on ``arrays`` (the last one its output); returns the output."""
+    tensors = [tvm.runtime.tensor(a) for a in arrays]
+    tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=tvm.target.Target(target))(
+        *tensors)
+    return tensors[-1].numpy()
+
+
 def _rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
@@ -316,16 +324,9 @@ def test_depthwise_paddings_agree_with_the_unscheduled_kernel(stride):
                                     [w(16), w(16), w(8)], stride, 2, "relu6")
     (dw,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "depthwise" in name]
     args = [rng.standard_normal([int(d) for d in p.shape]).astype("float32") for p in dw.params]
-    target = tvm.target.Target(AVX2)
-
-    def run(func):
-        tensors = [tvm.runtime.tensor(a) for a in args]
-        tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)["main"](*tensors)
-        return tensors[-1].numpy()
-
-    want = run(dw)
+    want = _run_prim_func(dw, args)
     for padding in DW_PADDINGS:
-        got = run(schedule_depthwise(dw, 8, 12, DwConfig(3 if stride == 1 else 2, padding=padding)))
+        got = _run_prim_func(schedule_depthwise(dw, 8, 12, DwConfig(3 if stride == 1 else 2, padding=padding)), args)
         assert _rel(got, want) < 1e-6, padding
 
 
@@ -831,11 +832,9 @@ def test_an_epilogue_that_broadcasts_the_conv_is_not_unrolled():
     assert func is not None and "T.unroll(14)" not in func.script() and "T.vectorized(16)" in func.script()
     rng = np.random.default_rng(7)
     arrays = [rng.standard_normal([int(d) for d in t.shape]).astype("float32") for t in (data, kernel, fmap)]
-    got = tvm.runtime.tensor(np.zeros((1, 8, 14, 14, 16), "float32"))
-    tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target="llvm")(
-        *(tvm.runtime.tensor(a) for a in arrays), got)
+    got = _run_prim_func(func, [*arrays, np.zeros((1, 8, 14, 14, 16), "float32")], target="llvm")
     gate = np.round(np.einsum("bcyxi,ocyxij->boj", arrays[0], arrays[1]))
-    np.testing.assert_allclose(got.numpy(), arrays[2] * gate[:, :, None, None, :], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, arrays[2] * gate[:, :, None, None, :], rtol=1e-5, atol=1e-5)
 
 
 @needs_avx2
@@ -851,6 +850,7 @@ def test_elementwise_kernels_keep_their_columns_serial(shape, parallel):
 
     x = te.placeholder(shape, "float32", name="x")
     scale = te.placeholder((1, shape[1], 1, 1, 8), "float32", name="scale")
+
     def requantize(n, c, h, w, k):
         q = tirx.nearbyint(x[n, c, h, w, k] / scale[0, c, 0, 0, k])
         return te.min(te.max(q, tirx.const(0.0)), tirx.const(255.0)) * scale[0, c, 0, 0, k]
@@ -865,8 +865,6 @@ def test_elementwise_kernels_keep_their_columns_serial(shape, parallel):
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 6, shape).astype("float32")
     s = rng.uniform(0.01, 0.05, (1, shape[1], 1, 1, 8)).astype("float32")
-    got = tvm.runtime.tensor(np.zeros(shape, "float32"))
-    tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=tvm.target.Target(AVX2))(
-        tvm.runtime.tensor(a), tvm.runtime.tensor(s), got)
+    got = _run_prim_func(func, [a, s, np.zeros(shape, "float32")])
     want = np.clip(np.round(a / s), 0, 255) * s
-    assert np.allclose(got.numpy(), want, rtol=1e-6, atol=0)
+    assert np.allclose(got, want, rtol=1e-6, atol=0)

@@ -258,6 +258,18 @@ def test_qdq_resnet_compiles_blocked_and_matches_onnxruntime_int8(resnet_like_qd
     assert float(np.abs(got - want).max()) <= step
 
 
+def _layout_transforms(opt) -> list[str]:
+    return [gv.name_hint for gv, _ in opt.functions_items() if "layout_transform" in gv.name_hint]
+
+
+def _output_step(model) -> float:
+    """The scale of the QDQ model's last QuantizeLinear: one step of its output."""
+    from onnx import numpy_helper
+
+    last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
+    return float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last.input[1]))
+
+
 @pytest.fixture(scope="module")
 def mobilenet_qdq():
     from models.quantized import build_quantized_example
@@ -282,7 +294,7 @@ def test_qdq_depthwise_blocks_stay_blocked_and_match_onnxruntime(mobilenet_qdq, 
     model = _onnx_model(mobilenet_qdq)
     mod, _ = import_onnx(model, (TensorSpec("input0", (1, 3, 64, 64), "float32"),), "m")
     opt, stats = cpu_schedule.optimize(mod, AVX2)
-    transforms = [gv.name_hint for gv, _ in opt.functions_items() if "layout_transform" in gv.name_hint]
+    transforms = _layout_transforms(opt)
     assert stats["depthwise"] == 7 and len(transforms) == 1, (stats, transforms)
     out = Path(neo_local.compile(
         InputConfig={"S3Uri": mobilenet_qdq.archive, "Framework": "ONNX",
@@ -294,11 +306,7 @@ def test_qdq_depthwise_blocks_stay_blocked_and_match_onnxruntime(mobilenet_qdq, 
     (got,) = run_artifact(out, feeds, tmp_path / "run")
     with np.load(mobilenet_qdq.outputs_npz) as z:
         (want,) = [z[k] for k in z.files]
-    from onnx import numpy_helper
-
-    last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
-    step = float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last.input[1]))
-    assert float(np.abs(got - want).max()) <= step
+    assert float(np.abs(got - want).max()) <= _output_step(model)
 
 
 def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
@@ -317,7 +325,6 @@ def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
     from neo_local.frontends.onnx_import import import_onnx
     from neo_local.verify import run_artifact
     import onnx
-    from onnx import numpy_helper
 
     shape = (1, 16, 12, 12)
     torch.manual_seed(5)
@@ -328,7 +335,7 @@ def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
     model = onnx.load(path)
     mod, _ = import_onnx(model, (TensorSpec("input0", shape, "float32"),), "m")
     opt, stats = cpu_schedule.optimize(mod, AVX2)
-    transforms = [gv.name_hint for gv, _ in opt.functions_items() if "layout_transform" in gv.name_hint]
+    transforms = _layout_transforms(opt)
     assert stats["depthwise"] == 2 and len(transforms) == 2, (stats, transforms)
 
     feeds = {"input0": np.random.default_rng(5).standard_normal(shape).astype("float32")}
@@ -339,6 +346,4 @@ def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
     ))
     (got,) = run_artifact(out, feeds, tmp_path / "run")
     (want,) = onnxruntime_outputs(path, feeds)
-    last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
-    step = float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last.input[1]))
-    assert float(np.abs(got - want).max()) <= step
+    assert float(np.abs(got - want).max()) <= _output_step(model)
