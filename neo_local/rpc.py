@@ -28,6 +28,8 @@ import tvm_ffi
 from tvm import rpc
 from tvm.runtime.vm import VirtualMachine
 
+from neo_local.runtime.threads import SET_THREADS
+
 DEVICE_INFO = "neo_local.device_info"
 CHECK_ARTIFACT = "neo_local.check_artifact"
 #: seconds to wait for a TCP connection to a server or tracker before saying it is unreachable
@@ -234,11 +236,16 @@ class RemoteVm:
         self.remote = remote
         self._session = session
         self._device = session.device(dev_type, 0)
-        self._vm = VirtualMachine(_load(session, remote, library, meta), self._device)
+        self._library = _load(session, remote, library, meta)
+        self._vm = VirtualMachine(self._library, self._device)
         self._inputs: list[Any] = []
 
     def set_threads(self, threads: int | None) -> int:
-        """Use ``threads`` threads on the device (None: its runtime's default); the count in use."""
+        """Use ``threads`` threads on the device (None: its runtime's default); the count in use.
+        A Linux CPU library runs its kernels on its own pool (``backends.thread_pool``), the
+        others on TVM's."""
+        if self._library.implements_function(SET_THREADS, True):
+            return int(self._library.get_function(SET_THREADS, True)(threads or 0))
         if threads:
             self._session.get_function("runtime.config_threadpool")(1, threads)  # 1: TVM's default affinity
         return int(self._session.get_function("runtime.NumThreads")())

@@ -110,23 +110,20 @@ def _not_runnable_here(spec: TargetSpec) -> str:
     return f"this CPU lacks {', '.join(missing)}, which {spec.name} code uses" if missing else ""
 
 
-def _export(executable, target: TargetSpec, path: Path) -> None:
+def export_library(executable, target: TargetSpec, path: Path) -> None:
     """Link the library: the host's cc, or the target's cross cc (``TargetSpec.linker``); CUDA
-    kernels go in as a cubin for the target's architecture (``cuda_cubin``)."""
+    kernels go in as a cubin for the target's architecture (``cuda_cubin``); Linux CPU libraries
+    get neo-local's parallel launcher (``thread_pool``)."""
+    from neo_local.backends import thread_pool
+
     options = {}
     gpu = target.gpu_target or {}
     if gpu.get("kind") == "cuda":
         from neo_local.backends.cuda_cubin import pack_with_cubin
 
         options["fpack_imports"] = pack_with_cubin(str(gpu["arch"]))
-    if target.linker is None:
-        executable.export_library(str(path), **options)
-        return
-    from tvm.support import cc
-
-    # cross_compiler appends to the lists it is given: fresh ones for every export; import
-    # libraries go after the objects (add_files)
-    fcompile = cc.cross_compiler(target.linker, options=list(target.link_options), add_files=list(target.link_files))
+    pool = target.gpu_target is None and thread_pool.links_pool(target.tvm_target)
+    fcompile = thread_pool.fcompile(target.linker, pool, target.link_options, target.link_files)
     executable.export_library(str(path), fcompile=fcompile, **options)
 
 
@@ -164,7 +161,7 @@ def build(model: ImportedModel, target: TargetSpec, out_dir: Path) -> BuiltModel
         # the guard's checking kernel raises from CPU code only: GPU builds keep the model as it is
         executable, pipeline = _compile(model.ir if target.gpu_target else ir, target.build_target, target)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _export(executable, target, out_dir / target.library)
+        export_library(executable, target, out_dir / target.library)
     except Exception as exc:  # TVM raises its own error types from C++
         raise internal_error(f"TVM could not build the model for {target.name}: {exception_line(exc)}") from exc
     return BuiltModel(

@@ -1,6 +1,7 @@
-"""The TVM runtime's thread-pool settings, where the user has set none.
+"""The thread-pool settings of the TVM runtime and of neo-local's libraries, where the user has set none.
 
-TVM reads them from the environment when its pool starts (the first parallel kernel), so they
+TVM, and the pool a Linux CPU library carries (``backends.thread_pool``), read them from the
+environment when the pool starts (the first parallel kernel), so they
 are set before any artifact runs: in this process, in an RPC server, or in the environment of an
 emulated device's runner.
 """
@@ -11,6 +12,10 @@ import os
 from typing import Mapping
 
 from neo_local.targets.cpu_features import physical_cores
+
+#: a Linux CPU library's function (``runtime/native/thread_pool.c``) that sets its own pool's
+#: thread count (``n`` > 0) and returns the count in use; TVM's settings do not reach that pool
+SET_THREADS = "neo_local_set_threads"
 
 
 def thread_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

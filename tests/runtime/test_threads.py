@@ -1,4 +1,5 @@
-"""The TVM runtime's thread defaults: a thread per physical core, not bound to cores."""
+"""The runtime's thread defaults: a thread per physical core, not bound to cores (in TVM's pool
+and in the one Linux CPU libraries carry)."""
 
 from __future__ import annotations
 
@@ -49,5 +50,5 @@ def test_a_runtime_process_binds_no_thread_to_a_core_unless_asked(tmp_path):
                               capture_output=True, text=True, check=True)
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert [a for a in affinities(TVM_BIND_THREADS="1") if len(a) == 1], "TVM bound no worker: no pool started?"
+    assert [a for a in affinities(TVM_BIND_THREADS="1") if len(a) == 1], "no worker bound to a core: no pool started?"
     assert not [a for a in affinities() if len(a) == 1]

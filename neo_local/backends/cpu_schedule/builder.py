@@ -82,9 +82,11 @@ class Builder:
 def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
     """The child: build each (PrimFunc JSON, library path) it is sent, answer ("ok"|"error", detail)."""
     import tvm
-    from tvm.support import cc
+
+    from neo_local.backends.thread_pool import fcompile, links_pool
 
     target = tvm.target.Target(tvm_target)
+    pool = links_pool(tvm_target)
     while True:
         request = conn.recv()
         if request is None:
@@ -93,7 +95,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
         try:
             func = tvm.ir.load_json(text)
             lib = tvm.compile(tvm.IRModule({"main": func}), target=target)
-            lib.export_library(path, fcompile=cc.cross_compiler(linker) if linker else None)
+            lib.export_library(path, fcompile=fcompile(linker, pool))  # a fresh one each time (it appends)
             conn.send(("ok", path))
         except Exception as exc:  # noqa: BLE001 (TVM's errors, reported to the tuner)
             conn.send(("error", first_line(exc)))

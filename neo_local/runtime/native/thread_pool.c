@@ -1,0 +1,268 @@
+/*
+ * The parallel launcher of neo-local's CPU libraries (Linux, Android), linked into each library.
+ *
+ * Why: TVM's kernels start every parallel loop through TVMBackendParallelLaunch. TVM's own pool
+ * waits with sched_yield on both sides (a system call per spin), which costs about 0.6 us per
+ * kernel on the 2-core Zen 5 build machine: a quarter of a 0.07 ms MobileNet. This pool's
+ * threads wait with the CPU's pause/yield hint instead, falling back to sched_yield (the caller)
+ * and to sleeping (idle workers, after about a millisecond), so a busy machine still runs.
+ *
+ * How it is installed: the kernels call through the library's pointer __TVMBackendParallelLaunch,
+ * which TVM's loader fills with its own launcher when it can look the pointer up. The definition
+ * below is hidden, so the loader cannot, and the kernels keep this one.
+ *
+ * Threads: TVM_NUM_THREADS, else OMP_NUM_THREADS, else the online CPUs (halved on x86, for
+ * hyperthreads), read when the first parallel kernel runs, as TVM does; neo_local_set_threads
+ * changes it later. As TVM's, each worker is bound to a core (the n-th one the process may use)
+ * unless TVM_BIND_THREADS is set to another value than 1 (neo-local's runtime sets 0); the
+ * calling thread is not. A launch while another thread (or a worker)
+ * is using the pool runs its loop alone on the calling thread. No thread-local variables: on
+ * ARM they would make the library need the dynamic loader (ld-linux-armhf.so.3) by name. Compiled as C (cross
+ * gcc) or C++ (the host's g++), hence the GNU atomics.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setaffinity_np, CPU_SET */
+#endif
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  void* sync_handle;
+  int32_t num_task;
+} TVMParallelGroupEnv;
+typedef int (*FTVMParallelLambda)(int task_id, TVMParallelGroupEnv* penv, void* cdata);
+
+/* tvm-ffi's C API (libtvm_ffi, loaded before any library): errors move between threads */
+void TVMFFIErrorMoveFromRaised(void** result);
+void TVMFFIErrorSetRaised(void* error);
+int TVMFFIObjectDecRef(void* obj);
+
+enum {
+  MAX_THREADS = 256,
+  SYNC_STRIDE = 16,         /* ints per task in the sync counters: TVM's barrier's layout */
+  WORKER_SPINS = 1 << 16,   /* pause hints before an idle worker sleeps (about a millisecond) */
+  CALLER_SPINS = 1 << 12,   /* pause hints before the caller yields while workers finish */
+};
+
+#define LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
+#define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
+
+static struct {
+  unsigned launches;   /* bumped by each launch; workers wait for it to move */
+  char pad0[64];
+  int pending;         /* worker tasks of this launch not finished */
+  char pad1[64];
+  FTVMParallelLambda lambda;
+  void* cdata;
+  TVMParallelGroupEnv env;
+  void* errors[MAX_THREADS];
+  int threads;         /* threads in use, the caller's included; 0: not started */
+  int requested;       /* neo_local_set_threads' count; 0: from the environment */
+  int stop;
+  int sleepers;
+  int busy;
+  unsigned first_launch;
+  pthread_t workers[MAX_THREADS];
+  int sync[MAX_THREADS * SYNC_STRIDE];
+} pool;
+
+static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static unsigned wait_for_launch(unsigned seen) {
+  unsigned now = seen;
+  for (int i = 0; i < WORKER_SPINS && now == seen && !LOAD(&pool.stop); ++i) {
+    cpu_relax();
+    now = __atomic_load_n(&pool.launches, __ATOMIC_ACQUIRE);
+  }
+  if (now != seen || LOAD(&pool.stop)) return now;
+  pthread_mutex_lock(&pool_mutex);
+  __atomic_add_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+  while ((now = LOAD(&pool.launches)) == seen && !LOAD(&pool.stop)) pthread_cond_wait(&pool_wake, &pool_mutex);
+  __atomic_sub_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&pool_mutex);
+  return now;
+}
+
+static void* worker(void* arg) {
+  int id = (int)(intptr_t)arg;
+  unsigned seen = pool.first_launch;
+  for (;;) {
+    seen = wait_for_launch(seen);
+    if (LOAD(&pool.stop)) return NULL;
+    if (id < pool.env.num_task) {
+      if (pool.lambda(id, &pool.env, pool.cdata) != 0) TVMFFIErrorMoveFromRaised(&pool.errors[id]);
+      __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_RELEASE);
+    }
+  }
+}
+
+static int env_threads(void) {
+  const char* value = getenv("TVM_NUM_THREADS");
+  if (value == NULL || atoi(value) <= 0) value = getenv("OMP_NUM_THREADS");
+  if (value != NULL && atoi(value) > 0) return atoi(value);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+#if defined(__x86_64__) || defined(__i386__)
+  cpus /= 2;
+#endif
+  return cpus > 1 ? (int)cpus : 1;
+}
+
+static void reset_after_fork(void) {
+  /* the child has only the forking thread: forget the workers, start afresh on its next launch */
+  pthread_mutex_init(&pool_mutex, NULL);
+  pthread_cond_init(&pool_wake, NULL);
+  pool.threads = 0;
+  pool.stop = 0;
+  pool.sleepers = 0;
+  pool.busy = 0;
+}
+
+static int binds_workers(void) {
+  const char* value = getenv("TVM_BIND_THREADS");
+  return value == NULL || atoi(value) == 1;
+}
+
+static void bind_to_cpu(pthread_t thread, int nth) {
+  cpu_set_t allowed, one;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) == 0) return;
+  nth %= CPU_COUNT(&allowed);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed) && nth-- == 0) {
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      pthread_setaffinity_np(thread, sizeof one, &one);
+      return;
+    }
+  }
+}
+
+static void start(void) {
+  static int fork_handler;
+  int wanted = pool.requested > 0 ? pool.requested : env_threads();
+  if (wanted > MAX_THREADS) wanted = MAX_THREADS;
+  if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, reset_after_fork) == 0;
+  pool.first_launch = LOAD(&pool.launches);
+  STORE(&pool.stop, 0);
+  pool.threads = 1;
+  int bind = binds_workers();
+  for (int id = 1; id < wanted; ++id) {
+    if (pthread_create(&pool.workers[id], NULL, worker, (void*)(intptr_t)id) != 0) break;
+    if (bind) bind_to_cpu(pool.workers[id], id);
+    pool.threads = id + 1;
+  }
+}
+
+static void stop_workers(void) {
+  if (pool.threads <= 1) {
+    pool.threads = 0;
+    return;
+  }
+  STORE(&pool.stop, 1);
+  pthread_mutex_lock(&pool_mutex);
+  pthread_cond_broadcast(&pool_wake);
+  pthread_mutex_unlock(&pool_mutex);
+  for (int id = 1; id < pool.threads; ++id) pthread_join(pool.workers[id], NULL);
+  pool.threads = 0;
+}
+
+static int run_alone(FTVMParallelLambda lambda, void* cdata) {
+  int sync = 0;
+  TVMParallelGroupEnv env = {&sync, 1};
+  return lambda(0, &env, cdata) == 0 ? 0 : -1;
+}
+
+static int try_take_pool(void) {
+  int idle = 0;
+  return __atomic_compare_exchange_n(&pool.busy, &idle, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
+  /* taken from the first launch to the last worker's end: a launch from a worker runs alone too */
+  if (!try_take_pool()) return run_alone(lambda, cdata);
+  if (pool.threads == 0) start();
+  if (pool.threads == 1) {
+    __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
+    return run_alone(lambda, cdata);
+  }
+  if (num_task <= 0 || num_task > pool.threads) num_task = pool.threads;
+  pool.lambda = lambda;
+  pool.cdata = cdata;
+  pool.env.num_task = num_task;
+  pool.env.sync_handle = pool.sync;
+  for (int id = 0; id < num_task; ++id) pool.sync[id * SYNC_STRIDE] = 0;
+  __atomic_store_n(&pool.pending, num_task - 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&pool.launches, 1, __ATOMIC_SEQ_CST);
+  if (LOAD(&pool.sleepers) > 0) {
+    pthread_mutex_lock(&pool_mutex);
+    pthread_cond_broadcast(&pool_wake);
+    pthread_mutex_unlock(&pool_mutex);
+  }
+  int failed = lambda(0, &pool.env, cdata) != 0;
+  for (int i = 0; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; ++i) {
+    if (i < CALLER_SPINS) cpu_relax();
+    else sched_yield();
+  }
+  for (int id = 1; id < num_task; ++id) {
+    void* error = pool.errors[id];
+    if (error == NULL) continue;
+    if (!failed) TVMFFIErrorSetRaised(error); /* the caller's own error, if any, comes first */
+    TVMFFIObjectDecRef(error);
+    pool.errors[id] = NULL;
+    failed = 1;
+  }
+  __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
+  return failed ? -1 : 0;
+}
+
+__attribute__((visibility("hidden"))) int (*__TVMBackendParallelLaunch)(FTVMParallelLambda, void*, int) =
+    neo_local_parallel_launch;
+
+/* the workers run this library's code: they stop before it is unloaded */
+__attribute__((destructor)) static void stop_before_unload(void) {
+  if (try_take_pool()) stop_workers();
+}
+
+/* tvm-ffi's calling convention (the library module's "neo_local_set_threads"): the first argument,
+ * an int, is the thread count from the next launch on (0 or none: leave it); returns the count */
+typedef struct {
+  int32_t type_index;
+  uint32_t padding;
+  int64_t value;
+} FFIAny;
+
+enum { FFI_INT = 1 };
+
+int __tvm_ffi_neo_local_set_threads(void* self, const FFIAny* args, int32_t num_args, FFIAny* result) {
+  (void)self;
+  int64_t wanted = num_args > 0 && args[0].type_index == FFI_INT ? args[0].value : 0;
+  if (wanted > 0) {
+    while (!try_take_pool()) sched_yield();
+    stop_workers();
+    pool.requested = wanted > MAX_THREADS ? MAX_THREADS : (int)wanted;
+    __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
+  }
+  result->type_index = FFI_INT;
+  result->padding = 0;
+  result->value = pool.threads > 0 ? pool.threads : (pool.requested > 0 ? pool.requested : env_threads());
+  return 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
