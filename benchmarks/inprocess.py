@@ -84,6 +84,16 @@ def host_target(mcpu: str | None = None) -> dict[str, str]:
     return {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu or host_cpu_name()}
 
 
+def _linked(executable, target: dict, path: Path):
+    """The executable linked as neo-local ships it (with its own thread pool on Linux) and loaded."""
+    import tvm
+
+    from neo_local.backends.thread_pool import fcompile, links_pool
+
+    executable.export_library(str(path), fcompile=fcompile(None, links_pool(target)))
+    return tvm.runtime.load_module(str(path))
+
+
 def median_ms(fn, runs: int) -> float:
     """The median of exactly ``runs`` timed runs after one warm-up (neo-local's timing loop)."""
     from neo_local.benchmark import Plan, time_runs
@@ -136,7 +146,7 @@ def main(argv=None) -> int:
     want = built.load_outputs()[0]
     runs, rel = {}, 0.0
     for name, built_ex in engines.items():
-        vm = relax.VirtualMachine(built_ex, tvm.cpu())
+        vm = relax.VirtualMachine(_linked(built_ex, target, work / f"{name}.so"), tvm.cpu())
         got = vm["main"](*args).numpy()
         rel = max(rel, float(np.abs(got - want).max() / np.abs(want).max()))
         runs[name] = lambda vm=vm: vm["main"](*args)
