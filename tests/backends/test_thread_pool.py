@@ -26,16 +26,19 @@ LINUX = TargetSpec("linux-x86_64", "LINUX", "X86_64", {"kind": "llvm", "mtriple"
 
 @I.ir_module
 class Kernels:
+    # each task sleeps 1 ms or more: long enough for every worker to take its own task (the
+    # caller runs a task no worker has started by the time its own is done)
     @T.prim_func
     def thread_ids(out: T.Buffer((64,), "int32")):
         for i in T.parallel(64):
+            T.evaluate(T.call_extern("int32", "usleep", 50))
             out[i] = T.call_extern("int32", "gettid")
 
     @T.prim_func
     def fails_late(out: T.Buffer((4,), "int32")):
         for i in T.parallel(4):
             assert i < 2, "iteration 2 or later ran"
-            out[i] = i
+            out[i] = T.call_extern("int32", "usleep", 2000)
 
 
 # run in a fresh process: the pool starts with the first parallel kernel, from TVM_NUM_THREADS

@@ -1,11 +1,15 @@
 /*
- * The parallel launcher of neo-local's CPU libraries (Linux, Android), linked into each library.
+ * The parallel launcher of neo-local's Linux CPU libraries, linked into each library.
  *
  * Why: TVM's kernels start every parallel loop through TVMBackendParallelLaunch. TVM's own pool
  * waits with sched_yield on both sides (a system call per spin), which costs about 0.6 us per
  * kernel on the 2-core Zen 5 build machine: a quarter of a 0.07 ms MobileNet. This pool's
- * threads wait with the CPU's pause/yield hint instead, falling back to sched_yield (the caller)
- * and to sleeping (idle workers, after about a millisecond), so a busy machine still runs.
+ * threads wait with the CPU's pause/yield hint instead, and idle workers sleep after a few
+ * milliseconds. Task i is worker i's, but a task no worker has started by the time the caller
+ * has run its own is run by the caller: a sleeping or descheduled worker (an idle gap, a busy
+ * machine) costs parallelism for that kernel, never a wait. So kernels must not need their
+ * tasks to run at once: TVMBackendParallelBarrier is not supported (no pipeline of ours, nor
+ * TVM's CPU pipeline, emits it: the libraries have no __TVMBackendParallelBarrier).
  *
  * How it is installed: the kernels call through the library's pointer __TVMBackendParallelLaunch,
  * which TVM's loader fills with its own launcher when it can look the pointer up. The definition
@@ -15,10 +19,10 @@
  * hyperthreads), read when the first parallel kernel runs, as TVM does; neo_local_set_threads
  * changes it later. As TVM's, each worker is bound to a core (the n-th one the process may use)
  * unless TVM_BIND_THREADS is set to another value than 1 (neo-local's runtime sets 0); the
- * calling thread is not. A launch while another thread (or a worker)
- * is using the pool runs its loop alone on the calling thread. No thread-local variables: on
- * ARM they would make the library need the dynamic loader (ld-linux-armhf.so.3) by name. Compiled as C (cross
- * gcc) or C++ (the host's g++), hence the GNU atomics.
+ * calling thread is not. A launch while another thread (or a worker) is using the pool runs its
+ * loop alone on the calling thread. No thread-local variables: on ARM they would make the
+ * library need the dynamic loader (ld-linux-armhf.so.3) by name. Compiled as C (cross gcc) or
+ * C++ (the host's g++), hence the GNU atomics.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setaffinity_np, CPU_SET */
@@ -46,8 +50,7 @@ int TVMFFIObjectDecRef(void* obj);
 
 enum {
   MAX_THREADS = 256,
-  SYNC_STRIDE = 16,         /* ints per task in the sync counters: TVM's barrier's layout */
-  WORKER_SPINS = 1 << 16,   /* pause hints before an idle worker sleeps (about a millisecond) */
+  WORKER_SPINS = 1 << 18,   /* pause hints before an idle worker sleeps (6 ms on Zen 5) */
   CALLER_SPINS = 1 << 12,   /* pause hints before the caller yields while workers finish */
 };
 
@@ -57,8 +60,9 @@ enum {
 static struct {
   unsigned launches;   /* bumped by each launch; workers wait for it to move */
   char pad0[64];
-  int pending;         /* worker tasks of this launch not finished */
+  int pending;         /* tasks 1.. of this launch not finished */
   char pad1[64];
+  int claimed[MAX_THREADS]; /* 1: a thread has taken the task (exchanged to 1 by the one running it) */
   FTVMParallelLambda lambda;
   void* cdata;
   TVMParallelGroupEnv env;
@@ -67,10 +71,10 @@ static struct {
   int requested;       /* neo_local_set_threads' count; 0: from the environment */
   int stop;
   int sleepers;
+  int wake_sent;       /* 1: the sleepers have been woken for a launch (one system call per sleep) */
   int busy;
   unsigned first_launch;
   pthread_t workers[MAX_THREADS];
-  int sync[MAX_THREADS * SYNC_STRIDE];
 } pool;
 
 static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -93,10 +97,24 @@ static unsigned wait_for_launch(unsigned seen) {
   if (now != seen || LOAD(&pool.stop)) return now;
   pthread_mutex_lock(&pool_mutex);
   __atomic_add_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+  STORE(&pool.wake_sent, 0);
   while ((now = LOAD(&pool.launches)) == seen && !LOAD(&pool.stop)) pthread_cond_wait(&pool_wake, &pool_mutex);
   __atomic_sub_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&pool_mutex);
   return now;
+}
+
+/* whether this thread takes task t of the current launch (the launch's lambda is then readable) */
+static int claim(int t) {
+  return __atomic_exchange_n(&pool.claimed[t], 1, __ATOMIC_ACQ_REL) == 0;
+}
+
+/* runs claimed task t >= 1; returns whether it failed (a worker keeps the error for the caller) */
+static int run_task(int t, int on_worker) {
+  int failed = pool.lambda(t, &pool.env, pool.cdata) != 0;
+  if (failed && on_worker) TVMFFIErrorMoveFromRaised(&pool.errors[t]);
+  __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_RELEASE);
+  return failed;
 }
 
 static void* worker(void* arg) {
@@ -105,10 +123,7 @@ static void* worker(void* arg) {
   for (;;) {
     seen = wait_for_launch(seen);
     if (LOAD(&pool.stop)) return NULL;
-    if (id < pool.env.num_task) {
-      if (pool.lambda(id, &pool.env, pool.cdata) != 0) TVMFFIErrorMoveFromRaised(&pool.errors[id]);
-      __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_RELEASE);
-    }
+    if (claim(id)) run_task(id, 1);
   }
 }
 
@@ -130,6 +145,7 @@ static void reset_after_fork(void) {
   pool.threads = 0;
   pool.stop = 0;
   pool.sleepers = 0;
+  pool.wake_sent = 0;
   pool.busy = 0;
 }
 
@@ -159,6 +175,7 @@ static void start(void) {
   if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, reset_after_fork) == 0;
   pool.first_launch = LOAD(&pool.launches);
   STORE(&pool.stop, 0);
+  for (int t = 0; t < MAX_THREADS; ++t) STORE(&pool.claimed[t], 1);
   pool.threads = 1;
   int bind = binds_workers();
   for (int id = 1; id < wanted; ++id) {
@@ -182,8 +199,7 @@ static void stop_workers(void) {
 }
 
 static int run_alone(FTVMParallelLambda lambda, void* cdata) {
-  int sync = 0;
-  TVMParallelGroupEnv env = {&sync, 1};
+  TVMParallelGroupEnv env = {NULL, 1};
   return lambda(0, &env, cdata) == 0 ? 0 : -1;
 }
 
@@ -204,26 +220,29 @@ static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int
   pool.lambda = lambda;
   pool.cdata = cdata;
   pool.env.num_task = num_task;
-  pool.env.sync_handle = pool.sync;
-  for (int id = 0; id < num_task; ++id) pool.sync[id * SYNC_STRIDE] = 0;
+  pool.env.sync_handle = NULL;
   __atomic_store_n(&pool.pending, num_task - 1, __ATOMIC_RELAXED);
+  for (int t = 1; t < num_task; ++t) __atomic_store_n(&pool.claimed[t], 0, __ATOMIC_RELEASE);
   __atomic_add_fetch(&pool.launches, 1, __ATOMIC_SEQ_CST);
-  if (LOAD(&pool.sleepers) > 0) {
+  if (LOAD(&pool.sleepers) > 0 && __atomic_exchange_n(&pool.wake_sent, 1, __ATOMIC_SEQ_CST) == 0) {
     pthread_mutex_lock(&pool_mutex);
     pthread_cond_broadcast(&pool_wake);
     pthread_mutex_unlock(&pool_mutex);
   }
   int failed = lambda(0, &pool.env, cdata) != 0;
+  for (int t = 1; t < num_task; ++t) {
+    if (claim(t)) failed |= run_task(t, 0);
+  }
   for (int i = 0; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; ++i) {
     if (i < CALLER_SPINS) cpu_relax();
     else sched_yield();
   }
-  for (int id = 1; id < num_task; ++id) {
-    void* error = pool.errors[id];
+  for (int t = 1; t < num_task; ++t) {
+    void* error = pool.errors[t];
     if (error == NULL) continue;
     if (!failed) TVMFFIErrorSetRaised(error); /* the caller's own error, if any, comes first */
     TVMFFIObjectDecRef(error);
-    pool.errors[id] = NULL;
+    pool.errors[t] = NULL;
     failed = 1;
   }
   __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
