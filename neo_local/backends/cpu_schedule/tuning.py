@@ -35,8 +35,9 @@ Progress = Callable[[str], None]
 #: the least time_evaluator spends per repeat, so that a kernel of microseconds is timed over many runs
 MIN_REPEAT_MS = 20
 REPEATS = 3
-#: the longest default time of a kernel that may be tried single-threaded (the thread pool's
-#: launch costs about 5-20 us)
+#: the longest default time of a kernel that may be tried single-threaded (a launch on TVM's pool:
+#: 5-20 us as measured when this was set; on the pool Linux libraries carry: under 1 us while its
+#: workers are awake)
 SERIAL_MAX_S = 30e-6
 #: re-timings of each winner against its default before it is recorded
 CONFIRM_ROUNDS = 2
