@@ -135,7 +135,7 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     assert verification["detail"].endswith(
         "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so.6; undefined symbols only from glibc/libgcc "
         "and the TVM runtime (TVMBackendAnyListMoveFromPackedReturn, TVMBackendAnyListSetPackedArg, "
-        "TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)"
+        "TVMBackendParallelLaunch, TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)"
     )
 
 

@@ -75,10 +75,11 @@ SYSTEM_LIBRARIES = {
 }
 #: tvm_ffi's C API
 _TVM_FFI = re.compile(r"^TVMFFI\w+$")
-#: a library's undefined symbols that the TVM runtime provides: tvm_ffi's C API, and libtvm_runtime's
+#: a library's undefined symbols that the TVM runtime provides: tvm_ffi's C API, libtvm_runtime's
 #: argument lists, through which a VM main function compiled to native code (exec mode
-#: "compiled") calls its kernels
-_TVM_RUNTIME = re.compile(r"^(TVMFFI\w+|TVMBackendAnyList\w+)$")
+#: "compiled") calls its kernels, and its parallel launcher (the thread pool Linux libraries carry
+#: hands launches to it with NEO_LOCAL_THREAD_POOL=tvm)
+_TVM_RUNTIME = re.compile(r"^(TVMFFI\w+|TVMBackendAnyList\w+|TVMBackendParallelLaunch)$")
 #: the symbol TVM's loader reads the compiled module from: every library must export it
 LIBRARY_BLOB = "__tvm_ffi__library_bin"
 

@@ -98,11 +98,15 @@ def test_the_library_keeps_its_launcher_from_tvms_loader(library):
     assert "__TVMBackendParallelLaunch" not in exported  # hidden: TVM's loader cannot fill it with its own
 
 
-def test_pool_threads_errors_fork_and_unloading_in_a_fresh_process(library):
-    proc = subprocess.run([sys.executable, "-c", RUN, str(library)], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "TVM_NUM_THREADS": "2"})
+def _run(script: str, library: Path, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, str(library)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "TVM_NUM_THREADS": "2", **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout.splitlines()[-1])
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_pool_threads_errors_fork_and_unloading_in_a_fresh_process(library):
+    report = _run(RUN, library)
     assert report["default"] == 2  # TVM_NUM_THREADS
     # the count set through the library reaches its kernels (TVM's runtime.config_threadpool would not)
     assert (report["set_3"], report["after_set_3"], report["after_set_1"]) == (3, 3, 1)
@@ -111,3 +115,10 @@ def test_pool_threads_errors_fork_and_unloading_in_a_fresh_process(library):
     assert report["after_error"] == 2
     assert report["in_forked_child"] == 2
     assert report["reloaded"]
+
+
+def test_neo_local_thread_pool_tvm_hands_every_launch_to_tvms_pool(library):
+    script = RUN[:RUN.index('lib["%s"](1)' % SET_THREADS)] + "print(json.dumps(report))\n"
+    report = _run(script, library, NEO_LOCAL_THREAD_POOL="tvm")
+    # TVM's pool runs the kernels: the library's own count does not reach them
+    assert (report["default"], report["set_3"], report["after_set_3"]) == (2, 3, 2)

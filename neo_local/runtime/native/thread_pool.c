@@ -23,6 +23,11 @@
  * loop alone on the calling thread. No thread-local variables: on ARM they would make the
  * library need the dynamic loader (ld-linux-armhf.so.3) by name. Compiled as C (cross gcc) or
  * C++ (the host's g++), hence the GNU atomics.
+ *
+ * One pool per library: two libraries called in turn in one process each keep their workers
+ * spinning, and compete for the cores (measured: MobileNetV2-style 0.104 ms a run, two models
+ * alternating, against 0.080 on TVM's one pool per process; 0.064 against 0.078 alone).
+ * NEO_LOCAL_THREAD_POOL=tvm, read at the first launch, sends every launch to TVM's pool.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setaffinity_np, CPU_SET */
@@ -31,6 +36,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifdef __cplusplus
@@ -42,6 +48,9 @@ typedef struct {
   int32_t num_task;
 } TVMParallelGroupEnv;
 typedef int (*FTVMParallelLambda)(int task_id, TVMParallelGroupEnv* penv, void* cdata);
+
+/* TVM's launcher (libtvm_runtime, which the kernels need anyway), for NEO_LOCAL_THREAD_POOL=tvm */
+int TVMBackendParallelLaunch(FTVMParallelLambda lambda, void* cdata, int num_task);
 
 /* tvm-ffi's C API (libtvm_ffi, loaded before any library): errors move between threads */
 void TVMFFIErrorMoveFromRaised(void** result);
@@ -208,7 +217,15 @@ static int try_take_pool(void) {
   return __atomic_compare_exchange_n(&pool.busy, &idle, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
+/* -1: not read yet; 1: NEO_LOCAL_THREAD_POOL=tvm, every launch goes to TVM's pool */
+static int use_tvm_pool = -1;
+
 static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
+  if (use_tvm_pool < 0) {
+    const char* value = getenv("NEO_LOCAL_THREAD_POOL");
+    use_tvm_pool = value != NULL && strcmp(value, "tvm") == 0;
+  }
+  if (use_tvm_pool) return TVMBackendParallelLaunch(lambda, cdata, num_task);
   /* taken from the first launch to the last worker's end: a launch from a worker runs alone too */
   if (!try_take_pool()) return run_alone(lambda, cdata);
   if (pool.threads == 0) start();
