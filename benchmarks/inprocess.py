@@ -94,10 +94,17 @@ def _linked(executable, target: dict, path: Path):
     return tvm.runtime.load_module(str(path))
 
 
+#: seconds between two engines' timings: a library's thread pool spins 6 ms after its last kernel
+#: (runtime/native/thread_pool.c), and would take a core from the next engine
+POOL_IDLE_S = 0.02
+
+
 def median_ms(fn, runs: int) -> float:
-    """The median of exactly ``runs`` timed runs after one warm-up (neo-local's timing loop)."""
+    """The median of exactly ``runs`` timed runs after one warm-up (neo-local's timing loop),
+    after ``POOL_IDLE_S`` of quiet."""
     from neo_local.benchmark import Plan, time_runs
 
+    time.sleep(POOL_IDLE_S)
     return time_runs(fn, Plan(warmup=1, max_repeat=runs, min_repeat=runs, budget_s=0.0))[0].median_ms
 
 

@@ -26,8 +26,8 @@ LINUX = TargetSpec("linux-x86_64", "LINUX", "X86_64", {"kind": "llvm", "mtriple"
 
 @I.ir_module
 class Kernels:
-    # each task sleeps 1 ms or more: long enough for every worker to take its own task (the
-    # caller runs a task no worker has started by the time its own is done)
+    # each task sleeps 1 ms or more: long enough for a worker to take its own task (the caller
+    # runs a task no worker has started by the time its own is done)
     @T.prim_func
     def thread_ids(out: T.Buffer((64,), "int32")):
         for i in T.parallel(64):
@@ -49,9 +49,12 @@ RUN = textwrap.dedent("""
     lib = tvm.runtime.load_module(path)
     out = tvm.runtime.tensor(np.zeros(64, "int32"))
 
-    def threads_used():
-        lib["thread_ids"](out)
-        return len(set(out.numpy().tolist()))
+    def threads_used():  # the most threads one call ran on, of ten (a busy machine may delay a worker)
+        seen = 0
+        for _ in range(10):
+            lib["thread_ids"](out)
+            seen = max(seen, len(set(out.numpy().tolist())))
+        return seen
 
     report = {"default": threads_used()}
     report["set_3"] = lib["%(set)s"](3)
