@@ -1,9 +1,9 @@
-"""The thread-pool settings of the TVM runtime and of neo-local's libraries, where the user has set none.
+"""The thread-pool settings of the TVM runtime and of neo-local's libraries, where the user has
+set none.
 
 TVM, and the pool a Linux CPU library carries (``backends.thread_pool``), read them from the
-environment when the pool starts (the first parallel kernel), so they
-are set before any artifact runs: in this process, in an RPC server, or in the environment of an
-emulated device's runner.
+environment when the pool starts (the first parallel kernel), so they are set before any artifact
+runs: in this process, in an RPC server, or in the environment of an emulated device's runner.
 """
 
 from __future__ import annotations
