@@ -87,7 +87,7 @@ def test_ml_c6g_cross_linked_and_run_under_qemu(tmp_path):
         assert verification["status"] == "passed", verification
         assert verification["detail"].startswith(
             "ran under qemu-aarch64-static -cpu neoverse-n1 with Debian's arm64 python3.11 and the aarch64 TVM "
-            "runtime (ELF64 AArch64 shared library, NEEDED "  # libc.so.6 where a kernel calls memset
+            "runtime (ELF64 AArch64 shared library, NEEDED libc.so.6;"  # the thread pool's pthreads
         )
         assert "undefined symbols only from glibc/libgcc and the TVM runtime" in verification["detail"]
         assert verification["max_rel_error"] < 1e-4  # against torch (the archive is TorchScript)
@@ -135,7 +135,8 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     assert verification["detail"].endswith(
         "Structural check passed: ELF64 AArch64 shared library, NEEDED libc.so.6; undefined symbols only from glibc/libgcc "
         "and the TVM runtime (TVMBackendAnyListMoveFromPackedReturn, TVMBackendAnyListSetPackedArg, "
-        "TVMBackendParallelLaunch, TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)"
+        "TVMBackendParallelLaunch, TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, "
+        "TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)"
     )
 
 

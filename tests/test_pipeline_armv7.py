@@ -60,7 +60,8 @@ def test_rasp3b_is_a_hard_float_armv7_library(rasp3b):
         assert verification["status"] == "passed"
     assert "ELF32 ARM (Version5 EABI, hard-float ABI) shared library, NEEDED " in verification["detail"]
     assert ("and the TVM runtime (TVMBackendAnyListMoveFromPackedReturn, TVMBackendAnyListSetPackedArg, "
-            "TVMBackendParallelLaunch, TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)") in verification["detail"]
+            "TVMBackendParallelLaunch, TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, "
+            "TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)") in verification["detail"]
     if platform.machine() == "x86_64":
         with pytest.raises(ArtifactError, match="compiled for rasp3b .* cannot run on this x86_64 machine"):
             DLRModel(artifact)

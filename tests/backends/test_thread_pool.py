@@ -90,7 +90,8 @@ def library(tmp_path_factory) -> Path:
 
 
 def test_linux_cpu_libraries_link_the_pool_and_others_do_not():
-    linux = [{"kind": "llvm", "mtriple": t} for t in ("x86_64-linux-gnu", "aarch64-linux-gnu", "armv7l-linux-gnueabihf")]
+    linux = [{"kind": "llvm", "mtriple": t}
+             for t in ("x86_64-linux-gnu", "aarch64-linux-gnu", "armv7l-linux-gnueabihf")]
     others = [{"kind": "llvm", "mtriple": t} for t in ("aarch64-linux-android28", "x86_64-w64-windows-gnu")]
     assert all(map(links_pool, linux)) and not any(map(links_pool, others + [{"kind": "cuda"}]))
 
