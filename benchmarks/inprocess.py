@@ -88,9 +88,9 @@ def _linked(executable, target: dict, path: Path):
     """The executable linked as neo-local ships it (with its own thread pool on Linux) and loaded."""
     import tvm
 
-    from neo_local.backends.thread_pool import fcompile, links_pool
+    from neo_local.backends.link import fcompile
 
-    executable.export_library(str(path), fcompile=fcompile(None, links_pool(target)))
+    executable.export_library(str(path), fcompile=fcompile(target))
     return tvm.runtime.load_module(str(path))
 
 

@@ -118,6 +118,8 @@ def verify(artifact: Path, model: ImportedModel, target: TargetSpec, workdir: Pa
                 f"Structural check passed: {structure}",
             )
         runner, how = found, f"ran {found.describe()} ({structure})"
+    elif target.os == "LINUX":  # this host loads it; a device with an older glibc might not
+        structural_check(artifact / _library_name(artifact), target.os, target.arch)
     missing = () if runner else missing_on_host(target.cpu_features)
     if missing:
         return Verification(

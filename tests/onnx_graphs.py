@@ -55,6 +55,27 @@ def unsupported_ops_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def math_functions_model(size: int = 64) -> onnx.ModelProto:
+    """The sum of float functions whose kernels call the C math library (logf, powf, sinf, atanf,
+    coshf, ...) on ``x`` [1, size]; the logs and inverse sines take ``0.3 * |x|``."""
+    unary = ["Exp", "Tanh", "Erf", "Sigmoid", "Sin", "Cos", "Softplus", "Atan", "Sinh", "Cosh"]
+    positive = ["Log", "Asin", "Acos"]
+    nodes = [helper.make_node("Abs", ["x"], ["abs"]), helper.make_node("Mul", ["abs", "c"], ["small"])]
+    nodes += [helper.make_node(op, ["x"], [op]) for op in unary]
+    nodes += [helper.make_node(op, ["small"], [op]) for op in positive]
+    nodes += [helper.make_node("Pow", ["small", "p"], ["Pow"]),
+              helper.make_node("Sum", [*unary, *positive, "Pow"], ["out"])]
+    graph = helper.make_graph(
+        nodes,
+        "math",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, size])],
+        initializer=[numpy_helper.from_array(np.array(0.3, np.float32), "c"),
+                     numpy_helper.from_array(np.array(1.7, np.float32), "p")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, str(path))
     return path

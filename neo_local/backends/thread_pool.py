@@ -1,5 +1,5 @@
-"""Which libraries link neo-local's parallel launcher (``runtime/native/thread_pool.c``), and
-the link step (``fcompile``) that adds it.
+"""Which libraries link neo-local's parallel launcher (``runtime/native/thread_pool.c``); the
+link step (``backends.link``) compiles and adds it.
 
 The launcher replaces TVM's thread pool for the library's kernels (the C file says how and why).
 Measured in one process each (Zen 5, 2 threads, the same exported library): MobileNetV2-style
@@ -14,7 +14,9 @@ The tuner's kernels link it too (``cpu_schedule.builder``), so they are timed as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
+
+from neo_local.targets import glibc
 
 SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "native" / "thread_pool.c"
 
@@ -24,20 +26,4 @@ COMPILE_OPTIONS = ("-O2", "-pthread")
 
 def links_pool(tvm_target: Mapping[str, Any]) -> bool:
     """Whether a CPU library for ``tvm_target`` gets the launcher: llvm code for Linux with glibc."""
-    return tvm_target.get("kind") == "llvm" and "-linux-gnu" in str(tvm_target.get("mtriple", ""))
-
-
-def fcompile(linker: str | None, pool: bool, options: Sequence[str] = (), files: Sequence[str] = ()) -> Callable | None:
-    """``export_library``'s link step: ``linker`` (None: the host's cc) with ``options`` before the
-    objects and ``files`` (import libraries) after them, and the launcher where ``pool``; None
-    where TVM's default link does the same. One per export: TVM's cross_compiler appends to its
-    option list on every call."""
-    if linker is None and not (pool or options or files):
-        return None
-    from tvm.support import cc
-
-    return cc.cross_compiler(
-        linker or cc.create_shared,
-        options=[*options, *(COMPILE_OPTIONS if pool else ())],
-        add_files=[*([str(SOURCE)] if pool else []), *files],
-    )
+    return glibc.links_glibc(tvm_target)

@@ -40,6 +40,7 @@ from neo_local.api.errors import client_error, exception_line, internal_error
 from neo_local.backends.base import BuiltModel
 from neo_local.frontends.base import ImportedModel
 from neo_local.frontends.tree_common import LinearModel, NativeModel, TreeEnsemble
+from neo_local.targets import glibc
 from neo_local.targets.cpu_features import x86_level
 from neo_local.targets.spec import TargetSpec
 
@@ -83,7 +84,7 @@ def build(
             versions.update({"treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__})
         (src / "neo_predict.c").write_text(entry_source(ir, src / "header.h"))
         sources.append(src / "neo_predict.c")
-        _compile(compiler, flags, sources, out_dir / LIBRARY)
+        _compile(compiler, flags, sources, out_dir / LIBRARY, glibc.links_glibc(target.tvm_target))
         c_files = len(sources)
     versions["cc"] = _compiler_version(compiler)
     versions["cc-flags"] = " ".join([*flags, "-shared"])
@@ -173,8 +174,9 @@ def _flags_error(compiler: list[str], flags: list[str]) -> str | None:
     return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
 
 
-def _compile(compiler: list[str], flags: list[str], sources: list[Path], library: Path) -> None:
-    """Each source to an object (in parallel: big ensembles are split over files), then link."""
+def _compile(compiler: list[str], flags: list[str], sources: list[Path], library: Path, floor: bool) -> None:
+    """Each source to an object (in parallel: big ensembles are split over files), then link;
+    ``floor``: a glibc library, its calls into glibc named at versions at or below ``glibc.FLOOR``."""
 
     def one(source: Path) -> Path:
         obj = source.with_suffix(".o")
@@ -183,6 +185,8 @@ def _compile(compiler: list[str], flags: list[str], sources: list[Path], library
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as pool:
         objects = list(pool.map(one, sources))
+    if floor:
+        objects = [Path(o) for o in glibc.pin_objects(map(str, objects), compiler, sources[0].parent)]
     _run([*compiler, *flags, "-shared", "-o", str(library), *map(str, objects), "-lm"], f"link {library.name}")
 
 

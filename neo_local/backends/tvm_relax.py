@@ -113,8 +113,8 @@ def _not_runnable_here(spec: TargetSpec) -> str:
 def export_library(executable, target: TargetSpec, path: Path) -> None:
     """Link the library: the host's cc, or the target's cross cc (``TargetSpec.linker``); CUDA
     kernels go in as a cubin for the target's architecture (``cuda_cubin``); Linux CPU libraries
-    get neo-local's parallel launcher (``thread_pool``)."""
-    from neo_local.backends import thread_pool
+    get neo-local's parallel launcher and a glibc floor (``link``)."""
+    from neo_local.backends import link
 
     options = {}
     gpu = target.gpu_target or {}
@@ -122,8 +122,8 @@ def export_library(executable, target: TargetSpec, path: Path) -> None:
         from neo_local.backends.cuda_cubin import pack_with_cubin
 
         options["fpack_imports"] = pack_with_cubin(str(gpu["arch"]))
-    pool = target.gpu_target is None and thread_pool.links_pool(target.tvm_target)
-    fcompile = thread_pool.fcompile(target.linker, pool, target.link_options, target.link_files)
+    fcompile = link.fcompile(target.tvm_target, target.linker, gpu=target.gpu_target is not None,
+                             options=target.link_options, files=target.link_files)
     executable.export_library(str(path), fcompile=fcompile, **options)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neo_local.api.errors import internal_error
-from neo_local.targets import android, opencl_c
+from neo_local.targets import android, glibc, opencl_c
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class SystemLibraries:
     name: str
     libraries: frozenset[str]
     symbols: re.Pattern[str]
+    #: glibc: no function at a version above ``glibc.FLOOR`` (the library would not load on older systems)
+    glibc_floor: bool = False
 
 
 ELF_FORMATS = {
@@ -58,6 +60,7 @@ SYSTEM_LIBRARIES = {
         "glibc/libgcc",
         frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libgcc_s.so.1"}),
         re.compile(r"^(\w+@GLIBC_[\d.]+|\w+@GCC_[\d.]+|__gmon_start__|_ITM_\w+|__cxa_finalize(@\S+)?)$"),
+        glibc_floor=True,
     ),
     # bionic, as named by the Android stub libraries: unversioned symbols only (no GLIBC_*)
     "ANDROID": SystemLibraries(
@@ -118,9 +121,10 @@ def _elf_check(library: Path, os: str, arch: str) -> str:
     reserved = RESERVED_REGISTERS.get((os, arch))
     if reserved:
         _check_reserved(library, *reserved)
+    floor = f" (at most {glibc.spell(glibc.FLOOR)})" if system.glibc_floor else ""
     return (
         f"{wanted.describe()} shared library, NEEDED {', '.join(needed) or 'nothing'}; undefined symbols only from "
-        f"{system.name} and the TVM runtime ({', '.join(tvm) or 'none'})"
+        f"{system.name}{floor} and the TVM runtime ({', '.join(tvm) or 'none'})"
     )
 
 
@@ -187,6 +191,12 @@ def _check_imports(library: Path, system: SystemLibraries, needed, undefined: se
         raise internal_error(
             f"{library.name} needs symbols neither {system.name} nor the TVM runtime provides: "
             f"{', '.join(unexpected[:10])}"
+        )
+    late = glibc.too_new(undefined) if system.glibc_floor else []
+    if late:
+        raise internal_error(
+            f"{library.name} needs glibc functions newer than {glibc.spell(glibc.FLOOR)}, so it would not load where "
+            f"glibc is older than they are: {', '.join(late[:10])}"
         )
     return sorted(s for s in undefined if _TVM_RUNTIME.match(s))
 

@@ -1,4 +1,5 @@
-"""Structural checks for Android: bionic only, and the register Android reserves left alone."""
+"""Structural checks: for Android, bionic only and the register Android reserves left alone; for
+Linux, no glibc function newer than the floor."""
 
 import shutil
 import subprocess
@@ -6,7 +7,7 @@ import subprocess
 import pytest
 
 from neo_local.api.errors import JobFailure
-from neo_local.targets import android
+from neo_local.targets import android, glibc
 from neo_local.targets.binaries import structural_check
 
 CC = "aarch64-linux-gnu-gcc"
@@ -46,3 +47,12 @@ def test_code_touching_x18_is_refused(tmp_path):
 def test_the_stub_link_refuses_functions_bionic_stubs_lack(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         _android_library(tmp_path, "int pthread_yield(void);\nint f(void) { return pthread_yield(); }\n")
+
+
+def test_a_linux_library_naming_a_glibc_function_newer_than_the_floor_is_refused(tmp_path):
+    lib = _library(tmp_path, "#include <math.h>\nfloat f(float x) { return expf(x); }\n", "-lm")
+    newest = glibc.exported(CC)["expf"][-1]
+    if newest <= glibc.FLOOR:
+        pytest.skip(f"{CC}'s glibc has expf only at {glibc.spell(newest)}: nothing newer to refuse")
+    with pytest.raises(JobFailure, match=rf"lib.so needs glibc functions newer than GLIBC_2.17, .*: expf@{glibc.spell(newest)}$"):
+        structural_check(lib, "LINUX", "ARM64")

@@ -83,10 +83,9 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
     """The child: build each (PrimFunc JSON, library path) it is sent, answer ("ok"|"error", detail)."""
     import tvm
 
-    from neo_local.backends.thread_pool import fcompile, links_pool
+    from neo_local.backends.link import fcompile
 
     target = tvm.target.Target(tvm_target)
-    pool = links_pool(tvm_target)
     while True:
         request = conn.recv()
         if request is None:
@@ -95,7 +94,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
         try:
             func = tvm.ir.load_json(text)
             lib = tvm.compile(tvm.IRModule({"main": func}), target=target)
-            lib.export_library(path, fcompile=fcompile(linker, pool))  # a fresh one each time (it appends)
+            lib.export_library(path, fcompile=fcompile(tvm_target, linker))  # a fresh one each time (it appends)
             conn.send(("ok", path))
         except Exception as exc:  # noqa: BLE001 (TVM's errors, reported to the tuner)
             conn.send(("error", first_line(exc)))
