@@ -242,8 +242,8 @@ class RemoteVm:
 
     def set_threads(self, threads: int | None) -> int:
         """Use ``threads`` threads on the device (None: its runtime's default); the count in use.
-        A Linux CPU library runs its kernels on its own pool (``backends.thread_pool``), the
-        others on TVM's."""
+        A Linux CPU library runs its kernels on neo-local's pool (``backends.thread_pool``; one per
+        process), the others on TVM's."""
         if self._library.implements_function(SET_THREADS, True):
             return int(self._library.get_function(SET_THREADS, True)(threads or 0))
         if threads:

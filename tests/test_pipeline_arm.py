@@ -58,10 +58,10 @@ def _readelf(flag: str, library: Path) -> str:
 def _assert_aarch64_library(library: Path) -> None:
     assert "Machine:                           AArch64" in _readelf("-h", library)
     assert "DYN (Shared object file)" in _readelf("-h", library)
-    # glibc's libraries only: libpthread.so.0 for the thread pool on glibcs before 2.34
+    # glibc's libraries only: libpthread.so.0 and libdl.so.2 for the thread pool on glibcs before 2.34
     # (targets.glibc), libm where a kernel calls it (gcc links it --as-needed)
     needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", _readelf("-d", library)))
-    pool = {"libc.so.6", "libpthread.so.0"}
+    pool = {"libc.so.6", "libpthread.so.0", "libdl.so.2"}
     assert pool <= needed <= pool | {"libm.so.6"}, needed
 
 
@@ -89,7 +89,7 @@ def test_ml_c6g_cross_linked_and_run_under_qemu(tmp_path):
         assert verification["status"] == "passed", verification
         assert verification["detail"].startswith(
             "ran under qemu-aarch64-static -cpu neoverse-n1 with Debian's arm64 python3.11 and the aarch64 TVM "
-            "runtime (ELF64 AArch64 shared library, NEEDED libpthread.so.0, libc.so.6;"  # the pool's
+            "runtime (ELF64 AArch64 shared library, NEEDED libpthread.so.0, libdl.so.2, libc.so.6;"  # the pool's
         )
         assert "undefined symbols only from glibc/libgcc (at most GLIBC_2.17) and the TVM runtime" in (
             verification["detail"]
@@ -137,7 +137,7 @@ def test_platform_arm64_without_emulation_is_checked_structurally(tmp_path, monk
     assert verification["status"] == "structural"
     assert "the artifact is for LINUX ARM64, and " in verification["detail"]
     assert verification["detail"].endswith(
-        "Structural check passed: ELF64 AArch64 shared library, NEEDED libpthread.so.0, libc.so.6; "
+        "Structural check passed: ELF64 AArch64 shared library, NEEDED libpthread.so.0, libdl.so.2, libc.so.6; "
         "undefined symbols only from glibc/libgcc (at most GLIBC_2.17) and the TVM runtime "
         "(TVMBackendAnyListMoveFromPackedReturn, TVMBackendAnyListSetPackedArg, TVMBackendParallelLaunch, "
         "TVMFFIErrorMoveFromRaised, TVMFFIErrorSetRaised, TVMFFIErrorSetRaisedFromCStrParts, TVMFFIObjectDecRef)"

@@ -13,8 +13,9 @@ from typing import Mapping
 
 from neo_local.targets.cpu_features import physical_cores
 
-#: a Linux CPU library's function (``runtime/native/thread_pool.c``) that sets its own pool's
-#: thread count (``n`` > 0) and returns the count in use; TVM's settings do not reach that pool
+#: a Linux CPU library's function (``runtime/native/thread_pool.c``) that sets the thread count of
+#: neo-local's pool (``n`` > 0; one pool for the process's libraries) and returns the count in
+#: use; TVM's settings do not reach that pool
 SET_THREADS = "neo_local_set_threads"
 
 

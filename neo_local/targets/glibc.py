@@ -10,9 +10,9 @@ version of a function it re-versions, so each reference in the objects is rename
 link, to the newest version at or below the floor (``objcopy --redefine-sym expf=expf@GLIBC_2.2.5``:
 the linker reads a versioned name as a reference to that version).
 
-Functions glibc 2.34 moved from libpthread.so.0 into libc.so.6 are found by version, not by file,
-so a library that names their old versions also needs libpthread.so.0 (``SPLIT_LIBRARIES``) for
-glibcs older than 2.34, where they still live there.
+Functions glibc 2.34 moved from libpthread.so.0 and libdl.so.2 into libc.so.6 are found by
+version, not by file, so a library that names their old versions also needs those two libraries
+(``SPLIT_LIBRARIES``) for glibcs older than 2.34, where they still live.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from neo_local.api.errors import internal_error
 FLOOR = (2, 17)
 #: the system libraries whose versioned functions kernels and the thread pool call
 LIBRARIES = ("libc.so.6", "libm.so.6")
-#: link inputs that make libpthread.so.0 NEEDED (the thread pool's pthread_* functions, on glibcs
-#: before 2.34), even by a linker that drops unused libraries
-SPLIT_LIBRARIES = ("-Wl,--push-state,--no-as-needed", "-l:libpthread.so.0", "-Wl,--pop-state")
+#: link inputs that make libpthread.so.0 and libdl.so.2 NEEDED (the thread pool's pthread_* and
+#: dl* functions, on glibcs before 2.34), even by a linker that drops unused libraries
+SPLIT_LIBRARIES = ("-Wl,--push-state,--no-as-needed", "-l:libpthread.so.0", "-l:libdl.so.2", "-Wl,--pop-state")
 
 _VERSIONED = re.compile(r"^(\w+)@@?GLIBC_([\d.]+)$")
 

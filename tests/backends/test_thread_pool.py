@@ -1,9 +1,11 @@
 """neo-local's parallel launcher (runtime/native/thread_pool.c), linked into a library of two
-kernels and run in a fresh process: its thread count, its errors, fork and unloading."""
+kernels and run in a fresh process: its thread count, its errors, fork, and one pool shared by
+the libraries of a process."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -43,7 +45,7 @@ class Kernels:
 
 # run in a fresh process: the pool starts with the first parallel kernel, from TVM_NUM_THREADS
 RUN = textwrap.dedent("""
-    import gc, json, os, sys
+    import json, os, sys
     import numpy as np, tvm
     path = sys.argv[1]
     lib = tvm.runtime.load_module(path)
@@ -72,12 +74,55 @@ RUN = textwrap.dedent("""
     if pid == 0:
         os._exit(threads_used())
     report["in_forked_child"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    for _ in range(20):  # the workers run the library's code: they must stop before it is unloaded
-        again = tvm.runtime.load_module(path)
-        again["thread_ids"](out)
-        del again
-        gc.collect()
-    report["reloaded"] = True
+    print(json.dumps(report))
+""") % {"set": SET_THREADS}
+
+# copies of one library in a fresh process: the first hosts the pool, the others use its workers
+SHARED = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tvm
+    paths = sys.argv[1:]
+
+    def ids(lib):
+        out = tvm.runtime.tensor(np.zeros(64, "int32"))
+        seen = set()
+        for _ in range(10):
+            lib["thread_ids"](out)
+            seen |= set(out.numpy().tolist())
+        return seen
+
+    host, other = tvm.runtime.load_module(paths[0]), tvm.runtime.load_module(paths[1])
+    report = {"host": len(ids(host)), "both": len(ids(host) | ids(other))}
+    report["set_3_through_other"] = other["%(set)s"](3)
+    report["host_after"] = len(ids(host))
+    print(json.dumps(report))
+""") % {"set": SET_THREADS}
+
+# the same through ctypes, which unloads what it loads (TVM's loaded library modules stay)
+UNLOADING = textwrap.dedent("""
+    import _ctypes, ctypes, json, sys
+    import tvm  # tvm-ffi's functions, which the libraries call
+    paths = sys.argv[1:]
+
+    class Any(ctypes.Structure):
+        _fields_ = [("type_index", ctypes.c_int32), ("padding", ctypes.c_uint32), ("value", ctypes.c_int64)]
+
+    def set_threads(lib, n):  # the library's tvm-ffi function, called as tvm-ffi does
+        f = lib["__tvm_ffi_%(set)s"]
+        f.argtypes = [ctypes.c_void_p, ctypes.POINTER(Any), ctypes.c_int32, ctypes.POINTER(Any)]
+        out = Any()
+        assert f(None, ctypes.byref(Any(1, 0, n)), 1, ctypes.byref(out)) == 0
+        return out.value
+
+    def mapped(path):
+        return path in open("/proc/self/maps").read()
+
+    libs = [ctypes.CDLL(path) for path in paths]
+    set_threads(libs[0], 3)
+    report = {"counts": [set_threads(lib, 0) for lib in libs]}
+    for lib in libs:
+        _ctypes.dlclose(lib._handle)
+    report["mapped"] = [mapped(path) for path in paths]
     print(json.dumps(report))
 """) % {"set": SET_THREADS}
 
@@ -102,14 +147,14 @@ def test_the_library_keeps_its_launcher_from_tvms_loader(library):
     assert "__TVMBackendParallelLaunch" not in exported  # hidden: TVM's loader cannot fill it with its own
 
 
-def _run(script: str, library: Path, **env: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", script, str(library)], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "TVM_NUM_THREADS": "2", **env})
+def _run(script: str, *libraries: Path, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, libraries)], capture_output=True, text=True,
+                          timeout=120, env={"PATH": "/usr/bin:/bin", "TVM_NUM_THREADS": "2", **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
 
-def test_pool_threads_errors_fork_and_unloading_in_a_fresh_process(library):
+def test_pool_threads_errors_and_fork_in_a_fresh_process(library):
     report = _run(RUN, library)
     assert report["default"] == 2  # TVM_NUM_THREADS
     # the count set through the library reaches its kernels (TVM's runtime.config_threadpool would not)
@@ -118,7 +163,20 @@ def test_pool_threads_errors_fork_and_unloading_in_a_fresh_process(library):
     assert report["error"] and "iteration 2 or later ran" in report["error"]
     assert report["after_error"] == 2
     assert report["in_forked_child"] == 2
-    assert report["reloaded"]
+
+
+def test_libraries_in_one_process_share_the_first_one_s_pool(library, tmp_path):
+    copies = [tmp_path / f"copy{i}.so" for i in range(4)]
+    for copy in copies:
+        shutil.copy(library, copy)
+    report = _run(SHARED, *copies[:2])
+    assert report["host"] == 2
+    assert report["both"] == 2  # the same two threads ran both libraries' kernels
+    assert (report["set_3_through_other"], report["host_after"]) == (3, 3)  # one pool: one count
+    report = _run(UNLOADING, *copies)
+    assert report["counts"] == [3, 3, 3, 3]
+    # the host cannot be unloaded (other libraries' launches run on its workers); the others can
+    assert report["mapped"] == [True, False, False, False]
 
 
 def test_neo_local_thread_pool_tvm_hands_every_launch_to_tvms_pool(library):

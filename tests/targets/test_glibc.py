@@ -57,7 +57,7 @@ def test_each_toolchain_renames_with_its_own_objcopy(compiler, objcopy):
 
 
 def _link(compiler: str, obj: Path, out: Path) -> set[str]:
-    """Link ``obj`` as the link step does (libpthread.so.0 needed, libm); the library's undefined symbols."""
+    """Link ``obj`` as the link step does (libpthread.so.0 and libdl.so.2 needed, libm); the library's undefined symbols."""
     subprocess.run([compiler, "-shared", "-o", str(out), str(obj), *glibc.SPLIT_LIBRARIES, "-lm"], check=True)
     table = subprocess.run(["readelf", "-W", "--dyn-syms", str(out)], capture_output=True, text=True, check=True)
     return {cols[7] for cols in map(str.split, table.stdout.splitlines()) if len(cols) >= 8 and cols[6] == "UND"}
@@ -82,7 +82,7 @@ def test_pinned_objects_link_to_versions_at_or_below_the_floor(compiler, tmp_pat
     if newest > glibc.FLOOR:  # a glibc of 2.34 or later: the plain link names the new version
         assert f"pthread_create@{glibc.spell(newest)}" in plain
     needed = subprocess.run(["readelf", "-d", str(tmp_path / "pinned.so")], capture_output=True, text=True).stdout
-    assert all(f"[{name}]" in needed for name in ("libpthread.so.0", "libm.so.6"))
+    assert all(f"[{name}]" in needed for name in ("libpthread.so.0", "libdl.so.2", "libm.so.6"))
     if compiler == "gcc":  # the host's: the pinned library runs
         lib = ctypes.CDLL(str(tmp_path / "pinned.so"))
         lib.exp_on_thread.restype = ctypes.c_float

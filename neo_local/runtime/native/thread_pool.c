@@ -24,14 +24,22 @@
  * library need the dynamic loader (ld-linux-armhf.so.3) by name. Compiled as C (cross gcc) or
  * C++ (the host's g++), hence the GNU atomics.
  *
- * One pool per library: two libraries called in turn in one process each keep their workers
- * spinning, and compete for the cores (measured: MobileNetV2-style 0.104 ms a run, two models
- * alternating, against 0.080 on TVM's one pool per process; 0.064 against 0.078 alone).
+ * One pool per process: each library's pool would keep its workers spinning while another
+ * library runs, the two competing for the cores (measured: MobileNetV2-style loaded twice and
+ * called in turn, 0.104 ms a run against 0.064 alone). So at its first launch a library looks
+ * for another library's pool that hosts the process's (the exported NeoLocalPool
+ * __neo_local_thread_pool_v1, found with dl_iterate_phdr and dlsym), and hands its launches to
+ * it; finding none, it hosts the pool itself, and makes itself impossible to unload
+ * (RTLD_NODELETE), since other libraries' launches run on its workers' code. Two libraries that
+ * start at the same moment may both host one: each then runs its own, as before. Libraries of
+ * another pool ABI (the symbol's name carries its version) keep their own pools too.
  * NEO_LOCAL_THREAD_POOL=tvm, read at the first launch, sends every launch to TVM's pool.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setaffinity_np, CPU_SET */
 #endif
+#include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -220,12 +228,8 @@ static int try_take_pool(void) {
 /* -1: not read yet; 1: NEO_LOCAL_THREAD_POOL=tvm, every launch goes to TVM's pool */
 static int use_tvm_pool = -1;
 
-static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
-  if (use_tvm_pool < 0) {
-    const char* value = getenv("NEO_LOCAL_THREAD_POOL");
-    use_tvm_pool = value != NULL && strcmp(value, "tvm") == 0;
-  }
-  if (use_tvm_pool) return TVMBackendParallelLaunch(lambda, cdata, num_task);
+/* a launch on this library's own pool */
+static int local_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
   /* taken from the first launch to the last worker's end: a launch from a worker runs alone too */
   if (!try_take_pool()) return run_alone(lambda, cdata);
   if (pool.threads == 0) start();
@@ -266,6 +270,109 @@ static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int
   return failed ? -1 : 0;
 }
 
+/* sets this library's pool's thread count from its next launch on (wanted > 0); returns the count */
+static int local_set_threads(int wanted) {
+  if (wanted > 0) {
+    while (!try_take_pool()) sched_yield();
+    stop_workers();
+    pool.requested = wanted > MAX_THREADS ? MAX_THREADS : wanted;
+    __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
+  }
+  return pool.threads > 0 ? pool.threads : (pool.requested > 0 ? pool.requested : env_threads());
+}
+
+/* what a library's pool offers the others in the process; a new layout or meaning gets a new name */
+typedef struct {
+  int hosting; /* 1: this library runs the process's pool and cannot be unloaded */
+  int (*launch)(FTVMParallelLambda lambda, void* cdata, int num_task);
+  int (*set_threads)(int wanted);
+} NeoLocalPool;
+
+#define POOL_SYMBOL "__neo_local_thread_pool_v1"
+__attribute__((visibility("default"))) NeoLocalPool __neo_local_thread_pool_v1 = {0, local_launch, local_set_threads};
+
+static NeoLocalPool* host; /* the process's pool, this library's or another's; NULL: not looked for yet */
+static pthread_mutex_t host_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct {
+  void* self_base;
+  char** names;
+  int count, capacity;
+} LoadedLibraries;
+
+static int collect_library(struct dl_phdr_info* info, size_t size, void* data) {
+  (void)size;
+  LoadedLibraries* found = (LoadedLibraries*)data;
+  if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0' || (void*)info->dlpi_addr == found->self_base) return 0;
+  if (found->count == found->capacity) {
+    int capacity = found->capacity ? 2 * found->capacity : 64;
+    char** names = (char**)realloc(found->names, capacity * sizeof(char*));
+    if (names == NULL) return 1;
+    found->names = names;
+    found->capacity = capacity;
+  }
+  char* name = strdup(info->dlpi_name);
+  if (name != NULL) found->names[found->count++] = name;
+  return 0;
+}
+
+/* another loaded library's pool that hosts the process's, or NULL */
+static NeoLocalPool* find_other_host(void* self_base) {
+  LoadedLibraries found = {self_base, NULL, 0, 0};
+  dl_iterate_phdr(collect_library, &found);
+  NeoLocalPool* other = NULL;
+  for (int i = 0; i < found.count; ++i) {
+    if (other == NULL) {
+      void* handle = dlopen(found.names[i], RTLD_LAZY | RTLD_NOLOAD);
+      if (handle != NULL) {
+        NeoLocalPool* candidate = (NeoLocalPool*)dlsym(handle, POOL_SYMBOL);
+        /* a host is never unloaded: its address stays valid after this handle is closed */
+        if (candidate != NULL && candidate != &__neo_local_thread_pool_v1 && LOAD(&candidate->hosting)) other = candidate;
+        dlclose(handle);
+      }
+    }
+    free(found.names[i]);
+  }
+  free(found.names);
+  return other;
+}
+
+/* this library as the process's pool: kept loaded (RTLD_NODELETE), since other libraries' launches
+ * will run on its workers; where that fails it still runs its own launches, unseen by others */
+static NeoLocalPool* host_here(const char* path) {
+  void* handle = path != NULL ? dlopen(path, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) : NULL;
+  if (handle != NULL) {
+    STORE(&__neo_local_thread_pool_v1.hosting, 1);
+    dlclose(handle);
+  }
+  return &__neo_local_thread_pool_v1;
+}
+
+static NeoLocalPool* find_host(void) {
+  pthread_mutex_lock(&host_mutex);
+  NeoLocalPool* found = host;
+  if (found == NULL) {
+    Dl_info self;
+    int known = dladdr((void*)&__neo_local_thread_pool_v1, &self) != 0;
+    found = find_other_host(known ? self.dli_fbase : NULL);
+    if (found == NULL) found = host_here(known ? self.dli_fname : NULL);
+    __atomic_store_n(&host, found, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&host_mutex);
+  return found;
+}
+
+static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
+  if (use_tvm_pool < 0) {
+    const char* value = getenv("NEO_LOCAL_THREAD_POOL");
+    use_tvm_pool = value != NULL && strcmp(value, "tvm") == 0;
+  }
+  if (use_tvm_pool) return TVMBackendParallelLaunch(lambda, cdata, num_task);
+  NeoLocalPool* pool_host = __atomic_load_n(&host, __ATOMIC_ACQUIRE);
+  if (pool_host == NULL) pool_host = find_host();
+  return pool_host->launch(lambda, cdata, num_task);
+}
+
 __attribute__((visibility("hidden"))) int (*__TVMBackendParallelLaunch)(FTVMParallelLambda, void*, int) =
     neo_local_parallel_launch;
 
@@ -287,15 +394,11 @@ enum { FFI_INT = 1 };
 int __tvm_ffi_neo_local_set_threads(void* self, const FFIAny* args, int32_t num_args, FFIAny* result) {
   (void)self;
   int64_t wanted = num_args > 0 && args[0].type_index == FFI_INT ? args[0].value : 0;
-  if (wanted > 0) {
-    while (!try_take_pool()) sched_yield();
-    stop_workers();
-    pool.requested = wanted > MAX_THREADS ? MAX_THREADS : (int)wanted;
-    __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
-  }
+  NeoLocalPool* pool_host = __atomic_load_n(&host, __ATOMIC_ACQUIRE);
+  if (pool_host == NULL) pool_host = find_host();
   result->type_index = FFI_INT;
   result->padding = 0;
-  result->value = pool.threads > 0 ? pool.threads : (pool.requested > 0 ? pool.requested : env_threads());
+  result->value = pool_host->set_threads(wanted > MAX_THREADS ? MAX_THREADS : (int)wanted);
   return 0;
 }
 
