@@ -6,8 +6,8 @@ options and import libraries, and for Linux (glibc) libraries:
 - neo-local's thread pool (``thread_pool``), CPU libraries only, compiled to an object first;
 - every glibc function named at a version no newer than ``targets.glibc.FLOOR`` (so the library
   loads wherever TVM's runtime does), libpthread.so.0 and libdl.so.2 needed for the pool's
-  functions on glibcs before 2.34, and libm (which the kernels' ``expf``/``tanhf`` come from: a cross cc does not
-  add it by itself, and the library would need an ``expf`` nothing provides).
+  functions on glibcs before 2.34, and libm, which the kernels' ``logf``/``powf``/``atanf`` come
+  from (a cross cc does not add it by itself: the library would need functions nothing provides).
 """
 
 from __future__ import annotations

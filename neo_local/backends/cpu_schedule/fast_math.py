@@ -9,10 +9,9 @@ verification still compares the outputs. float32 only: other dtypes keep TVM's l
 
 Softmax (attention) is topi's ``fast_softmax``: the same with ``fast_exp`` (BERT-style's two
 softmax kernels 0.038 -> 0.018 ms a run; onnxruntime's 0.012). Sigmoid (EfficientNet's SiLU) is
-``1 / (1 + fast_exp(-x))``. Fused into a conv's epilogue the
-polynomial must not be unrolled over the register tile (EfficientNet's TVM build went from 35 s
-to 200 s when it was): the schedules keep epilogues holding one of these blocks (``is_polynomial``)
-as loops, vectorized only.
+``1 / (1 + fast_exp(-x))``. Fused into a conv's epilogue the polynomial must not be unrolled over
+the register tile (EfficientNet's TVM build went from 35 s to 200 s when it was): the schedules
+keep epilogues holding one of these blocks (``is_polynomial``) as loops, vectorized only.
 """
 
 from __future__ import annotations
