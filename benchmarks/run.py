@@ -31,6 +31,11 @@ outputs compared (``max_abs_diff``, and ``max_rel_diff``: ``verify.compare``'s r
 the first engine against the second, the figure a job's verification checks and a bfloat16
 build's accuracy) are those of the first round.
 
+Tuning records: a compile without its own ``tuning`` option reads an empty records database,
+not the user's, so "default" means no tuned kernels. A variant (``--compiler-options``: tuned,
+bfloat16) is compiled twice, as asked and as the default, and both builds are timed in the same
+rounds: ``ratio["tvm_over_neo_local_default"]`` is the variant over the default build.
+
 A record (timestamp, git commit, versions, host, settings, numbers) is appended to
 ``benchmarks/results/<cpu-model>-<mcpu>-<N>c.json`` and a table is printed;
 ``python -m benchmarks.chart`` draws every results file as one HTML page.
@@ -172,20 +177,27 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
     log(f"[{name}] building the {entry.framework} archive")
     built = measure.in_child(suite.build_step, name, str(work), args.seed)
     model_flops = measure.in_child(flops.flops_step, built)
-    quiet = settle()
-    log(f"[{name}] compiling with neo_local.compile (this is the slow part)")
-    job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
-    comp = measure.in_child(
-        measure.compile_step, job, built["archive"], entry.framework, built["data_input_config"],
-        {**built["compiler_options"], **args.compiler_options}, str(work / "out"), args.mcpu, args.threads,
-        args.max_runtime,
-    )
-    if quiet is not None:
-        comp["quiet_wait"] = quiet
-    log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
-    built = {**built, "artifact": comp["artifact"]}
+    def compile_as(options: dict[str, Any], out: str, what: str) -> dict[str, Any]:
+        quiet = settle()
+        log(f"[{name}] compiling{what} with neo_local.compile (this is the slow part)")
+        job = f"bench-{name.replace('_', '-')}-{dt.datetime.now():%Y%m%d%H%M%S}"
+        comp = measure.in_child(
+            measure.compile_step, job, built["archive"], entry.framework, built["data_input_config"],
+            {**built["compiler_options"], **options}, str(work / out), args.mcpu, args.threads, args.max_runtime,
+        )
+        if quiet is not None:
+            comp["quiet_wait"] = quiet
+        log(f"[{name}] compiled in {comp['compile_s']:.1f} s -> {comp['artifact']}")
+        return comp
 
+    comp = compile_as(untuned(args.compiler_options, work), "out", "")
+    built = {**built, "artifact": comp["artifact"]}
     engines = (suite.NEO_LOCAL, *entry.compare)
+    default = None
+    if args.compiler_options:  # a variant: the default compile too, timed in the same rounds
+        default = compile_as(untuned({}, work), "out-default", " the default build")
+        built = {**built, "default_artifact": default["artifact"]}
+        engines = (*engines, suite.NEO_LOCAL_DEFAULT)
     rounds = time_rounds(name, engines, built, args, settle, log)
     outs = {("tvm" if k == suite.NEO_LOCAL.key else k): r["outputs"] for k, r in rounds[0].items()}
     for timings in rounds:
@@ -194,7 +206,7 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
     latency = {e.key: combine([timings[e.key] for timings in rounds]) for e in engines}
     ratio_rounds = {
         f"tvm_over_{e.key}": [t[suite.NEO_LOCAL.key]["median_ms"] / t[e.key]["median_ms"] for t in rounds]
-        for e in entry.compare
+        for e in engines[1:]
     }
     gflops = {k: model_flops / (r["median_ms"] * 1e6) for k, r in latency.items()} if model_flops else {}
     return {
@@ -204,6 +216,7 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
         "inputs": built["inputs"],
         "archive_bytes": built["archive_bytes"],
         "compile": comp,
+        **({"compile_default": default} if default else {}),
         "latency": latency,
         "ratio": {k: statistics.median(v) for k, v in ratio_rounds.items()},
         "ratio_rounds": ratio_rounds,
@@ -276,10 +289,21 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def untuned(compiler_options: dict[str, Any], work: Path) -> dict[str, Any]:
+    """``compiler_options`` as compiled: without a ``tuning`` key of their own they read an empty
+    records database, not the user's (which every compile reads: a model tuned earlier would
+    otherwise be timed tuned under the label "default")."""
+    if "tuning" in compiler_options:
+        return compiler_options
+    empty = work / "no-tuning-records.jsonl"
+    empty.unlink(missing_ok=True)
+    return {**compiler_options, "tuning": {"records": str(empty)}}
+
+
 def variant(compiler_options: dict[str, Any]) -> str:
     """How the artifact was compiled, as the chart and table label it: "default", "tuned" when the
-    CompilerOptions ask for tuning (the records database of earlier tunings serves both),
-    "bfloat16" for that precision, "tuned bfloat16" for both."""
+    CompilerOptions ask for tuning (it reads and extends the user's records database; a default
+    build reads none: ``untuned``), "bfloat16" for that precision, "tuned bfloat16" for both."""
     bf16 = CompilerOptions.parse(json.dumps(compiler_options)).precision == BFLOAT16
     return " ".join(["tuned"] * ("tuning" in compiler_options) + ["bfloat16"] * bf16) or "default"
 

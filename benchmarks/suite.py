@@ -193,13 +193,19 @@ def build_tree(name: str, out_dir: str, seed: int) -> Built:
 # --------------------------------------------------------------------------- engines
 
 
-def open_neo_local(built: Built, threads: int) -> Session:
-    """The compiled artifact (``built["artifact"]``) through neo-local's runtime."""
+def open_neo_local(built: Built, threads: int, artifact: str = "artifact") -> Session:
+    """The compiled artifact (``built[artifact]``) through neo-local's runtime."""
     from neo_local.runtime import DLRModel
 
     feeds = _feeds(built)
-    model = DLRModel(built["artifact"])
+    model = DLRModel(built[artifact])
     return Session(lambda: model.run(feeds), list, threads)
+
+
+def open_neo_local_default(built: Built, threads: int) -> Session:
+    """The default compile of a variant's model (``built["default_artifact"]``), for the variant's
+    ratio to it."""
+    return open_neo_local(built, threads, "default_artifact")
 
 
 def open_onnxruntime(built: Built, threads: int) -> Session:
@@ -309,6 +315,8 @@ def open_sklearn(built: Built, threads: int) -> Session:
 
 
 NEO_LOCAL = Engine("neo_local_tvm", "neo-local (compiled artifact, neo_local.runtime.DLRModel)", open_neo_local)
+NEO_LOCAL_DEFAULT = Engine("neo_local_default", "neo-local, the default compile (no tuning records, float32)",
+                           open_neo_local_default)
 ONNXRUNTIME = Engine("onnxruntime", "onnxruntime (the same .onnx file)", open_onnxruntime)
 ONNXRUNTIME_FLOAT = Engine("onnxruntime_float", "onnxruntime (the float .onnx the int8 model was quantized from)",
                            open_onnxruntime_float)
@@ -374,7 +382,7 @@ def build_step(name: str, out_dir: str, seed: int) -> Built:
 
 def engine_step(name: str, key: str, built: Built, plan: Plan, threads: int) -> dict[str, Any]:
     """Load engine ``key`` of entry ``name`` and time it (``neo_local.benchmark.time_runs``)."""
-    engine = next(e for e in (NEO_LOCAL, *ENTRIES[name].compare) if e.key == key)
+    engine = next(e for e in (NEO_LOCAL, NEO_LOCAL_DEFAULT, *ENTRIES[name].compare) if e.key == key)
     measure.set_thread_env(threads)
     t0 = time.perf_counter()
     session = engine.open(built, threads)

@@ -63,7 +63,9 @@ def _exported(compiler: tuple[str, ...]) -> Mapping[str, tuple[tuple[int, ...], 
     for name in LIBRARIES:
         path = _run([*compiler, f"-print-file-name={name}"]).strip()
         if not Path(path).is_file():
-            raise internal_error(f"{' '.join(compiler)} finds no {name} (it printed '{path}'): cannot link against glibc")
+            raise internal_error(
+                f"{' '.join(compiler)} finds no {name} (it printed '{path}'): cannot link against glibc"
+            )
         for line in _run(["readelf", "-W", "--dyn-syms", path]).splitlines():
             cols = line.split()
             match = _VERSIONED.match(cols[-1]) if len(cols) >= 8 and cols[6] != "UND" else None

@@ -113,3 +113,37 @@ def test_compiler_options_label_the_variant_and_bad_ones_are_refused(capsys):
         with pytest.raises(SystemExit):
             run.main(["--models", "resnet_like", "--compiler-options", bad])
         assert "--compiler-options" in capsys.readouterr().err
+
+
+def test_a_default_build_reads_no_tuning_records(tmp_path):
+    """Every compile reads the records database: a default build gets an empty one of its own."""
+    options = run.untuned({"mcpu": "x86-64"}, tmp_path)
+    assert options == {"mcpu": "x86-64", "tuning": {"records": str(tmp_path / "no-tuning-records.jsonl")}}
+    tuned = {"tuning": {"trials": 10}}
+    assert run.untuned(tuned, tmp_path) is tuned
+
+
+def test_a_tuned_variant_is_timed_against_the_default_build_in_the_same_rounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "WORK", tmp_path / "work")
+    results, records = tmp_path / "results.json", tmp_path / "records.jsonl"
+    assert run.main([
+        "--models", "two_input_net", "--repeat", "3", "--min-repeat", "2", "--warmup", "1", "--budget", "0.05",
+        "--quiet-wait", "0", "--attempts", "1", "--threads", "1", "--rounds", "2", "--results", str(results),
+        "--compiler-options", json.dumps({"tuning": {"trials": 4, "records": str(records)}}),
+    ]) == 0
+    (record,) = json.loads(results.read_text())
+    (r,) = record["results"]
+    assert r["variant"] == "tuned"
+    keys = list(r["latency"])
+    assert keys[0] == "neo_local_tvm" and keys[-1] == "neo_local_default" and len(keys) >= 3
+    default = r["latency"]["neo_local_default"]
+    assert default["engine"] == "neo-local, the default compile (no tuning records, float32)"
+    tuned = r["latency"]["neo_local_tvm"]
+    per_round = [a["median_ms"] / b["median_ms"] for a, b in zip(tuned["rounds"], default["rounds"])]
+    assert r["ratio_rounds"]["tvm_over_neo_local_default"] == per_round
+    assert list(r["ratio"])[-1] == "tvm_over_neo_local_default"  # the compared engines' ratios come first
+    assert r["compile"]["compiler_options"]["tuning"]["records"] == str(records)
+    assert r["compile_default"]["compiler_options"]["tuning"] == {
+        "records": str(tmp_path / "work" / "two_input_net" / "no-tuning-records.jsonl")
+    }
+    assert r["max_abs_diff"]["tvm_vs_neo_local_default"] < 1e-4

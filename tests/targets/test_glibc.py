@@ -57,7 +57,8 @@ def test_each_toolchain_renames_with_its_own_objcopy(compiler, objcopy):
 
 
 def _link(compiler: str, obj: Path, out: Path) -> set[str]:
-    """Link ``obj`` as the link step does (libpthread.so.0 and libdl.so.2 needed, libm); the library's undefined symbols."""
+    """Link ``obj`` as the link step does (libpthread.so.0 and libdl.so.2 needed, libm); the library's
+    undefined symbols."""
     subprocess.run([compiler, "-shared", "-o", str(out), str(obj), *glibc.SPLIT_LIBRARIES, "-lm"], check=True)
     table = subprocess.run(["readelf", "-W", "--dyn-syms", str(out)], capture_output=True, text=True, check=True)
     return {cols[7] for cols in map(str.split, table.stdout.splitlines()) if len(cols) >= 8 and cols[6] == "UND"}
