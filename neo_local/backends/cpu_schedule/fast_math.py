@@ -9,9 +9,10 @@ verification still compares the outputs. float32 only: other dtypes keep TVM's l
 
 Softmax (attention) is topi's ``fast_softmax``: the same with ``fast_exp`` (BERT-style's two
 softmax kernels 0.038 -> 0.018 ms a run; onnxruntime's 0.012). Sigmoid (EfficientNet's SiLU) is
-``1 / (1 + fast_exp(-x))``. Fused into a conv's epilogue the polynomial must not be unrolled over
-the register tile (EfficientNet's TVM build went from 35 s to 200 s when it was): the schedules
-keep epilogues holding one of these blocks (``is_polynomial``) as loops, vectorized only.
+``1 / (1 + e^-x)`` with a cheaper exp of its own (``_sigmoid``; 3.3e-7). Fused into a conv's
+epilogue the polynomial must not be unrolled over the register tile (EfficientNet's TVM build
+went from 35 s to 200 s when it was): the schedules keep epilogues holding one of these blocks
+(``is_polynomial``) as loops, vectorized only.
 """
 
 from __future__ import annotations
@@ -37,10 +38,30 @@ def _on_float32(op: str, compute: Callable[..., te.Tensor], *attrs: str) -> Lega
     return legalize
 
 
+#: e^r on [-ln 2 / 2, ln 2 / 2], degree 5, fitted at Chebyshev nodes: 2.5e-7 relative in float32
+_EXP = (1.0000001192092896, 1.0, 0.49998870491981506, 0.16666415333747864, 0.041917528957128525,
+        0.008375128731131554)
+
+
 def _sigmoid(x: te.Tensor) -> te.Tensor:
-    one = tvm.tirx.const(1.0, x.dtype)
-    neg_exp = topi.fast_exp(topi.negative(x))
-    return te.compute(x.shape, lambda *i: one / (one + neg_exp(*i)), name="T_fast_sigmoid")
+    """``1 / (1 + e^-x)``, with ``e^-x = 2^n e^r``: ``n = round(-x / ln 2)``, ``r = -x - n ln 2``
+    (the reduction fast_exp makes, so its accuracy: 3e-7), ``e^r`` a degree-5 polynomial where
+    fast_exp has 7, ``2^n`` added to its exponent bits where fast_exp builds and multiplies it, and
+    ``x`` clamped once. 15 vector operations against 21: EfficientNet's SiLU epilogues, 5% of the
+    model (3.08 -> 2.92 ms in one process)."""
+    f32 = lambda v: tvm.tirx.const(v, "float32")  # noqa: E731
+
+    def sigmoid(*i):
+        neg = te.max(te.min(-x(*i), f32(87.0)), f32(-87.0))  # 2^n stays a normal float
+        n = tvm.tirx.round(neg * f32(1.4426950408889634))
+        r = neg - n * f32(0.6931471805599453)
+        p = f32(_EXP[-1])
+        for c in reversed(_EXP[:-1]):
+            p = p * r + f32(c)
+        bits = tvm.tirx.reinterpret("int32", p) + (n.astype("int32") << 23)
+        return f32(1.0) / (f32(1.0) + tvm.tirx.reinterpret("float32", bits))
+
+    return te.compute(x.shape, sigmoid, name="T_fast_sigmoid")
 
 
 #: LegalizeOps entries: op name -> legalizer
