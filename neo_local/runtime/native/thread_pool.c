@@ -292,7 +292,6 @@ typedef struct {
 __attribute__((visibility("default"))) NeoLocalPool __neo_local_thread_pool_v1 = {0, local_launch, local_set_threads};
 
 static NeoLocalPool* host; /* the process's pool, this library's or another's; NULL: not looked for yet */
-static pthread_mutex_t host_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct {
   void* self_base;
@@ -348,17 +347,15 @@ static NeoLocalPool* host_here(const char* path) {
   return &__neo_local_thread_pool_v1;
 }
 
+/* no lock (a fork while another thread held one would leave the child's locked): threads of this
+ * library that launch first at the same time each look, and the first answer stored is kept */
 static NeoLocalPool* find_host(void) {
-  pthread_mutex_lock(&host_mutex);
-  NeoLocalPool* found = host;
-  if (found == NULL) {
-    Dl_info self;
-    int known = dladdr((void*)&__neo_local_thread_pool_v1, &self) != 0;
-    found = find_other_host(known ? self.dli_fbase : NULL);
-    if (found == NULL) found = host_here(known ? self.dli_fname : NULL);
-    __atomic_store_n(&host, found, __ATOMIC_RELEASE);
-  }
-  pthread_mutex_unlock(&host_mutex);
+  Dl_info self;
+  int known = dladdr((void*)&__neo_local_thread_pool_v1, &self) != 0;
+  NeoLocalPool* found = find_other_host(known ? self.dli_fbase : NULL);
+  if (found == NULL) found = host_here(known ? self.dli_fname : NULL);
+  NeoLocalPool* stored = NULL;
+  if (!__atomic_compare_exchange_n(&host, &stored, found, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return stored;
   return found;
 }
 
