@@ -34,7 +34,7 @@ def fcompile(
     ``linker`` (None: the host's cc) with ``options`` before the objects and ``files`` after them;
     None where TVM's default link does the same. ``gpu``: a GPU library (no thread pool)."""
     use_glibc = glibc.links_glibc(tvm_target)
-    pool = use_glibc and not gpu and thread_pool.links_pool(tvm_target)
+    pool = not gpu and thread_pool.links_pool(tvm_target)
     if linker is None and not (use_glibc or options or files):
         return None
     from tvm.support import cc

@@ -54,7 +54,7 @@ def spell(version: tuple[int, ...]) -> str:
 def exported(compiler: str | Sequence[str]) -> Mapping[str, tuple[tuple[int, ...], ...]]:
     """The glibc versions of each function of ``LIBRARIES`` as ``compiler`` (a command) links them
     (the host's or a cross toolchain's), from their dynamic symbol tables."""
-    return _exported((compiler,) if isinstance(compiler, str) else tuple(compiler))
+    return _exported(_command(compiler))
 
 
 @lru_cache(maxsize=None)
@@ -97,8 +97,9 @@ def pin_objects(objects: Iterable[str], compiler: str | Sequence[str], workdir: 
     below ``FLOOR`` (the objcopy of ``compiler``'s toolchain renames them). Inputs that are not ELF
     objects (a C file TVM packs GPU kernels into, a library) are passed on as they are: the
     structural check (``binaries``) still refuses a library they make need a newer glibc."""
-    versions = exported(compiler)
-    objcopy = _objcopy(compiler if isinstance(compiler, str) else compiler[-1])
+    command = _command(compiler)
+    versions = _exported(command)
+    objcopy = _objcopy(command[-1])
     pinned = []
     for i, obj in enumerate(objects):
         if not _is_elf(obj):
@@ -119,6 +120,10 @@ def pin_objects(objects: Iterable[str], compiler: str | Sequence[str], workdir: 
 def too_new(symbols: Iterable[str]) -> list[str]:
     """The versioned names (``expf@GLIBC_2.27``) among ``symbols`` that are above ``FLOOR``."""
     return sorted(s for s in symbols if (m := _VERSIONED.match(s)) and parse(m[2]) > FLOOR)
+
+
+def _command(compiler: str | Sequence[str]) -> tuple[str, ...]:
+    return (compiler,) if isinstance(compiler, str) else tuple(compiler)
 
 
 def _is_elf(path: str) -> bool:

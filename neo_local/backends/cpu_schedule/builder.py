@@ -86,6 +86,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
     from neo_local.backends.link import fcompile
 
     target = tvm.target.Target(tvm_target)
+    link = fcompile(tvm_target, linker)
     while True:
         request = conn.recv()
         if request is None:
@@ -94,7 +95,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
         try:
             func = tvm.ir.load_json(text)
             lib = tvm.compile(tvm.IRModule({"main": func}), target=target)
-            lib.export_library(path, fcompile=fcompile(tvm_target, linker))  # a fresh one each time (it appends)
+            lib.export_library(path, fcompile=link)
             conn.send(("ok", path))
         except Exception as exc:  # noqa: BLE001 (TVM's errors, reported to the tuner)
             conn.send(("error", first_line(exc)))

@@ -359,15 +359,18 @@ static NeoLocalPool* find_host(void) {
   return found;
 }
 
+static NeoLocalPool* process_pool(void) {
+  NeoLocalPool* pool_host = __atomic_load_n(&host, __ATOMIC_ACQUIRE);
+  return pool_host != NULL ? pool_host : find_host();
+}
+
 static int neo_local_parallel_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
   if (use_tvm_pool < 0) {
     const char* value = getenv("NEO_LOCAL_THREAD_POOL");
     use_tvm_pool = value != NULL && strcmp(value, "tvm") == 0;
   }
   if (use_tvm_pool) return TVMBackendParallelLaunch(lambda, cdata, num_task);
-  NeoLocalPool* pool_host = __atomic_load_n(&host, __ATOMIC_ACQUIRE);
-  if (pool_host == NULL) pool_host = find_host();
-  return pool_host->launch(lambda, cdata, num_task);
+  return process_pool()->launch(lambda, cdata, num_task);
 }
 
 __attribute__((visibility("hidden"))) int (*__TVMBackendParallelLaunch)(FTVMParallelLambda, void*, int) =
@@ -391,11 +394,9 @@ enum { FFI_INT = 1 };
 int __tvm_ffi_neo_local_set_threads(void* self, const FFIAny* args, int32_t num_args, FFIAny* result) {
   (void)self;
   int64_t wanted = num_args > 0 && args[0].type_index == FFI_INT ? args[0].value : 0;
-  NeoLocalPool* pool_host = __atomic_load_n(&host, __ATOMIC_ACQUIRE);
-  if (pool_host == NULL) pool_host = find_host();
   result->type_index = FFI_INT;
   result->padding = 0;
-  result->value = pool_host->set_threads(wanted > MAX_THREADS ? MAX_THREADS : (int)wanted);
+  result->value = process_pool()->set_threads(wanted > MAX_THREADS ? MAX_THREADS : (int)wanted);
   return 0;
 }
 
