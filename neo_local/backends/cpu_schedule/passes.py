@@ -994,7 +994,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.Normalize(),
     ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
-    mod = blocked_depthwise(relax.transform.Normalize()(mod), lanes)
+    mod = fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes))
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
