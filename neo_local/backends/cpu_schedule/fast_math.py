@@ -1,4 +1,5 @@
-"""Vectorizable exp, tanh, erf, sigmoid, SiLU, GELU and softmax for the scheduled CPU pipeline.
+"""Vectorizable exp, log, tanh, erf, sigmoid, SiLU, GELU, softmax and log-softmax for the scheduled
+CPU pipeline.
 
 TVM legalizes these ops to calls of libm's scalar ``expf``/``tanhf``/``erff``, which LLVM cannot
 vectorize: a GELU (BERT's FFN epilogue: 64 x 512 erf per layer) then runs one lane at a time
@@ -13,9 +14,12 @@ with a cheaper exp of its own (``_exp``; 3.4e-7), and ``x * sigmoid(x)`` (Effici
 from ONNX and from torch.export alike) becomes ``nn.silu``, ``x / (1 + e^-x)`` (``silu_calls``).
 PyTorch's GELUs arrive as ``nn.gelu``/``nn.gelu_tanh`` (ONNX's as erf, above): on fast_erf and
 fast_tanh (a BERT-style .pt2 0.297 -> 0.198-0.216 ms; with libm's ``erff`` it ran 1.5x the ONNX
-file's time). Fused into a conv's epilogue the polynomial must not be unrolled over the
-register tile (EfficientNet's TVM build went from 35 s to 200 s when it was): the schedules keep
-epilogues holding one of these blocks (``is_polynomial``) as loops, vectorized only.
+file's time). ``ln`` has its own polynomial (``_log``; 7.7e-8): Softplus and Mish (DarkNet's YOLOs)
+called libm's ``logf`` per element (four 64-channel 3x3 convs at 104x104 with Mish 6.05 ->
+3.95 ms; onnxruntime 20 ms). Fused into a conv's epilogue the polynomial must not be unrolled
+over the register tile (EfficientNet's TVM build went from 35 s to 200 s when it was): the
+schedules keep epilogues holding one of these blocks (``is_polynomial``) as loops, vectorized
+only.
 """
 
 from __future__ import annotations
@@ -74,6 +78,51 @@ def _exp(v: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
     return tvm.tirx.reinterpret("float32", tvm.tirx.reinterpret("uint32", p) + two_n)
 
 
+#: log(1 + f) = f - f^2 / 2 + f^3 P(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: P's coefficients from
+#: the highest power (Cephes' logf; 1 ulp)
+_LOG = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+        -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+#: the float32 bits of sqrt(1/2): subtracted, the exponent field counts from there, so that the
+#: mantissa left, with this exponent put back, lies in [sqrt(1/2), sqrt(2))
+_SQRT_HALF_BITS = 0x3F3504F3
+#: ln 2 in two parts, the first exact in few bits, so that e * ln 2 adds without rounding error
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+
+
+def _log(x: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
+    """``ln x``, vectorizable (TVM's legalization calls libm's ``logf`` one lane at a time: ONNX's
+    Log and Softplus, Mish, PyTorch's log-sigmoid): ``x = 2^e (1 + f)`` from the bits, ``f`` in
+    [sqrt(1/2) - 1, sqrt(2) - 1], ``ln(1 + f)`` a polynomial (``_LOG``). Subnormal ``x`` is
+    scaled by 2^23 first; 0 gives -inf, inf gives inf, a negative ``x`` or NaN gives NaN."""
+    tiny = x < _f32(1.1754943508222875e-38)
+    scaled = tvm.tirx.Select(tiny, x * _f32(8388608.0), x)
+    bits = tvm.tirx.reinterpret("int32", scaled) - tvm.tirx.const(_SQRT_HALF_BITS, "int32")
+    e = (bits >> 23).astype("float32") - tvm.tirx.Select(tiny, _f32(23.0), _f32(0.0))
+    mantissa = (bits & tvm.tirx.const(0x7FFFFF, "int32")) + tvm.tirx.const(_SQRT_HALF_BITS, "int32")
+    f = tvm.tirx.reinterpret("float32", mantissa) - _f32(1.0)
+    z = f * f
+    p = _f32(_LOG[0])
+    for c in _LOG[1:]:
+        p = p * f + _f32(c)
+    y = f * z * p + e * _f32(_LN2_LO) - _f32(0.5) * z
+    result = f + y + e * _f32(_LN2_HI)
+    special = tvm.tirx.Select(x == _f32(0.0), _f32(-math.inf), _f32(math.nan))
+    finite = tvm.tirx.Select(x < _f32(math.inf), result, x)
+    return tvm.tirx.Select(x > _f32(0.0), finite, special)
+
+
+def _fast_log(x: te.Tensor) -> te.Tensor:
+    return te.compute(x.shape, lambda *i: _log(x(*i)), name="T_fast_log")
+
+
+def _log_softmax(x: te.Tensor, axis: int) -> te.Tensor:
+    """``x - max - ln(sum(e^(x - max)))`` on fast_exp and ``_log`` (TVM's calls libm's ``expf``
+    per element and ``logf`` per row)."""
+    axis = axis % len(x.shape)
+    shifted = topi.subtract(x, topi.max(x, axis=axis, keepdims=True))
+    return topi.subtract(shifted, _fast_log(topi.sum(topi.fast_exp(shifted), axis=axis, keepdims=True)))
+
+
 def _sigmoid(x: te.Tensor) -> te.Tensor:
     """``1 / (1 + e^-x)`` on ``_exp``: 3.4e-7 relative error over [-87, 87] (2^20 points)."""
     return te.compute(x.shape, lambda *i: _f32(1.0) / (_f32(1.0) + _exp(-x(*i))), name="T_fast_sigmoid")
@@ -111,7 +160,8 @@ class _SiluFinder(relax.PyExprMutator):
             return call
         for x, gate in (call.args, reversed(call.args)):
             bound = self.lookup_binding(gate) if isinstance(gate, relax.Var) else None
-            if isinstance(bound, relax.Call) and bound.op == tvm.ir.Op.get("relax.sigmoid") and bound.args[0].same_as(x):
+            sigmoid = isinstance(bound, relax.Call) and bound.op == tvm.ir.Op.get("relax.sigmoid")
+            if sigmoid and bound.args[0].same_as(x):
                 return relax.op.nn.silu(x)
         return call
 
@@ -127,8 +177,9 @@ LEGALIZERS: dict[str, Legalizer] = {
     **{op: _on_float32(op, compute)
        for op, compute in {"relax.exp": topi.fast_exp, "relax.tanh": topi.fast_tanh, "relax.erf": topi.fast_erf,
                            "relax.sigmoid": _sigmoid, "relax.nn.silu": _silu, "relax.nn.gelu": _gelu,
-                           "relax.nn.gelu_tanh": _gelu_tanh}.items()},
+                           "relax.nn.gelu_tanh": _gelu_tanh, "relax.log": _fast_log}.items()},
     "relax.nn.softmax": _on_float32("relax.nn.softmax", topi.nn.fast_softmax, "axis"),
+    "relax.nn.log_softmax": _on_float32("relax.nn.log_softmax", _log_softmax, "axis"),
 }
 
 
