@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from neo_local.api.errors import internal_error
+from neo_local.targets import binutils
 
 _MATH = (
     "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "sin", "cos", "tan",
@@ -53,8 +54,7 @@ def tvm_ffi_functions() -> tuple[str, ...]:
     import tvm_ffi
 
     library = Path(tvm_ffi.__file__).parent / "lib" / "libtvm_ffi.so"
-    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(library)], capture_output=True, text=True).stdout
-    names = {cols[7] for cols in map(str.split, out.splitlines()) if len(cols) >= 8 and cols[6] != "UND"}
+    names = {s.name for s in binutils.symbols(library) if s.defined}
     return tuple(sorted(n for n in names if re.fullmatch(r"TVMFFI\w+", n)))
 
 

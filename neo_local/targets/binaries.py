@@ -12,14 +12,12 @@ a cubin must be for the requested sm_XX.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from neo_local.api.errors import internal_error
-from neo_local.targets import android, glibc, opencl_c
+from neo_local.targets import android, binutils, glibc, opencl_c
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def structural_check(library: Path, os: str, arch: str) -> str:
 
 
 def _elf_check(library: Path, os: str, arch: str) -> str:
-    header = _tool("readelf", "-W", "-h", library)
+    header = binutils.run("readelf", "-W", "-h", library)
     wanted = ELF_FORMATS.get(arch)
     found = ElfFormat(_field(header, "Machine"), _field(header, "Class"))
     if wanted is None or (found.machine, found.elf_class) != (wanted.machine, wanted.elf_class):
@@ -110,12 +108,8 @@ def _elf_check(library: Path, os: str, arch: str) -> str:
     kind = _field(header, "Type")
     if not kind.startswith("DYN"):
         raise internal_error(f"{library.name} is not a shared library (ELF type {kind})")
-    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", _tool("readelf", "-W", "-d", library))
-    undefined = set()
-    for line in _tool("readelf", "-W", "--dyn-syms", library).splitlines():
-        cols = line.split()
-        if len(cols) >= 8 and cols[6] == "UND" and cols[4] != "WEAK":
-            undefined.add(cols[7])
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", binutils.run("readelf", "-W", "-d", library))
+    undefined = {s.name for s in binutils.symbols(library) if not s.defined and s.bind != "WEAK"}
     system = SYSTEM_LIBRARIES[os]
     tvm = _check_imports(library, system, needed, undefined)
     reserved = RESERVED_REGISTERS.get((os, arch))
@@ -135,7 +129,7 @@ RESERVED_REGISTERS = {("ANDROID", "ARM64"): ("aarch64-linux-gnu-objdump", ("x18"
 def _check_reserved(library: Path, objdump: str, registers: tuple[str, ...]) -> None:
     """Disassemble and refuse any instruction that names a reserved register (Android's x18)."""
     pattern = re.compile(rf"\b({'|'.join(registers)})\b")
-    used = [line.strip() for line in _tool(objdump, "-d", "--no-show-raw-insn", library).splitlines()
+    used = [line.strip() for line in binutils.run(objdump, "-d", "--no-show-raw-insn", library).splitlines()
             if "\t" in line and pattern.search(line.split("\t", 1)[1])]
     if used:
         raise internal_error(
@@ -151,7 +145,7 @@ _PE_FORMATS = {"X86_64": "pei-x86-64"}
 def _pe_check(library: Path, arch: str) -> str:
     """A PE32+ DLL for ``arch`` that exports the module blob and imports only tvm_ffi.dll's
     TVMFFI* functions and Windows system DLLs."""
-    dump = _tool("objdump", "-p", library)
+    dump = binutils.run("objdump", "-p", library)
     fmt = (re.search(r"file format (\S+)", dump) or [None, "unknown"])[1]
     if fmt != _PE_FORMATS.get(arch):
         raise internal_error(f"{library.name} is a {fmt} file, not {_PE_FORMATS.get(arch, arch)}")
@@ -199,16 +193,6 @@ def _check_imports(library: Path, system: SystemLibraries, needed, undefined: se
             f"glibc is older than they are: {', '.join(late[:10])}"
         )
     return sorted(s for s in undefined if _TVM_RUNTIME.match(s))
-
-
-def _tool(name: str, *args: str | Path) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise internal_error(f"{name} (binutils) is not installed: the library cannot be checked")
-    proc = subprocess.run([path, *map(str, args)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise internal_error(f"{name} cannot read {Path(args[-1]).name}: {proc.stderr.strip()[:200]}")
-    return proc.stdout
 
 
 def _field(text: str, name: str) -> str:
@@ -407,12 +391,11 @@ class _Stream:
 
 def _symbol_bytes(library: Path, symbol: str) -> bytes:
     """The contents of a defined dynamic symbol, located through its section (readelf)."""
-    found = [line.split() for line in _tool("readelf", "-W", "--dyn-syms", library).splitlines()]
-    entry = next((cols for cols in found if len(cols) >= 8 and cols[7] == symbol and cols[6] != "UND"), None)
+    entry = next((s for s in binutils.symbols(library) if s.name == symbol and s.defined), None)
     if entry is None:
         raise internal_error(f"{library.name} does not define {symbol}, which TVM's loader reads")
-    value, size, index = int(entry[1], 16), int(entry[2], 0), entry[6]
-    headers = _tool("readelf", "-W", "-S", library)
+    value, size, index = entry.value, entry.size, entry.section
+    headers = binutils.run("readelf", "-W", "-S", library)
     sections = re.findall(r"\[\s*(\d+)\]\s+\S+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)", headers)
     located = [(int(a, 16), int(o, 16)) for i, a, o in sections if i == index]
     if not located:

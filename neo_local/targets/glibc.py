@@ -18,12 +18,12 @@ version, not by file, so a library that names their old versions also needs thos
 from __future__ import annotations
 
 import re
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from neo_local.api.errors import internal_error
+from neo_local.targets import binutils
 
 #: glibc 2.17, as manylinux2014 (TVM's runtime wheels)
 FLOOR = (2, 17)
@@ -61,14 +61,13 @@ def exported(compiler: str | Sequence[str]) -> Mapping[str, tuple[tuple[int, ...
 def _exported(compiler: tuple[str, ...]) -> Mapping[str, tuple[tuple[int, ...], ...]]:
     versions: dict[str, set[tuple[int, ...]]] = {}
     for name in LIBRARIES:
-        path = _run([*compiler, f"-print-file-name={name}"]).strip()
+        path = binutils.run(*compiler, f"-print-file-name={name}").strip()
         if not Path(path).is_file():
             raise internal_error(
                 f"{' '.join(compiler)} finds no {name} (it printed '{path}'): cannot link against glibc"
             )
-        for line in _run(["readelf", "-W", "--dyn-syms", path]).splitlines():
-            cols = line.split()
-            match = _VERSIONED.match(cols[-1]) if len(cols) >= 8 and cols[6] != "UND" else None
+        for symbol in binutils.symbols(path):
+            match = _VERSIONED.match(symbol.name) if symbol.defined else None
             if match:
                 versions.setdefault(match[1], set()).add(parse(match[2]))
     return {symbol: tuple(sorted(found)) for symbol, found in versions.items()}
@@ -106,11 +105,12 @@ def pin_objects(objects: Iterable[str], compiler: str | Sequence[str], workdir: 
             pinned.append(obj)
             continue
         out = workdir / f"{i}-{Path(obj).name}"
-        names = renames(_undefined(obj), versions)
+        names = renames({s.name for s in binutils.symbols(obj, dynamic=False) if not s.defined and "@" not in s.name},
+                        versions)
         if names:
             table = workdir / f"{i}.redefine"
             table.write_text("".join(f"{old} {new}\n" for old, new in names.items()))
-            _run([objcopy, f"--redefine-syms={table}", obj, str(out)])
+            binutils.run(objcopy, f"--redefine-syms={table}", obj, out)
         else:
             out.write_bytes(Path(obj).read_bytes())
         pinned.append(str(out))
@@ -134,27 +134,9 @@ def _is_elf(path: str) -> bool:
         return False
 
 
-def _undefined(obj: str) -> set[str]:
-    found = set()
-    for line in _run(["readelf", "-W", "-s", obj]).splitlines():
-        cols = line.split()
-        if len(cols) >= 8 and cols[6] == "UND" and "@" not in cols[7]:
-            found.add(cols[7])
-    return found
-
-
 def _objcopy(compiler: str) -> str:
     """The toolchain's objcopy: ``aarch64-linux-gnu-gcc`` -> ``aarch64-linux-gnu-objcopy``; the
     host's compilers (g++, cc, gcc) -> objcopy."""
     match = re.match(r"^(.*-)?(gcc|g\+\+|cc|c\+\+|clang)(-[\d.]+)?$", Path(compiler).name)
     return ((match[1] or "") if match else "") + "objcopy"
 
-
-def _run(cmd: list[str]) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except OSError as exc:
-        raise internal_error(f"{cmd[0]} cannot run: {exc}") from None
-    if proc.returncode != 0:
-        raise internal_error(f"{' '.join(cmd[:2])} failed: {proc.stderr.strip()[:300]}")
-    return proc.stdout
