@@ -69,6 +69,16 @@ def test_conv_space_starts_with_the_default_and_tiles_divide_the_width(hw):
     assert blocked and all(c.k_block == 1 and c.reduce_order == "ck" and not c.pad_per_row for c in blocked)
 
 
+def test_a_1x1_conv_s_space_holds_no_configs_that_schedule_alike():
+    """No kernel window: no reduction order or unrolling to choose; no padding: no padding knob."""
+    x, w, b = _conv_inputs(cin=32, cout=32, hw=8, k=1)
+    work = _only(_conv_module(x.shape, w, b, 1, 0, False, "relu"), "conv")
+    rest = work.space[1:]
+    assert rest and all(c.reduce_order == "ck" and not c.unroll_kernel and not c.pad_per_row for c in rest)
+    tiles = {(c.tile_c, c.tile_w) for c in rest if not c.k_block}
+    assert len([c for c in rest if not c.k_block]) == len(tiles) * len(sch.PARALLEL_MODES)
+
+
 @pytest.mark.parametrize("prime", [7, 13, 109])
 def test_tiles_of_a_prime_width_are_one_column_or_all_of_it(prime):
     assert {w for _, w in sch._tiles(4, prime, 12)} == {w for w in (1, prime) if w <= 16}
