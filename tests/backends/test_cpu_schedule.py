@@ -103,7 +103,7 @@ def test_aarch64_kernels_lower_to_neon_fmla(direct_convs):
 def test_avx512_1x1_conv_tile_keeps_its_broadcasts_out_of_the_stack():
     """EfficientNet's 96->32 1x1 conv at 56x56 takes a 2 x 8 tile. With all 16 channels of a block
     unrolled per reduction step, LLVM's scheduling for Zen 4/5 (not Skylake's or Ice Lake's) loaded
-    their 128 broadcasts ahead of the FMAs and spilled 63 of them (0.060 ms; 0.037 with 4 channels
+    their 128 broadcasts ahead of the FMAs and spilled 63 of them (0.060 ms; 0.038 with 4 channels
     a step): no zmm register may go to the stack now. Compiled only: any x86 host can check it."""
     import re
 
@@ -170,6 +170,8 @@ def test_depthwise_takes_two_row_tiles_where_one_row_is_narrow():
     assert default_dw_config(8, 8, 12) == DwConfig(8)  # small maps: no gain measured
     assert default_dw_config(15, 16, 12) == DwConfig(8)  # odd rows
     assert default_dw_config(56, 56, 24) == DwConfig(14)  # AVX-512: one row holds 14 already
+    assert default_dw_config(28, 28, 16) == DwConfig(14)
+    assert default_dw_config(28, 28, 16, stride=2) == DwConfig(4, tile_h=2)  # strided: AVX2's budget
 
 
 # --------------------------------------------------------------------------- kernels

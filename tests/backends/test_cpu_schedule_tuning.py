@@ -17,6 +17,7 @@ tvm = pytest.importorskip("tvm")
 torch = pytest.importorskip("torch")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from tvm import s_tir  # noqa: E402
 
 from neo_local.api.errors import JobFailure  # noqa: E402
 from neo_local.backends import cpu_schedule  # noqa: E402
@@ -60,7 +61,8 @@ def _only(mod, kind):
 def test_conv_space_starts_with_the_default_and_tiles_divide_the_width(hw):
     x, w, b = _conv_inputs(hw=hw)
     work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
-    out_w = sch._main_extents(work.func, "conv2d_nchwc")[3]
+    schedule = s_tir.Schedule(work.func)
+    out_w = sch.conv_shape(schedule, schedule.get_sblock("conv2d_nchwc")).ext[3]
     # one output-channel group (2 chunks in one tile): the input is padded per row
     assert work.space[0] == sch.ConvConfig(*sch.choose_tile(out_w, 2, 12), pad_per_row=True)
     assert len(set(work.space)) == len(work.space)
@@ -77,6 +79,21 @@ def test_a_1x1_conv_s_space_holds_no_configs_that_schedule_alike():
     assert rest and all(c.reduce_order == "ck" and not c.unroll_kernel and not c.pad_per_row for c in rest)
     tiles = {(c.tile_c, c.tile_w) for c in rest if not c.k_block}
     assert len([c for c in rest if not c.k_block]) == len(tiles) * len(sch.PARALLEL_MODES)
+
+
+@pytest.mark.parametrize("stride,default", [(1, sch.DwConfig(14)), (2, sch.DwConfig(4, tile_h=2))])
+def test_a_strided_depthwise_conv_s_default_reads_its_stride_from_the_kernel(stride, default):
+    from tvm import relax
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 32, 28 * stride, 28 * stride), "float32"))
+    w = np.random.default_rng(0).standard_normal((32, 1, 5, 5)).astype("float32")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.nn.conv2d(x, relax.const(w), strides=stride, padding=2, groups=32))
+        bb.emit_func_output(out)
+    found = [w for w in workloads(relax_passes(bb.get(), 16), 16, 16) if w.kind == "depthwise"]
+    assert len(found) == 1 and found[0].space[0] == default
 
 
 @pytest.mark.parametrize("prime", [7, 13, 109])

@@ -238,12 +238,12 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
 
 
 #: input channels of a block unrolled per step of a float conv's reduction (the rest loop). All
-#: of them (16 on AVX-512) let LLVM's scheduler load the broadcasts of the whole block ahead of
-#: their FMAs: a 2 x 8 tile's 128 broadcasts then spilled (MobileNetV2-style's and EfficientNet's
-#: 1x1 convs to 32 channels, DenseNet's): EfficientNet's 96->32 at 56x56 0.060 -> 0.037 ms, 144->32
-#: 0.100 -> 0.056 ms; in one process (Zen 5, 2 threads) DenseNet-121 layout 6.23 -> 5.70 ms,
-#: MobileNetV2-style 7%, Inception 5%, EfficientNet-B0 4%, SqueezeNet 4% faster, ResNet-50,
-#: MobileNetV3-Small and ShuffleNetV2 the same. The 96->32 conv ran as fast with 1, 2 or 8.
+#: of them (16 on AVX-512) let LLVM's scheduling for Zen 4/5 load the broadcasts of the whole
+#: block ahead of their FMAs: a 2 x 8 tile's 128 broadcasts then spilled (the 1x1 convs to 32
+#: channels of MobileNetV2-style, EfficientNet and DenseNet). Measured (Zen 5, 2 threads), each
+#: kernel alone: EfficientNet's 96->32 at 56x56 0.060 -> 0.038 ms, 144->32 0.087 -> 0.057 ms; in
+#: one process: DenseNet-121 layout 6.23 -> 5.70 ms, MobileNetV2-style 7%, Inception 5%,
+#: EfficientNet-B0 4%, SqueezeNet 4% faster, ResNet-50, MobileNetV3-Small and ShuffleNetV2 the same
 CHANNELS_UNROLLED = 4
 
 
@@ -494,16 +494,38 @@ def choose_dw_tile(out_w: int, max_acc: int) -> int:
     return max(d for d in _divisors(out_w) if d <= max(1, max_acc - 1))
 
 
-def default_dw_config(out_h: int, out_w: int, max_acc: int) -> DwConfig:
+def default_dw_config(out_h: int, out_w: int, max_acc: int, stride: int = 1) -> DwConfig:
     """Two rows of 4 columns where the output splits so, is at least 16 wide and one row would
     hold at most 8 accumulators anyway: each weight vector is loaded once for 8 accumulators and
     the two rows share input rows. Measured (2 threads, AVX2, each kernel alone), 3x3/5x5 against
     one row of 7-8: EfficientNet's 56x56 445 -> 385 us, 28x28 273 -> 224 us, MobileNetV3's 28x28
-    35 -> 28 us; no better at 8x8 and below, and 2 x 7 (14 accumulators) was 15-55% slower."""
+    35 -> 28 us; no better at 8x8 and below, and 2 x 7 (14 accumulators) was 15-55% slower.
+
+    A strided conv takes AVX2's budget (``STRIDED_DW_ACC``) on AVX-512 too: its input columns are
+    2 apart, and a row of 14 (AVX-512's pick at 28 and 56 columns) spilled (EfficientNet's 144
+    channels 5x5/2 at 28x28). Measured (Zen 5, 2 threads, each kernel alone), 14 columns against
+    this rule's 4 x 2: 144 channels 3x3/2 at 28x28 16.9 -> 14.1 us, 96 at 56x56 45 -> 39 us;
+    unstrided, 14 columns stay (240 channels 5x5 at 28x28: the fastest of the space). The spills
+    of EfficientNet-B0's and MobileNetV3-Small's depthwise kernels fell from 122 and 111 stack
+    accesses to 60 and 14; the models' times moved less than the noise of two runs (0.98-1.01)."""
+    if stride > 1:
+        max_acc = min(max_acc, STRIDED_DW_ACC)
     one_row = choose_dw_tile(out_w, max_acc)
     if out_h % 2 == 0 and out_w % 4 == 0 and out_w >= 16 and one_row <= 8 <= max_acc:
         return DwConfig(4, tile_h=2)
     return DwConfig(one_row)
+
+
+#: the accumulators of a strided depthwise conv's default tile (``default_dw_config``)
+STRIDED_DW_ACC = 12
+
+
+def _dw_stride(sch: s_tir.Schedule, dw) -> int:
+    """A depthwise block's stride, from the rows of the (padded) input it reads:
+    (rows - kernel rows) // (output rows - 1)."""
+    _, _, out_h, _, _, kh, _ = _extents(sch, sch.get_loops(dw))
+    rows = int(sch.get(dw).reads[0].source.shape[2])
+    return (rows - kh) // (out_h - 1) if out_h > 1 else 1
 
 
 def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int,
@@ -515,7 +537,7 @@ def schedule_depthwise(func: tirx.PrimFunc, lanes: int, max_acc: int,
     dw, pad = found.main, found.pad
     n, c, oh, ow, cb, ry, rx = sch.get_loops(dw)
     out_h, out_w = _extents(sch, [oh, ow])
-    cfg = config or default_dw_config(out_h, out_w, max_acc)
+    cfg = config or default_dw_config(out_h, out_w, max_acc, _dw_stride(sch, dw))
     rows = sch.split(oh, [None, cfg.tile_h]) if cfg.tile_h > 1 else [oh]
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     sch.reorder(n, c, rows[0], ow_o, ry, rx, *rows[1:], ow_i, cb)
@@ -731,13 +753,6 @@ def _dlight_one(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc
 # --------------------------------------------------------------------------- the tuner's spaces
 
 
-def _main_extents(func: tirx.PrimFunc, block: str) -> list[int] | None:
-    """Loop extents of the function's ``block`` (after the same preparation as its schedule)."""
-    sch = s_tir.Schedule(func)
-    found = _prepare(sch, block)
-    return None if found is None else _extents(sch, sch.get_loops(found.main))
-
-
 def _tiles(a: int, b: int, max_acc: int, max_a: int = 4) -> list[tuple[int, int]]:
     """(x, y) dividing (a, b), x <= max_a, with up to 4 accumulators beyond the register budget
     (a tile that spills a little can still win on reuse)."""
@@ -775,14 +790,15 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
 
 
 def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwConfig]:
-    ext = _main_extents(func, DW_BLOCK)
-    if ext is None:
+    sch = s_tir.Schedule(func)
+    found = _prepare(sch, DW_BLOCK)
+    if found is None:
         return []
-    out_h, out_w = ext[2], ext[3]
+    _, _, out_h, out_w, *_ = _extents(sch, sch.get_loops(found.main))
     widths = [d for d in _divisors(out_w) if d <= max_acc + 4]
     grid = itertools.product(widths, (True, False), ("fused", "none"), DW_PADDINGS, (1, 2))
     configs = [DwConfig(*c) for c in grid if c[-1] == 1 or (out_h % 2 == 0 and 2 * c[0] <= max_acc)]
-    return _default_first(default_dw_config(out_h, out_w, max_acc), configs)
+    return _default_first(default_dw_config(out_h, out_w, max_acc, _dw_stride(sch, found.main)), configs)
 
 
 def matmul_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[MatmulConfig]:
