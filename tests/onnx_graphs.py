@@ -56,7 +56,7 @@ def unsupported_ops_model() -> onnx.ModelProto:
 
 
 def math_functions_model(size: int = 64) -> onnx.ModelProto:
-    """The sum of float functions whose kernels call the C math library (logf, powf, sinf, atanf,
+    """The sum of float functions whose kernels call the C math library (powf, sinf, atanf, asinf,
     coshf, ...) on ``x`` [1, size]; the logs and inverse sines take ``0.3 * |x|``."""
     unary = ["Exp", "Tanh", "Erf", "Sigmoid", "Sin", "Cos", "Softplus", "Atan", "Sinh", "Cosh"]
     positive = ["Log", "Asin", "Acos"]
