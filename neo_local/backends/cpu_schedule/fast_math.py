@@ -16,7 +16,7 @@ PyTorch's GELUs arrive as ``nn.gelu``/``nn.gelu_tanh`` (ONNX's as erf, above): o
 fast_tanh (a BERT-style .pt2 0.297 -> 0.198-0.216 ms; with libm's ``erff`` it ran 1.5x the ONNX
 file's time). ``ln`` has its own polynomial (``_log``; 7.7e-8): Softplus and Mish (DarkNet's YOLOs)
 called libm's ``logf`` per element (four 64-channel 3x3 convs at 104x104 with Mish 6.05 ->
-3.95 ms; onnxruntime 20 ms). Fused into a conv's epilogue the polynomial must not be unrolled
+3.99 ms; onnxruntime 20 ms). Fused into a conv's epilogue the polynomial must not be unrolled
 over the register tile (EfficientNet's TVM build went from 35 s to 200 s when it was): the
 schedules keep epilogues holding one of these blocks (``is_polynomial``) as loops, vectorized
 only.
