@@ -30,7 +30,7 @@ from typing import Callable
 import tvm
 from tvm import relax, te, topi
 
-from neo_local.backends.cpu_schedule.rewriting import rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import bound_call, rewrite_functions
 
 Legalizer = Callable[[relax.BlockBuilder, relax.Call], relax.Expr]
 
@@ -159,9 +159,8 @@ class _SiluFinder(relax.PyExprMutator):
         if call.op != tvm.ir.Op.get("relax.multiply"):
             return call
         for x, gate in (call.args, reversed(call.args)):
-            bound = self.lookup_binding(gate) if isinstance(gate, relax.Var) else None
-            sigmoid = isinstance(bound, relax.Call) and bound.op == tvm.ir.Op.get("relax.sigmoid")
-            if sigmoid and bound.args[0].same_as(x):
+            sigmoid = bound_call(self, gate, "relax.sigmoid")
+            if sigmoid is not None and sigmoid.args[0].same_as(x):
                 return relax.op.nn.silu(x)
         return call
 

@@ -41,7 +41,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule import int8_dot
-from neo_local.backends.cpu_schedule.rewriting import rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import bound_call, rewrite_functions
 
 
 #: float32 represents every integer up to 2^24 exactly
@@ -99,10 +99,6 @@ class _QdqRewriter(relax.PyExprMutator):
         self.dot = dot
         self.counts = {"fake_quantize": 0, "int8_convs": 0, "integer_convs": 0, "float_convs": 0}
 
-    def _bound(self, expr: relax.Expr, op: str) -> relax.Call | None:
-        value = self.lookup_binding(expr) if isinstance(expr, relax.Var) else expr
-        return value if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get(op) else None
-
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802 (TVM's naming)
         call = super().visit_call_(call)
         new = None
@@ -117,10 +113,10 @@ class _QdqRewriter(relax.PyExprMutator):
         clip of the int8 value in between (TFLite's fused activations, and its no-op -128..127) narrows
         the range."""
         source, (lo, hi) = dq.args[0], (-np.inf, np.inf)
-        clip = self._bound(source, "relax.clip")
+        clip = bound_call(self, source, "relax.clip")
         if clip is not None:
             source, lo, hi = clip.args[0], float(clip.args[1].value), float(clip.args[2].value)
-        q = self._bound(source, "relax.quantize")
+        q = bound_call(self, source, "relax.quantize")
         if q is None or str(dq.attrs.out_dtype) != "float32" or q.args[0].ty.dtype != "float32":
             return None
         s, zp = _scalar(q.args[1]), _scalar(q.args[2])
@@ -141,8 +137,8 @@ class _QdqRewriter(relax.PyExprMutator):
         attrs = conv.attrs
         if int(attrs.groups) != 1 or (attrs.data_layout, attrs.kernel_layout) != ("NCHW", "OIHW"):
             return None
-        data = self._bound(conv.args[0], "relax.multiply")
-        weight = self._bound(conv.args[1], "relax.dequantize")
+        data = bound_call(self, conv.args[0], "relax.multiply")
+        weight = bound_call(self, conv.args[1], "relax.dequantize")
         if data is None or weight is None or data.args[0] not in self.integer:
             return None
         t, (s, lo, hi) = data.args[0], self.integer[data.args[0]]

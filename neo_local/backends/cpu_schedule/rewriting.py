@@ -34,6 +34,12 @@ def rebind(mutator: relax.PyExprMutator, var: relax.Var, value: relax.Expr) -> r
     return new
 
 
+def bound_call(mutator: relax.PyExprMutator, expr: relax.Expr, op: str) -> relax.Call | None:
+    """The call of ``op`` that ``expr`` is (or a var ``mutator`` has bound to), None otherwise."""
+    value = mutator.lookup_binding(expr) if isinstance(expr, relax.Var) else expr
+    return value if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get(op) else None
+
+
 def static_shape(expr: relax.Expr) -> list[int] | None:
     """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
     sinfo = expr.ty
