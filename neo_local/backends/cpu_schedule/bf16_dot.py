@@ -24,7 +24,7 @@ from tvm import te
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from neo_local.backends.cpu_schedule.int8_dot import DotInstruction, description
+from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DotInstruction, description
 
 #: input channels per step: one 32-bit word of two bfloat16
 GROUP = 2
@@ -62,7 +62,7 @@ def _step(lanes: int):
 
     @T.prim_func(s_tir=True)
     def step(a: T.Buffer((GROUP,), BITS, offset_factor=1), b: T.Buffer((lanes, GROUP), BITS, offset_factor=1),
-             c: T.Buffer((lanes,), "float32", offset_factor=1, scope="local")) -> None:
+             c: T.Buffer((lanes,), "float32", offset_factor=1, scope=ACCUMULATOR_SCOPE)) -> None:
         with T.sblock("root"):
             T.reads(c[0:lanes], a[0:GROUP], b[0:lanes, 0:GROUP])
             T.writes(c[0:lanes])

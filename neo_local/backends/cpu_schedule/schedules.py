@@ -44,7 +44,7 @@ from tvm import s_tir, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
-from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
+from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOTS, DW_BLOCK, FLAT_ATTR, PAD_BLOCK
 
 log = logging.getLogger(__name__)
@@ -465,10 +465,10 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True
     epilogue writes more than the block (a broadcast: ``_broadcasts``)."""
     if epilogue is not None:
         unroll = unroll and not _broadcasts(sch, block, epilogue)
-        sch.set_scope(block, 0, "local")
+        sch.set_scope(block, 0, ACCUMULATOR_SCOPE)
         tail = epilogue
     else:
-        tail = sch.cache_write(block, 0, "local")
+        tail = sch.cache_write(block, 0, ACCUMULATOR_SCOPE)
     sch.reverse_compute_at(tail, at)
     loops = sch.get_loops(tail)[2:]
     if loops:
