@@ -493,6 +493,37 @@ def test_scheduled_matmul_matches_numpy(a_shape, n, bias, gelu):
     assert _rel(_run(ex, x), want) < 1e-5
 
 
+def test_dense_weights_are_packed_in_column_panels():
+    """A dense layer's constant [K, N] weights become [N/L, K, L] at compile time, so each vector
+    of output columns reads its weights in one run down K (BERT-style on Zen 3: 0.609 -> 0.492
+    ms); a product of two computed values (attention's) keeps Relax's layout."""
+    rng = np.random.default_rng(0)
+    opt, stats = cpu_schedule.optimize(_matmul_module((1, 64, 128), rng.standard_normal((128, 512)).astype("float32"),
+                                                      None, False), AVX2)
+    assert stats["matmul"] == 1, stats
+    (dense,) = [f for gv, f in opt.functions_items() if "matmul" in gv.name_hint]
+    assert [[int(d) for d in p.shape] for p in dense.params][1] == [64, 128, 8]
+
+    bb = relax.BlockBuilder()
+    q, k = (relax.Var(n, relax.TensorType((1, 4, 64, 32), "float32")) for n in "qk")
+    with bb.function("main", [q, k]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(relax.op.matmul(q, relax.op.permute_dims(k, [0, 1, 3, 2]))))
+        bb.emit_func_output(out)
+    opt, stats = cpu_schedule.optimize(bb.get(), AVX2)
+    assert stats["matmul"] == 1, stats
+    (product,) = [f for gv, f in opt.functions_items() if "matmul" in gv.name_hint]
+    assert sorted([int(d) for d in p.shape] for p in product.params)[0] == [1, 4, 32, 64]
+
+
+def test_matmul_default_tiles_take_rows_and_unroll_the_reduction():
+    from neo_local.backends.cpu_schedule.schedules import MatmulConfig, default_matmul_config
+
+    assert default_matmul_config(64, 64, 12, 128) == MatmulConfig(4, 2, 8)  # not 2 rows x 4 vectors
+    assert default_matmul_config(13, 3, 12, 36) == MatmulConfig(1, 3, 4)  # 13 rows: no 3-row tile
+    assert default_matmul_config(64, 64, 16, 6) == MatmulConfig(4, 4, 2)
+
+
 def test_gemv_and_ragged_columns_are_left_to_dlight():
     ex, stats = cpu_schedule.compile_cpu(_matmul_module((1, 128), np.ones((128, 10), "float32"), None, False), AVX2)
     assert stats["matmul"] == 0, stats

@@ -1000,7 +1000,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.EliminateCommonSubexpr(),
         relax.transform.LegalizeOps(customize_legalize_map={
             "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
-            **({"relax.matmul": dot_matmul.legalizer(dots.bf16)} if dots.bf16 else {})}),
+            "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16)}),
         relax.transform.FoldConstant(),
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
