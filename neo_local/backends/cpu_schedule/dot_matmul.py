@@ -31,15 +31,16 @@ from neo_local.backends.cpu_schedule.rewriting import plain_dense
 MATMUL_BLOCK = "matmul"
 
 
-def dense_dims(call: relax.Call, dot: DotInstruction) -> tuple[int, int] | None:
-    """(K, N) of a float32 ``matmul(x[..., M, K], C[K, N])`` that ``dot`` can take: ``C`` a
-    constant, K a multiple of the instruction's group, N of its lanes, M at least 2 (one-row
-    dense layers become convs: ``passes.dense_as_conv``); None otherwise."""
+def dense_dims(call: relax.Call, group: int, lanes: int) -> tuple[int, int] | None:
+    """(K, N) of a float32 ``matmul(x[..., M, K], C[K, N])`` that a kernel stepping ``group``
+    input rows and ``lanes`` columns at a time can take: ``C`` a constant, K a multiple of
+    ``group``, N of ``lanes``, M at least 2 (one-row dense layers become convs:
+    ``passes.dense_as_conv``); None otherwise."""
     shapes = plain_dense(call)
     if shapes is None or shapes[0][-2] < 2:
         return None
     k, n = shapes[1]
-    return (k, n) if k % dot.group == 0 and n % dot.lanes == 0 else None
+    return (k, n) if k % group == 0 and n % lanes == 0 else None
 
 
 def pair_rows(weights: np.ndarray, group: int) -> np.ndarray:
@@ -87,13 +88,12 @@ def legalizer(lanes: int, dot: DotInstruction | None):
     default = tvm.ir.Op.get("relax.matmul").get_attr("FLegalize")
 
     def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-        if dot is not None and dense_dims(call, dot) is not None:
+        if dot is not None and dense_dims(call, dot.group, dot.lanes) is not None:
             x = bb.emit_te(bf16_dot.to_bits, call.args[0], primfunc_name_hint="to_bf16")
             paired = relax.const(pair_rows(call.args[1].value.numpy(), dot.group))
             weights = bb.emit_te(bf16_dot.to_bits, paired, primfunc_name_hint="to_bf16")
             return bb.call_te(matmul_dot_compute, x, weights, dot.name, primfunc_name_hint="matmul_bf16")
-        shapes = plain_dense(call)
-        if dot is None and shapes is not None and shapes[0][-2] >= 2 and shapes[1][1] % lanes == 0:
+        if dot is None and dense_dims(call, 1, lanes) is not None:
             packed = relax.const(panels(call.args[1].value.numpy(), lanes))
             return bb.call_te(matmul_panels_compute, call.args[0], packed, primfunc_name_hint="matmul")
         return default(bb, call)

@@ -575,10 +575,9 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if split is None:
         return None
     batch, (m, n, k), dot, group = split
-    rows, cols = _extents(sch, [m, n])
+    rows, cols, depth = _extents(sch, [m, n, k])
     if cols % lanes or rows < 2 or (dot is not None and dot.lanes != lanes):
         return None  # GEMV shapes and ragged columns: dlight's schedules
-    depth = _extents(sch, [k])[0]
     cfg = config or default_matmul_config(rows, cols // lanes, dot.max_acc if dot else max_acc, depth)
     m_o, m_i = sch.split(m, [None, cfg.tile_m])
     n_o, n_c, n_v = sch.split(n, [None, cfg.tile_n, lanes])
