@@ -12,7 +12,9 @@ torch = pytest.importorskip("torch")
 from tvm import relax  # noqa: E402
 
 from neo_local.backends import cpu_schedule  # noqa: E402
-from neo_local.backends.cpu_schedule.channel_padding import Padded, pad_channels, padded_channels  # noqa: E402
+from neo_local.backends.cpu_schedule.channel_padding import (  # noqa: E402
+    Padded, pad_channels, padded_channels, padded_output_channels,
+)
 from tests.backends.test_cpu_schedule import (  # noqa: E402
     AVX2, _host_has, _onnx_module, _prim_funcs, _rel, _run, needs_avx2,
 )
@@ -24,6 +26,35 @@ def test_padded_channels_round_up_from_one_block():
     assert padded_channels(20, 8) == 24 and padded_channels(24, 16) == 32 and padded_channels(280, 16) == 288
     assert padded_channels(32, 16) is None  # divides
     assert padded_channels(8, 16) is None  # a squeeze-excite's few channels stay as they are
+
+
+def test_conv_outputs_round_up_to_four_block_tiles_when_that_is_cheap():
+    assert padded_output_channels(1000, 8) == 1024  # 125 blocks (tiled 5 x 2) -> 128 (4 x 3), +2.4%
+    assert padded_output_channels(20, 8) == 24  # to whole blocks, as before
+    assert padded_output_channels(40, 8) is None  # 5 blocks -> 8 would add 60%
+    assert padded_output_channels(200, 8) is None  # 25 -> 28 blocks: 12%
+    assert padded_output_channels(1000, 16) == 1008  # 63 blocks split by 3
+    assert padded_output_channels(96, 8) is None and padded_output_channels(4, 8) is None
+
+
+@needs_avx2
+def test_classifier_conv_to_1000_classes_computes_1024_and_returns_1000():
+    """SqueezeNet's head (a 1x1 conv to 1000 classes, relu, global average pool, flatten) computes
+    128 blocks of 8 channels; the result has the 1000 real ones and matches torch."""
+    torch.manual_seed(7)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 1000, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten()).eval()
+    mod = _onnx_module(model, (1, 16, 5, 5))
+    opt, stats = cpu_schedule.optimize(mod, AVX2)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    blocks = {int(p.shape[0]) for f in _prim_funcs(opt).values() if "conv2d_nchwc" in f.script()
+              for p in f.params if hasattr(p, "shape") and len(p.shape) == 6}
+    assert blocks == {128}, blocks
+    x = np.random.default_rng(7).standard_normal((1, 16, 5, 5)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    assert got.shape == (1, 1000) and _rel(got, want) < 1e-5
 
 
 def test_twin_scatters_real_channels_and_reads_them_back():

@@ -43,6 +43,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOTS, DW_BLOCK, FLAT_ATTR, PAD_BLOCK
@@ -153,7 +154,7 @@ def max_tile_c(oc_chunks: int, max_acc: int) -> int:
     tile is not one block wide. Measured (2 threads, AVX2): 5 x 2 against 1 x 7, EfficientNet's
     144->40 1x1 conv at 28x28 87 -> 59 us, SqueezeNet's 512->1000 at 13x13 2.1 -> 1.7 ms; dense
     classifiers (one pixel, 5 x 1) the same from memory, 2x faster from cache."""
-    if oc_chunks % 2 == 0 or oc_chunks % 3 == 0:
+    if splits_small(oc_chunks):
         return 4
     return min((d for d in _divisors(oc_chunks) if 1 < d <= max_acc // 2), default=4)
 
