@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -347,3 +349,14 @@ def test_qdq_channel_shuffle_stays_blocked_and_matches_onnxruntime(tmp_path):
     (got,) = run_artifact(out, feeds, tmp_path / "run")
     (want,) = onnxruntime_outputs(path, feeds)
     assert float(np.abs(got - want).max()) <= _output_step(model)
+
+
+def test_dot_instructions_register_on_first_use():
+    """Importing the schedules registers no dot intrinsic (TVMScript's parsing of the six took
+    2.1 s of every compile, float32 ones included); the first use registers one, once."""
+    code = ("from tvm.s_tir import TensorIntrin\n"
+            "from neo_local.backends.cpu_schedule import int8_dot, passes\n"
+            "assert not [n for n in passes.DOTS if TensorIntrin.get(n, allow_missing=True)]\n"
+            "assert int8_dot.AVX2.registered() == int8_dot.AVX2.registered() == int8_dot.AVX2.name\n"
+            "assert TensorIntrin.get(int8_dot.AVX2.name) is not None\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

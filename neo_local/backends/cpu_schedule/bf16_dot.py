@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tvm
 from tvm import te
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DotInstruction, description
@@ -74,14 +73,14 @@ def _step(lanes: int):
     return step
 
 
-def _register(name: str, lanes: int) -> DotInstruction:
-    TensorIntrin.register(name, description(lanes, GROUP, (BITS, BITS), "float32", widen), _step(lanes))
+def _instruction(name: str, lanes: int) -> DotInstruction:
     return DotInstruction(name, lanes, False, 16, group=GROUP, weight_bytes=2, llvm_import=_llvm(lanes),
-                          widen=widen)
+                          widen=widen, intrinsic=lambda: (
+                              description(lanes, GROUP, (BITS, BITS), "float32", widen), _step(lanes)))
 
 
-BF16_512 = _register("neo_local_bf16_dot_16x2_avx512bf16", 16)
-BF16_256 = _register("neo_local_bf16_dot_8x2_avx512bf16", 8)
+BF16_512 = _instruction("neo_local_bf16_dot_16x2_avx512bf16", 16)
+BF16_256 = _instruction("neo_local_bf16_dot_8x2_avx512bf16", 8)
 BY_NAME = {i.name: i for i in (BF16_512, BF16_256)}
 
 

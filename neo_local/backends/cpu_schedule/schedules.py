@@ -110,8 +110,11 @@ def _extents(sch: s_tir.Schedule, loops) -> list[int]:
     return [int(sch.get(l).extent) for l in loops]
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def _divisors(n: int, most: int | None = None) -> list[int]:
+    """The divisors of ``n`` up to ``most`` (all of them by default): tile searches ask only for
+    the small ones, and a flat conv's widths run to 12544 (112x112 pixels), each searched over a
+    range of widths (``passes.tile_width``: ResNet-50 spent 3 s of its compile listing them)."""
+    return [d for d in range(1, min(n, most or n) + 1) if n % d == 0]
 
 
 def choose_tile(out_w: int, oc_chunks: int, max_acc: int) -> tuple[int, int]:
@@ -121,11 +124,11 @@ def choose_tile(out_w: int, oc_chunks: int, max_acc: int) -> tuple[int, int]:
     accumulators, then the channel blocks (4 x 3 before 3 x 4)."""
     best, best_key = (1, 1), (-1.0, 0, 0)
     cap = max_tile_c(oc_chunks, max_acc)
-    for tc in _divisors(oc_chunks):
-        for tw in _divisors(out_w):
-            acc = tc * tw
-            if acc > max_acc or tc > cap or not fits_registers(tc, tw, max_acc):
+    for tc in _divisors(oc_chunks, min(cap, max_acc)):
+        for tw in _divisors(out_w, max_acc // tc):
+            if not fits_registers(tc, tw, max_acc):
                 continue
+            acc = tc * tw
             key = (acc / (tc + tw), acc, tc)
             if key > best_key:
                 best, best_key = (tc, tw), key
@@ -156,7 +159,7 @@ def max_tile_c(oc_chunks: int, max_acc: int) -> int:
     classifiers (one pixel, 5 x 1) the same from memory, 2x faster from cache."""
     if splits_small(oc_chunks):
         return 4
-    return min((d for d in _divisors(oc_chunks) if 1 < d <= max_acc // 2), default=4)
+    return min((d for d in _divisors(oc_chunks, max_acc // 2) if d > 1), default=4)
 
 
 #: parallel tasks enough to leave a block's last outer loop serial (``_vectorize_inner``)
@@ -231,7 +234,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     init = sch.decompose_reduction(conv, first)
     if dot:
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(ob, shape.instruction.name)
+        sch.tensorize(ob, shape.instruction.registered())
 
     if pad is not None:
         _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
@@ -492,7 +495,7 @@ def _broadcasts(sch: s_tir.Schedule, block, epilogue) -> bool:
 def choose_dw_tile(out_w: int, max_acc: int) -> int:
     """Output columns per register tile of a depthwise conv: the largest divisor of out_w that
     leaves a register for the weight vector."""
-    return max(d for d in _divisors(out_w) if d <= max(1, max_acc - 1))
+    return max(_divisors(out_w, max(1, max_acc - 1)))
 
 
 def default_dw_config(out_h: int, out_w: int, max_acc: int, stride: int = 1) -> DwConfig:
@@ -595,7 +598,7 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     init = sch.decompose_reduction(mm, k_loops[0])
     if dot is not None:
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(n_v, dot.name)
+        sch.tensorize(n_v, dot.registered())
     return _linking(sch.mod["main"], dot)
 
 
@@ -769,7 +772,7 @@ def _dlight_one(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc
 def _tiles(a: int, b: int, max_acc: int, max_a: int = 4) -> list[tuple[int, int]]:
     """(x, y) dividing (a, b), x <= max_a, with up to 4 accumulators beyond the register budget
     (a tile that spills a little can still win on reuse)."""
-    return [(x, y) for x in _divisors(a) if x <= max_a for y in _divisors(b) if x * y <= max_acc + 4]
+    return [(x, y) for x in _divisors(a, max_a) for y in _divisors(b, (max_acc + 4) // x)]
 
 
 def _default_first(default, candidates) -> list:
@@ -808,7 +811,7 @@ def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwCon
     if found is None:
         return []
     _, _, out_h, out_w, *_ = _extents(sch, sch.get_loops(found.main))
-    widths = [d for d in _divisors(out_w) if d <= max_acc + 4]
+    widths = _divisors(out_w, max_acc + 4)
     grid = itertools.product(widths, (True, False), ("fused", "none"), DW_PADDINGS, (1, 2))
     configs = [DwConfig(*c) for c in grid if c[-1] == 1 or (out_h % 2 == 0 and 2 * c[0] <= max_acc)]
     return _default_first(default_dw_config(out_h, out_w, max_acc, _dw_stride(sch, found.main)), configs)
