@@ -872,6 +872,24 @@ def test_blocked_pools_vectorize_over_the_channel_block():
     assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
 
 
+@needs_avx2
+def test_average_pools_divide_each_output_vector_in_the_reduction_loop():
+    """Inception's 3x3 average pool (padded, the window's count excluding the padding) and a
+    global mean: each output vector is divided right after its window is summed, in the one
+    parallel loop, not in a second pass over a buffer of every sum."""
+    nn = torch.nn
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.AvgPool2d(3, 1, 1, count_include_pad=False), nn.ReLU(),
+                          nn.Conv2d(16, 16, 1), nn.AdaptiveAvgPool2d(1)).eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 13, 13)), AVX2)
+    pools = [f.script() for name, f in _prim_funcs(opt).items() if "pool" in name or "mean" in name]
+    assert len(pools) == 2 and all(p.count("T.parallel(") == 1 for p in pools), pools
+    x = np.random.default_rng(8).standard_normal((1, 3, 13, 13)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
+
+
 def test_a_conv_with_one_output_channel_group_pads_per_row():
     from neo_local.backends.cpu_schedule.schedules import default_conv_config
 
