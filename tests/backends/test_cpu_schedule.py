@@ -759,19 +759,21 @@ def test_prime_width_conv_is_computed_wider_and_cropped(bias, direct_convs):
 
 
 @needs_avx2
-@pytest.mark.parametrize("hw,channels,flat", [(7, 64, 51), (14, 48, 198), (56, 16, 0)])
-def test_small_1x1_convs_compute_their_pixels_as_one_row(hw, channels, flat):
-    """A 1x1 conv at 7x7 or 14x14 (ResNet's last stages) is computed over its pixels as one row
+@pytest.mark.parametrize("hw,channels,k,stride,flat", [
+    (7, 64, 1, 1, 51), (14, 48, 1, 1, 198), (56, 16, 1, 1, 0), (7, 64, 3, 1, 51), (14, 32, 3, 2, 51)])
+def test_small_convs_compute_their_pixels_as_one_row(hw, channels, k, stride, flat, direct_convs):
+    """A conv to 7x7 or 14x14 pixels (ResNet's last stages) is computed over its pixels as one row
     (``passes.conv_columns``): 4 x 3 and 3 x 3 tiles of pixels (51 and 198 of them) where rows of 7
-    or 14 columns take emptier tiles; its residual epilogue reads and writes by pixel too. At
-    56x56 the rows already split into full tiles."""
+    or 14 columns take emptier tiles or 2 columns in 9 of padding; its residual epilogue reads and
+    writes by pixel too. A 3x3 conv's window reads each pixel's row and column of the padded input
+    (strided too). At 56x56 the rows already split into full tiles."""
     from neo_local.backends.cpu_schedule.passes import FLAT_ATTR, relax_passes
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, channels, hw, hw)).astype("float32")
-    w = (rng.standard_normal((channels, channels, 1, 1)) / np.sqrt(channels)).astype("float32")
+    w = (rng.standard_normal((channels, channels, k, k)) / np.sqrt(channels * k * k)).astype("float32")
     b = rng.standard_normal(channels).astype("float32")
-    mod = _conv_module(x.shape, w, b, 1, 0, True, "relu")
+    mod = _conv_module(x.shape, w, b, stride, k // 2, True, "relu")
     (conv,) = [f for name, f in _prim_funcs(relax_passes(mod, 8, 12)).items() if "conv2d_nchwc" in name]
     text = conv.script()
     assert (FLAT_ATTR in text) == bool(flat)
@@ -781,7 +783,8 @@ def test_small_1x1_convs_compute_their_pixels_as_one_row(hw, channels, flat):
     assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     with torch.no_grad():
         xt = torch.from_numpy(x)
-        want = torch.relu(torch.nn.functional.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b)) + xt).numpy()
+        y = torch.nn.functional.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b), stride=stride, padding=k // 2)
+        want = torch.relu(y + torch.nn.functional.avg_pool2d(xt, 1, stride)).numpy()
     assert _rel(_run(ex, x), want) < 1e-5
 
 

@@ -32,8 +32,8 @@ Order (``relax_passes``):
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
    fuller register tile: ``tile_width``; the extra columns repeat the last one's input, so the
-   input is not copied wider; a small unpadded 1x1 conv of stride 1 over all its pixels as one
-   row where that gives fuller tiles than its rows do: ``conv_columns``); a blocked uint8 x
+   input is not copied wider; a conv to few pixels over all of them as one row where that gives
+   fuller tiles than its rows do: ``conv_columns``); a blocked uint8 x
    int8 -> int32 conv (``quantized``'s integer kernels) -> ``conv2d_nchwc_dot``, the same frame
    with the channel-in-block reduction split into groups of 4 for the target's int8 dot
    instruction (``int8_dot``), its weights repacked
@@ -636,9 +636,9 @@ def _pad_nchwc(data: te.Tensor, kh: int, kw: int, strides, padding, dilation):
 @dataclass(frozen=True)
 class Columns:
     """How a blocked conv's output is computed (``conv_columns``): ``width`` columns per row (0: its
-    own width), or, ``flat``, all its pixels as one row of ``width`` (a 1x1 conv of stride 1
-    without padding). Columns beyond the output's repeat the last one (they read its input, so the
-    input needs no wider copy) and are cropped after."""
+    own width), or, ``flat``, all its pixels as one row of ``width`` (each pixel's window read at
+    its own row and column). Columns beyond the output's repeat the last one (they read its input,
+    so the input needs no wider copy) and are cropped after."""
 
     width: int = 0
     flat: bool = False
@@ -742,8 +742,8 @@ def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int], strid
 
     def body(b, c, y, x, *cb):
         at = cb[0] * part + cb[1] if split > 1 else cb[0]
-        if flat:  # a 1x1 conv of stride 1, unpadded: y is 0, x the pixel
-            where = (col(x) // ow + ry, col(x) % ow + rx)
+        if flat:  # y is 0, x the pixel
+            where = ((col(x) // ow) * sh + ry * dh, (col(x) % ow) * sw + rx * dw)
         else:
             where = (y * sh + ry * dh, col(x) * sw + rx * dw)
         product, inner = term(padded, b, c, at, rc, ry, rx, where)
@@ -788,12 +788,15 @@ def _tile_rate(width: int, out_w: int, oc_chunks: int, max_acc: int) -> float:
 
 
 def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int, flatten: bool = True) -> Columns:
-    """``Columns`` to compute a blocked conv at: ``tile_width``'s columns of each row, or, for
-    a 1x1 conv of stride 1 without padding, all its pixels as one row (flat) where that gives a
-    fuller register tile and the task's output still fits ``keeps_task_output``'s budget (14x14:
-    196 pixels in 4 x 4 tiles, where 14 columns take 15 or 16; 7x7: 52 for 8). Measured (znver5,
-    2 threads, one process): ResNet-50 2.8% and SqueezeNet 1.1 2.7% faster; its 1x1 512->2048 conv
-    at 7x7 396 -> 437 GFLOP/s, 1024->256 at 14x14 298 -> 337. Not for 8-lane blocks computed on
+    """``Columns`` to compute a blocked conv at: ``tile_width``'s columns of each row, or all its
+    pixels as one row (flat) where that gives a fuller register tile and the task's output still
+    fits ``keeps_task_output``'s budget (14x14: 196 pixels in 4 x 4 tiles, where 14 columns take 15
+    or 16; 7x7: 52 for 8). Measured (znver5, 2 threads, one process), 1x1 convs: ResNet-50 2.8% and
+    SqueezeNet 1.1 2.7% faster; its 1x1 512->2048 conv at 7x7 396 -> 437 GFLOP/s, 1024->256 at
+    14x14 298 -> 337. Convs with a window too (znver3, each kernel alone, flat against rows in one
+    process): 3x3 512->512 at 7x7 1.56 -> 1.28 ms (its rows took 9 columns), strided to 7x7 1.78 ->
+    1.47 ms, 128->32 at 7x7 27 -> 22 us, 256->256 at 14x14 1.40 -> 1.33 ms; ResNet-50 3.5% faster.
+    Not for 8-lane blocks computed on
     16-lane vectors (``flatten`` False): ShuffleNetV2 ran 13% slower flat. ``max_acc`` 0: the
     output's width."""
     from neo_local.backends.cpu_schedule.schedules import choose_tile, keeps_task_output
@@ -801,7 +804,7 @@ def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int,
     if not max_acc:
         return Columns()
     rows = tile_width(out[3], oc_chunks, max_acc)
-    if not flatten or not _is_pointwise(call) or out[2] == 1:
+    if not flatten or out[2] == 1:
         return Columns(rows)
     pixels = out[2] * out[3]
     flat = tile_width(pixels, oc_chunks, max_acc)
@@ -809,13 +812,6 @@ def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int,
             or not keeps_task_output(choose_tile(flat, oc_chunks, max_acc)[0], 1, flat, out[4]):
         return Columns(rows)
     return Columns(flat, True)
-
-
-def _is_pointwise(call: relax.Call) -> bool:
-    """A 1x1 conv of stride 1 without padding: each output pixel reads its own input pixel."""
-    attrs, kernel = call.attrs, static_shape(call.args[1])
-    return ((kernel[2], kernel[3]) == (1, 1) and all(int(v) == 1 for v in (*attrs.strides, *attrs.dilation))
-            and not any(int(p) for p in attrs.padding))
 
 
 @dataclass(frozen=True)

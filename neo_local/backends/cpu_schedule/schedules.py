@@ -811,7 +811,8 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     # such duplicates were 7 in 8 of a 1x1 conv's space, and the tuner samples it at random
     window = ext[6] * ext[7] > 1
     orders, unrolls = (("ck", "kc"), (False, True)) if window else (("ck",), (False,))
-    pads = (False, True) if found.pad is not None else (False,)
+    # a flat conv's padding is a stage of its own either way (``schedule_conv``)
+    pads = (False, True) if found.pad is not None and FLAT_ATTR not in sch.get(found.main).annotations else (False,)
     grid = itertools.product(tiles, orders, unrolls, PARALLEL_MODES, pads)
     # kh/kw unrolled with the padding per (batch x row) task: TVM's lowering takes minutes on a
     # 7x7 stem (over 100 s where every other config takes 5), so that corner is left out
