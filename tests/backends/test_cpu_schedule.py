@@ -760,13 +760,15 @@ def test_prime_width_conv_is_computed_wider_and_cropped(bias, direct_convs):
 
 @needs_avx2
 @pytest.mark.parametrize("hw,channels,k,stride,flat", [
-    (7, 64, 1, 1, 51), (14, 48, 1, 1, 198), (56, 16, 1, 1, 0), (7, 64, 3, 1, 51), (14, 32, 3, 2, 51)])
+    (7, 64, 1, 1, 51), (14, 48, 1, 1, 198), (56, 16, 1, 1, 0), (7, 64, 3, 1, 51), (14, 32, 3, 2, 51),
+    (14, 32, 3, 1, 0)])
 def test_small_convs_compute_their_pixels_as_one_row(hw, channels, k, stride, flat, direct_convs):
     """A conv to 7x7 or 14x14 pixels (ResNet's last stages) is computed over its pixels as one row
     (``passes.conv_columns``): 4 x 3 and 3 x 3 tiles of pixels (51 and 198 of them) where rows of 7
     or 14 columns take emptier tiles or 2 columns in 9 of padding; its residual epilogue reads and
     writes by pixel too. A 3x3 conv's window reads each pixel's row and column of the padded input
-    (strided too). At 56x56 the rows already split into full tiles."""
+    (strided too); at 14x14 its rows of 15 columns are near enough (``FLAT_WINDOW_GAIN``). At 56x56
+    the rows already split into full tiles."""
     from neo_local.backends.cpu_schedule.passes import FLAT_ATTR, relax_passes
 
     rng = np.random.default_rng(5)

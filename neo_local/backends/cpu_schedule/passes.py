@@ -787,15 +787,23 @@ def _tile_rate(width: int, out_w: int, oc_chunks: int, max_acc: int) -> float:
     return tc * tw / (tc + tw) * out_w / width
 
 
+#: how much fuller a conv with a window (3x3, 7x1) must find its flat tiles than its rows' to be
+#: computed flat: each flat one took about 0.15 s more of LLVM (DenseNet's forty 3x3 convs at 14x14
+#: and 7x7: 6 s of its 40 s build), and at 14x14 they gained 5-8% (rows of 15 columns for 14), at
+#: 7x7 18-20% (9 for 7)
+FLAT_WINDOW_GAIN = 1.1
+
+
 def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int, flatten: bool = True) -> Columns:
     """``Columns`` to compute a blocked conv at: ``tile_width``'s columns of each row, or all its
     pixels as one row (flat) where that gives a fuller register tile and the task's output still
     fits ``keeps_task_output``'s budget (14x14: 196 pixels in 4 x 4 tiles, where 14 columns take 15
     or 16; 7x7: 52 for 8). Measured (znver5, 2 threads, one process), 1x1 convs: ResNet-50 2.8% and
     SqueezeNet 1.1 2.7% faster; its 1x1 512->2048 conv at 7x7 396 -> 437 GFLOP/s, 1024->256 at
-    14x14 298 -> 337. Convs with a window too (znver3, each kernel alone, flat against rows in one
-    process): 3x3 512->512 at 7x7 1.56 -> 1.28 ms (its rows took 9 columns), strided to 7x7 1.78 ->
-    1.47 ms, 128->32 at 7x7 27 -> 22 us, 256->256 at 14x14 1.40 -> 1.33 ms; ResNet-50 3.5% faster.
+    14x14 298 -> 337. Convs with a window too, where their tiles gain ``FLAT_WINDOW_GAIN`` (znver3,
+    each kernel alone, flat against rows in one process): 3x3 512->512 at 7x7 1.56 -> 1.28 ms (its
+    rows took 9 columns), strided to 7x7 1.78 -> 1.47 ms, 128->32 at 7x7 27 -> 22 us; ResNet-50
+    3.5% faster.
     Not for 8-lane blocks computed on
     16-lane vectors (``flatten`` False): ShuffleNetV2 ran 13% slower flat. ``max_acc`` 0: the
     output's width."""
@@ -808,7 +816,9 @@ def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int,
         return Columns(rows)
     pixels = out[2] * out[3]
     flat = tile_width(pixels, oc_chunks, max_acc)
-    if _tile_rate(flat, pixels, oc_chunks, max_acc) <= _tile_rate(rows, out[3], oc_chunks, max_acc) \
+    kernel = static_shape(call.args[1])
+    gain = FLAT_WINDOW_GAIN if kernel[2] * kernel[3] > 1 else 1.0
+    if _tile_rate(flat, pixels, oc_chunks, max_acc) <= gain * _tile_rate(rows, out[3], oc_chunks, max_acc) \
             or not keeps_task_output(choose_tile(flat, oc_chunks, max_acc)[0], 1, flat, out[4]):
         return Columns(rows)
     return Columns(flat, True)
