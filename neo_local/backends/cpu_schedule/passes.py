@@ -803,10 +803,8 @@ def conv_columns(call: relax.Call, out: list[int], oc_chunks: int, max_acc: int,
     14x14 298 -> 337. Convs with a window too, where their tiles gain ``FLAT_WINDOW_GAIN`` (znver3,
     each kernel alone, flat against rows in one process): 3x3 512->512 at 7x7 1.56 -> 1.28 ms (its
     rows took 9 columns), strided to 7x7 1.78 -> 1.47 ms, 128->32 at 7x7 27 -> 22 us; ResNet-50
-    3.5% faster.
-    Not for 8-lane blocks computed on
-    16-lane vectors (``flatten`` False): ShuffleNetV2 ran 13% slower flat. ``max_acc`` 0: the
-    output's width."""
+    3.5% faster. Not for 8-lane blocks computed on 16-lane vectors (``flatten`` False):
+    ShuffleNetV2 ran 13% slower flat. ``max_acc`` 0: the output's width."""
     from neo_local.backends.cpu_schedule.schedules import choose_tile, keeps_task_output
 
     if not max_acc:

@@ -41,6 +41,7 @@ from typing import Callable
 
 import tvm
 from tvm import s_tir, tirx
+from tvm.s_tir.schedule import LoopRV
 
 from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
@@ -669,7 +670,7 @@ def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     return sch.mod["main"]
 
 
-def _compute_per_vector(sch: s_tir.Schedule, block, at) -> bool:
+def _compute_per_vector(sch: s_tir.Schedule, block, at: LoopRV) -> bool:
     """Compute an elementwise ``block`` (an average pool's division by its window's count) under
     loop ``at`` of the blocked reduction before it, one output vector at a time, instead of in a
     pass of its own over a buffer of the whole reduction (Inception's 3x3 average pool of 192
@@ -686,7 +687,7 @@ def _compute_per_vector(sch: s_tir.Schedule, block, at) -> bool:
 _CHANNEL_BLOCKS = (4, 8, 16)
 
 
-def _schedule_reduction(sch: s_tir.Schedule, block, space, reduce):
+def _schedule_reduction(sch: s_tir.Schedule, block, space, reduce) -> LoopRV | None:
     """Parallelize a reduction's spatial loops; where the innermost is a channel block (pools in
     the blocked layout), move it inside the reduction and vectorize it (one vector max/add per
     window element instead of one scalar per channel: SqueezeNet's first 3x3 max pool 0.38 ->
