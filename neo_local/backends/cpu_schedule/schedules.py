@@ -115,7 +115,7 @@ def _divisors(n: int, most: int | None = None) -> list[int]:
     """The divisors of ``n`` up to ``most`` (all of them by default): tile searches ask only for
     the small ones, and a flat conv's widths run to 12544 (112x112 pixels), each searched over a
     range of widths (``passes.tile_width``: ResNet-50 spent 3 s of its compile listing them)."""
-    return [d for d in range(1, min(n, most or n) + 1) if n % d == 0]
+    return [d for d in range(1, min(n, n if most is None else most) + 1) if n % d == 0]
 
 
 def choose_tile(out_w: int, oc_chunks: int, max_acc: int) -> tuple[int, int]:
@@ -656,6 +656,7 @@ def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
             vector_loop = None
             continue
         # reduction (pool, mean, matmul): parallelize the spatial loops above the reduction
+        vector_loop = None  # a block after one left unscheduled reads it, not an earlier one
         iters = sch.get(b).iter_vars
         spatial_n = 0
         for iv in iters:
