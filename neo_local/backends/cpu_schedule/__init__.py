@@ -1,7 +1,8 @@
 """Default CPU pipeline for llvm x86 and ARM targets: blocked-layout conv2d with hand-written TIR schedules.
 
 ``compile_cpu(mod, target)`` runs the Relax rewrites (``passes``), schedules every kernel
-(``schedules``) and builds with ``tvm.compile``. ``applies_to(target)`` says which targets it is
+(``schedules``), has the producers of a concatenation's inputs write its result in place where
+they can (``concat_in_place``) and builds with ``tvm.compile``. ``applies_to(target)`` says which targets it is
 for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks,
 12 of its 16 ymm registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON
 (4 lanes, 20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which
@@ -121,6 +122,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
     import tvm
 
     from neo_local.backends.cpu_schedule import quantized
+    from neo_local.backends.cpu_schedule.concat_in_place import write_concats_in_place
     from neo_local.backends.cpu_schedule.passes import relax_passes
     from neo_local.backends.cpu_schedule.records import Records, records_path, target_key
     from neo_local.backends.cpu_schedule.schedules import schedule_module
@@ -143,6 +145,7 @@ def optimize(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None = 
         except Exception as exc:  # noqa: BLE001 (TVM raises its own types): a tuning fault costs the tuning only
             say(f"tuning failed ({first_line(exc)}); building with the records' and the default configs")
     mod, stats = schedule_module(mod, target, lanes, max_acc, records.lookup)
+    mod, stats["concats_in_place"] = write_concats_in_place(mod)
     stats.update(lanes=lanes, max_acc=max_acc, **quantized_stats.as_stats(), **(summary.as_stats() if summary else {}))
     if dots.bf16 is not None:
         stats.update(precision=precision, bf16_dot=dots.bf16.name)
