@@ -86,6 +86,28 @@ def test_an_input_used_elsewhere_keeps_the_copy():
     assert _rel(got, want) < 1e-5
 
 
+class _Computed(torch.nn.Module):
+    """A concatenation of two elementwise results (``two_input_net``): the schedules inline the add
+    and the multiply-subtract into the concatenation's block, which then computes: no copy to drop."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(16, 8, 3, stride=2)
+
+    def forward(self, x):
+        a, b = torch.relu(self.a(x)), torch.relu(self.b(x))
+        return self.head(torch.cat([a + b, a * 0.5 - b], 1))
+
+
+@needs_avx2
+def test_a_concatenation_that_computes_is_kept():
+    torch.manual_seed(8)
+    opt, stats, got, want = _compiled(_Computed().eval(), (1, 3, 12, 12))
+    assert stats["concats_in_place"] == 0, stats
+    assert _rel(got, want) < 1e-5
+
+
 @T.prim_func(s_tir=True)
 def _doubled(a: T.Buffer((1, 2, 3, 8), "float32"), out: T.Buffer((1, 2, 3, 8), "float32")):
     for i, j, k, m in T.grid(1, 2, 3, 8):

@@ -7,8 +7,10 @@ write into the concatenation's result at its offset along the axis, and the conc
 disappears: the first producer allocates the whole result (``call_tir``), each later one writes
 its part in place (``call_tir_inplace``, the result passed along), in the order the block runs
 them. The rewrite works on scheduled kernels (their output buffer's accesses shifted), so the
-schedules and the tuning records never see it. A kernel that reaches its output any other way
-than through loads, stores and block regions (its data pointer) is left as it was.
+schedules and the tuning records never see it. So it checks that the concatenation kernel only
+copies: the schedules inline elementwise producers into it (``cat(a + b, a - b)`` computes in its
+block). A producer that reaches its output any other way than through loads, stores and block
+regions (its data pointer) is left as it was, and its concatenation with it.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def _concat_axis(mod: tvm.IRModule, value: relax.Expr) -> int | None:
     if not _is_call_tir(value) or len(value.args[1].fields) < 2:
         return None
     func = mod[value.args[0]]
-    if not isinstance(func, tirx.PrimFunc) or _block_names(func) != [CONCAT_BLOCK]:
+    if not isinstance(func, tirx.PrimFunc) or not _copies_only(func):
         return None
     shapes = [static_shape(a) for a in value.args[1].fields]
     out = [int(d) for d in func.params[-1].shape]
@@ -105,8 +107,7 @@ def _concat_axis(mod: tvm.IRModule, value: relax.Expr) -> int | None:
     if len(differing) != 1:
         return None
     (axis,) = differing
-    same_elsewhere = all(s[d] == out[d] for s in shapes for d in range(len(out)) if d != axis)
-    return axis if same_elsewhere and sum(s[axis] for s in shapes) == out[axis] else None
+    return axis if sum(s[axis] for s in shapes) == out[axis] else None
 
 
 def _producers(mod: tvm.IRModule, inputs, axis: int, bindings: list, position: dict,
@@ -134,10 +135,32 @@ def _is_call_tir(value: relax.Expr) -> bool:
             and isinstance(value.args[1], relax.Tuple))
 
 
-def _block_names(func: tirx.PrimFunc) -> list[str]:
-    names: list[str] = []
-    tvm_ffi.structural_walk(func.body, [(tvm.s_tir.stmt.SBlock, lambda b: names.append(b.name_hint))])
-    return [n for n in names if n != "root"]
+def _copies_only(func: tirx.PrimFunc) -> bool:
+    """Whether ``func`` is one ``T_concat`` block storing a choice (``if_then_else``) among loads
+    of its inputs, each loaded once, at the stored index on every axis but one. The schedules
+    inline elementwise producers into it (``cat(a + b, a - b)``): then it computes and is no copy."""
+    blocks: list = []
+    tvm_ffi.structural_walk(func.body, [(tvm.s_tir.stmt.SBlock, blocks.append)])
+    blocks = [b for b in blocks if b.name_hint != "root"]
+    if len(blocks) != 1 or blocks[0].name_hint != CONCAT_BLOCK or not isinstance(blocks[0].body, tirx.BufferStore):
+        return False
+    store = blocks[0].body
+    loads: list = []
+
+    def choice_of_loads(e) -> bool:
+        if isinstance(e, tvm.ir.TensorLoad):
+            loads.append(e)
+            return True
+        return (isinstance(e, tvm.ir.Call) and e.op.same_as(tvm.ir.Op.get("prim.if_then_else"))
+                and choice_of_loads(e.args[1]) and choice_of_loads(e.args[2]))
+
+    if not choice_of_loads(store.value):
+        return False
+    inputs = func.params[:-1]
+    sources = [next((i for i, p in enumerate(inputs) if p.same_as(e.source)), -1) for e in loads]
+    if sorted(sources) != list(range(len(inputs))):
+        return False
+    return all(sum(not tvm_ffi.structural_equal(a, b) for a, b in zip(e.indices, store.indices)) <= 1 for e in loads)
 
 
 def _writing_into(func: tirx.PrimFunc, shape: list[int], axis: int, offset: int) -> tirx.PrimFunc | None:
