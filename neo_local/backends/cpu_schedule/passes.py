@@ -47,7 +47,8 @@ Order (``relax_passes``):
    transform, products as a ``conv2d_nchwc`` of batch 36, output transform); blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
-6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion.
+6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
+   ``FoldConstant`` here builds its evaluation kernels unoptimized (``constant_folding``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from tvm import relax, te, tirx
 from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
+from neo_local.backends.cpu_schedule.constant_folding import fold_constants
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
     static_shape,
@@ -984,14 +986,14 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.DecomposeOpsForInference(),
         # a batch norm not folded into a conv (DenseNet's BN-ReLU-conv) leaves (y, mean, var)[0]
         relax.transform.CanonicalizeBindings(),
-        relax.transform.FoldConstant(),
+        fold_constants,
     ])(mod)
     mod = match_constant_ranks(rewrite_clip(mod))
     mod = seq([
         # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
         relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
         relax.transform.Normalize(),
-        relax.transform.FoldConstant(),  # the transposed weights and biases become constants again
+        fold_constants,  # the transposed weights and biases become constants again
     ])(mod)
     mod = seq([
         relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
@@ -1005,7 +1007,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.LegalizeOps(customize_legalize_map={
             "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
             "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16)}),
-        relax.transform.FoldConstant(),
+        fold_constants,
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FuseOps(),
