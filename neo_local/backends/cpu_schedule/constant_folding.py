@@ -6,7 +6,8 @@ the global ``tirx.build`` for a plain "llvm" target, and running it once. LLVM's
 optimization level made those builds 22 ms each: ResNet-50 has 169 of them (3.7 s of an 11 s
 optimization), DenseNet-121's layout 497. Built at ``opt-level`` 0 they take 6-8 ms and run once
 anyway: ResNet-50's Relax passes 11.4 -> 9.3-10.1 s, DenseNet's 27.1 -> 21.5 s, EfficientNet's
-11.1 -> 8.6 s (one process, Zen 3). The values are the same computations (layout moves are
+11.1 -> 8.6 s (one process, Zen 3). Levels 1-3 measured slower, build and run together (ResNet-50's
+folding 5.9 s at 0, 7.1-8.1 s at 1, 2 and 3). The values are the same computations (layout moves are
 exact; a weight transform may round differently where LLVM would have fused a multiply-add).
 """
 
