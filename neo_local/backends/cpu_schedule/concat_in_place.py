@@ -7,10 +7,11 @@ write into the concatenation's result at its offset along the axis, and the conc
 disappears: the first producer allocates the whole result (``call_tir``), each later one writes
 its part in place (``call_tir_inplace``, the result passed along), in the order the block runs
 them. The rewrite works on scheduled kernels (their output buffer's accesses shifted), so the
-schedules and the tuning records never see it. So it checks that the concatenation kernel only
-copies: the schedules inline elementwise producers into it (``cat(a + b, a - b)`` computes in its
-block). A producer that reaches its output any other way than through loads, stores and block
-regions (its data pointer) is left as it was, and its concatenation with it.
+schedules and the tuning records never see it; for the same reason it checks that the
+concatenation kernel still only copies, since the schedules inline elementwise producers into it
+(``cat(a + b, a - b)`` computes in its block). A producer that reaches its output any other way
+than through loads, stores and block regions (its data pointer) is left as it was, and its
+concatenation with it.
 """
 
 from __future__ import annotations
