@@ -44,8 +44,13 @@ def test_folds_with_unoptimized_builds_then_restores_the_build_function():
         tvm_ffi.register_global_func(BUILD_FUNCTION, real, override=True)
     assert levels == [0, -1], levels  # the fold's kernel at opt-level 0; afterwards the spy as it was
     constants, calls = [], []
-    relax.analysis.post_order_visit(folded["main"], lambda e: constants.append(e.value.numpy())
-                                    if isinstance(e, tvm.ir.expr.GenericConst) else calls.append(e)
-                                    if isinstance(e, relax.Call) and e.op.name == "relax.call_tir" else None)
+
+    def visit(e) -> None:
+        if isinstance(e, tvm.ir.expr.GenericConst):
+            constants.append(e.value.numpy())
+        elif isinstance(e, relax.Call) and e.op.name == "relax.call_tir":
+            calls.append(e)
+
+    relax.analysis.post_order_visit(folded["main"], visit)
     assert len(calls) == 1 and len(constants) == 1  # only the add is left to run
     assert (constants[0] == w.transpose(2, 0, 1)).all()
