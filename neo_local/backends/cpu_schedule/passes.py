@@ -48,7 +48,8 @@ Order (``relax_passes``):
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
-   ``FoldConstant`` here builds its evaluation kernels unoptimized (``constant_folding``).
+   constant fold here is ``constant_folding``'s: Relax's ``FoldConstant`` done in rounds, each
+   round's kernels built together, unoptimized.
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.I
 
 
 def rebind(mutator: relax.PyExprMutator, var: relax.Var, value: relax.Expr) -> relax.Var:
-    """Emit ``value`` in place of ``var``'s binding (a dataflow var or a function output, as
-    ``var`` was), and remap ``var``'s uses to it; returns the new var."""
-    if isinstance(var, relax.DataflowVar):
+    """Emit ``value`` in place of ``var``'s binding (a dataflow var, a dataflow block's output or
+    a var outside any dataflow block, as ``var`` was), and remap ``var``'s uses to it; returns
+    the new var."""
+    if isinstance(var, relax.DataflowVar) or not mutator.builder_.current_block_is_dataflow():
         new = mutator.builder_.emit(value, var.name)
     else:
         new = mutator.builder_.emit_output(value, var.name)
