@@ -62,14 +62,16 @@ def _kind(symbol: str) -> str:
 
 
 def _our_conv_key(symbol: str, shapes: Sequence[tuple[int, ...]]) -> ConvKey | None:
-    """From a blocked conv's arguments: weights (OCb, ICb, kh, kw, ib, ob), output the last 5-D (its
-    channels: the weights' can be more, zero-filled to a wider vector's multiple)."""
+    """From a blocked conv's arguments: weights (OCb, ICb, kh, kw, ib, ob), output the last 5-D.
+    Its channels are the fewer of the two: the weights' can be more (zero-filled to a wider vector's
+    multiple), the output's too where the conv writes its slice of a concatenation
+    (``concat_in_place``)."""
     weights = next((s for s in shapes if len(s) == 6), None)
     outputs = [s for s in shapes if len(s) == 5]
     if "conv2d" not in symbol or weights is None or not outputs:
         return None
     out = outputs[-1]
-    oc = out[1] * out[4]
+    oc = min(out[1] * out[4], weights[0] * weights[5])
     depthwise = "depthwise" in symbol
     ic = oc if depthwise else weights[1] * weights[4]
     return ic, oc, weights[2], weights[3], out[2], out[3], depthwise

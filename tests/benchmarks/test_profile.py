@@ -21,6 +21,10 @@ def test_conv_shapes_read_alike_from_both_sides():
     # 24 -> 24 in 8-lane blocks, its weights 16 output channels wide (zero-filled to 32)
     wide = _our_conv_key("fused_conv2d_nchwc1", [(1, 3, 28, 28, 8), (2, 3, 1, 1, 8, 16), (1, 3, 28, 28, 8)])
     assert wide == (24, 24, 1, 1, 28, 28, False)
+    # 16 -> 64 writing its slice of a 128-channel concatenation (SqueezeNet's expand convs)
+    into = _our_conv_key("fused_conv2d_nchwc2_add2_relu2_into_concat",
+                         [(1, 2, 55, 55, 8), (8, 2, 1, 1, 8, 8), (1, 8, 1, 1, 8), (1, 16, 55, 55, 8)])
+    assert into == (16, 64, 1, 1, 55, 55, False)
     dw = _our_conv_key("fused_depthwise_conv2d_nchwc1", [(1, 12, 9, 9, 8), (12, 1, 3, 3, 1, 8), (1, 12, 7, 7, 8)])
     assert dw == (96, 96, 3, 3, 7, 7, True)
     assert _ort_conv_key(_event([1, 96, 9, 9], [96, 1, 3, 3], [1, 96, 7, 7])) == dw
