@@ -1,6 +1,8 @@
 """packing: the artifact's tarball is written while verification runs, compiled.meta last."""
 
 import hashlib
+import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -30,6 +32,9 @@ def test_meta_written_during_packing_goes_in_last(tmp_path):
         tar.extractall(tmp_path / "out", filter="data")
     assert read_meta(tmp_path / "out") == {"Verification": {"status": "passed"}}
     assert (tmp_path / "out" / "compiled.so").read_bytes() == (folder / "compiled.so").read_bytes()
+    if shutil.which("tar"):  # what a user unpacks it with
+        listed = subprocess.run(["tar", "-tzf", str(tarball)], capture_output=True, text=True, check=True)
+        assert listed.stdout.split() == ["compiled.so", "extra/", "extra/table.bin", META]
 
 
 def test_a_failed_verification_leaves_no_tarball(tmp_path):
