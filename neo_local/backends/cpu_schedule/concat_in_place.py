@@ -23,7 +23,7 @@ import tvm_ffi
 from tvm import relax, tirx
 from tvm.s_tir.stmt import TensorRegion
 
-from neo_local.backends.cpu_schedule.rewriting import static_shape
+from neo_local.backends.cpu_schedule.rewriting import is_call_tir, static_shape
 
 #: the block topi's concatenate computes (the legalization of ``relax.concat``)
 CONCAT_BLOCK = "T_concat"
@@ -95,7 +95,7 @@ def _rewrite_block(builder: relax.BlockBuilder, mod: tvm.IRModule, block: relax.
 def _concat_axis(mod: tvm.IRModule, value: relax.Expr) -> int | None:
     """The axis ``value`` concatenates along, when it is a ``call_tir`` of a plain concatenation
     of two or more static-shaped inputs; None otherwise."""
-    if not _is_call_tir(value) or len(value.args[1].fields) < 2:
+    if not is_call_tir(value) or len(value.args[1].fields) < 2:
         return None
     func = mod[value.args[0]]
     if not isinstance(func, tirx.PrimFunc) or not _copies_only(func):
@@ -122,18 +122,13 @@ def _producers(mod: tvm.IRModule, inputs, axis: int, bindings: list, position: d
             return None
         binding = bindings[position[value]]
         call = binding.value
-        if not _is_call_tir(call) or not isinstance(mod[call.args[0]], tirx.PrimFunc):
+        if not is_call_tir(call) or not isinstance(mod[call.args[0]], tirx.PrimFunc):
             return None
         if len(mod[call.args[0]].params) != len(call.args[1].fields) + 1:
             return None
         producers.append(_Producer(position[value], binding, offset))
         offset += static_shape(value)[axis]
     return producers
-
-
-def _is_call_tir(value: relax.Expr) -> bool:
-    return (isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.call_tir") and len(value.args) == 2
-            and isinstance(value.args[1], relax.Tuple))
 
 
 def _copies_only(func: tirx.PrimFunc) -> bool:

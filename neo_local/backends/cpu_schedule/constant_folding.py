@@ -23,7 +23,7 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from neo_local.backends.cpu_schedule.rewriting import rebind, rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import is_call_tir, rebind, rewrite_functions
 
 #: the target the kernels are evaluated on: this machine, LLVM unoptimized
 EVAL_TARGET = {"kind": "llvm", "opt-level": 0}
@@ -64,7 +64,7 @@ def _known(expr: relax.Expr) -> bool:
 
 def _foldable(call: relax.Call) -> bool:
     """Whether ``call`` runs a kernel on constants and returns one tensor of static shape."""
-    if call.op != _CALL_TIR or len(call.args) != 2 or len(call.ty_args) != 1:
+    if not is_call_tir(call) or len(call.ty_args) != 1:
         return False
     out = call.ty_args[0]
     return (all(_is_constant(i) for i in call.args[1].fields) and isinstance(out, relax.TensorType)

@@ -41,6 +41,13 @@ def bound_call(mutator: relax.PyExprMutator, expr: relax.Expr, op: str) -> relax
     return value if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get(op) else None
 
 
+def is_call_tir(value: relax.Expr) -> bool:
+    """Whether ``value`` is a kernel call ``call_tir(kernel, (args...))`` with no symbolic-shape
+    arguments."""
+    return (isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.call_tir") and len(value.args) == 2
+            and isinstance(value.args[1], relax.Tuple))
+
+
 def static_shape(expr: relax.Expr) -> list[int] | None:
     """The static shape of a tensor-typed expression; None where a dimension is symbolic."""
     sinfo = expr.ty
