@@ -21,7 +21,9 @@ AVX512 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512
 
 def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
     assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, ONE, (28, 28)) == 4
-    assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (13, 13)) == 4  # 4 x 4 tiles
+    assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (17, 17)) == 4  # 5 x 5 tiles
+    assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (13, 13)) == 2  # 4 x 4: F(2,3)'s 7 x 7
+    assert winograd.tile_size((256, 256), (3, 3), ONE, PAD, ONE, (16, 16)) == 2
     assert winograd.tile_size((512, 512), (3, 3), ONE, PAD, ONE, (7, 7)) == 0  # 2 x 2 tiles: the weights dominate
     assert winograd.tile_size((8, 64), (3, 3), ONE, PAD, ONE, (56, 56)) == 0  # too few channels to pay
     assert winograd.tile_size((128, 128), (3, 3), (2, 2), PAD, ONE, (14, 14)) == 0
@@ -41,12 +43,14 @@ def test_the_transforms_compute_a_3x3_correlation(matrices):
 
 
 @needs_avx2
-@pytest.mark.parametrize("cin,cout,hw,residual,act", [
-    (128, 128, 14, True, "relu"),   # bias + residual + relu in the output kernel; 14 = 4 tiles of 4 cropped
-    (128, 256, 15, False, "clip"),  # 15 = 4 tiles, the last one cropped by 1
-    (16, 64, 13, False, "none"),    # 13 = 4 tiles, the last one 1 wide; bias only; one input block
+@pytest.mark.parametrize("cin,cout,hw,residual,act,m", [
+    (128, 128, 14, True, "relu", 2),   # bias + residual + relu in the output kernel; 14 = 7 tiles of 2
+    (128, 256, 15, False, "clip", 2),  # 15 = 8 tiles, the last one cropped by 1
+    (16, 64, 13, False, "none", 2),    # 13 = 7 tiles, the last one 1 wide; bias only; one input block
+    (64, 64, 18, True, "relu", 4),     # 18 = 5 tiles of 4, the last one 2 wide
+    (16, 32, 29, False, "clip", 4),    # 29 = 8 tiles, the last one 1 wide
 ])
-def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
+def test_winograd_convs_match_torch(cin, cout, hw, residual, act, m):
     """Through the whole pipeline (8-lane blocks): the input and output transforms scheduled as
     Winograd kernels, the products as a conv; outputs within float32 rounding of the direct conv's
     (measured: 1e-6 to 1e-5 of the largest output)."""
@@ -54,7 +58,7 @@ def test_winograd_convs_match_torch(cin, cout, hw, residual, act):
     x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
     w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype("float32")
     b = rng.standard_normal(cout).astype("float32")
-    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE, (hw, hw)) == 4
+    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE, (hw, hw)) == m
     ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 1, residual, act), AVX2)
     assert stats["winograd"] == 2 and stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     got = _run(ex, x)

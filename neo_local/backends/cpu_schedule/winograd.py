@@ -31,6 +31,10 @@ Whole models in one process, against the same build with Winograd only where it 
 channels on both sides (any size), 5 rounds: ResNet-50-style 18.2 -> 16.6 ms (onnxruntime
 18.2), DenseNet 8.04 -> 6.83 (8.00), SqueezeNet 1.74 -> 1.41 (1.62), Inception 6.50 -> 5.80
 (6.38), VGG-11 15.1 -> 13.2 (30.4).
+
+Outputs of 13x13 to 16x16 (a 4 x 4 grid of F(4,3) tiles) take F(2,3) instead (``F2_MAX_TILES``):
+there the transformed weights, read for only 16 tiles, cost more inside a model than the
+products they save.
 """
 
 from __future__ import annotations
@@ -81,20 +85,38 @@ MATRICES = {
                   [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], "float64"),
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], "float64"),
     ),
+    2: Matrices(
+        2,
+        np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], "float64"),
+        np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]], "float64"),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], "float64"),
+    ),
 }
+
+#: the most F(4,3) tiles (a 4 x 4 grid: outputs of 13x13 to 16x16) at which a conv takes F(2,3)
+#: instead: its transformed weights are 16/9 of the conv's, not 36/9, and each is read for 49 tiles
+#: (13x13: 14x14 computed) instead of 16 (16x16 computed). Alone, its weights in cache, F(4,3) is
+#: 8-10% faster (znver3, 2 threads: 64->256 at 13x13 0.244 against 0.262 ms, 48->192 0.177
+#: against 0.196); inside a model, which reads them from further out, F(2,3) is: SqueezeNet 1.1
+#: (four such convs) in one process, 60 rounds alternating, twice: 3% faster (paired ratios
+#: 0.968 and 0.972; the same library against itself 0.998 and 0.995), 6% in two shorter runs;
+#: DenseNet-121 layout 1.7% in one run, the same in another; ResNet-50 and VGG-11 (their 14x14
+#: convs) the same
+F2_MAX_TILES = 16
 
 
 def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, padding, dilation,
               out_hw: tuple[int, int]) -> int:
     """m of the F(m, 3) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3,
     stride 1, undilated, padded by 1 all round, at least ``MIN_CHANNELS`` in and out and
-    ``MIN_TILES`` output tiles."""
+    ``MIN_TILES`` output tiles of 4x4; F(2,3) up to ``F2_MAX_TILES`` of them."""
     if (tuple(kernel) != (3, 3) or any(int(s) != 1 for s in strides) or any(int(d) != 1 for d in dilation)
             or any(int(p) != 1 for p in padding) or min(channels) < MIN_CHANNELS):
         return 0
-    m = 4
-    th, tw = tile_grid(*out_hw, m)
-    return m if th * tw >= MIN_TILES else 0
+    th, tw = tile_grid(*out_hw, 4)
+    if th * tw < MIN_TILES:
+        return 0
+    return 2 if th * tw <= F2_MAX_TILES else 4
 
 
 def tile_grid(h: int, w: int, m: int) -> tuple[int, int]:
