@@ -71,11 +71,12 @@ class Matrices:
         return self.m + 2
 
 
-#: F(4,3) on the points 0, 1, -1, 2, -2 (Lavin and Gray's matrices). Measured against F(2,3)
-#: (Zen 5, 2 threads): faster from 7x7 outputs up (256->256 at 7x7 0.095 against 0.111 ms,
-#: 512->512 at 7x7 0.30 against 0.34, at 14x14 0.28 against 0.35), though a 7x7 output in
-#: 4x4 tiles computes 8x8; its outputs differ from the direct sum's by about 1e-5 of their
-#: largest, F(2,3)'s by 1e-6
+#: F(4,3) on the points 0, 1, -1, 2, -2 and F(2,3) on 0, 1, -1 (Lavin and Gray's matrices).
+#: F(4,3) measured against F(2,3), each conv alone (Zen 5, 2 threads): faster from 7x7 outputs up
+#: (256->256 at 7x7 0.095 against 0.111 ms, 512->512 at 7x7 0.30 against 0.34, at 14x14 0.28
+#: against 0.35), though a 7x7 output in 4x4 tiles computes 8x8; inside a model F(2,3) gains
+#: where F(4,3) would have 16 tiles (``F2_MAX_TILES``). F(4,3)'s outputs differ from the direct
+#: sum's by about 1e-5 of their largest, F(2,3)'s by 1e-6
 MATRICES = {
     4: Matrices(
         4,
