@@ -19,7 +19,7 @@ PAD = (1, 1, 1, 1)
 AVX512 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"}
 
 
-def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
+def test_only_wide_3x3_stride_1_convs_padded_by_1_or_0_take_it():
     assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, ONE, (28, 28)) == 4
     assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (17, 17)) == 4  # 5 x 5 tiles
     assert winograd.tile_size((16, 64), (3, 3), ONE, PAD, ONE, (13, 13)) == 2  # 4 x 4: F(2,3)'s 7 x 7
@@ -27,7 +27,10 @@ def test_only_wide_3x3_stride_1_convs_padded_by_1_take_it():
     assert winograd.tile_size((512, 512), (3, 3), ONE, PAD, ONE, (7, 7)) == 0  # 2 x 2 tiles: the weights dominate
     assert winograd.tile_size((8, 64), (3, 3), ONE, PAD, ONE, (56, 56)) == 0  # too few channels to pay
     assert winograd.tile_size((128, 128), (3, 3), (2, 2), PAD, ONE, (14, 14)) == 0
-    assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE, (12, 12)) == 0
+    assert winograd.tile_size((80, 192), (3, 3), ONE, (0, 0, 0, 0), ONE, (52, 52)) == 4  # unpadded (Inception's)
+    assert winograd.tile_size((64, 64), (3, 3), ONE, (0, 0, 1, 1), ONE, (28, 28)) == 4
+    assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE, (12, 12)) == 0  # 3 x 3 tiles
+    assert winograd.tile_size((128, 128), (3, 3), ONE, (2, 2, 2, 2), ONE, (30, 30)) == 0
     assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, (2, 2), (28, 28)) == 0
     assert winograd.tile_size((128, 128), (1, 1), ONE, (0, 0, 0, 0), ONE, (28, 28)) == 0
 
@@ -43,14 +46,16 @@ def test_the_transforms_compute_a_3x3_correlation(matrices):
 
 
 @needs_avx2
-@pytest.mark.parametrize("cin,cout,hw,residual,act,m", [
-    (128, 128, 14, True, "relu", 2),   # bias + residual + relu in the output kernel; 14 = 7 tiles of 2
-    (128, 256, 15, False, "clip", 2),  # 15 = 8 tiles, the last one cropped by 1
-    (16, 64, 13, False, "none", 2),    # 13 = 7 tiles, the last one 1 wide; bias only; one input block
-    (64, 64, 18, True, "relu", 4),     # 18 = 5 tiles of 4, the last one 2 wide
-    (16, 32, 29, False, "clip", 4),    # 29 = 8 tiles, the last one 1 wide
+@pytest.mark.parametrize("cin,cout,hw,pad,residual,act,m", [
+    (128, 128, 14, PAD, True, "relu", 2),   # bias + residual + relu in the output kernel; 14 = 7 tiles of 2
+    (128, 256, 15, PAD, False, "clip", 2),  # 15 = 8 tiles, the last one cropped by 1
+    (16, 64, 13, PAD, False, "none", 2),    # 13 = 7 tiles, the last one 1 wide; bias only; one input block
+    (64, 64, 18, PAD, True, "relu", 4),     # 18 = 5 tiles of 4, the last one 2 wide
+    (16, 32, 29, PAD, False, "clip", 4),    # 29 = 8 tiles, the last one 1 wide
+    (32, 48, 23, (0, 0, 0, 0), False, "relu", 4),  # unpadded: 21 = 6 tiles, the last one 1 wide
+    (16, 32, 16, (0, 1, 1, 0), False, "none", 2),  # padded on two sides only: 15 x 15
 ])
-def test_winograd_convs_match_torch(cin, cout, hw, residual, act, m):
+def test_winograd_convs_match_torch(cin, cout, hw, pad, residual, act, m):
     """Through the whole pipeline (8-lane blocks): the input and output transforms scheduled as
     Winograd kernels, the products as a conv; outputs within float32 rounding of the direct conv's
     (measured: 1e-6 to 1e-5 of the largest output)."""
@@ -58,13 +63,16 @@ def test_winograd_convs_match_torch(cin, cout, hw, residual, act, m):
     x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
     w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype("float32")
     b = rng.standard_normal(cout).astype("float32")
-    assert winograd.tile_size((cin, cout), (3, 3), ONE, PAD, ONE, (hw, hw)) == m
-    ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 1, residual, act), AVX2)
+    out_hw = (hw + pad[0] + pad[2] - 2, hw + pad[1] + pad[3] - 2)
+    assert winograd.tile_size((cin, cout), (3, 3), ONE, pad, ONE, out_hw) == m
+    ex, stats = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, pad, residual, act), AVX2)
     assert stats["winograd"] == 2 and stats["conv"] == 1 and stats["unscheduled"] == 0, stats
     got = _run(ex, x)
     with torch.no_grad():
+        top, left, bottom, right = pad
         xt = torch.from_numpy(x).double()
-        y = torch.nn.functional.conv2d(xt, torch.from_numpy(w).double(), torch.from_numpy(b).double(), padding=1)
+        xp = torch.nn.functional.pad(xt, (left, right, top, bottom))
+        y = torch.nn.functional.conv2d(xp, torch.from_numpy(w).double(), torch.from_numpy(b).double())
         y = y + xt if residual else y
         y = torch.relu(y) if act == "relu" else torch.clamp(y, 0, 6) if act == "clip" else y
     assert _rel(got, y.numpy()) < 3e-5
