@@ -928,12 +928,13 @@ def _winograd_conv(bb: relax.BlockBuilder, call: relax.Call, m: int, out: list[i
     the products as a blocked conv over ``tile_width``'s number of tiles, the output transform."""
     th, tw = winograd.tile_grid(out[2], out[3], m)
     tiles = tile_width(th * tw, out[1], max_acc)
+    f_mr = (m, static_shape(call.args[1])[2])  # F(m, r)
     pad = tuple(int(p) for p in call.attrs.padding[:2])
-    v = bb.emit_te(winograd.input_transform, call.args[0], m, tiles, (out[2], out[3]), pad,
+    v = bb.emit_te(winograd.input_transform, call.args[0], f_mr, tiles, (out[2], out[3]), pad,
                    primfunc_name_hint="winograd_input")
-    u = bb.emit_te(winograd.weight_transform, call.args[1], m, primfunc_name_hint="winograd_weight")
+    u = bb.emit_te(winograd.weight_transform, call.args[1], f_mr, primfunc_name_hint="winograd_weight")
     products = bb.emit_te(winograd.products, v, u, CONV_BLOCK, primfunc_name_hint="winograd_products")
-    return bb.call_te(winograd.output_transform, products, m, (out[2], out[3]), primfunc_name_hint="winograd_output")
+    return bb.call_te(winograd.output_transform, products, f_mr, (out[2], out[3]), primfunc_name_hint="winograd_output")
 
 
 def _direct_conv(bb: relax.BlockBuilder, call: relax.Call, out: list[int], max_acc: int, vector_lanes: int

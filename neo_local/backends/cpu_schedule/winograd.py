@@ -1,7 +1,7 @@
-"""Winograd convolution F(m x m, 3 x 3) for blocked float32 3x3 convs.
+"""Winograd convolution F(m x m, r x r) for blocked float32 3x3 and 5x5 convs.
 
-A 3x3 stride-1 conv computes each m x m tile of its output from an (m+2) x (m+2) tile of its
-input. Winograd's algorithm transforms the input tiles (``V = B^T d B``) and the weights
+An r x r stride-1 conv computes each m x m tile of its output from an (m+r-1) x (m+r-1) tile of
+its input (3x3 convs below; 5x5 ones the same with a = m + 4). Winograd's algorithm transforms the input tiles (``V = B^T d B``) and the weights
 (``U = G g G^T``, at compile time), multiplies them element by element, summed over the input
 channels: (m+2)^2 independent matrix products of (output channels x input channels) by
 (input channels x tiles), and transforms the products back (``Y = A^T M A``). The products take
@@ -40,6 +40,12 @@ Unpadded ("valid") convs take it too: the input transform reads the input at the
 padding. Inception-v3's 32->32 at 109x109 and 80->192 at 52x52 ran direct until then (1.3 and
 4.0 ms of its 16); the model in one process, 30 rounds alternating (znver3, 2 threads): paired
 ratio 0.837 against the direct convs (the same library against itself: 1.006).
+
+5x5 convs take F(2,5) (a = 6, F(4,3)'s points: 36/100 of the multiply-adds; its transformed
+weights 36/25 of the conv's). Alone (znver3, 2 threads, with relu): 48->64 at 25x25 0.45 against
+0.67 ms direct (onnxruntime 1.13), 32->64 at 56x56 1.33 / 1.90 (2.00), 96->128 at 14x14 0.38 /
+0.77 (1.38); outputs within 1e-5 of the direct sum's largest. Inception's two 48->64 at 25x25,
+the model in one process, 30 rounds alternating: paired ratio 0.973 (control 1.006).
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ MIN_TILES = 16
 
 @dataclass(frozen=True)
 class Matrices:
-    """F(m, 3)'s transforms: B^T (a x a), G (a x 3), A^T (m x a), a = m + 2."""
+    """F(m, r)'s transforms: B^T (a x a), G (a x r), A^T (m x a), a = m + r - 1."""
 
     m: int
     BT: np.ndarray
@@ -72,18 +78,23 @@ class Matrices:
     AT: np.ndarray
 
     @property
+    def r(self) -> int:
+        return self.G.shape[1]
+
+    @property
     def a(self) -> int:
-        return self.m + 2
+        return self.m + self.r - 1
 
 
-#: F(4,3) on the points 0, 1, -1, 2, -2 and F(2,3) on 0, 1, -1 (Lavin and Gray's matrices).
+#: F(m, r) by (m, r): F(4,3) and F(2,5) on the points 0, 1, -1, 2, -2 (and infinity), F(2,3) on
+#: 0, 1, -1 (Lavin and Gray's matrices; F(2,5)'s by the same Toom-Cook construction).
 #: F(4,3) measured against F(2,3), each conv alone (Zen 5, 2 threads): faster from 7x7 outputs up
 #: (256->256 at 7x7 0.095 against 0.111 ms, 512->512 at 7x7 0.30 against 0.34, at 14x14 0.28
 #: against 0.35), though a 7x7 output in 4x4 tiles computes 8x8; inside a model F(2,3) gains
 #: where F(4,3) would have 16 tiles (``F2_MAX_TILES``). F(4,3)'s outputs differ from the direct
 #: sum's by about 1e-5 of their largest, F(2,3)'s by 1e-6
 MATRICES = {
-    4: Matrices(
+    (4, 3): Matrices(
         4,
         np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
                   [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], "float64"),
@@ -91,11 +102,20 @@ MATRICES = {
                   [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], "float64"),
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], "float64"),
     ),
-    2: Matrices(
+    (2, 3): Matrices(
         2,
         np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], "float64"),
         np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]], "float64"),
         np.array([[1, 1, 1, 0], [0, 1, -1, -1]], "float64"),
+    ),
+    (2, 5): Matrices(
+        2,
+        np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], "float64"),
+        np.array([[1 / 4, 0, 0, 0, 0], [-1 / 6, -1 / 6, -1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3], [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3], [0, 0, 0, 0, 1]],
+                 "float64"),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]], "float64"),
     ),
 }
 
@@ -113,16 +133,19 @@ F2_MAX_TILES = 16
 
 def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, padding, dilation,
               out_hw: tuple[int, int]) -> int:
-    """m of the F(m, 3) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3,
-    stride 1, undilated, padded by 1 all round, at least ``MIN_CHANNELS`` in and out and
-    ``MIN_TILES`` output tiles of 4x4; F(2,3) up to ``F2_MAX_TILES`` of them."""
-    if (tuple(kernel) != (3, 3) or any(int(s) != 1 for s in strides) or any(int(d) != 1 for d in dilation)
-            or any(int(p) not in (0, 1) for p in padding) or min(channels) < MIN_CHANNELS):
+    """m of the F(m, r) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3 or 5x5,
+    stride 1, undilated, padded by at most r // 2 on each side, at least ``MIN_CHANNELS`` in and
+    out and ``MIN_TILES`` output tiles of 4x4; F(2,3) up to ``F2_MAX_TILES`` of them, F(2,5)
+    always."""
+    r = int(kernel[0])
+    if (tuple(kernel) not in ((3, 3), (5, 5)) or any(int(s) != 1 for s in strides)
+            or any(int(d) != 1 for d in dilation) or any(int(p) > r // 2 for p in padding)
+            or min(channels) < MIN_CHANNELS):
         return 0
     th, tw = tile_grid(*out_hw, 4)
     if th * tw < MIN_TILES:
         return 0
-    return 2 if th * tw <= F2_MAX_TILES else 4
+    return 2 if th * tw <= F2_MAX_TILES or r == 5 else 4
 
 
 def tile_grid(h: int, w: int, m: int) -> tuple[int, int]:
@@ -130,13 +153,14 @@ def tile_grid(h: int, w: int, m: int) -> tuple[int, int]:
     return math.ceil(h / m), math.ceil(w / m)
 
 
-def input_transform(data: te.Tensor, m: int, tiles: int, out_hw: tuple[int, int],
+def input_transform(data: te.Tensor, f_mr: tuple[int, int], tiles: int, out_hw: tuple[int, int],
                     pad: tuple[int, int]) -> te.Tensor:
     """V[e1, e2, c, t, k] = (B^T d_t B)[e1, e2] over channel chunk c, block lane k, for the
     ``tiles`` tiles of an ``out_hw`` output (t beyond the last repeats it: the products may be
     computed wider) of the input padded by ``pad`` (top, left) rows and columns; B^T d_t first
     (``ROWS``), then its product with B."""
-    mat = MATRICES[m]
+    mat = MATRICES[f_mr]
+    m = mat.m
     _, icc, h, w, icb = (int(d) for d in data.shape)
     th, tw = tile_grid(*out_hw, m)
     top, left = pad
@@ -162,14 +186,14 @@ def input_transform(data: te.Tensor, m: int, tiles: int, out_hw: tuple[int, int]
                       lambda e1, e2, c, t, k: te.sum(rows[e1, c, t, rj, k] * b[rj][e2], axis=rj), name=INPUT_BLOCK)
 
 
-def weight_transform(kernel: te.Tensor, m: int) -> te.Tensor:
+def weight_transform(kernel: te.Tensor, f_mr: tuple[int, int]) -> te.Tensor:
     """U[e1 * a + e2, oc chunk, ic chunk, ic block, oc block] = (G g G^T)[e1, e2] of the blocked
     OIHW{ic}i{oc}o kernel (a constant: folded at compile)."""
-    mat = MATRICES[m]
+    mat = MATRICES[f_mr]
     occ, icc, _, _, icb, ocb = (int(d) for d in kernel.shape)
     g = const_matrix(mat.G.astype("float32"), "winograd_G")
-    ry = te.reduce_axis((0, 3), "ry")
-    rx = te.reduce_axis((0, 3), "rx")
+    ry = te.reduce_axis((0, mat.r), "ry")
+    rx = te.reduce_axis((0, mat.r), "rx")
     return te.compute(
         (mat.a * mat.a, occ, icc, icb, ocb),
         lambda e, o, i, ib, ob: te.sum(g[e // mat.a][ry] * kernel[o, i, ry, rx, ib, ob] * g[e % mat.a][rx],
@@ -196,10 +220,11 @@ def products(v: te.Tensor, u: te.Tensor, block_name: str) -> te.Tensor:
     )
 
 
-def output_transform(mm: te.Tensor, m: int, out_hw: tuple[int, int]) -> te.Tensor:
+def output_transform(mm: te.Tensor, f_mr: tuple[int, int], out_hw: tuple[int, int]) -> te.Tensor:
     """Y[0, c, y, x, k] = (A^T M_t A)[y mod m, x mod m] for the tile t holding (y, x): M_t A first
     (``COLUMNS``), then A^T times that."""
-    mat = MATRICES[m]
+    mat = MATRICES[f_mr]
+    m = mat.m
     _, occ, _, tiles, ocb = (int(d) for d in mm.shape)
     h, w = out_hw
     _, tw = tile_grid(h, w, m)
