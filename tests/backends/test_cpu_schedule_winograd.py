@@ -88,11 +88,12 @@ def test_winograd_convs_match_torch(cin, cout, hw, k, pad, residual, act, m):
 
 
 @pytest.mark.parametrize("target,lanes", [(A72, 4), (AVX512, 16)], ids=["aarch64", "avx512"])
-def test_other_vector_widths_schedule_every_winograd_kernel(target, lanes):
+@pytest.mark.parametrize("k,pad,residual,hw", [(3, 1, True, 14), (5, 0, False, 18)], ids=["3x3", "5x5-unpadded"])
+def test_other_vector_widths_schedule_every_winograd_kernel(target, lanes, k, pad, residual, hw):
     """NEON's 4-lane and AVX-512's 16-lane blocks (not built: this host may not run them) take
     the same three kernels, each scheduled: the products as a conv, the transforms as Winograd's."""
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((128, 128, 3, 3)).astype("float32")
-    mod = _conv_module((1, 128, 14, 14), w, rng.standard_normal(128).astype("float32"), 1, 1, True, "relu")
+    w = rng.standard_normal((128, 128, k, k)).astype("float32")
+    mod = _conv_module((1, 128, hw, hw), w, rng.standard_normal(128).astype("float32"), 1, pad, residual, "relu")
     _, stats = cpu_schedule.optimize(mod, target)
     assert (stats["lanes"], stats["winograd"], stats["conv"], stats["unscheduled"]) == (lanes, 2, 1, 0), stats
