@@ -1,11 +1,12 @@
 """Winograd convolution F(m x m, r x r) for blocked float32 3x3 and 5x5 convs.
 
 An r x r stride-1 conv computes each m x m tile of its output from an (m+r-1) x (m+r-1) tile of
-its input (3x3 convs below; 5x5 ones the same with a = m + 4). Winograd's algorithm transforms the input tiles (``V = B^T d B``) and the weights
-(``U = G g G^T``, at compile time), multiplies them element by element, summed over the input
-channels: (m+2)^2 independent matrix products of (output channels x input channels) by
-(input channels x tiles), and transforms the products back (``Y = A^T M A``). The products take
-(m+2)^2 / (9 m^2) of the direct conv's multiply-adds: 0.44 for F(2,3), 0.25 for F(4,3).
+its input (3x3 convs below, a = m + 2; 5x5 ones the same with a = m + 4). Winograd's algorithm
+transforms the input tiles (``V = B^T d B``) and the weights (``U = G g G^T``, at compile time),
+multiplies them element by element, summed over the input channels: (m+2)^2 independent matrix
+products of (output channels x input channels) by (input channels x tiles), and transforms the
+products back (``Y = A^T M A``). The products take (m+2)^2 / (9 m^2) of the direct conv's
+multiply-adds: 0.44 for F(2,3), 0.25 for F(4,3).
 
 Here the three stages are three kernels in the blocked layout:
 
@@ -20,12 +21,13 @@ each value from all 36 terms: ResNet-50-style's build (Relax passes and LLVM) to
 way against 16.7 s (9.6 s with no Winograd convs).
 
 Taken (``tile_size``) for 3x3 stride-1 convs padded by 1 or 0 on each side with at least 16
-output tiles (outputs of 13x13 and up). Measured alone (Zen 5, 2 threads, against the direct blocked conv, the
-epilogue included): 64->64 at 56x56 0.45 -> 0.16 ms, 128->128 at 28x28 0.45 -> 0.15, 256->256
-at 14x14 0.52 -> 0.19, DenseNet's 128->32 at 56x56 0.68 -> 0.32, SqueezeNet's 16->64 at 55x55
-0.115 -> 0.061 and 64->256 at 13x13 0.118 -> 0.060. At 7x7 (4 tiles) the transformed weights,
-4x the conv's, are read for too few tiles: 512->512 0.53 -> 0.68 ms. The transforms'
-arithmetic differs from the direct sum's by about 1e-5 of the largest output per conv.
+output tiles (outputs of 13x13 and up). Measured alone (Zen 5, 2 threads, against the direct
+blocked conv, the epilogue included): 64->64 at 56x56 0.45 -> 0.16 ms, 128->128 at 28x28 0.45 ->
+0.15, 256->256 at 14x14 0.52 -> 0.19, DenseNet's 128->32 at 56x56 0.68 -> 0.32, SqueezeNet's
+16->64 at 55x55 0.115 -> 0.061 and 64->256 at 13x13 0.118 -> 0.060. At 7x7 (4 tiles) the
+transformed weights, 4x the conv's, are read for too few tiles: 512->512 0.53 -> 0.68 ms. The
+transforms' arithmetic differs from the direct sum's by about 1e-5 of the largest output per
+conv.
 
 Whole models in one process, against the same build with Winograd only where it has 128
 channels on both sides (any size), 5 rounds: ResNet-50-style 18.2 -> 16.6 ms (onnxruntime
