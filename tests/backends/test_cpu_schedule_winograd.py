@@ -34,7 +34,8 @@ def test_only_wide_3x3_and_5x5_stride_1_convs_padded_by_at_most_half_the_kernel_
     assert winograd.tile_size((48, 64), (5, 5), ONE, (2, 2, 2, 2), ONE, (25, 25)) == 2  # F(2,5) at any size
     assert winograd.tile_size((48, 64), (5, 5), ONE, (0, 0, 0, 0), ONE, (60, 60)) == 2
     assert winograd.tile_size((48, 64), (5, 5), ONE, (3, 3, 3, 3), ONE, (27, 27)) == 0
-    assert winograd.tile_size((48, 64), (5, 5), ONE, (2, 2, 2, 2), ONE, (12, 12)) == 0
+    assert winograd.tile_size((128, 128), (5, 5), ONE, (2, 2, 2, 2), ONE, (8, 8)) == 2  # 5x5: from 8x8
+    assert winograd.tile_size((48, 128), (5, 5), ONE, (2, 2, 2, 2), ONE, (7, 7)) == 0
     assert winograd.tile_size((128, 128), (7, 7), ONE, (3, 3, 3, 3), ONE, (28, 28)) == 0
     assert winograd.tile_size((128, 128), (3, 3), ONE, PAD, (2, 2), (28, 28)) == 0
     assert winograd.tile_size((128, 128), (1, 1), ONE, (0, 0, 0, 0), ONE, (28, 28)) == 0
@@ -63,6 +64,7 @@ def test_the_transforms_compute_an_r_x_r_correlation(matrices):
     (64, 64, 25, 5, (2, 2, 2, 2), True, "relu", 2),   # F(2,5) at Inception's 25 x 25: 13 tiles, the last 1 wide
     (16, 32, 20, 5, (0, 0, 0, 0), False, "clip", 2),  # unpadded 5x5: 16 x 16
     (24, 16, 17, 5, (1, 2, 2, 1), False, "none", 2),  # 18 x 16, padded unevenly
+    (32, 32, 9, 5, (2, 2, 2, 2), True, "relu", 2),    # 9 x 9: 5 tiles, the last one 1 wide
 ])
 def test_winograd_convs_match_torch(cin, cout, hw, k, pad, residual, act, m):
     """Through the whole pipeline (8-lane blocks): the input and output transforms scheduled as

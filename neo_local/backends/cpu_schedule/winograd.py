@@ -43,11 +43,12 @@ padding. Inception-v3's 32->32 at 109x109 and 80->192 at 52x52 ran direct until 
 4.0 ms of its 16); the model in one process, 30 rounds alternating (znver3, 2 threads): paired
 ratio 0.837 against the direct convs (the same library against itself: 1.006).
 
-5x5 convs take F(2,5) (a = 6, F(4,3)'s points: 36/100 of the multiply-adds; its transformed
-weights 36/25 of the conv's). Alone (znver3, 2 threads, with relu): 48->64 at 25x25 0.45 against
-0.67 ms direct (onnxruntime 1.13), 32->64 at 56x56 1.33 / 1.90 (2.00), 96->128 at 14x14 0.38 /
-0.77 (1.38); outputs within 1e-5 of the direct sum's largest. Inception's two 48->64 at 25x25,
-the model in one process, 30 rounds alternating: paired ratio 0.973 (control 1.006).
+5x5 convs of 8x8 outputs and up take F(2,5) (``MIN_OUTPUT_5X5``; a = 6, F(4,3)'s points: 36/100
+of the multiply-adds; its transformed weights 36/25 of the conv's). Alone (znver3, 2 threads,
+with relu): 48->64 at 25x25 0.45 against 0.67 ms direct (onnxruntime 1.13), 32->64 at 56x56 1.33
+/ 1.90 (2.00), 96->128 at 14x14 0.38 / 0.77 (1.38); outputs within 1e-5 of the direct sum's
+largest. Inception's two 48->64 at 25x25, the model in one process, 30 rounds alternating:
+paired ratio 0.973 (control 1.006).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ MIN_CHANNELS = 16
 #: fewer output tiles than this: the transformed weights (4x the conv's) are read for too few
 #: tiles (512->512 at 7x7, 4 tiles: 37 MB of weights, 0.53 -> 0.68 ms)
 MIN_TILES = 16
+#: the smallest output (pixels) of a 5x5 conv that takes F(2,5), whose transformed weights are
+#: only 36/25 of the conv's. Alone (znver3, 2 threads, with relu, against the direct conv):
+#: 128->128 at 8x8 0.17 against 0.34 ms, 32->64 at 10x10 0.071 / 0.093, 48->64 at 12x12
+#: 0.100 / 0.146; at 7x7 (8x8 computed) 48->128 the same, 0.123 / 0.127
+MIN_OUTPUT_5X5 = 64
 
 
 @dataclass(frozen=True)
@@ -137,17 +143,19 @@ def tile_size(channels: tuple[int, int], kernel: tuple[int, int], strides, paddi
               out_hw: tuple[int, int]) -> int:
     """m of the F(m, r) to compute a conv with (``MATRICES``), 0 for the direct conv: 3x3 or 5x5,
     stride 1, undilated, padded by at most r // 2 on each side, at least ``MIN_CHANNELS`` in and
-    out and ``MIN_TILES`` output tiles of 4x4; F(2,3) up to ``F2_MAX_TILES`` of them, F(2,5)
-    always."""
+    out; 3x3: ``MIN_TILES`` output tiles of 4x4, F(2,3) up to ``F2_MAX_TILES`` of them; 5x5:
+    F(2,5) from ``MIN_OUTPUT_5X5`` output pixels."""
     r = int(kernel[0])
     if (tuple(kernel) not in ((3, 3), (5, 5)) or any(int(s) != 1 for s in strides)
             or any(int(d) != 1 for d in dilation) or any(int(p) > r // 2 for p in padding)
             or min(channels) < MIN_CHANNELS):
         return 0
+    if r == 5:
+        return 2 if out_hw[0] * out_hw[1] >= MIN_OUTPUT_5X5 else 0
     th, tw = tile_grid(*out_hw, 4)
     if th * tw < MIN_TILES:
         return 0
-    return 2 if th * tw <= F2_MAX_TILES or r == 5 else 4
+    return 2 if th * tw <= F2_MAX_TILES else 4
 
 
 def tile_grid(h: int, w: int, m: int) -> tuple[int, int]:
