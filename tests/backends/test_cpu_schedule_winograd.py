@@ -31,7 +31,7 @@ def test_only_wide_3x3_and_5x5_stride_1_convs_padded_by_at_most_half_the_kernel_
     assert winograd.tile_size((64, 64), (3, 3), ONE, (0, 0, 1, 1), ONE, (28, 28)) == 4
     assert winograd.tile_size((128, 128), (3, 3), ONE, (0, 0, 0, 0), ONE, (12, 12)) == 0  # 3 x 3 tiles
     assert winograd.tile_size((128, 128), (3, 3), ONE, (2, 2, 2, 2), ONE, (30, 30)) == 0
-    assert winograd.tile_size((48, 64), (5, 5), ONE, (2, 2, 2, 2), ONE, (25, 25)) == 2  # F(2,5) at any size
+    assert winograd.tile_size((48, 64), (5, 5), ONE, (2, 2, 2, 2), ONE, (25, 25)) == 2  # F(2,5), Inception's
     assert winograd.tile_size((48, 64), (5, 5), ONE, (0, 0, 0, 0), ONE, (60, 60)) == 2
     assert winograd.tile_size((48, 64), (5, 5), ONE, (3, 3, 3, 3), ONE, (27, 27)) == 0
     assert winograd.tile_size((128, 128), (5, 5), ONE, (2, 2, 2, 2), ONE, (8, 8)) == 2  # 5x5: from 8x8

@@ -43,9 +43,10 @@ Order (``relax_passes``):
    bfloat16 build (``bf16_dot``) every blocked float conv the same way, on groups of 2, its
    input rounded to bfloat16 by a ``to_bf16`` step (which fuses into the producer's epilogue)
    and its weights at compile time; a float32 3x3 stride-1 conv with 16
-   output tiles of 4x4 or more -> Winograd's F(4,3), F(2,3) up to 16 such tiles, in three
-   kernels (``winograd``: input transform, products as a ``conv2d_nchwc`` of batch 36 or 16,
-   output transform); blocked depthwise ->
+   output tiles of 4x4 or more -> Winograd's F(4,3), F(2,3) up to 16 such tiles, and a 5x5 one
+   from 8x8 outputs -> F(2,5), padded or not (``winograd.tile_size``), in three kernels
+   (``winograd``: input transform, products as a ``conv2d_nchwc`` of batch 36 or 16, output
+   transform); blocked depthwise ->
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
