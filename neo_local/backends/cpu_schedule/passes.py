@@ -4,8 +4,10 @@ Order (``relax_passes``):
 
 1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift;
    ``CanonicalizeBindings`` drops the (y, mean, var)[0] tuple a standalone batch norm leaves), then
-   ``rewrite_clip``: the ONNX importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``,
-   which ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
+   ``conv1d_as_conv2d`` (``conv1d``: 1-D convs, pools and the elementwise ops between them as 2-D
+   ones of height 1, so that every step below takes them), then ``rewrite_clip``: the ONNX
+   importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``, which
+   ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
    constants at rank 4 and ``R.clip`` as maximum/minimum; a first ``ConvertLayout`` to plain
    NCHW/OIHW (constants folded) then puts every conv, grouped ones included, where the steps
@@ -67,6 +69,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
@@ -994,7 +997,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.CanonicalizeBindings(),
         fold_constants,
     ])(mod)
-    mod = match_constant_ranks(rewrite_clip(mod))
+    mod = match_constant_ranks(rewrite_clip(conv1d_as_conv2d(mod)))
     mod = seq([
         # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
         relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
