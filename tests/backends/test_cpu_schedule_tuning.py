@@ -107,8 +107,9 @@ def test_depthwise_and_matmul_spaces_keep_the_defaults_first():
 
     rng = np.random.default_rng(0)
     work = _only(_matmul_module((13, 32), rng.standard_normal((32, 24)).astype("float32"), None, False), "matmul")
-    assert work.space[0] == sch.default_matmul_config(13, 3, 12, 32)
-    assert {c.tile_m for c in work.space} == {1, 13}  # 13 rows: prime
+    # 13 rows (a prime) are computed 15 deep (dot_matmul.computed_rows), in tiles of 3 or 5 rows
+    assert work.space[0] == sch.default_matmul_config(15, 3, 12, 32)
+    assert {c.tile_m for c in work.space} == {1, 3, 5, 15}
     assert all(32 % c.k_unroll == 0 for c in work.space)
 
 

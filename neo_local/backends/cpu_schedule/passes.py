@@ -29,7 +29,9 @@ Order (``relax_passes``):
    max/avg pools, channel concats and channel slices by whole blocks, and ShuffleNet's channel
    shuffle (reshape/transpose/reshape, one gather on the blocks: ``_shuffle_step``; ops by one
    scale between its steps, a QDQ model's, move onto the blocks: ``_through_shuffle``).
-   Before it, ``dense_as_conv``: a one-row dense layer (x[1, K] @ W) becomes a blocked 1x1 conv.
+   Before it, ``dense_as_conv``: a one-row dense layer (x[1, K] @ W) becomes a blocked 1x1 conv;
+   ``matmul_shapes``: one-row products in a batch loop become one product, ragged columns are
+   padded to whole vectors.
 5. ``LegalizeOps`` with ``legalize_conv2d``: blocked conv2d -> our own NCHWc TE compute
    (``conv2d_nchwc``: reduction over channel chunk, kh, kw, channel-in-block; padding as a separate
    ``data_pad`` stage; computed a few columns wider and cropped, ``conv_crop``, where that gives a
@@ -49,7 +51,9 @@ Order (``relax_passes``):
    from 8x8 outputs -> F(2,5), padded or not (``winograd.tile_size``), in three kernels
    (``winograd``: input transform, products as a ``conv2d_nchwc`` of batch 36 or 16, output
    transform); blocked depthwise ->
-   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); float32 exp/tanh/erf/sigmoid -> topi's
+   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); dense layers -> their weights in column
+   panels, and products whose row count has no divisor for a deep register tile computed a few
+   rows deeper and cropped (``dot_matmul``); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
    constant fold here is ``constant_folding``'s: Relax's ``FoldConstant`` done in rounds, each
@@ -70,6 +74,7 @@ from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
 from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
+from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
@@ -1009,13 +1014,14 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.Normalize(),
     ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
+    mod = matmul_shapes(mod, lanes)
     mod = fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes))
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
         relax.transform.LegalizeOps(customize_legalize_map={
             "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
-            "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16)}),
+            "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16, max_acc or _DEFAULT_MAX_ACC[lanes])}),
         fold_constants,
         relax.transform.DeadCodeElimination(),
         relax.transform.AnnotateTIROpPattern(),
