@@ -100,6 +100,12 @@ EXAMPLES: dict[str, ExampleModel] = {
             int_high=1000,
             description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,8]",
         ),
+        ExampleModel(
+            "audio_cnn_like",
+            _zoo("audio_cnn_like"),
+            (("input0", (1, 1, 16000), "float32"),),
+            description="M5 keyword spotting: 1-D convs over 16000 raw samples, batch norm, max pools, 35 classes",
+        ),
         *(
             ExampleModel(name, _zoo(name), (("input0", (1, 3, 224, 224), "float32"),), description=text)
             for name, text in (
@@ -112,6 +118,8 @@ EXAMPLES: dict[str, ExampleModel] = {
                 ("squeezenet_like", "SqueezeNet 1.1: fire modules (concat), ceil-mode maxpools, no batch norm"),
                 ("shufflenet_v2_like", "ShuffleNetV2 x0.5: channel split, concat, channel shuffle, depthwise 3x3"),
                 ("vgg_like", "VGG-11 convolutions, classifier reduced to 25088 -> 256 -> 256 -> 1000"),
+                ("vit_like", "ViT-Tiny/16 layout (197 tokens, hidden 192, 3 heads, GELU MLP 768), 4 of its 12 "
+                             "pre-LN layers"),
             )
         ),
     )

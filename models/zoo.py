@@ -276,24 +276,30 @@ def resnet50_like(seed: int = 0) -> nn.Module:
 
 
 class EncoderLayer(nn.Module):
-    """Post-LN transformer layer (BERT): self-attention written out in matmuls, so the export
-    does not depend on torch's fused attention paths, then a GELU feed-forward."""
+    """Transformer layer: self-attention written out in matmuls, so the export does not depend on
+    torch's fused attention paths, then a GELU feed-forward; post-LN (BERT) or, with
+    ``pre_norm``, pre-LN (ViT)."""
 
-    def __init__(self, dim: int, heads: int, ffn: int) -> None:
+    def __init__(self, dim: int, heads: int, ffn: int, pre_norm: bool = False) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.pre_norm = heads, pre_norm
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor) -> torch.Tensor:
         b, s, d = x.shape
         q, k, v = self.qkv(x).reshape(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         scores = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1)
-        attended = (scores @ v).transpose(1, 2).reshape(b, s, d)
-        x = self.norm1(x + self.out(attended))
+        return self.out((scores @ v).transpose(1, 2).reshape(b, s, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self._attention(self.norm1(x))
+            return x + self.ffn(self.norm2(x))
+        x = self.norm1(x + self._attention(x))
         return self.norm2(x + self.ffn(x))
 
 
@@ -318,6 +324,47 @@ def bert_like(seed: int = 0) -> nn.Module:
     layers (hidden 128, 4 heads, GELU FFN 512) -> tanh pooler on the first token -> [1,8]."""
     torch.manual_seed(seed)
     return _finish(BertLike())
+
+
+class VitLike(nn.Module):
+    """Vision transformer: 16x16 patches embedded by a strided conv, a class token, learned
+    positions, pre-LN encoder layers, the class token's final norm -> linear head."""
+
+    def __init__(self, size: int = 224, patch: int = 16, dim: int = 192, heads: int = 3, layers: int = 4,
+                 num_classes: int = 1000) -> None:
+        super().__init__()
+        self.patches = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.positions = nn.Parameter(torch.randn(1, (size // patch) ** 2 + 1, dim) * 0.02)
+        self.layers = nn.Sequential(*(EncoderLayer(dim, heads, 4 * dim, pre_norm=True) for _ in range(layers)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patches(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.positions
+        return self.head(self.norm(self.layers(x))[:, 0])
+
+
+def vit_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """ViT-Tiny/16 layout (hidden 192, 3 heads, GELU MLP 768) with 4 of its 12 layers: at 224,
+    197 tokens, a prime number of rows for every matmul."""
+    torch.manual_seed(seed)
+    return _finish(VitLike(size))
+
+
+def audio_cnn_like(seed: int = 0, samples: int = 16000) -> nn.Module:
+    """M5 keyword spotting (Dai et al. 2017) on one second of 16 kHz audio: 1-D convs over the raw
+    samples (an 80-tap stride-4 stem, then 3-tap convs to 128, 256, 512 channels), each with
+    batch norm, ReLU and a 4x max pool; the mean over time -> 35 classes (Speech Commands)."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    cin = 1
+    for cout, k, stride in ((128, 80, 4), (128, 3, 1), (256, 3, 1), (512, 3, 1)):
+        layers += [nn.Conv1d(cin, cout, k, stride), nn.BatchNorm1d(cout), nn.ReLU(), nn.MaxPool1d(4)]
+        cin = cout
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(cin, 35))
+    return _finish(model, (1, samples))
 
 
 # --------------------------------------------------------------------------- issue #6 CNN families

@@ -17,7 +17,7 @@ from models.export import example_inputs, make_archive, reference_outputs
 # the issue #6 benchmark families (224x224, 1000 classes): built at full size only in slow runs,
 # at a tiny input by test_family_builders_at_a_tiny_input
 FAMILIES = ["mobilenet_v3_like", "efficientnet_like", "densenet_like", "inception_like", "squeezenet_like",
-            "shufflenet_v2_like", "vgg_like"]
+            "shufflenet_v2_like", "vgg_like", "vit_like"]
 ALL = [n if n not in FAMILIES else pytest.param(n, marks=pytest.mark.slow) for n in EXAMPLES]
 # ResNet-50's ONNX export takes several seconds and ~100 MB: only in slow runs
 SMALL = [n for n in EXAMPLES if n not in ("resnet50_like", *FAMILIES)]
