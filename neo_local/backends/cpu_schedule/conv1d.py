@@ -56,11 +56,11 @@ class _TwoD(relax.PyExprMutator):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802 (TVM's naming)
         value = self.visit_expr(binding.value)
         twin = self._rewrite(value) if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) else None
-        if twin is not None:
-            value = relax.op.squeeze(twin, [2]) if len(static_shape(twin)) == len(static_shape(value)) + 1 \
-                else relax.op.reshape(twin, static_shape(value))
+        shape = static_shape(binding.var)
+        if twin is not None:  # the value itself: the twin squeezed (a mean's [N, C]: reshaped)
+            value = relax.op.squeeze(twin, [2]) if len(shape) == 3 else relax.op.reshape(twin, shape)
         new = rebind(self, binding.var, value)
-        if twin is not None and len(static_shape(value)) == 3:  # not a mean's [N, C]
+        if twin is not None and len(shape) == 3:
             self.twins[new] = twin
 
     def _rewrite(self, call: relax.Call) -> relax.Expr | None:
@@ -89,8 +89,8 @@ class _TwoD(relax.PyExprMutator):
             return None
         (left, right), (size,), (stride,), (dilation,) = a.padding, a.pool_size, a.strides, a.dilation
         return self.builder_.emit(_POOLS[call.op.name](
-            self.twins[x], pool_size=(1, size), strides=(1, stride), padding=(0, left, 0, right), dilation=(1, dilation),
-            ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad)))
+            self.twins[x], pool_size=(1, size), strides=(1, stride), padding=(0, left, 0, right),
+            dilation=(1, dilation), ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad)))
 
     def _mean(self, call: relax.Call) -> relax.Expr | None:
         """A mean over the samples (a global average pool) as one over H and W, which the blocked
