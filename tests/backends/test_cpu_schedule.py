@@ -564,6 +564,31 @@ def test_models_match_torch(name, tmp_path):
 # --------------------------------------------------------------------------- fallback
 
 
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.head = torch.nn.LSTM(16, 24, 2, batch_first=True), torch.nn.Linear(24, 4)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0][:, -1])
+
+
+@needs_avx2
+def test_a_model_without_convs_skips_the_layout_passes():
+    """TVM's ConvertLayout fails on an exported LSTM ("tvm::String index out of bounds"), which
+    sent such models to the plain build (76x onnxruntime's time for 2 layers over 50 steps);
+    without a conv2d there is nothing for it to do, and the scheduled pipeline builds them."""
+    torch.manual_seed(2)
+    model = _Recurrent().eval()
+    ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, (1, 5, 16)), AVX2)
+    assert stats["unscheduled"] == 0, stats
+    x = np.random.default_rng(2).standard_normal((1, 5, 16)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(ex, x)
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
 def test_backend_falls_back_to_plain_build(monkeypatch):
     from neo_local.backends import tvm_relax
 

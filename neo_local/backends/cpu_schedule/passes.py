@@ -989,6 +989,20 @@ def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot
 # --------------------------------------------------------------------------- the whole Relax part
 
 
+def _has_conv2d(mod: tvm.IRModule) -> bool:
+    """Whether any Relax function of ``mod`` calls ``nn.conv2d``."""
+    conv, calls = tvm.ir.Op.get("relax.nn.conv2d"), []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Call) and expr.op == conv:
+            calls.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return bool(calls)
+
+
 def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots: Dots = Dots(),
                  vector_lanes: int = 0) -> tvm.IRModule:
     """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels.
@@ -1003,16 +1017,17 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         fold_constants,
     ])(mod)
     mod = match_constant_ranks(rewrite_clip(conv1d_as_conv2d(mod)))
-    mod = seq([
-        # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
-        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
-        relax.transform.Normalize(),
-        fold_constants,  # the transposed weights and biases become constants again
-    ])(mod)
-    mod = seq([
-        relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
-        relax.transform.Normalize(),
-    ])(pad_channels(mod, lanes))
+    if _has_conv2d(mod):  # ConvertLayout fails on some graphs without convs (an LSTM's); they need none of it
+        mod = seq([
+            # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
+            relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
+            relax.transform.Normalize(),
+            fold_constants,  # the transposed weights and biases become constants again
+        ])(mod)
+        mod = seq([
+            relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
+            relax.transform.Normalize(),
+        ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
     mod = matmul_shapes(mod, lanes)
     mod = fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes))
