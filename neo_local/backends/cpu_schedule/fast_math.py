@@ -8,9 +8,10 @@ polynomial forms that vectorize; measured against float64 over their working ran
 largest relative error is 2.9e-7, 3.1e-7 and 3.3e-7 (a few float32 ulps), and the job's
 verification still compares the outputs. float32 only: other dtypes keep TVM's legalization.
 
-Softmax (attention) is topi's ``fast_softmax``: the same with ``fast_exp`` (BERT-style's two
-softmax kernels 0.038 -> 0.018 ms a run; onnxruntime's 0.012). Sigmoid is ``1 / (1 + e^-x)``
-with a cheaper exp of its own (``_exp``; 3.4e-7), and ``x * sigmoid(x)`` (EfficientNet's SiLU,
+Softmax is topi's ``fast_softmax``: the same with ``fast_exp`` (BERT-style's two softmax kernels
+0.038 -> 0.018 ms a run; onnxruntime's 0.012); over the last axis, the float32 one with static
+shapes is ``softmax``'s, with vector reductions. Sigmoid is ``1 / (1 + e^-x)``
+with a cheaper exp of its own (``exp_poly``; 3.4e-7), and ``x * sigmoid(x)`` (EfficientNet's SiLU,
 from ONNX and from torch.export alike) becomes ``nn.silu``, ``x / (1 + e^-x)`` (``silu_calls``).
 PyTorch's GELUs arrive as ``nn.gelu``/``nn.gelu_tanh`` (ONNX's as erf, above): on fast_erf and
 fast_tanh (a BERT-style .pt2 0.297 -> 0.198-0.216 ms; with libm's ``erff`` it ran 1.5x the ONNX
@@ -56,24 +57,24 @@ _EXP = (1.0000001192092896, 1.0, 0.49998870491981506, 0.16666415333747864, 0.041
 _ROUNDER = 12582912.0
 
 
-def _f32(v: float) -> tvm.tirx.PrimExpr:
+def f32(v: float) -> tvm.tirx.PrimExpr:
     return tvm.tirx.const(v, "float32")
 
 
-def _exp(v: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
+def exp_poly(v: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
     """``e^v`` for the sigmoid and SiLU, 12 vector operations where fast_exp takes 21:
     ``e^v = 2^n e^r`` with ``n = round(v / ln 2)``, ``r = v - n ln 2`` (fast_exp's reduction, so
     its accuracy: 3e-7), ``e^r`` a degree-5 polynomial where fast_exp has 7. ``v`` is clamped to
     +-87 once, so that ``2^n`` stays a normal float; ``n`` is rounded by adding and subtracting
     ``_ROUNDER`` and taken from the sum's bits, shifted into the exponent of ``e^r``."""
-    v = te.max(te.min(v, _f32(87.0)), _f32(-87.0))
-    shifted = v * _f32(1.4426950408889634) + _f32(_ROUNDER)
+    v = te.max(te.min(v, f32(87.0)), f32(-87.0))
+    shifted = v * f32(1.4426950408889634) + f32(_ROUNDER)
     # shifted * 1 - _ROUNDER: TVM's simplifier cancels a plain subtraction against the addition above
-    n = tvm.tirx.call_intrin("float32", "tirx.fma", shifted, _f32(1.0), _f32(-_ROUNDER))
-    r = v - n * _f32(0.6931471805599453)
-    p = _f32(_EXP[-1])
+    n = tvm.tirx.call_intrin("float32", "tirx.fma", shifted, f32(1.0), f32(-_ROUNDER))
+    r = v - n * f32(0.6931471805599453)
+    p = f32(_EXP[-1])
     for c in reversed(_EXP[:-1]):
-        p = p * r + _f32(c)
+        p = p * r + f32(c)
     two_n = tvm.tirx.reinterpret("uint32", shifted) << tvm.tirx.const(23, "uint32")  # unsigned: wraps
     return tvm.tirx.reinterpret("float32", tvm.tirx.reinterpret("uint32", p) + two_n)
 
@@ -94,21 +95,21 @@ def _log(x: tvm.tirx.PrimExpr) -> tvm.tirx.PrimExpr:
     Log and Softplus, Mish, PyTorch's log-sigmoid): ``x = 2^e (1 + f)`` from the bits, ``f`` in
     [sqrt(1/2) - 1, sqrt(2) - 1], ``ln(1 + f)`` a polynomial (``_LOG``). Subnormal ``x`` is
     scaled by 2^23 first; 0 gives -inf, inf gives inf, a negative ``x`` or NaN gives NaN."""
-    tiny = x < _f32(1.1754943508222875e-38)
-    scaled = tvm.tirx.Select(tiny, x * _f32(8388608.0), x)
+    tiny = x < f32(1.1754943508222875e-38)
+    scaled = tvm.tirx.Select(tiny, x * f32(8388608.0), x)
     bits = tvm.tirx.reinterpret("int32", scaled) - tvm.tirx.const(_SQRT_HALF_BITS, "int32")
-    e = (bits >> 23).astype("float32") - tvm.tirx.Select(tiny, _f32(23.0), _f32(0.0))
+    e = (bits >> 23).astype("float32") - tvm.tirx.Select(tiny, f32(23.0), f32(0.0))
     mantissa = (bits & tvm.tirx.const(0x7FFFFF, "int32")) + tvm.tirx.const(_SQRT_HALF_BITS, "int32")
-    f = tvm.tirx.reinterpret("float32", mantissa) - _f32(1.0)
+    f = tvm.tirx.reinterpret("float32", mantissa) - f32(1.0)
     z = f * f
-    p = _f32(_LOG[0])
+    p = f32(_LOG[0])
     for c in _LOG[1:]:
-        p = p * f + _f32(c)
-    y = f * z * p + e * _f32(_LN2_LO) - _f32(0.5) * z
-    result = f + y + e * _f32(_LN2_HI)
-    special = tvm.tirx.Select(x == _f32(0.0), _f32(-math.inf), _f32(math.nan))
-    finite = tvm.tirx.Select(x < _f32(math.inf), result, x)
-    return tvm.tirx.Select(x > _f32(0.0), finite, special)
+        p = p * f + f32(c)
+    y = f * z * p + e * f32(_LN2_LO) - f32(0.5) * z
+    result = f + y + e * f32(_LN2_HI)
+    special = tvm.tirx.Select(x == f32(0.0), f32(-math.inf), f32(math.nan))
+    finite = tvm.tirx.Select(x < f32(math.inf), result, x)
+    return tvm.tirx.Select(x > f32(0.0), finite, special)
 
 
 def _fast_log(x: te.Tensor) -> te.Tensor:
@@ -124,32 +125,32 @@ def _log_softmax(x: te.Tensor, axis: int) -> te.Tensor:
 
 
 def _sigmoid(x: te.Tensor) -> te.Tensor:
-    """``1 / (1 + e^-x)`` on ``_exp``: 3.4e-7 relative error over [-87, 87] (2^20 points)."""
-    return te.compute(x.shape, lambda *i: _f32(1.0) / (_f32(1.0) + _exp(-x(*i))), name="T_fast_sigmoid")
+    """``1 / (1 + e^-x)`` on ``exp_poly``: 3.4e-7 relative error over [-87, 87] (2^20 points)."""
+    return te.compute(x.shape, lambda *i: f32(1.0) / (f32(1.0) + exp_poly(-x(*i))), name="T_fast_sigmoid")
 
 
 def _silu(x: te.Tensor) -> te.Tensor:
     """``x / (1 + e^-x)``: one division where ``x * sigmoid(x)`` takes a division and a product
     (LLVM may not fold them without fast-math); 3.7e-7 relative error over [-87, 87]. With
-    ``_exp``'s rounding, 1.82 -> 1.47 ns per 16 lanes against ``x * sigmoid(x)`` with the
+    ``exp_poly``'s rounding, 1.82 -> 1.47 ns per 16 lanes against ``x * sigmoid(x)`` with the
     sigmoid's earlier exp (znver5, a C loop of the same operations); EfficientNet-B0 1.3% faster
     (2.83 -> 2.79 ms in one process, 7 rounds)."""
-    return te.compute(x.shape, lambda *i: x(*i) / (_f32(1.0) + _exp(-x(*i))), name="T_fast_silu")
+    return te.compute(x.shape, lambda *i: x(*i) / (f32(1.0) + exp_poly(-x(*i))), name="T_fast_silu")
 
 
 def _gelu(x: te.Tensor) -> te.Tensor:
     """``x (1 + erf(x / sqrt 2)) / 2`` on fast_erf: TVM's legalization of ``nn.gelu`` (PyTorch's
     GELU) calls libm's ``erff`` one lane at a time."""
-    erf = topi.fast_erf(topi.multiply(x, _f32(0.5 ** 0.5)))
-    return te.compute(x.shape, lambda *i: x(*i) * (_f32(0.5) + _f32(0.5) * erf(*i)), name="T_gelu")
+    erf = topi.fast_erf(topi.multiply(x, f32(0.5 ** 0.5)))
+    return te.compute(x.shape, lambda *i: x(*i) * (f32(0.5) + f32(0.5) * erf(*i)), name="T_gelu")
 
 
 def _gelu_tanh(x: te.Tensor) -> te.Tensor:
     """GELU's tanh form on fast_tanh: TVM's legalization of ``nn.gelu_tanh`` calls libm's ``expf``."""
-    inner = te.compute(x.shape, lambda *i: _f32((2.0 / math.pi) ** 0.5) * x(*i) * (
-        _f32(1.0) + _f32(0.044715) * x(*i) * x(*i)), name="T_gelu_tanh_inner")
+    inner = te.compute(x.shape, lambda *i: f32((2.0 / math.pi) ** 0.5) * x(*i) * (
+        f32(1.0) + f32(0.044715) * x(*i) * x(*i)), name="T_gelu_tanh_inner")
     tanh = topi.fast_tanh(inner)
-    return te.compute(x.shape, lambda *i: _f32(0.5) * x(*i) * (_f32(1.0) + tanh(*i)), name="T_gelu_tanh")
+    return te.compute(x.shape, lambda *i: f32(0.5) * x(*i) * (f32(1.0) + tanh(*i)), name="T_gelu_tanh")
 
 
 @relax.expr_functor.mutator

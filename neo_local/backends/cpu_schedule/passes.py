@@ -54,7 +54,8 @@ Order (``relax_passes``):
    ``depthwise_conv2d_nchwc`` (reduction over kh, kw); dense layers -> their weights in column
    panels, and products whose row count has no divisor for a deep register tile computed a few
    rows deeper and cropped (``dot_matmul``); float32 exp/tanh/erf/sigmoid -> topi's
-   vectorizable polynomials (``fast_math``); anything else -> TVM's own legalization.
+   vectorizable polynomials (``fast_math``), a float32 softmax over the last axis -> vector
+   reductions per row (``softmax``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
    constant fold here is ``constant_folding``'s: Relax's ``FoldConstant`` done in rounds, each
    round's kernels built together, unoptimized.
@@ -72,7 +73,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, softmax, winograd
 from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
 from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
@@ -1036,6 +1037,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.EliminateCommonSubexpr(),
         relax.transform.LegalizeOps(customize_legalize_map={
             "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
+            "relax.nn.softmax": softmax.legalizer(lanes),
             "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16, max_acc or _DEFAULT_MAX_ACC[lanes])}),
         fold_constants,
         relax.transform.DeadCodeElimination(),

@@ -43,7 +43,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot, winograd
+from neo_local.backends.cpu_schedule import fast_math, int8_dot, softmax, winograd
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -729,8 +729,8 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "dlight": 0, "generic": 0, "unscheduled": 0,
-             "tuned": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "dlight": 0, "generic": 0,
+             "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
@@ -871,7 +871,7 @@ TUNABLE = {
 }
 
 #: the order in which a function's kind is found: the first schedule that takes it
-_DEFAULT_ORDER = (*TUNABLE, "winograd", "dlight", "generic")
+_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "dlight", "generic")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
@@ -902,4 +902,6 @@ def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, la
         return _dlight_one(func, target)
     if kind == "winograd":
         return winograd.schedule_transform(func)
+    if kind == "softmax":
+        return softmax.schedule_softmax(func, lanes)
     return schedule_generic(func)
