@@ -32,6 +32,7 @@ def _softmax_module(shape: tuple[int, ...], axis: int):
     ((1, 4, 64, 64), 3, True),  # BERT-style's: whole vectors
     ((2, 1000), -1, True),
     ((2, 16, 10), 1, False),  # not the last axis: topi's fast_softmax
+    ((7, 5), -1, False),  # rows shorter than a vector: the same
 ])
 def test_softmax_rows(shape, axis, ours):
     ex, stats = cpu_schedule.compile_cpu(_softmax_module(shape, axis), AVX2)

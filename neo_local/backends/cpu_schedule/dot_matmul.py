@@ -82,9 +82,9 @@ def panels(weights: np.ndarray, lanes: int) -> np.ndarray:
 
 def computed_rows(rows: int, vectors: int, max_acc: int) -> int:
     """The rows to compute a float32 product of ``rows`` rows and ``vectors`` column vectors at:
-    ``rows``, or where no divisor of it makes a register tile more than one row deep (a ViT's 197
-    tokens, a prime: 1 x 4 tiles, a load per FMA), ``passes.tile_width``'s few rows more (198: 3 x 4),
-    which read the last row again and are cropped off (``CROP_BLOCK``)."""
+    ``rows``, or where no divisor of it makes a register tile more than one row deep (a ViT's
+    197 tokens, a prime: 1 x 4 tiles, a load per FMA), ``passes.tile_width``'s few rows more
+    (198: 3 x 4), which read the last row again and are cropped off (``CROP_BLOCK``)."""
     from neo_local.backends.cpu_schedule.passes import tile_width
     from neo_local.backends.cpu_schedule.schedules import choose_tile
 
@@ -116,7 +116,8 @@ def matmul_panels_compute(x: te.Tensor, packed: te.Tensor, rows: int) -> te.Tens
     def body(*i):
         return te.sum(x[(*_row(x, i[:-1], rows), rk)] * packed[i[-1] // lanes, rk, i[-1] % lanes], axis=rk)
 
-    return _cropped(te.compute((*x.shape[:-2], rows, vectors * lanes), body, name=MATMUL_BLOCK), int(x.shape[-2]))
+    shape = (*x.shape[:-2], rows, vectors * lanes)
+    return _cropped(te.compute(shape, body, name=MATMUL_BLOCK), int(x.shape[-2]))
 
 
 def matmul_rows_compute(x: te.Tensor, w: te.Tensor, rows: int) -> te.Tensor:
@@ -156,9 +157,10 @@ def legalizer(lanes: int, dot: DotInstruction | None, max_acc: int):
             weights = bb.emit_te(bf16_dot.to_bits, paired, primfunc_name_hint="to_bf16")
             return bb.call_te(matmul_dot_compute, x, weights, dot.name, primfunc_name_hint="matmul_bf16")
         if dot is None and dense_dims(call, 1, lanes) is not None:
-            packed = relax.const(panels(call.args[1].value.numpy(), lanes))
-            rows = computed_rows(static_shape(call.args[0])[-2], packed.ty.shape.values[0].value, max_acc)
-            return bb.call_te(matmul_panels_compute, call.args[0], packed, rows, primfunc_name_hint="matmul")
+            packed = panels(call.args[1].value.numpy(), lanes)
+            rows = computed_rows(static_shape(call.args[0])[-2], packed.shape[0], max_acc)
+            return bb.call_te(matmul_panels_compute, call.args[0], relax.const(packed), rows,
+                              primfunc_name_hint="matmul")
         rows = _deeper_product(call, lanes, max_acc)
         if rows is not None:
             return bb.call_te(matmul_rows_compute, call.args[0], call.args[1], rows, primfunc_name_hint="matmul")

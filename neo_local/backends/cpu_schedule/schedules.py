@@ -21,7 +21,9 @@
   spatial loop vectorized (when it is the block's last loop), a reduction's channel block
   (pools, means of a blocked layout) moved inside its window and vectorized; first, elementwise
   producers are inlined into their consumers. Matmul/GEMV and other reductions (unblocked means,
-  softmax, layer norm) first go through ``dlight.cpu`` (GEMV, Reduction).
+  layer norm, a softmax not over the last axis) first go through ``dlight.cpu`` (GEMV,
+  Reduction); a softmax over the last axis has its own (``softmax.schedule_softmax``), and so
+  do Winograd's transforms (``winograd.schedule_transform``).
 
 Every function that raises while being scheduled is left as it was (TVM builds it unscheduled:
 slow but correct), never half-scheduled.

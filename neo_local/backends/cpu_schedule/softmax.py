@@ -17,10 +17,10 @@ from tvm import relax, s_tir, te, tirx
 
 from neo_local.backends.cpu_schedule import fast_math
 
-#: the block ``schedule_softmax`` recognises the kernel by
-PART_MAX = "softmax_part_max"
-_STAGES = ("softmax_padded", PART_MAX, "softmax_max", "softmax_exp", "softmax_part_sum", "softmax_sum",
-           "softmax_scale", "softmax_norm")
+#: the stages of ``softmax_rows``, by their blocks' names (``schedule_softmax`` finds them so)
+PADDED, PART_MAX, MAX, EXP = "softmax_padded", "softmax_part_max", "softmax_max", "softmax_exp"
+PART_SUM, SUM, SCALE, NORM = "softmax_part_sum", "softmax_sum", "softmax_scale", "softmax_norm"
+_STAGES = (PADDED, PART_MAX, MAX, EXP, PART_SUM, SUM, SCALE, NORM)
 
 
 def softmax_rows(x: te.Tensor, lanes: int) -> te.Tensor:
@@ -30,26 +30,27 @@ def softmax_rows(x: te.Tensor, lanes: int) -> te.Tensor:
     f32 = fast_math.f32
 
     padded = te.compute((*lead, width), lambda *i: tirx.if_then_else(
-        i[-1] < n, x(*i), f32(-math.inf)), name=_STAGES[0])
+        i[-1] < n, x(*i), f32(-math.inf)), name=PADDED)
     c = te.reduce_axis((0, width // lanes), name="c")
     part_max = te.compute((*lead, lanes), lambda *i: te.max(padded[(*i[:-1], c * lanes + i[-1])], axis=c),
                           name=PART_MAX)
     lane = te.reduce_axis((0, lanes), name="lane")
-    row_max = te.compute(lead, lambda *i: te.max(part_max[(*i, lane)], axis=lane), name=_STAGES[2])
+    row_max = te.compute(lead, lambda *i: te.max(part_max[(*i, lane)], axis=lane), name=MAX)
     exp = te.compute((*lead, width), lambda *i: tirx.Select(
-        i[-1] < n, fast_math.exp_poly(padded(*i) - row_max(*i[:-1])), f32(0.0)), name=_STAGES[3])
+        i[-1] < n, fast_math.exp_poly(padded(*i) - row_max(*i[:-1])), f32(0.0)), name=EXP)
     c2 = te.reduce_axis((0, width // lanes), name="c")
     part_sum = te.compute((*lead, lanes), lambda *i: te.sum(exp[(*i[:-1], c2 * lanes + i[-1])], axis=c2),
-                          name=_STAGES[4])
+                          name=PART_SUM)
     lane2 = te.reduce_axis((0, lanes), name="lane")
-    row_sum = te.compute(lead, lambda *i: te.sum(part_sum[(*i, lane2)], axis=lane2), name=_STAGES[5])
-    scale = te.compute(lead, lambda *i: f32(1.0) / row_sum(*i), name=_STAGES[6])
-    return te.compute(x.shape, lambda *i: exp(*i) * scale(*i[:-1]), name=_STAGES[7])
+    row_sum = te.compute(lead, lambda *i: te.sum(part_sum[(*i, lane2)], axis=lane2), name=SUM)
+    scale = te.compute(lead, lambda *i: f32(1.0) / row_sum(*i), name=SCALE)
+    return te.compute(x.shape, lambda *i: exp(*i) * scale(*i[:-1]), name=NORM)
 
 
 def legalizer(lanes: int):
-    """LegalizeOps entry for ``nn.softmax``: float32 over the last axis with a static shape ->
-    ``softmax_rows``; others -> ``fast_math``'s (topi's ``fast_softmax``)."""
+    """LegalizeOps entry for ``nn.softmax``: float32 over the last axis with a static shape and
+    rows of a vector or more -> ``softmax_rows``; others -> ``fast_math``'s (topi's
+    ``fast_softmax``)."""
     other = fast_math.LEGALIZERS["relax.nn.softmax"]
 
     def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -57,7 +58,8 @@ def legalizer(lanes: int):
         shape = x.ty.shape
         rank = len(shape.values) if shape is not None else 0
         static = shape is not None and all(isinstance(d, tirx.IntImm) for d in shape.values)
-        if str(call.ty.dtype) != "float32" or not static or int(call.attrs.axis) % max(rank, 1) != rank - 1:
+        if (str(call.ty.dtype) != "float32" or not static or int(call.attrs.axis) % max(rank, 1) != rank - 1
+                or int(shape.values[-1]) < lanes):
             return other(bb, call)
         return bb.call_te(softmax_rows, x, lanes, primfunc_name_hint="softmax")
 
@@ -74,27 +76,27 @@ def schedule_softmax(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None:
     if not all(s in names for s in _STAGES):
         return None
     stage = {n: b for n, b in zip(names, blocks) if n in _STAGES}
-    for b in blocks[:names.index(_STAGES[0])]:
+    for b in blocks[:names.index(PADDED)]:
         sch.compute_inline(b)
-    for b in reversed(blocks[names.index(_STAGES[-1]) + 1:]):
+    for b in reversed(blocks[names.index(NORM) + 1:]):
         sch.reverse_compute_inline(b)
-    out = stage[_STAGES[-1]]
+    out = stage[NORM]
     *lead, col = sch.get_loops(out)
     row = sch.fuse(*lead) if len(lead) > 1 else lead[0]
     sch.parallel(row)
     _, vec = sch.split(col, [None, lanes])
     sch.vectorize(vec)
-    for name in reversed(_STAGES[:-1]):
+    for name in reversed(_STAGES[:-1]):  # all but NORM, last first
         sch.compute_at(stage[name], row)
-    for name in (PART_MAX, _STAGES[4]):
+    for name in (PART_MAX, PART_SUM):
         block = stage[name]
         *_, lane, c = sch.get_loops(block)
         sch.reorder(c, lane)
         sch.vectorize(lane)
         init = sch.decompose_reduction(block, c)
         sch.vectorize(sch.get_loops(init)[-1])
-    for name in (_STAGES[2], _STAGES[5]):
+    for name in (MAX, SUM):
         sch.unroll(sch.get_loops(stage[name])[-1])
-    _, vec = sch.split(sch.get_loops(stage[_STAGES[3]])[-1], [None, lanes])
+    _, vec = sch.split(sch.get_loops(stage[EXP])[-1], [None, lanes])
     sch.vectorize(vec)
     return sch.mod["main"]
