@@ -60,6 +60,26 @@ def test_conv1d_model_takes_the_blocked_schedules_and_matches_torch():
     assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
+@needs_avx2
+def test_torch_export_pools_written_as_2d_join_the_chain():
+    """torch's frontend writes a 1-D pool as expand_dims -> 2-D pool -> squeeze (and the mean over
+    time the same way): the rewrite takes the 4-D value in and out of it as the twin, so nothing
+    between the convs has a negative axis, which TVM's ConvertLayout failed on (std::bad_alloc:
+    such models had fallen back to the plain build)."""
+    from tvm.relax.frontend.torch import from_exported_program
+
+    torch.manual_seed(2)
+    model = _AudioNet().eval()
+    x = torch.randn(1, 1, 400)
+    mod = from_exported_program(torch.export.export(model, (x,)), unwrap_unit_return_tuple=True)
+    ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
+    assert stats["conv"] >= 3 and stats["dlight"] == 0 and stats["unscheduled"] == 0, stats
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = _run(ex, x.numpy())
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
 def test_a_chain_of_conv1d_layers_stays_two_dimensional():
     """conv -> bias -> relu -> conv: the second conv reads the first one's 4-D twin; only the
     model's output is squeezed back to three dimensions."""

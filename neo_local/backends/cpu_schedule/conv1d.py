@@ -8,8 +8,12 @@ padding and dilation 1 along the new axis), and the 4-D result is the value's *t
 elementwise ops after it (bias, activations, residual adds), max/avg pool1d and a mean over the
 samples are rewritten on the twins too, so that a chain of layers stays 4-D and the next conv
 takes its input without a reshape. Every other use reads the 3-D value, the twin squeezed (dead
-code where nothing reads it). Convs in another layout (TensorFlow's Conv1D arrives as a conv2d
-already) and ones whose shapes are not static are left to TVM.
+code where nothing reads it). torch's frontend writes 1-D pools and means itself as 2-D ones
+between ``expand_dims`` and ``squeeze``: a squeeze of a height-1 value makes that value the
+twin, and giving the 3-D value its height back reads the twin, so those pairs vanish too (with
+them left in, TVM's ConvertLayout failed with std::bad_alloc on an M5 net from torch.export,
+which then fell back to the plain build). Convs in another layout (TensorFlow's Conv1D arrives
+as a conv2d already) and ones whose shapes are not static are left to TVM.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class _TwoD(relax.PyExprMutator):
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802 (TVM's naming)
         value = self.visit_expr(binding.value)
+        given = self._given_height(value)
+        if given is not None and isinstance(binding.var, relax.DataflowVar):
+            self.set_var_remap(binding.var, given)
+            return
         twin = self._rewrite(value) if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) else None
         shape = static_shape(binding.var)
         if twin is not None:  # the value itself: the twin squeezed (a mean's [N, C]: reshaped)
@@ -62,6 +70,16 @@ class _TwoD(relax.PyExprMutator):
         new = rebind(self, binding.var, value)
         if twin is not None and len(shape) == 3:
             self.twins[new] = twin
+
+    def _given_height(self, value: relax.Expr) -> relax.Expr | None:
+        """The twin of a value that ``value`` gives a height of 1 again (torch's frontend writes a
+        1-D pool as ``expand_dims`` -> 2-D pool -> ``squeeze``), None for any other value."""
+        if not (isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.expand_dims")):
+            return None
+        x = value.args[0]
+        if not (isinstance(x, relax.Var) and x in self.twins) or [int(a) % 4 for a in value.attrs.axis] != [2]:
+            return None
+        return self.twins[x]
 
     def _rewrite(self, call: relax.Call) -> relax.Expr | None:
         """The 4-D twin of ``call``'s value, or None where the call stays as it is."""
@@ -74,7 +92,18 @@ class _TwoD(relax.PyExprMutator):
             return self._mean(call)
         if name in BINARY or name in UNARY:
             return self._elementwise(call)
+        if name == "relax.squeeze":
+            return self._squeezed(call)
         return None
+
+    def _squeezed(self, call: relax.Call) -> relax.Expr | None:
+        """A 4-D value of height 1 squeezed to three dimensions: the twin is the 4-D value."""
+        x = call.args[0]
+        shape = static_shape(x)
+        axes = call.attrs.axis
+        if shape is None or len(shape) != 4 or shape[2] != 1 or axes is None or [int(a) % 4 for a in axes] != [2]:
+            return None
+        return x
 
     def _conv(self, call: relax.Call) -> relax.Expr:
         a = call.attrs
