@@ -5,7 +5,9 @@ Order (``relax_passes``):
 1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift;
    ``CanonicalizeBindings`` drops the (y, mean, var)[0] tuple a standalone batch norm leaves), then
    ``conv1d_as_conv2d`` (``conv1d``: 1-D convs, pools and the elementwise ops between them as 2-D
-   ones of height 1, so that every step below takes them), then ``rewrite_clip``: the ONNX
+   ones of height 1, so that every step below takes them) and ``conv_transpose_as_conv``
+   (``conv_transpose``: transposed convs as convs over their input spread out with zeros, which
+   ``ConvertLayout`` failed on), then ``rewrite_clip``: the ONNX
    importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``, which
    ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
@@ -75,6 +77,7 @@ from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int8_dot, softmax, winograd
 from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
+from neo_local.backends.cpu_schedule.conv_transpose import conv_transpose_as_conv
 from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
@@ -1017,7 +1020,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.CanonicalizeBindings(),
         fold_constants,
     ])(mod)
-    mod = match_constant_ranks(rewrite_clip(conv1d_as_conv2d(mod)))
+    mod = match_constant_ranks(rewrite_clip(conv_transpose_as_conv(conv1d_as_conv2d(mod))))
     if _has_conv2d(mod):  # ConvertLayout fails on some graphs without convs (an LSTM's); they need none of it
         mod = seq([
             # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
