@@ -35,6 +35,25 @@ def test_conv_outputs_round_up_to_four_block_tiles_when_that_is_cheap():
     assert padded_output_channels(200, 8) is None  # 25 -> 28 blocks: 12%
     assert padded_output_channels(1000, 16) == 1008  # 63 blocks split by 3
     assert padded_output_channels(96, 8) is None and padded_output_channels(4, 8) is None
+    # fewer than a block: one block over a feature map, as they are on one pixel (squeeze-excite)
+    assert padded_output_channels(3, 8, 128 * 128) == 8 and padded_output_channels(8, 16, 7 * 7) == 16
+    assert padded_output_channels(8, 16, 1) is None
+
+
+@needs_avx2
+def test_conv_to_fewer_channels_than_a_block_is_blocked():
+    """An image-to-image model's last conv (64 -> 3, 3x3) computes one block of 8 channels and
+    returns the 3 real ones (unblocked, TVM's conv ran it at 1 GFLOP/s)."""
+    torch.manual_seed(8)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 3, 3, padding=1)).eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 20, 20)), AVX2)
+    assert stats["conv"] + stats["winograd"] >= 2 and stats["dlight"] == 0 and stats["unscheduled"] == 0, stats
+    x = np.random.default_rng(8).standard_normal((1, 3, 20, 20)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
 @needs_avx2

@@ -79,12 +79,17 @@ def splits_small(blocks: int) -> bool:
 TILE_PADDING = 1 / 32
 
 
-def padded_output_channels(channels: int, lanes: int) -> int | None:
+def padded_output_channels(channels: int, lanes: int, pixels: int = 1) -> int | None:
     """A conv's padded output channel count: ``padded_channels``, and further, where its blocks do
     not split small (1000 classes: 125 blocks of 8, tiled 5 x 2), the next multiple of 4 blocks
     if that adds at most ``TILE_PADDING`` (1024: tiled 4 x 3). Measured (Zen 3, 2 threads, each
     conv alone): SqueezeNet's 512->1000 1x1 at 13x13 1.42 -> 1.25 ms, 768->1000 at 12x12 1.72 ->
-    1.46 ms, at 1x1 the same; 40 -> 48 channels (+20%) 30% slower, hence the bound."""
+    1.46 ms, at 1x1 the same; 40 -> 48 channels (+20%) 30% slower, hence the bound. Fewer
+    channels than one block over more than one input pixel (an image-to-image model's last conv
+    to 3 channels, a segmentation head's classes) make one block: TVM's unblocked conv ran a 64->3
+    3x3 conv at 128x128 at 1 GFLOP/s (62 ms; onnxruntime's whole model took 16)."""
+    if channels < lanes and pixels > 1:
+        return lanes
     size = padded_channels(channels, lanes) or channels
     blocks = size // lanes
     if not splits_small(blocks):
@@ -165,7 +170,7 @@ class _ChannelPadder(relax.PyExprMutator):
         twin, size = self._twin(x), padded_channels(xs[1], self.lanes)
         if twin is None and size:
             twin = self._emit_twin(relax.op.nn.pad(x, [0, 0, 0, size - xs[1], 0, 0, 0, 0]), range(xs[1]), size)
-        out = padded_output_channels(ws[0], self.lanes)
+        out = padded_output_channels(ws[0], self.lanes, xs[2] * xs[3])
         if twin is None and out is None:
             return None
         w = call.args[1].value.numpy()
