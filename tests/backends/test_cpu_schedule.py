@@ -713,6 +713,25 @@ def test_pools_concat_and_batch_norm_stay_blocked():
 
 
 @needs_avx2
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_resize_between_convs_stays_blocked(mode):
+    """A segmentation head's upsample (bilinear or nearest, 2x) runs on the blocked layout like a
+    pool: no kernel but the input's layout transform and the last unblock touches NCHW."""
+    torch.manual_seed(4)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2, mode=mode),
+                          nn.Conv2d(16, 8, 1)).eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 12, 12)), AVX2)
+    four_d = _nchw_kernels(opt)
+    assert len(four_d) == 1 and "layout_transform" in four_d[0], four_d
+    x = np.random.default_rng(4).standard_normal((1, 3, 12, 12)).astype("float32")
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
+@needs_avx2
 @pytest.mark.parametrize("n", [40, 36])
 def test_one_row_dense_takes_the_conv_schedule(n):
     """A classifier on one row (x[1, K] @ W) runs as a blocked 1x1 conv, not dlight's GEMV;
