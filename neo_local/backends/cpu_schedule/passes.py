@@ -29,8 +29,9 @@ Order (``relax_passes``):
    depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
    else still needs them. The 3-channel stem's epilogue stays blocked this way too, and so do
    max/avg pools, image resizes, channel concats and channel slices by whole blocks, and
-   ShuffleNet's channel shuffle (reshape/transpose/reshape, one gather on the blocks: ``_shuffle_step``; ops by one
-   scale between its steps, a QDQ model's, move onto the blocks: ``_through_shuffle``).
+   ShuffleNet's channel shuffle (reshape/transpose/reshape, one gather on the blocks:
+   ``_shuffle_step``; ops by one scale between its steps, a QDQ model's, move onto the blocks:
+   ``_through_shuffle``).
    Before it, ``dense_as_conv``: a one-row dense layer (x[1, K] @ W) becomes a blocked 1x1 conv;
    ``matmul_shapes``: one-row products in a batch loop become one product, ragged columns are
    padded to whole vectors.
