@@ -116,6 +116,24 @@ def test_a_static_shape_becomes_a_constant_tensor():
     assert [c.tolist() for c in constants] == [9.0]  # the shape, summed and cast, folded in turn
 
 
+def test_a_split_constant_folds_into_its_parts():
+    """A recurrence's weights split from one constant at every step (an exported GRU): the parts
+    become constants, so what the steps compute from them folds too."""
+    weights = np.arange(24, dtype="float32").reshape(6, 4)
+
+    def body(bb, x):
+        steps = []
+        for _ in range(3):
+            parts = bb.emit(relax.op.split(relax.const(weights), indices_or_sections=[2], axis=0))
+            first = bb.emit(relax.op.permute_dims(bb.emit(relax.TupleGetItem(parts, 0))))  # [4, 2]
+            steps.append(bb.emit(relax.op.sum(first)))
+        return relax.op.add(x, relax.op.add(steps[0], relax.op.add(steps[1], steps[2])))
+
+    constants, ops = _parts(fold_constants(_main(body, legalize=False)))
+    assert not {"relax.split", "relax.permute_dims", "relax.sum"} & set(ops), ops
+    assert [c.tolist() for c in constants] == [3 * float(weights[:2].sum())]
+
+
 @T.prim_func
 def _unbuildable(a: T.Buffer((4,), "float32"), b: T.Buffer((4,), "float32")):
     for i in T.thread_binding(4, thread="threadIdx.x"):

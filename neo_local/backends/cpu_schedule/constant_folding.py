@@ -27,8 +27,10 @@ from neo_local.backends.cpu_schedule.rewriting import is_call_tir, rebind, rewri
 
 #: the target the kernels are evaluated on: this machine, LLVM unoptimized
 EVAL_TARGET = {"kind": "llvm", "opt-level": 0}
-#: operators folded without a kernel (``FoldConstant``'s special cases)
-TENSOR_TO_SHAPE, SHAPE_TO_TENSOR = "relax.tensor_to_shape", "relax.shape_to_tensor"
+#: operators folded without a kernel (``FoldConstant``'s special cases, and ``split``: an
+#: exported GRU's recurrent weights are split from one constant, and its per-step products on them
+#: (not constants, they were not folded) ran as dlight's GEMV, 1.5 GFLOP/s)
+TENSOR_TO_SHAPE, SHAPE_TO_TENSOR, SPLIT = "relax.tensor_to_shape", "relax.shape_to_tensor", "relax.split"
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 #: argument kinds that are known at compile time besides constants
@@ -88,6 +90,7 @@ class _Round(relax.PyExprMutator):
         super().__init__(mod)
         self.values = values
         self.pending: list[Pending] = []
+        self.splits: dict = {}
 
     def visit_var_(self, var: relax.Var) -> relax.Expr:  # noqa: N802 (TVM's naming)
         return self.values[var] if var in self.values else super().visit_var_(var)
@@ -101,7 +104,11 @@ class _Round(relax.PyExprMutator):
         value = self.visit_expr(binding.value)
         if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op != _CALL_TIR:
             value = self._lowered(value)
-        if _is_constant(value) or isinstance(value, relax.ShapeExpr):  # known now: the uses read it
+        if isinstance(value, relax.TupleGetItem) and _known(value.tuple_value) \
+                and isinstance(value.tuple_value, relax.Tuple):
+            value = value.tuple_value.fields[value.index]
+        if _is_constant(value) or isinstance(value, relax.ShapeExpr) or (
+                isinstance(value, relax.Tuple) and _known(value)):  # known now: the uses read it
             self.values[binding.var] = value
             return
         var = rebind(self, binding.var, value)
@@ -118,11 +125,23 @@ class _Round(relax.PyExprMutator):
             return relax.ShapeExpr([int(v) for v in call.args[0].value.numpy().reshape(-1)])
         if name == SHAPE_TO_TENSOR and isinstance(call.args[0], relax.ShapeExpr):
             return relax.const(np.array([int(v) for v in call.args[0].values], "int64"))
+        if name == SPLIT and _is_constant(call.args[0]):  # a tuple, which no kernel call returns
+            key = (hash(call.args[0].value), str(call.attrs.indices_or_sections), int(call.attrs.axis))
+            if key not in self.splits:  # one weight split at every step of a recurrence: one set of parts
+                self.splits[key] = relax.Tuple([relax.const(part) for part in _split(call)])
+            return self.splits[key]
         legalize = call.op.get_attr("FLegalize")
         if legalize is None:
             return call
         lowered = self.builder_.normalize(legalize(self.builder_, self.builder_.normalize(call)))
         return lowered if isinstance(lowered, relax.Call) and _foldable(lowered) else call
+
+
+def _split(call: relax.Call) -> list[np.ndarray]:
+    """The parts of ``split`` on a constant (its sections, or the indices it splits at)."""
+    at = call.attrs.indices_or_sections
+    at = int(at) if isinstance(at, (int, tirx.IntImm)) else [int(i) for i in at]
+    return [np.ascontiguousarray(part) for part in np.split(call.args[0].value.numpy(), at, int(call.attrs.axis))]
 
 
 def _kernels(mod: tvm.IRModule, jobs: list[Pending]) -> dict:
@@ -145,16 +164,21 @@ def _kernels(mod: tvm.IRModule, jobs: list[Pending]) -> dict:
 
 
 def _evaluate(mod: tvm.IRModule, jobs: list[Pending]) -> dict:
-    """Each job's result as a constant, by the job's var."""
+    """Each job's result as a constant, by the job's var; jobs of one kernel on the same inputs
+    (a recurrent model's per-step copies of one weight transform) share one evaluation and one
+    constant, so that later rewrites see one weight and convert it once."""
     kernels = _kernels(mod, jobs)
-    values = {}
+    values, done = {}, {}
     for job in jobs:
         kernel = kernels.get(job.kernel)
         if kernel is None:
             continue
-        out = tvm.runtime.empty(job.shape, job.dtype, tvm.cpu())
-        kernel(*job.inputs, out)
-        values[job.var] = relax.const(out)
+        key = (job.kernel.name_hint, *(hash(i) for i in job.inputs))  # a tensor's hash: its object
+        if key not in done:
+            out = tvm.runtime.empty(job.shape, job.dtype, tvm.cpu())
+            kernel(*job.inputs, out)
+            done[key] = relax.const(out)
+        values[job.var] = done[key]
     return values
 
 

@@ -223,6 +223,8 @@ class _DenseAsConv(relax.PyExprMutator):
     def __init__(self, mod: tvm.IRModule, lanes: int):
         super().__init__(mod)
         self.lanes = lanes
+        #: the repacked weights by their constant: a recurrence multiplies by one weight per step
+        self.kernels: dict = {}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
         call = super().visit_call_(call)
@@ -231,12 +233,15 @@ class _DenseAsConv(relax.PyExprMutator):
             return call
         (k, n), lanes, bb = dims, self.lanes, self.builder_
         n_pad = -(-n // lanes) * lanes
-        c = np.zeros((k, n_pad), "float32")
-        c[:, :n] = call.args[1].value.numpy()
-        kernel = c.reshape(k // lanes, lanes, n_pad // lanes, lanes).transpose(2, 0, 1, 3)[:, :, None, None]
+        weights = call.args[1].value
+        if hash(weights) not in self.kernels:
+            c = np.zeros((k, n_pad), "float32")
+            c[:, :n] = weights.numpy()
+            kernel = c.reshape(k // lanes, lanes, n_pad // lanes, lanes).transpose(2, 0, 1, 3)[:, :, None, None]
+            self.kernels[hash(weights)] = relax.const(np.ascontiguousarray(kernel))
         x = bb.emit(relax.op.reshape(call.args[0], [1, k // lanes, 1, 1, lanes]))
         y = bb.emit(relax.op.nn.conv2d(
-            x, relax.const(np.ascontiguousarray(kernel)), data_layout=f"NCHW{lanes}c",
+            x, self.kernels[hash(weights)], data_layout=f"NCHW{lanes}c",
             kernel_layout=f"OIHW{lanes}i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
         flat = relax.op.reshape(y, [1, n_pad])
