@@ -51,11 +51,14 @@ class _TwoD(relax.PyExprMutator):
         super().__init__(mod)
         self.twins: dict = {}
 
+    def _twin(self, expr: relax.Expr) -> relax.Expr | None:
+        """``expr``'s twin, None where it has none."""
+        return self.twins.get(expr) if isinstance(expr, relax.Var) else None
+
     def _twin_of(self, expr: relax.Expr) -> relax.Expr:
         """``expr``'s twin, or ``expr`` given a height of 1."""
-        if isinstance(expr, relax.Var) and expr in self.twins:
-            return self.twins[expr]
-        return self.builder_.emit(_with_height(expr))
+        twin = self._twin(expr)
+        return twin if twin is not None else self.builder_.emit(_with_height(expr))
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802 (TVM's naming)
         value = self.visit_expr(binding.value)
@@ -76,10 +79,9 @@ class _TwoD(relax.PyExprMutator):
         1-D pool as ``expand_dims`` -> 2-D pool -> ``squeeze``), None for any other value."""
         if not (isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.expand_dims")):
             return None
-        x = value.args[0]
-        if not (isinstance(x, relax.Var) and x in self.twins) or [int(a) % 4 for a in value.attrs.axis] != [2]:
+        if [int(a) % 4 for a in value.attrs.axis] != [2]:
             return None
-        return self.twins[x]
+        return self._twin(value.args[0])
 
     def _rewrite(self, call: relax.Call) -> relax.Expr | None:
         """The 4-D twin of ``call``'s value, or None where the call stays as it is."""
@@ -113,29 +115,28 @@ class _TwoD(relax.PyExprMutator):
             dilation=(1, dilation), groups=int(a.groups), out_dtype=str(call.ty.dtype)))
 
     def _pool(self, call: relax.Call) -> relax.Expr | None:
-        a, x = call.attrs, call.args[0]
-        if not (isinstance(x, relax.Var) and x in self.twins and a.layout == "NCW" and a.out_layout == "NCW"):
+        a, twin = call.attrs, self._twin(call.args[0])
+        if twin is None or a.layout != "NCW" or a.out_layout != "NCW":
             return None
         (left, right), (size,), (stride,), (dilation,) = a.padding, a.pool_size, a.strides, a.dilation
         return self.builder_.emit(_POOLS[call.op.name](
-            self.twins[x], pool_size=(1, size), strides=(1, stride), padding=(0, left, 0, right),
+            twin, pool_size=(1, size), strides=(1, stride), padding=(0, left, 0, right),
             dilation=(1, dilation), ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad)))
 
     def _mean(self, call: relax.Call) -> relax.Expr | None:
         """A mean over the samples (a global average pool) as one over H and W, which the blocked
         layout keeps; its result is [N, C, 1, 1], reshaped back for the 3-D value."""
-        x = call.args[0]
-        axes = call.attrs.axis
-        if not (isinstance(x, relax.Var) and x in self.twins) or axes is None or [int(v) % 3 for v in axes] != [2]:
+        twin, axes = self._twin(call.args[0]), call.attrs.axis
+        if twin is None or axes is None or [int(v) % 3 for v in axes] != [2]:
             return None
-        return self.builder_.emit(relax.op.mean(self.twins[x], axis=[2, 3], keepdims=True))
+        return self.builder_.emit(relax.op.mean(twin, axis=[2, 3], keepdims=True))
 
     def _elementwise(self, call: relax.Call) -> relax.Expr | None:
         """The op on the twins, the other tensor operands (constants, biases [C, 1]) given a height."""
         out = static_shape(call)
         tensors = [x for x in call.args if isinstance(x.ty, relax.TensorType)]
         if (out is None or len(out) != 3 or any(static_shape(x) is None for x in tensors)
-                or not any(isinstance(x, relax.Var) and x in self.twins for x in tensors)):
+                or all(self._twin(x) is None for x in tensors)):
             return None
         args = [self._twin_of(x) if isinstance(x.ty, relax.TensorType) and static_shape(x) else x for x in call.args]
         return self.builder_.emit(relax.Call(call.op, args, call.attrs, call.ty_args))

@@ -16,6 +16,7 @@ import math
 from tvm import relax, s_tir, te, tirx
 
 from neo_local.backends.cpu_schedule import fast_math
+from neo_local.backends.cpu_schedule.rewriting import static_shape
 
 #: the stages of ``softmax_rows``, by their blocks' names (``schedule_softmax`` finds them so)
 PADDED, PART_MAX, MAX, EXP = "softmax_padded", "softmax_part_max", "softmax_max", "softmax_exp"
@@ -55,11 +56,9 @@ def legalizer(lanes: int):
 
     def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         x = call.args[0]
-        shape = x.ty.shape
-        rank = len(shape.values) if shape is not None else 0
-        static = shape is not None and all(isinstance(d, tirx.IntImm) for d in shape.values)
-        if (str(call.ty.dtype) != "float32" or not static or int(call.attrs.axis) % max(rank, 1) != rank - 1
-                or int(shape.values[-1]) < lanes):
+        shape = static_shape(x)
+        if (str(call.ty.dtype) != "float32" or not shape or int(call.attrs.axis) % len(shape) != len(shape) - 1
+                or shape[-1] < lanes):
             return other(bb, call)
         return bb.call_te(softmax_rows, x, lanes, primfunc_name_hint="softmax")
 
