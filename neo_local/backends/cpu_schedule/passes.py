@@ -83,6 +83,7 @@ from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
+from neo_local.backends.cpu_schedule.grouped_conv import block_grouped_weights, plain_grouped
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
     static_shape,
@@ -96,6 +97,8 @@ CROP_BLOCK = "conv_crop"
 CONV_UNBLOCK = "conv_unblock"
 #: the annotation of a conv computed over its pixels as one row (``_blocked_conv``'s ``flat``): the output width
 FLAT_ATTR = "neo_local.flat"
+#: the annotation of a grouped conv (``grouped_conv``): the output chunks of one group, which read the same input
+GROUP_ATTR = "neo_local.group_chunks"
 #: the dot instructions by name
 DOTS = {**int8_dot.BY_NAME, **bf16_dot.BY_NAME}
 
@@ -438,6 +441,9 @@ class _BlockedRegion(relax.PyExprMutator):
             elif name == "relax.nn.conv2d" and _is_depthwise(value, self.lanes):
                 twin = self._depthwise(value)
                 value = self._unblock(twin)
+            elif name == "relax.nn.conv2d" and plain_grouped(value, self.lanes):
+                twin = self._grouped(value, plain_grouped(value, self.lanes))
+                value = self._unblock(twin)
             elif name == "relax.mean":
                 v = self._mean(value)
                 if v is not None:
@@ -471,6 +477,18 @@ class _BlockedRegion(relax.PyExprMutator):
             x, output_blocked_weights(call.args[1], lanes), strides=attrs.strides, padding=attrs.padding,
             dilation=attrs.dilation, groups=static_shape(call.args[1])[0], data_layout=f"NCHW{lanes}c",
             kernel_layout=f"OIHW1i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
+        ))
+
+    def _grouped(self, call: relax.Call, merge: int):
+        """A grouped conv (``grouped_conv``) as a blocked conv of its block groups."""
+        lanes, attrs = self.lanes, call.attrs
+        x = self._blocked_of(call.args[0], create=True)
+        groups = int(attrs.groups)
+        self.count += 1
+        return self.builder_.emit(relax.op.nn.conv2d(
+            x, block_grouped_weights(call.args[1], groups, merge, lanes), strides=attrs.strides,
+            padding=attrs.padding, dilation=attrs.dilation, groups=groups // merge, data_layout=f"NCHW{lanes}c",
+            kernel_layout=f"OIHW{lanes}i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
 
     def _pool(self, call: relax.Call):
@@ -687,20 +705,25 @@ class Columns:
 
 
 def conv2d_nchwc_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
-                         columns: Columns = Columns(), split: int = 1) -> te.Tensor:
+                         columns: Columns = Columns(), split: int = 1, groups: int = 1) -> te.Tensor:
     """out[n, oc, oh, ow, ob] = sum_{icc, kh, kw, icb} pad(data)[n, icc, oh*s+kh*d, ow*s+kw*d, icb]
     * kernel[oc, icc, kh, kw, icb, ob] (data NCHW{ic}c, kernel OIHW{ic}i{oc}o, out NCHW{oc}c),
     computed as ``columns`` says. ``split`` > 1: the output block as ``split`` x oc/``split`` axes
-    (``conv2d_nchwc_wide_compute``)."""
+    (``conv2d_nchwc_wide_compute``). ``groups`` > 1: ``grouped_conv``'s block groups, the kernel's
+    input chunks those of one group, which each output chunk reads at its own group's."""
     n, icc, h, w, icb = (int(d) for d in data.shape)
     occ, icc2, kh, kw, icb2, ocb = (int(d) for d in kernel.shape)
-    assert icc == icc2 and icb == icb2, "kernel does not match the data's channel blocking"
+    assert icc == icc2 * groups and icb == icb2 and occ % groups == 0, \
+        "kernel does not match the data's channel blocking"
     rb = te.reduce_axis((0, icb), name="rb")
+    per_group = occ // groups
 
     def term(padded, b, c, cb, rc, ry, rx, at):
-        return padded[b, rc, *at, rb] * kernel[c, rc, ry, rx, rb, cb], [rb]
+        chunk = (c // per_group) * icc2 + rc if groups > 1 else rc
+        return padded[b, chunk, *at, rb] * kernel[c, rc, ry, rx, rb, cb], [rb]
 
-    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, columns, term, split=split)
+    attrs = {GROUP_ATTR: per_group} if groups > 1 else None
+    return _blocked_conv(data, (occ, icc2, kh, kw, ocb), strides, padding, dilation, columns, term, attrs, split)
 
 
 def conv2d_nchwc_dot_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation,
@@ -721,7 +744,8 @@ def conv2d_nchwc_dot_compute(data: te.Tensor, kernel: te.Tensor, strides, paddin
         value = dot.widen(padded[b, rc, *at, rg * group + rk])
         return value * dot.widen(kernel[c, rc, ry, rx, rg, cb, rk]), [rg, rk]
 
-    return _blocked_conv(data, (occ, kh, kw, ocb), strides, padding, dilation, columns, term, {DOT_ATTR: dot.name})
+    return _blocked_conv(data, (occ, icc, kh, kw, ocb), strides, padding, dilation, columns, term,
+                         {DOT_ATTR: dot.name})
 
 
 def conv2d_nchwc_wide_compute(data: te.Tensor, kernel: te.Tensor, strides, padding, dilation, columns: Columns,
@@ -761,16 +785,16 @@ def dot_kernel_layout(kernel: te.Tensor, group: int) -> te.Tensor:
                       lambda o, i, y, x, g, ob, k: kernel[o, i, y, x, g * group + k, ob], name="dot_kernel_layout")
 
 
-def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int], strides, padding, dilation,
+def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int, int], strides, padding, dilation,
                   columns: Columns, term, attrs: dict | None = None, split: int = 1) -> te.Tensor:
     """The frame both blocked convs share: padding, the reduction over channel chunk, kh, kw and
     ``term``'s own channel-in-block axes, the wider (or flat) compute and its crop. ``kernel_dims``:
-    (output chunks, kh, kw, output block); ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` ->
+    (output chunks, input chunks reduced over, kh, kw, output block); ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` ->
     (product, its reduce axes); ``attrs``: the conv block's annotations; ``split``: the output
     block's axes (``conv2d_nchwc_compute``). A flat conv's block is annotated ``FLAT_ATTR`` (its
     output width), and a crop stage puts its pixels back in rows."""
-    n, icc = (int(d) for d in data.shape[:2])
-    occ, kh, kw, ocb = kernel_dims
+    n = int(data.shape[0])
+    occ, icc, kh, kw, ocb = kernel_dims
     padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
     flat = columns.flat
     pixels = oh * ow if flat else ow
@@ -893,12 +917,12 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, 
     k = _BLOCKED_KERNEL.match(attrs.kernel_layout)
     o = _BLOCKED_DATA.match(attrs.out_layout)
     dtype = call.ty.dtype if isinstance(call.ty, relax.TensorType) else None
-    if (
-        d and k and o and int(attrs.groups) == 1 and dtype == "float32"
-        and d.group(1) == k.group(1) and k.group(2) == o.group(1)
-        and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
+    float_conv = (
+        d and k and o and dtype == "float32" and call.args[0].ty.dtype == "float32"
+        and call.args[1].ty.dtype == "float32"
         and static_shape(call.args[0]) is not None and static_shape(call.args[1]) is not None
-    ):
+    )
+    if float_conv and int(attrs.groups) == 1 and d.group(1) == k.group(1) and k.group(2) == o.group(1):
         bf16 = dots.bf16
         if bf16 is not None and int(d.group(1)) % bf16.group == 0 and int(k.group(2)) == bf16.lanes:
             data = bb.emit_te(bf16_dot.to_bits, call.args[0], primfunc_name_hint="to_bf16")
@@ -913,18 +937,24 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, 
     if int8 is not None and d and k and o and int(attrs.groups) == 1 and _is_int8_conv(call, d.group(1), k.group(2), int8):
         kernel = bb.emit_te(dot_kernel_layout, call.args[1], int8.group, primfunc_name_hint="dot_kernel_layout")
         return _dot_conv(bb, call, call.args[0], kernel, int8)
-    c_total = static_shape(call.args[0])
+    if not float_conv:
+        return _default_conv2d_legalize(bb, call)
+    c_total, groups = static_shape(call.args[0]), int(attrs.groups)
     if (
-        d and k and o and dtype == "float32" and k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
-        and c_total is not None and len(c_total) == 5 and int(attrs.groups) == c_total[1] * c_total[4]
-        and call.args[0].ty.dtype == "float32" and call.args[1].ty.dtype == "float32"
-        and static_shape(call.args[1]) is not None and static_shape(call.args[1])[0] == c_total[1]
+        k.group(1) == "1" and d.group(1) == k.group(2) == o.group(1)
+        and len(c_total) == 5 and groups == c_total[1] * c_total[4] and static_shape(call.args[1])[0] == c_total[1]
     ):
         return bb.call_te(
             depthwise_conv2d_nchwc_compute, call.args[0], call.args[1],
             list(attrs.strides), list(attrs.padding), list(attrs.dilation),
             primfunc_name_hint="depthwise_conv2d_nchwc",
         )
+    if groups > 1 and d.group(1) == k.group(1) == k.group(2) == o.group(1):  # ``grouped_conv``'s block groups
+        out = static_shape(call)  # the register tile's output chunks: one group's (they share their input)
+        compute = functools.partial(conv2d_nchwc_compute, columns=conv_columns(call, out, out[1] // groups, max_acc),
+                                    groups=groups)
+        return bb.call_te(compute, call.args[0], call.args[1], list(attrs.strides), list(attrs.padding),
+                          list(attrs.dilation), primfunc_name_hint="conv2d_nchwc")
     return _default_conv2d_legalize(bb, call)
 
 
