@@ -117,6 +117,8 @@ EXAMPLES: dict[str, ExampleModel] = {
                                    "maxpool), 1x C (1x7/7x1), at 224 instead of 299"),
                 ("squeezenet_like", "SqueezeNet 1.1: fire modules (concat), ceil-mode maxpools, no batch norm"),
                 ("shufflenet_v2_like", "ShuffleNetV2 x0.5: channel split, concat, channel shuffle, depthwise 3x3"),
+                ("resnext_like", "ResNeXt-50 32x4d: ResNet-50's layout, 3x3 convs in 32 groups (4 channels a "
+                                 "group at 56x56 to 32 at 7x7)"),
                 ("vgg_like", "VGG-11 convolutions, classifier reduced to 25088 -> 256 -> 256 -> 1000"),
                 ("vit_like", "ViT-Tiny/16 layout (197 tokens, hidden 192, 3 heads, GELU MLP 768), 4 of its 12 "
                              "pre-LN layers"),

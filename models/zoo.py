@@ -24,6 +24,9 @@ __all__ = [
     "squeezenet_like",
     "shufflenet_v2_like",
     "vgg_like",
+    "audio_cnn_like",
+    "vit_like",
+    "resnext_like",
 ]
 
 
@@ -218,14 +221,17 @@ def int64_input_net(seed: int = 0) -> nn.Module:
 
 
 class Bottleneck(nn.Module):
+    """ResNet's bottleneck; with ``groups``, ResNeXt's: its 3x3 conv grouped, ``width`` channels
+    wide (``mid`` by default)."""
+
     expansion = 4
 
-    def __init__(self, cin: int, mid: int, stride: int) -> None:
+    def __init__(self, cin: int, mid: int, stride: int, groups: int = 1, width: int = 0) -> None:
         super().__init__()
-        cout = mid * self.expansion
-        self.conv1, self.bn1 = _conv_bn(cin, mid, 1)
-        self.conv2, self.bn2 = _conv_bn(mid, mid, 3, stride)  # stride on the 3x3 (ResNet v1.5)
-        self.conv3, self.bn3 = _conv_bn(mid, cout, 1)
+        cout, width = mid * self.expansion, width or mid
+        self.conv1, self.bn1 = _conv_bn(cin, width, 1)
+        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride, groups)  # stride on the 3x3 (ResNet v1.5)
+        self.conv3, self.bn3 = _conv_bn(width, cout, 1)
         self.relu = nn.ReLU()
         self.downsample: nn.Module
         if stride != 1 or cin != cout:
@@ -241,7 +247,11 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50Like(nn.Module):
-    def __init__(self, blocks: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000) -> None:
+    """ResNet-50's layout; with ``groups``, ResNeXt-50's (``groups`` x ``group_width`` channels in the
+    first stage's 3x3 convs, doubling with each stage)."""
+
+    def __init__(self, blocks: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000, groups: int = 1,
+                 group_width: int = 64) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
@@ -254,7 +264,8 @@ class ResNet50Like(nn.Module):
         for i, n in enumerate(blocks):
             mid = 64 * (2**i)
             for j in range(n):
-                layers.append(Bottleneck(cin, mid, stride=2 if (i > 0 and j == 0) else 1))
+                layers.append(Bottleneck(cin, mid, 2 if (i > 0 and j == 0) else 1, groups,
+                                         groups * group_width * 2**i))
                 cin = mid * Bottleneck.expansion
         self.layers = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -270,6 +281,13 @@ def resnet50_like(seed: int = 0) -> nn.Module:
     Input [1,3,224,224]. About 25.6M parameters."""
     torch.manual_seed(seed)
     return _finish(ResNet50Like(), (3, 224, 224), batch=2)
+
+
+def resnext_like(seed: int = 0, size: int = 224) -> nn.Module:
+    """ResNeXt-50 32x4d: ResNet-50's layout with 3x3 convs of 32 groups, 4 channels a group in the
+    first stage (128 channels) to 32 in the last (1024). Input [1,3,size,size]. About 25.0M parameters."""
+    torch.manual_seed(seed)
+    return _finish(ResNet50Like(groups=32, group_width=4), (3, size, size), batch=2)
 
 
 # --------------------------------------------------------------------------- BERT-style encoder

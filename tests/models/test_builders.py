@@ -17,7 +17,7 @@ from models.export import example_inputs, make_archive, reference_outputs
 # the issue #6 benchmark families (224x224, 1000 classes): built at full size only in slow runs,
 # at a tiny input by test_family_builders_at_a_tiny_input
 FAMILIES = ["mobilenet_v3_like", "efficientnet_like", "densenet_like", "inception_like", "squeezenet_like",
-            "shufflenet_v2_like", "vgg_like", "vit_like"]
+            "shufflenet_v2_like", "vgg_like", "vit_like", "resnext_like"]
 ALL = [n if n not in FAMILIES else pytest.param(n, marks=pytest.mark.slow) for n in EXAMPLES]
 # ResNet-50's ONNX export takes several seconds and ~100 MB: only in slow runs
 SMALL = [n for n in EXAMPLES if n not in ("resnet50_like", *FAMILIES)]
@@ -115,6 +115,15 @@ def test_resnet50_like_shape():
     assert 25_000_000 < n_params < 26_000_000  # torchvision's resnet50 has 25.56M
     assert m.fc.in_features == 2048 and m.fc.out_features == 1000
     assert [len(s) for s in _stages(m)] == [3, 4, 6, 3]
+
+
+def test_resnext_like_shape():
+    m = get("resnext_like").build(0)
+    n_params = sum(p.numel() for p in m.parameters())
+    assert 24_500_000 < n_params < 25_500_000  # torchvision's resnext50_32x4d has 25.03M
+    assert [len(s) for s in _stages(m)] == [3, 4, 6, 3]
+    assert {blk.conv2.groups for blk in m.layers} == {32}
+    assert [m.layers[i].conv2.in_channels for i in (0, 3, 7, 13)] == [128, 256, 512, 1024]
 
 
 def _stages(m):
