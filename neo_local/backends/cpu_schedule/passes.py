@@ -7,7 +7,8 @@ Order (``relax_passes``):
    ``conv1d_as_conv2d`` (``conv1d``: 1-D convs, pools and the elementwise ops between them as 2-D
    ones of height 1, so that every step below takes them) and ``conv_transpose_as_conv``
    (``conv_transpose``: transposed convs as convs over their input spread out with zeros, which
-   ``ConvertLayout`` failed on), then ``rewrite_clip``: the ONNX
+   ``ConvertLayout`` failed on), ``stack_as_concat`` (a ``stack``, whose layout ``ConvertLayout``
+   gets one axis short: an LSTM's outputs), then ``rewrite_clip``: the ONNX
    importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``, which
    ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
@@ -23,7 +24,8 @@ Order (``relax_passes``):
 4. ``blocked_depthwise``: ``ConvertLayout`` skips grouped convs, so each depthwise conv sits in
    NCHW between layout transforms. It becomes a blocked conv2d (NCHW{L}c data, weights repacked to
    [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
-   in the blocked layout: every NCHW value that is a layout_transform of a blocked one, or an
+   in the blocked layout (a grouped conv that is not depthwise likewise, as a blocked conv of its
+   block groups: ``grouped_conv``): every NCHW value that is a layout_transform of a blocked one, or an
    elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
    (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
    depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
@@ -54,7 +56,9 @@ Order (``relax_passes``):
    from 8x8 outputs -> F(2,5), padded or not (``winograd.tile_size``), in three kernels
    (``winograd``: input transform, products as a ``conv2d_nchwc`` of batch 36 or 16, output
    transform); blocked depthwise ->
-   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); dense layers -> their weights in column
+   ``depthwise_conv2d_nchwc`` (reduction over kh, kw); a blocked grouped conv -> ``conv2d_nchwc``
+   with each output chunk reading its own block group's input chunks (annotated ``GROUP_ATTR``:
+   its register tile stays within a group); dense layers -> their weights in column
    panels, and products whose row count has no divisor for a deep register tile computed a few
    rows deeper and cropped (``dot_matmul``); float32 exp/tanh/erf/sigmoid -> topi's
    vectorizable polynomials (``fast_math``), a float32 softmax over the last axis -> vector
@@ -154,6 +158,31 @@ class _ClipRewriter(relax.PyExprMutator):
 
 def rewrite_clip(mod: tvm.IRModule) -> tvm.IRModule:
     return relax.transform.DeadCodeElimination()(rewrite_functions(_ClipRewriter(mod), mod))
+
+
+# --------------------------------------------------------------------------- stack -> concat
+
+
+@relax.expr_functor.mutator
+class _StackAsConcat(relax.PyExprMutator):
+    """``stack`` as a ``concat`` of its inputs' ``expand_dims``: ``ConvertLayout``'s layout for a
+    stack's output has its inputs' rank, one axis short, and the first layout-aware op after it
+    failed ("tvm::String index out of bounds": the permute_dims after a bidirectional LSTM's
+    stacked outputs in a conv + LSTM text recognizer, which then fell back to the plain build)."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        if call.op != tvm.ir.Op.get("relax.stack") or not isinstance(call.ty, relax.TensorType) or call.ty.ndim < 1:
+            return call
+        parts = call.args[0]
+        fields = parts.fields if isinstance(parts, relax.Tuple) else \
+            [relax.TupleGetItem(parts, i) for i in range(len(parts.ty.fields))]
+        axis = int(call.attrs.axis) % call.ty.ndim
+        return relax.op.concat([self.builder_.emit(relax.op.expand_dims(f, axis)) for f in fields], axis)
+
+
+def stack_as_concat(mod: tvm.IRModule) -> tvm.IRModule:
+    return rewrite_functions(_StackAsConcat(mod), mod)
 
 
 # --------------------------------------------------------------------------- channels-last constants
@@ -1048,20 +1077,6 @@ def _is_int8_conv(call: relax.Call, in_block: str, out_block: str, dot: int8_dot
 # --------------------------------------------------------------------------- the whole Relax part
 
 
-def _has_conv2d(mod: tvm.IRModule) -> bool:
-    """Whether any Relax function of ``mod`` calls ``nn.conv2d``."""
-    conv, calls = tvm.ir.Op.get("relax.nn.conv2d"), []
-
-    def visit(expr: relax.Expr) -> None:
-        if isinstance(expr, relax.Call) and expr.op == conv:
-            calls.append(expr)
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return bool(calls)
-
-
 def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots: Dots = Dots(),
                  vector_lanes: int = 0) -> tvm.IRModule:
     """Run the Relax-level rewrites and legalization; returns a module of fused call_tir kernels.
@@ -1075,18 +1090,17 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.CanonicalizeBindings(),
         fold_constants,
     ])(mod)
-    mod = match_constant_ranks(rewrite_clip(conv_transpose_as_conv(conv1d_as_conv2d(mod))))
-    if _has_conv2d(mod):  # ConvertLayout fails on some graphs without convs (an LSTM's); they need none of it
-        mod = seq([
-            # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
-            relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
-            relax.transform.Normalize(),
-            fold_constants,  # the transposed weights and biases become constants again
-        ])(mod)
-        mod = seq([
-            relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
-            relax.transform.Normalize(),
-        ])(pad_channels(mod, lanes))
+    mod = match_constant_ranks(rewrite_clip(stack_as_concat(conv_transpose_as_conv(conv1d_as_conv2d(mod)))))
+    mod = seq([
+        # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
+        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
+        relax.transform.Normalize(),
+        fold_constants,  # the transposed weights and biases become constants again
+    ])(mod)
+    mod = seq([
+        relax.transform.ConvertLayout({"relax.nn.conv2d": [f"NCHW{lanes}c", f"OIHW{lanes}i{lanes}o"]}),
+        relax.transform.Normalize(),
+    ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
     mod = matmul_shapes(mod, lanes)
     mod = fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes))
