@@ -23,7 +23,8 @@
   producers are inlined into their consumers. Matmul/GEMV and other reductions (unblocked means,
   layer norm, a softmax not over the last axis) first go through ``dlight.cpu`` (GEMV,
   Reduction); a softmax over the last axis has its own (``softmax.schedule_softmax``), and so
-  do Winograd's transforms (``winograd.schedule_transform``).
+  do Winograd's transforms (``winograd.schedule_transform``); a two-pass resize (``resize``)
+  keeps its first pass a buffer of its own and runs its rows in vectors (``_schedule_resize``).
 
 Every function that raises while being scheduled is left as it was (TVM builds it unscheduled:
 slow but correct), never half-scheduled.
@@ -45,7 +46,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot, softmax, winograd
+from neo_local.backends.cpu_schedule import fast_math, int8_dot, resize, softmax, winograd
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -641,14 +642,16 @@ def default_matmul_config(rows: int, col_vectors: int, max_acc: int, depth: int)
 K_UNROLLS = (1, 2, 4, 8)
 
 
-def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+def schedule_generic(func: tirx.PrimFunc, keep: tuple[str, ...] = ()) -> tirx.PrimFunc | None:
+    """See the module docstring; the blocks named in ``keep`` stay passes of their own (not inlined:
+    ``resize``'s first stage)."""
     sch = s_tir.Schedule(func)
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
     if not blocks:
         return None
     # inline elementwise producers (keep the last block: it writes the output)
     for b in blocks[:-1]:
-        if _is_spatial(sch, b):
+        if _is_spatial(sch, b) and sch.get(b).name_hint not in keep:
             try:
                 sch.compute_inline(b)
             except Exception:  # noqa: BLE001 (TVM raises ScheduleError subclasses)
@@ -676,6 +679,19 @@ def schedule_generic(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         if len(loops) != len(iters):
             continue
         vector_loop = _schedule_reduction(sch, b, loops[:spatial_n], loops[spatial_n:])
+    return sch.mod["main"]
+
+
+def _schedule_resize(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc:
+    """``resize``'s two stages, each a pass of its own (the ops fused after the second computed in
+    it), rows in parallel; an NCHW row (wider than ``_vectorize_inner`` takes) in ``lanes``-wide
+    vectors."""
+    sch = s_tir.Schedule(schedule_generic(func, keep=(resize.RESIZE_X,)))
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        last = sch.get_loops(block)[-1]
+        extent = int(sch.get(last).extent)
+        if sch.get(last).kind != tirx.ForKind.VECTORIZED and extent % lanes == 0:
+            sch.vectorize(sch.split(last, [None, lanes])[1])
     return sch.mod["main"]
 
 
@@ -737,8 +753,8 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "dlight": 0, "generic": 0,
-             "unscheduled": 0, "tuned": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "resize": 0, "dlight": 0,
+             "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
@@ -879,7 +895,7 @@ TUNABLE = {
 }
 
 #: the order in which a function's kind is found: the first schedule that takes it
-_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "dlight", "generic")
+_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "resize", "dlight", "generic")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
@@ -912,4 +928,6 @@ def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, la
         return winograd.schedule_transform(func)
     if kind == "softmax":
         return softmax.schedule_softmax(func, lanes)
+    if kind == "resize":
+        return _schedule_resize(func, lanes) if resize.is_resize(func) else None
     return schedule_generic(func)
