@@ -763,15 +763,16 @@ def test_resize_between_convs_stays_blocked(mode):
 
 
 @needs_avx2
-@pytest.mark.parametrize("n", [40, 36])
-def test_one_row_dense_takes_the_conv_schedule(n):
+@pytest.mark.parametrize("k,n", [(64, 40), (64, 36), (100, 64)])
+def test_one_row_dense_takes_the_conv_schedule(k, n):
     """A classifier on one row (x[1, K] @ W) runs as a blocked 1x1 conv, not dlight's GEMV;
-    output counts that do not divide by 8 are padded and sliced back."""
+    output counts that do not divide by 8 are padded and sliced back, input counts (a 100-dim
+    latent) padded with zeros."""
     torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Linear(64, n), torch.nn.Hardswish()).eval()
-    ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, (1, 64)), AVX2)
+    model = torch.nn.Sequential(torch.nn.Linear(k, n), torch.nn.Hardswish()).eval()
+    ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, (1, k)), AVX2)
     assert stats["conv"] == 1 and stats["dlight"] == 0 and stats["matmul"] == 0, stats
-    x = np.random.default_rng(1).standard_normal((1, 64)).astype("float32")
+    x = np.random.default_rng(1).standard_normal((1, k)).astype("float32")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     got = _run(ex, x)
