@@ -436,6 +436,9 @@ _EDGE_CASES = {
         helper.make_node("ReduceMax", ["a", "axes"], ["z"], keepdims=1),
         {"a": np.array([[-np.inf, -np.inf], [1.0, -np.inf]], np.float32), "axes": np.array([1], np.int64)}, 18,
         TensorProto.FLOAT),
+    "reduce_max_of_rows_all_minus_infinity_axes_attribute": (  # opsets 13-17: axes an attribute
+        helper.make_node("ReduceMax", ["a"], ["z"], keepdims=1, axes=[1]),
+        {"a": np.array([[-np.inf, -np.inf], [1.0, -np.inf]], np.float32)}, 17, TensorProto.FLOAT),
     "matmul_float16_long_sum": (helper.make_node("MatMul", ["a", "b"], ["z"]),
                                 {"a": seeded(4, 1024).astype(np.float16), "b": seeded(1024, 3, seed=1).astype(np.float16)},
                                 17, TensorProto.FLOAT16),

@@ -125,10 +125,13 @@ def _extreme_of_empty(bb: Any, node: OnnxNode, sign: int) -> Any:
         identity = constant(np.iinfo(dtype).max if sign > 0 else np.iinfo(dtype).min, dtype)
     if reduced[1]:
         return relax.op.broadcast_to(identity, reduced[0])
-    counting = dataclasses.replace(node, op_type="ReduceSum", inputs=(
-        bb.emit(relax.op.astype(relax.op.not_equal(x, identity), "int32")), *node.inputs[1:]))
-    none_finite = relax.op.equal(bb.emit(tvm_converter(bb, counting)), constant(0, "int32"))
-    return relax.op.where(none_finite, identity, bb.emit(tvm_converter(bb, node)))
+    # whether each reduced row holds a value other than the identity: a ReduceMax of that test over
+    # the node's own axes (input or attribute as its opset has them; a ReduceSum's axes are an input
+    # from opset 13, where ReduceMax's stayed an attribute to 17, and it summed the whole tensor)
+    real = dataclasses.replace(node, op_type="ReduceMax", inputs=(
+        bb.emit(relax.op.astype(relax.op.not_equal(x, identity), "uint8")), *node.inputs[1:]))
+    none_real = relax.op.equal(bb.emit(tvm_converter(bb, real)), constant(0, "uint8"))
+    return relax.op.where(none_real, identity, bb.emit(tvm_converter(bb, node)))
 
 
 @register("ReduceMax", 1)
