@@ -80,6 +80,38 @@ def test_torch_export_pools_written_as_2d_join_the_chain():
     assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
+class _PointNet(torch.nn.Module):
+    """Shared per-point 1x1 conv1d layers, a max over the points, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.points = nn.Sequential(nn.Conv1d(3, 16, 1), nn.ReLU(), nn.Conv1d(16, 32, 1), nn.ReLU())
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.head(self.points(x).max(2)[0])
+
+
+@needs_avx2
+def test_a_max_over_the_points_stays_blocked():
+    """The max over time or points (a global max pool) is reduced in the blocked layout like a mean:
+    no kernel takes the [1, 32, 200] features back to their plain layout (a PointNet's 1024 x 1024:
+    0.35 ms of transform)."""
+    torch.manual_seed(5)
+    model = _PointNet().eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 200)), AVX2)
+    assert stats["conv"] == 3 and stats["dlight"] == 0, stats
+    shapes = {tuple(int(d) for d in p.shape) for _, f in opt.functions_items()
+              if isinstance(f, tvm.tirx.PrimFunc) for p in f.params}
+    assert (1, 4, 1, 200, 8) in shapes and not shapes & {(1, 32, 200), (1, 32, 1, 200)}, shapes
+    x = np.random.default_rng(5).standard_normal((1, 3, 200)).astype("float32")
+    got = _run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape and _rel(got, want) < 1e-5
+
+
 def test_a_chain_of_conv1d_layers_stays_two_dimensional():
     """conv -> bias -> relu -> conv: the second conv reads the first one's 4-D twin; only the
     model's output is squeezed back to three dimensions."""

@@ -14,9 +14,9 @@ at a conv whose output channels do not divide, or divide into blocks that tile b
 conv whose input channels do not divide and have no twin (the input gets zero channels:
 ``nn.pad``). They follow per-channel ops: elementwise ops with per-channel constants (repacked, a
 divisor's padding is 1) or with twins of the same channels, depthwise convs (zero weights), pools,
-spatial means, channel concats (DenseNet: the parts' twins side by side, so ``where`` is no longer
-a prefix), and the [N, C, 1, 1] -> [N, C] reshape before a classifier, whose dense layer gets zero
-rows. Every other consumer reads the real channels (``strided_slice`` or ``take``); where nothing
+spatial means and maxima, channel concats (DenseNet: the parts' twins side by side, so ``where``
+is no longer a prefix), and the [N, C, 1, 1] -> [N, C] reshape before a classifier, whose dense
+layer gets zero rows. Every other consumer reads the real channels (``strided_slice`` or ``take``); where nothing
 does, dead-code elimination drops them.
 """
 
@@ -29,8 +29,8 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
-    static_shape,
+    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind,
+    rewrite_functions, static_shape,
 )
 
 
@@ -146,10 +146,11 @@ class _ChannelPadder(relax.PyExprMutator):
         if name in UNARY or name in POOLS:
             return self._emit_twin(relax.Call(call.op, [twin.expr, *call.args[1:]], call.attrs, call.ty_args),
                                    twin.where, twin.size)
-        if name == "relax.mean":
+        if name in SPATIAL_REDUCTIONS:
             axes = sorted(int(a) % 4 for a in call.attrs.axis) if call.attrs.axis is not None else None
             if axes == [2, 3] and bool(call.attrs.keepdims) and len(static_shape(call.args[0]) or ()) == 4:
-                return self._emit_twin(relax.op.mean(twin.expr, axis=[2, 3], keepdims=True), twin.where, twin.size)
+                reduced = SPATIAL_REDUCTIONS[name](twin.expr, axis=[2, 3], keepdims=True)
+                return self._emit_twin(reduced, twin.where, twin.size)
             return None
         if name == "relax.reshape":
             return self._flatten(call, twin)

@@ -5,8 +5,8 @@ TVM legalizes ``nn.conv1d`` to a plain TE loop nest that only dlight schedules: 
 four strided conv1d layers over 16000 samples ran 56x slower than onnxruntime. Here an NCW conv1d
 over ``x`` becomes a conv2d over ``x`` as [N, C, 1, W] (its weights [O, I, 1, KW], strides,
 padding and dilation 1 along the new axis), and the 4-D result is the value's *twin*: the
-elementwise ops after it (bias, activations, residual adds), max/avg pool1d and a mean over the
-samples are rewritten on the twins too, so that a chain of layers stays 4-D and the next conv
+elementwise ops after it (bias, activations, residual adds), max/avg pool1d and a mean or max over
+the samples are rewritten on the twins too, so that a chain of layers stays 4-D and the next conv
 takes its input without a reshape. Every other use reads the 3-D value, the twin squeezed (dead
 code where nothing reads it). torch's frontend writes 1-D pools and means itself as 2-D ones
 between ``expand_dims`` and ``squeeze``: a squeeze of a height-1 value makes that value the
@@ -22,7 +22,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from neo_local.backends.cpu_schedule.rewriting import BINARY, UNARY, rebind, rewrite_functions, static_shape
+from neo_local.backends.cpu_schedule.rewriting import (
+    BINARY, SPATIAL_REDUCTIONS, UNARY, rebind, rewrite_functions, static_shape,
+)
 
 _POOLS = {"relax.nn.max_pool1d": relax.op.nn.max_pool2d, "relax.nn.avg_pool1d": relax.op.nn.avg_pool2d}
 
@@ -90,8 +92,8 @@ class _TwoD(relax.PyExprMutator):
             return self._conv(call) if _plain_conv1d(call) else None
         if name in _POOLS:
             return self._pool(call)
-        if name == "relax.mean":
-            return self._mean(call)
+        if name in SPATIAL_REDUCTIONS:
+            return self._reduction(call)
         if name in BINARY or name in UNARY:
             return self._elementwise(call)
         if name == "relax.squeeze":
@@ -123,13 +125,14 @@ class _TwoD(relax.PyExprMutator):
             twin, pool_size=(1, size), strides=(1, stride), padding=(0, left, 0, right),
             dilation=(1, dilation), ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad)))
 
-    def _mean(self, call: relax.Call) -> relax.Expr | None:
-        """A mean over the samples (a global average pool) as one over H and W, which the blocked
-        layout keeps; its result is [N, C, 1, 1], reshaped back for the 3-D value."""
+    def _reduction(self, call: relax.Call) -> relax.Expr | None:
+        """A mean or max over the samples (a global average or max pool: a PointNet's over its
+        points) as one over H and W, which the blocked layout keeps; its result is [N, C, 1, 1],
+        reshaped back for the 3-D value."""
         twin, axes = self._twin(call.args[0]), call.attrs.axis
         if twin is None or axes is None or [int(v) % 3 for v in axes] != [2]:
             return None
-        return self.builder_.emit(relax.op.mean(twin, axis=[2, 3], keepdims=True))
+        return self.builder_.emit(SPATIAL_REDUCTIONS[call.op.name](twin, axis=[2, 3], keepdims=True))
 
     def _elementwise(self, call: relax.Call) -> relax.Expr | None:
         """The op on the twins, the other tensor operands (constants, biases [C, 1]) given a height."""

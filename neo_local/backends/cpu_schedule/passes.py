@@ -90,8 +90,8 @@ from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
 from neo_local.backends.cpu_schedule.grouped_conv import block_grouped_weights, plain_grouped
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind, rewrite_functions,
-    static_shape,
+    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind,
+    rewrite_functions, static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -476,8 +476,8 @@ class _BlockedRegion(relax.PyExprMutator):
             elif name == "relax.nn.conv2d" and plain_grouped(value, self.lanes):
                 twin = self._grouped(value, plain_grouped(value, self.lanes))
                 value = self._unblock(twin)
-            elif name == "relax.mean":
-                v = self._mean(value)
+            elif name in SPATIAL_REDUCTIONS:
+                v = self._reduction(value)
                 if v is not None:
                     value, twin = v
             elif name == "relax.image.resize2d":
@@ -634,11 +634,11 @@ class _BlockedRegion(relax.PyExprMutator):
         args = [step[1] if m else a for a, m in zip(call.args, mid)]
         return (step[0], self.builder_.emit(relax.Call(call.op, args, call.attrs, call.ty_args)), *step[2:])
 
-    def _mean(self, call: relax.Call):
-        """mean over H, W of a value with a blocked twin: mean in the blocked layout, then unblock
-        the (small) result, so that the producer's NCHW copy is not needed. Returns (the NCHW
-        value, its blocked twin when the mean keeps its dims: a squeeze-excite's 1x1 conv takes
-        it without a transform either way), or None."""
+    def _reduction(self, call: relax.Call):
+        """mean or max over H, W of a value with a blocked twin: reduced in the blocked layout, then
+        the (small) result unblocked, so that the producer's NCHW copy is not needed. Returns (the
+        NCHW value, its blocked twin when the reduction keeps its dims: a squeeze-excite's 1x1 conv
+        takes it without a transform either way), or None."""
         xs = static_shape(call.args[0])
         b = self._blocked_of(call.args[0])
         if b is None or xs is None or len(xs) != 4 or call.attrs.axis is None:
@@ -646,7 +646,7 @@ class _BlockedRegion(relax.PyExprMutator):
         axes = sorted(int(a) % 4 for a in call.attrs.axis)
         if axes != [2, 3]:
             return None
-        m = self.builder_.emit(relax.op.mean(b, axis=[2, 3], keepdims=True))
+        m = self.builder_.emit(SPATIAL_REDUCTIONS[call.op.name](b, axis=[2, 3], keepdims=True))
         if bool(call.attrs.keepdims):
             return self._unblock(m), m
         return relax.op.reshape(self.builder_.emit(self._unblock(m)), [xs[0], xs[1]]), None

@@ -13,6 +13,8 @@ UNARY = {"relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.clip", "relax.nn
          "relax.round", "relax.astype"}
 #: spatial pools, each channel on its own
 POOLS = {"relax.nn.max_pool2d", "relax.nn.avg_pool2d"}
+#: reductions that global pools are written as (over H and W: each channel on its own)
+SPATIAL_REDUCTIONS = {"relax.mean": relax.op.mean, "relax.max": relax.op.max}
 
 
 def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:

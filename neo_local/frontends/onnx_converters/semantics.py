@@ -102,6 +102,22 @@ def _reduced_shape(node: OnnxNode, shape: tuple[int, ...]) -> tuple[tuple[int, .
     return out, any(shape[d] == 0 for d in axes)
 
 
+#: ops whose values are never -inf (a ReduceMax of them needs no test for rows of -inf: a PointNet's max
+#: over points after a relu), and never +inf (a ReduceMin's)
+_NEVER_MINUS_INF = ("relax.nn.relu", "relax.sigmoid", "relax.exp", "relax.tanh")
+_NEVER_PLUS_INF = ("relax.sigmoid", "relax.tanh")
+
+
+def _never_the_identity(bb: Any, x: Any, sign: int) -> bool:
+    """Whether ``x`` is the value of an op that never gives the reduction's identity (``sign`` as
+    ``_extreme_of_empty``'s)."""
+    from tvm import relax
+
+    value = bb.lookup_binding(x) if isinstance(x, relax.Var) else x
+    ops = _NEVER_PLUS_INF if sign > 0 else _NEVER_MINUS_INF
+    return isinstance(value, relax.Call) and getattr(value.op, "name", None) in ops
+
+
 def _extreme_of_empty(bb: Any, node: OnnxNode, sign: int) -> Any:
     """ReduceMax (sign -1) / ReduceMin (+1) as ONNX defines them where TVM's converter does not:
     over an empty axis the result is the identity (-inf / +inf, the integer extremes); where
@@ -125,6 +141,8 @@ def _extreme_of_empty(bb: Any, node: OnnxNode, sign: int) -> Any:
         identity = constant(np.iinfo(dtype).max if sign > 0 else np.iinfo(dtype).min, dtype)
     if reduced[1]:
         return relax.op.broadcast_to(identity, reduced[0])
+    if _never_the_identity(bb, x, sign):
+        return tvm_converter(bb, node)
     # whether each reduced row holds a value other than the identity: a ReduceMax of that test over
     # the node's own axes (input or attribute as its opset has them; a ReduceSum's axes are an input
     # from opset 13, where ReduceMax's stayed an attribute to 17, and it summed the whole tensor)
