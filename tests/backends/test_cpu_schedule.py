@@ -620,6 +620,34 @@ def test_convs_and_a_bidirectional_lstm_build_on_the_scheduled_pipeline():
     assert got.shape == want.shape and _rel(got, want) < 1e-5
 
 
+class _Windows(torch.nn.Module):
+    """A Swin block's window partition around a roll by ``shift`` (0: torch.roll exports a slice of
+    everything and an empty one, concatenated), a linear layer per window, and back."""
+
+    def __init__(self, shift: int):
+        super().__init__()
+        self.shift, self.mix = shift, torch.nn.Linear(16, 16)
+
+    def forward(self, x):  # [1, 8, 8, 16]
+        y = torch.roll(x, (-self.shift, -self.shift), (1, 2))
+        y = y.reshape(1, 2, 4, 2, 4, 16).permute(0, 1, 3, 2, 4, 5).reshape(4, 16, 16)
+        y = self.mix(y).reshape(1, 2, 2, 4, 4, 16).permute(0, 1, 3, 2, 4, 5).reshape(1, 8, 8, 16)
+        return x + torch.roll(y, (self.shift, self.shift), (1, 2))
+
+
+@needs_avx2
+@pytest.mark.parametrize("shift", [0, 2])
+def test_a_roll_by_nothing_leaves_no_kernel_unscheduled(shift):
+    torch.manual_seed(shift)
+    model = _Windows(shift).eval()
+    ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, (1, 8, 8, 16)), AVX2)
+    assert stats["unscheduled"] == 0, stats
+    x = np.random.default_rng(shift).standard_normal((1, 8, 8, 16)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(ex, x), want) < 1e-5
+
+
 def test_backend_falls_back_to_plain_build(monkeypatch):
     from neo_local.backends import tvm_relax
 

@@ -8,7 +8,8 @@ Order (``relax_passes``):
    ones of height 1, so that every step below takes them) and ``conv_transpose_as_conv``
    (``conv_transpose``: transposed convs, which ``ConvertLayout`` failed on, as one conv of all
    their output phases and a depth-to-space), ``stack_as_concat`` (a ``stack``, whose layout ``ConvertLayout``
-   gets one axis short: an LSTM's outputs), then ``rewrite_clip``: the ONNX
+   gets one axis short: an LSTM's outputs), ``drop_empty_concat_parts`` (``torch.roll`` by 0's
+   empty slice), then ``rewrite_clip``: the ONNX
    importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``, which
    ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
@@ -184,6 +185,31 @@ class _StackAsConcat(relax.PyExprMutator):
 
 def stack_as_concat(mod: tvm.IRModule) -> tvm.IRModule:
     return rewrite_functions(_StackAsConcat(mod), mod)
+
+
+@relax.expr_functor.mutator
+class _EmptyConcatParts(relax.PyExprMutator):
+    """A concat without its parts of no extent along its axis (``torch.roll`` by 0, as in a Swin
+    block without shift, exports as a slice of everything and an empty one, concatenated); one part
+    left is the value itself. Fused with the window reshapes, the empty part's zero extent made the
+    generic schedule divide by zero, and the kernel ran unscheduled."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        if call.op != tvm.ir.Op.get("relax.concat") or not isinstance(call.args[0], relax.Tuple):
+            return call
+        axis, parts = call.attrs.axis, call.args[0].fields
+        shapes = [static_shape(p) for p in parts]
+        if axis is None or any(s is None for s in shapes):
+            return call
+        kept = [p for p, s in zip(parts, shapes) if s[int(axis) % len(s)] != 0]
+        if len(kept) == len(parts) or not kept:
+            return call
+        return kept[0] if len(kept) == 1 else relax.op.concat(kept, axis=int(axis))
+
+
+def drop_empty_concat_parts(mod: tvm.IRModule) -> tvm.IRModule:
+    return relax.transform.DeadCodeElimination()(rewrite_functions(_EmptyConcatParts(mod), mod))
 
 
 # --------------------------------------------------------------------------- channels-last constants
@@ -1093,7 +1119,8 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.CanonicalizeBindings(),
         fold_constants,
     ])(mod)
-    mod = match_constant_ranks(rewrite_clip(stack_as_concat(conv_transpose_as_conv(conv1d_as_conv2d(mod)))))
+    mod = drop_empty_concat_parts(stack_as_concat(conv_transpose_as_conv(conv1d_as_conv2d(mod))))
+    mod = match_constant_ranks(rewrite_clip(mod))
     mod = seq([
         # channels-last models (TFLite) first become NCHW, so the blocked rewrites below apply
         relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]}),
