@@ -7,11 +7,11 @@ Order (``relax_passes``):
    ``conv1d_as_conv2d`` (``conv1d``: 1-D convs, pools and the elementwise ops between them as 2-D
    ones of height 1, so that every step below takes them) and ``conv_transpose_as_conv``
    (``conv_transpose``: transposed convs, which ``ConvertLayout`` failed on, as one conv of all
-   their output phases and a depth-to-space), ``stack_as_concat`` (a ``stack``, whose layout ``ConvertLayout``
-   gets one axis short: an LSTM's outputs), ``drop_empty_concat_parts`` (``torch.roll`` by 0's
-   empty slice), then ``rewrite_clip``: the ONNX
-   importer turns ``Clip`` into ``call_tir(maximum|minimum, x, scalar)``, which
-   ``ConvertLayout`` cannot see through; it becomes ``R.maximum``/``R.minimum`` again.
+   their output phases and a depth-to-space), ``stack_as_concat`` (a ``stack``, whose layout
+   ``ConvertLayout`` gets one axis short: an LSTM's outputs), ``drop_empty_concat_parts``
+   (``torch.roll`` by 0's empty slice), then ``rewrite_clip``: the ONNX importer turns ``Clip``
+   into ``call_tir(maximum|minimum, x, scalar)``, which ``ConvertLayout`` cannot see through; it
+   becomes ``R.maximum``/``R.minimum`` again.
    ``match_constant_ranks``: channels-last models (TFLite) get their rank-1 per-channel
    constants at rank 4 and ``R.clip`` as maximum/minimum; a first ``ConvertLayout`` to plain
    NCHW/OIHW (constants folded) then puts every conv, grouped ones included, where the steps
@@ -25,9 +25,9 @@ Order (``relax_passes``):
 4. ``blocked_depthwise``: ``ConvertLayout`` skips grouped convs, so each depthwise conv sits in
    NCHW between layout transforms. It becomes a blocked conv2d (NCHW{L}c data, weights repacked to
    [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
-   in the blocked layout (a grouped conv that is not depthwise likewise, as a blocked conv of its
-   block groups: ``grouped_conv``): every NCHW value that is a layout_transform of a blocked one, or an
-   elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
+   in the blocked layout (a grouped conv that is not depthwise likewise, as a blocked conv of
+   its block groups: ``grouped_conv``): every NCHW value that is a layout_transform of a blocked
+   one, or an elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
    (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
    depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
    else still needs them. The 3-channel stem's epilogue stays blocked this way too, and so do
@@ -499,8 +499,8 @@ class _BlockedRegion(relax.PyExprMutator):
             elif name == "relax.nn.conv2d" and _is_depthwise(value, self.lanes):
                 twin = self._depthwise(value)
                 value = self._unblock(twin)
-            elif name == "relax.nn.conv2d" and plain_grouped(value, self.lanes):
-                twin = self._grouped(value, plain_grouped(value, self.lanes))
+            elif name == "relax.nn.conv2d" and (merge := plain_grouped(value, self.lanes)):
+                twin = self._grouped(value, merge)
                 value = self._unblock(twin)
             elif name in SPATIAL_REDUCTIONS:
                 v = self._reduction(value)
@@ -528,25 +528,24 @@ class _BlockedRegion(relax.PyExprMutator):
             self.shuffles[new] = pending
 
     def _depthwise(self, call: relax.Call):
-        lanes, attrs = self.lanes, call.attrs
-        x = self._blocked_of(call.args[0], create=True)
-        self.count += 1
-        return self.builder_.emit(relax.op.nn.conv2d(
-            x, output_blocked_weights(call.args[1], lanes), strides=attrs.strides, padding=attrs.padding,
-            dilation=attrs.dilation, groups=static_shape(call.args[1])[0], data_layout=f"NCHW{lanes}c",
-            kernel_layout=f"OIHW1i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
-        ))
+        lanes = self.lanes
+        return self._blocked_grouped_conv(call, output_blocked_weights(call.args[1], lanes),
+                                          static_shape(call.args[1])[0], f"OIHW1i{lanes}o")
 
     def _grouped(self, call: relax.Call, merge: int):
         """A grouped conv (``grouped_conv``) as a blocked conv of its block groups."""
+        lanes, groups = self.lanes, int(call.attrs.groups)
+        return self._blocked_grouped_conv(call, block_grouped_weights(call.args[1], groups, merge, lanes),
+                                          groups // merge, f"OIHW{lanes}i{lanes}o")
+
+    def _blocked_grouped_conv(self, call: relax.Call, weights: relax.Expr, groups: int, kernel_layout: str):
+        """``call``'s conv on its input's blocked twin, with ``weights`` in ``kernel_layout``."""
         lanes, attrs = self.lanes, call.attrs
         x = self._blocked_of(call.args[0], create=True)
-        groups = int(attrs.groups)
         self.count += 1
         return self.builder_.emit(relax.op.nn.conv2d(
-            x, block_grouped_weights(call.args[1], groups, merge, lanes), strides=attrs.strides,
-            padding=attrs.padding, dilation=attrs.dilation, groups=groups // merge, data_layout=f"NCHW{lanes}c",
-            kernel_layout=f"OIHW{lanes}i{lanes}o", out_layout=f"NCHW{lanes}c", out_dtype="float32",
+            x, weights, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=groups,
+            data_layout=f"NCHW{lanes}c", kernel_layout=kernel_layout, out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
 
     def _pool(self, call: relax.Call):
