@@ -2,11 +2,12 @@
 rows along y.
 
 topi's resize computes every output element from four input pixels, its coordinates and weights
-recomputed per element, and the generic schedule vectorizes that over x with gathers: a
-segmentation head's 8x upsample of 21 class maps from 32x32 to 256x256 took 2.35 ms, where
-onnxruntime's took 0.47. In two passes the first (``RESIZE_X``: the input's rows at the output's
-width, an eighth of the output there) still gathers, but the second (``RESIZE_Y``), the size of
-the output, reads two whole rows and writes one: contiguous vectors. The arithmetic is topi's
+recomputed per element, one element at a time (the generic schedule vectorizes no row wider than
+64): a segmentation head's 8x upsample of 21 class maps from 32x32 to 256x256 took 2.35 ms, where
+onnxruntime's took 0.47. In two passes, their rows in vectors (``schedules._schedule_resize``),
+the first (``RESIZE_X``: the input's rows at the output's width, an eighth of the output there)
+gathers, but the second (``RESIZE_Y``), the size of the output, reads two whole rows and writes
+one: contiguous vectors. The arithmetic is topi's
 (its coordinate transform, floor, clamping and lerps in the same order), so the values are the
 same. NCHW only: in the blocked layout (``passes._BlockedRegion._resize``) topi's vectors are
 channels, each pixel's coordinates shared by a vector, and its one pass was the faster (a 2x
