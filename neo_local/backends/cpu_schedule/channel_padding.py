@@ -16,8 +16,8 @@ conv whose input channels do not divide and have no twin (the input gets zero ch
 divisor's padding is 1) or with twins of the same channels, depthwise convs (zero weights), pools,
 spatial means and maxima, channel concats (DenseNet: the parts' twins side by side, so ``where``
 is no longer a prefix), and the [N, C, 1, 1] -> [N, C] reshape before a classifier, whose dense
-layer gets zero rows. Every other consumer reads the real channels (``strided_slice`` or ``take``); where nothing
-does, dead-code elimination drops them.
+layer gets zero rows. Every other consumer reads the real channels (``strided_slice`` or
+``take``); where nothing does, dead-code elimination drops them.
 """
 
 from __future__ import annotations

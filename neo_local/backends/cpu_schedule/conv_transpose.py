@@ -3,8 +3,8 @@
 TVM's blocked ``ConvertLayout`` fails on ``nn.conv2d_transpose`` ("Layouts must have the same
 size"), which sent a UNet with two up-convs to the plain build, and left in NCHW its legalized
 loop nest ran 33x onnxruntime's time. Each output pixel y of a transposed conv with stride s
-and padding P has a phase r = (y + P) mod s and reads the input at t - m, t = (y + P) div s, through
-the kernel taps r + s m (m = 0, 1, ...): per phase, an ordinary conv with a kernel of
+and padding P has a phase r = (y + P) mod s and reads the input at t - m, t = (y + P) div s,
+through the kernel taps r + s m (m = 0, 1, ...): per phase, an ordinary conv with a kernel of
 ceil(K / s) taps. All s x s phases are one conv over the input (no zeros spread into it: those
 cost 4x the multiply-adds at stride 2) with s^2 x the output channels, each phase's kernel
 flipped and padded with zero taps where it has fewer (``phase_kernels``); a depth-to-space
@@ -73,8 +73,8 @@ class _AsConv(relax.PyExprMutator):
         flat = bb.emit(relax.op.reshape(placed, [n, o, rows * sh, cols * sw]))
         return relax.op.strided_slice(flat, axes=[2, 3], begin=[top, left], end=[top + out[2], left + out[3]])
 
-
-    def _from_one_pixel(self, x: relax.Expr, weights: np.ndarray, out: list[int], pad: tuple[int, int]) -> relax.Expr:
+    def _from_one_pixel(self, x: relax.Expr, weights: np.ndarray, out: list[int], pad: tuple[int, int]
+                        ) -> relax.Expr:
         """A transposed conv of a 1x1 input (a generator's latent vector to its first 4x4 map): each
         output pixel is one kernel tap's product, so a dense layer of the input with the taps the
         output keeps (as a conv, 15 of its 16 windows' taps read padding)."""

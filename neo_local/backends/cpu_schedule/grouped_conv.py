@@ -18,7 +18,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from neo_local.backends.cpu_schedule.rewriting import static_shape
+from neo_local.backends.cpu_schedule.rewriting import plain_nchw_conv
 
 #: the most groups merged into one block group: beyond it the zero weights cost more than dlight's
 #: loop nest (at 4 channels a group, 16-lane blocks merge 4)
@@ -37,22 +37,13 @@ def block_group(groups: int, cin: int, cout: int, lanes: int) -> int:
 
 
 def plain_grouped(call: relax.Call, lanes: int) -> int:
-    """``block_group``'s merge of an NCHW/OIHW float32 grouped conv2d that is not depthwise, with
-    constant weights and a static input; 0 for any other call or where no block group fits."""
-    if call.op != tvm.ir.Op.get("relax.nn.conv2d"):
+    """``block_group``'s merge of a grouped ``plain_nchw_conv`` that is not depthwise; 0 for any
+    other call or where no block group fits."""
+    shapes = plain_nchw_conv(call)
+    if shapes is None:
         return 0
-    attrs = call.attrs
-    groups = int(attrs.groups)
-    if groups == 1 or (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
-        return 0
-    if not isinstance(call.args[1], tvm.ir.expr.Constant):
-        return 0
-    xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
-    if xs is None or ws is None or len(xs) != 4 or len(ws) != 4 or ws[1] * groups != xs[1]:
-        return 0
-    if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
-        return 0
-    if groups == xs[1] and ws[0] == groups:  # depthwise: ``depthwise_conv2d_nchwc``
+    (xs, ws), groups = shapes, int(call.attrs.groups)
+    if groups == 1 or ws[1] * groups != xs[1] or (groups == xs[1] and ws[0] == groups):  # depthwise: its own
         return 0
     return block_group(groups, xs[1], ws[0], lanes)
 

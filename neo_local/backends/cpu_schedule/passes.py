@@ -27,8 +27,8 @@ Order (``relax_passes``):
    [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
    in the blocked layout (a grouped conv that is not depthwise likewise, as a blocked conv of
    its block groups: ``grouped_conv``): every NCHW value that is a layout_transform of a blocked
-   one, or an elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and constants
-   (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
+   one, or an elementwise op (add/sub/mul/div/max/min, relu/clip/sigmoid/...) of such values and
+   constants (constants repacked), gets a blocked twin; its blocked consumers (convs, elementwise ops,
    depthwise convs, spatial means) use the twin, and the NCHW originals die (DCE) unless something
    else still needs them. The 3-channel stem's epilogue stays blocked this way too, and so do
    max/avg pools, image resizes, channel concats and channel slices by whole blocks, and
@@ -846,8 +846,8 @@ def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int, int], 
                   columns: Columns, term, attrs: dict | None = None, split: int = 1) -> te.Tensor:
     """The frame both blocked convs share: padding, the reduction over channel chunk, kh, kw and
     ``term``'s own channel-in-block axes, the wider (or flat) compute and its crop. ``kernel_dims``:
-    (output chunks, input chunks reduced over, kh, kw, output block); ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` ->
-    (product, its reduce axes); ``attrs``: the conv block's annotations; ``split``: the output
+    (output chunks, input chunks reduced over, kh, kw, output block);
+    ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` -> (product, its reduce axes); ``attrs``: the conv block's annotations; ``split``: the output
     block's axes (``conv2d_nchwc_compute``). A flat conv's block is annotated ``FLAT_ATTR`` (its
     output width), and a crop stage puts its pixels back in rows."""
     n = int(data.shape[0])
@@ -1007,11 +1007,7 @@ def legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call, max_acc: int = 0, 
             primfunc_name_hint="depthwise_conv2d_nchwc",
         )
     if groups > 1 and d.group(1) == k.group(1) == k.group(2) == o.group(1):  # ``grouped_conv``'s block groups
-        out = static_shape(call)  # the register tile's output chunks: one group's (they share their input)
-        compute = functools.partial(conv2d_nchwc_compute, columns=conv_columns(call, out, out[1] // groups, max_acc),
-                                    groups=groups)
-        return bb.call_te(compute, call.args[0], call.args[1], list(attrs.strides), list(attrs.padding),
-                          list(attrs.dilation), primfunc_name_hint="conv2d_nchwc")
+        return _direct_conv(bb, call, static_shape(call), max_acc, 0, groups)
     return _default_conv2d_legalize(bb, call)
 
 
@@ -1062,8 +1058,8 @@ def _winograd_conv(bb: relax.BlockBuilder, call: relax.Call, m: int, out: list[i
     return bb.call_te(winograd.output_transform, products, f_mr, (out[2], out[3]), primfunc_name_hint="winograd_output")
 
 
-def _direct_conv(bb: relax.BlockBuilder, call: relax.Call, out: list[int], max_acc: int, vector_lanes: int
-                 ) -> relax.Expr:
+def _direct_conv(bb: relax.BlockBuilder, call: relax.Call, out: list[int], max_acc: int, vector_lanes: int,
+                 groups: int = 1) -> relax.Expr:
     """``conv2d_nchwc_compute`` of a blocked float conv; computed in ``vector_lanes``-wide output
     blocks (``conv2d_nchwc_wide_compute``) where its own are narrower and filling the last wide
     block up with zero channels adds at most a third (8-lane blocks on AVX-512: twice the FMA
@@ -1080,7 +1076,9 @@ def _direct_conv(bb: relax.BlockBuilder, call: relax.Call, out: list[int], max_a
         compute = functools.partial(conv2d_nchwc_wide_compute, columns=columns)
         return bb.call_te(compute, call.args[0], kernel, *geometry, blocks=(out[1], out[4]),
                           primfunc_name_hint="conv2d_nchwc")
-    compute = functools.partial(conv2d_nchwc_compute, columns=conv_columns(call, out, out[1], max_acc))
+    # the register tile's output chunks: one group's (the chunks of a group share their input)
+    columns = conv_columns(call, out, out[1] // groups, max_acc)
+    compute = functools.partial(conv2d_nchwc_compute, columns=columns, groups=groups)
     return bb.call_te(compute, call.args[0], call.args[1], *geometry, primfunc_name_hint="conv2d_nchwc")
 
 

@@ -7,11 +7,11 @@ recomputed per element, one element at a time (the generic schedule vectorizes n
 onnxruntime's took 0.47. In two passes, their rows in vectors (``schedules._schedule_resize``),
 the first (``RESIZE_X``: the input's rows at the output's width, an eighth of the output there)
 gathers, but the second (``RESIZE_Y``), the size of the output, reads two whole rows and writes
-one: contiguous vectors. The arithmetic is topi's
-(its coordinate transform, floor, clamping and lerps in the same order), so the values are the
-same. NCHW only: in the blocked layout (``passes._BlockedRegion._resize``) topi's vectors are
-channels, each pixel's coordinates shared by a vector, and its one pass was the faster (a 2x
-upsample of 64 channels at 64x64: 0.19 ms, in two passes 0.23).
+one: contiguous vectors. The arithmetic is topi's (its coordinate transform, floor, clamping and
+lerps in the same order), so the values are the same. NCHW only: in the blocked layout
+(``passes._BlockedRegion._resize``) topi's vectors are channels, each pixel's coordinates shared
+by a vector, and its one pass was the faster (a 2x upsample of 64 channels at 64x64: 0.19 ms, in
+two passes 0.23).
 """
 
 from __future__ import annotations

@@ -95,9 +95,10 @@ def plain_dense(call: relax.Call) -> tuple[list[int], list[int]] | None:
     return xs, ws
 
 
-def plain_depthwise(call: relax.Call) -> int | None:
-    """The channel count of an NCHW/OIHW float32 depthwise conv2d (multiplier 1) with constant
-    weights and a static input, None for any other call."""
+def plain_nchw_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
+    """(data shape, weight shape) of an NCHW/OIHW float32 conv2d, any groups, with constant
+    weights and static 4-D shapes: the grouped convs the blocked rewrites may change; None
+    otherwise."""
     if call.op != tvm.ir.Op.get("relax.nn.conv2d"):
         return None
     attrs = call.attrs
@@ -110,5 +111,15 @@ def plain_depthwise(call: relax.Call) -> int | None:
         return None
     if call.args[0].ty.dtype != "float32" or call.args[1].ty.dtype != "float32":
         return None
+    return xs, ws
+
+
+def plain_depthwise(call: relax.Call) -> int | None:
+    """The channel count of a ``plain_nchw_conv`` that is depthwise (multiplier 1), None for any
+    other call."""
+    shapes = plain_nchw_conv(call)
+    if shapes is None:
+        return None
+    xs, ws = shapes
     c = xs[1]
-    return c if int(attrs.groups) == c and ws[0] == c and ws[1] == 1 else None
+    return c if int(call.attrs.groups) == c and ws[0] == c and ws[1] == 1 else None

@@ -102,8 +102,8 @@ def _reduced_shape(node: OnnxNode, shape: tuple[int, ...]) -> tuple[tuple[int, .
     return out, any(shape[d] == 0 for d in axes)
 
 
-#: ops whose values are never -inf (a ReduceMax of them needs no test for rows of -inf: a PointNet's max
-#: over points after a relu), and never +inf (a ReduceMin's)
+#: ops whose values are never -inf (a ReduceMax of them needs no test for rows of -inf: a
+#: PointNet's max over points after a relu), and never +inf (a ReduceMin's)
 _NEVER_MINUS_INF = ("relax.nn.relu", "relax.sigmoid", "relax.exp", "relax.tanh")
 _NEVER_PLUS_INF = ("relax.sigmoid", "relax.tanh")
 
