@@ -101,6 +101,12 @@ EXAMPLES: dict[str, ExampleModel] = {
             description="BERT-style encoder: 2 post-LN layers, hidden 128, 4 heads, GELU, 64 tokens -> [1,8]",
         ),
         ExampleModel(
+            "lstm_like",
+            _zoo("lstm_like"),
+            (("input0", (1, 50, 64), "float32"),),
+            description="2-layer LSTM (hidden 128) over 50 frames of 64 features, last step -> 10 classes",
+        ),
+        ExampleModel(
             "audio_cnn_like",
             _zoo("audio_cnn_like"),
             (("input0", (1, 1, 16000), "float32"),),

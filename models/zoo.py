@@ -27,6 +27,7 @@ __all__ = [
     "audio_cnn_like",
     "vit_like",
     "resnext_like",
+    "lstm_like",
 ]
 
 
@@ -383,6 +384,26 @@ def audio_cnn_like(seed: int = 0, samples: int = 16000) -> nn.Module:
         cin = cout
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(cin, 35))
     return _finish(model, (1, samples))
+
+
+class LstmLike(nn.Module):
+    """A sequence classifier: a stacked LSTM over feature frames, the last step's hidden state ->
+    linear."""
+
+    def __init__(self, features: int = 64, hidden: int = 128, layers: int = 2, num_classes: int = 10) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x)[0][:, -1])
+
+
+def lstm_like(seed: int = 0) -> nn.Module:
+    """2-layer LSTM (64 features, hidden 128) over 50 frames -> 10 classes: 100 dependent steps,
+    each a product of the hidden state with a 512 x 128 matrix and the gates."""
+    torch.manual_seed(seed)
+    return _finish(LstmLike())
 
 
 # --------------------------------------------------------------------------- issue #6 CNN families

@@ -30,18 +30,21 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
     precision only ours builds (the job then fails saying so). Returns the executable and
     which pipeline built it, which the job log and compiled.meta report: never a silent fallback."""
     import tvm
+    from tvm import relax
 
+    # the frontends' recurrence functions (RECURRENCE_ATTR), for the builds with no kernel of their own
+    inlined = relax.transform.InlinePrivateFunctions()(mod)
     if "host" in tvm_target:
         from neo_local.backends.gpu_schedule import compile_gpu
 
-        return compile_gpu(mod, tvm_target)
+        return compile_gpu(inlined, tvm_target)
     target = tvm.target.Target(dict(tvm_target))
     if os.environ.get(CPU_SCHEDULE_ENV, "1") == "0":
-        return tvm.compile(mod, target=target), f"TVM default (unscheduled; {CPU_SCHEDULE_ENV}=0)"
+        return tvm.compile(inlined, target=target), f"TVM default (unscheduled; {CPU_SCHEDULE_ENV}=0)"
     from neo_local.backends import cpu_schedule
 
     if not cpu_schedule.applies_to(tvm_target):
-        return tvm.compile(mod, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
+        return tvm.compile(inlined, target=target), "TVM default (unscheduled: no neo-local schedules for this target)"
     try:
         with _measurer(spec) as measurer:
             executable, stats = cpu_schedule.compile_cpu(mod, tvm_target, _tuning(spec, measurer), measurer,
@@ -55,7 +58,7 @@ def _compile(mod, tvm_target, spec: TargetSpec | None = None) -> tuple[object, s
             raise internal_error(f"the {spec.precision} build failed ({reason}). Compile without CompilerOptions "
                                  "precision for a float32 build.") from None
         log.warning("scheduled CPU pipeline failed (%s); building unscheduled", reason)
-        return tvm.compile(mod, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
+        return tvm.compile(inlined, target=target), f"TVM default (unscheduled: the scheduled pipeline failed: {reason})"
     return executable, f"neo-local scheduled CPU pipeline ({stats})"
 
 

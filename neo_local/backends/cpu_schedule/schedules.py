@@ -50,6 +50,7 @@ from neo_local.backends.cpu_schedule import fast_math, int8_dot, resize, softmax
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
+from neo_local.backends.cpu_schedule.recurrence import KERNEL_ATTR
 from neo_local.backends.cpu_schedule.passes import CONV_BLOCK, DOTS, DW_BLOCK, FLAT_ATTR, GROUP_ATTR, PAD_BLOCK
 
 log = logging.getLogger(__name__)
@@ -753,11 +754,15 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "resize": 0, "dlight": 0,
-             "generic": 0, "unscheduled": 0, "tuned": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "resize": 0, "lstm": 0,
+             "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
-        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        if func.attrs.get("tirx.is_scheduled", False):  # written scheduled (``recurrence``'s kernels)
+            if func.attrs.get(KERNEL_ATTR) in stats:
+                stats[func.attrs[KERNEL_ATTR]] += 1
             continue
         kind, new = _from_record(func, lanes, max_acc, lookup, gv.name_hint)
         if new is not None:

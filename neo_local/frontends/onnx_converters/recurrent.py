@@ -13,11 +13,12 @@ is also what makes the reverse direction start at each entry's own last step).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from neo_local.frontends.base import RECURRENCE_ATTR, REVERSE_ATTR
 from neo_local.frontends.onnx_converters import OnnxNode, register
 from neo_local.frontends.onnx_converters.activations import ACTIVATIONS, Activation, op as _op
 from neo_local.frontends.onnx_converters.relax_util import (
@@ -136,8 +137,10 @@ Cell = Callable[[Any, Recurrence, Direction, Any, tuple[Any, ...]], tuple[Any, .
 """(bb, rec, direction, x_t projected [batch, gates*H], states) -> new states; states[0] is H."""
 
 
-def unroll(bb: Any, rec: Recurrence, cell: Cell, num_states: int) -> Any:
-    """Run ``cell`` over the sequence in every direction; the ONNX outputs (Y, Y_h[, Y_c])."""
+def unroll(bb: Any, rec: Recurrence, cell: Cell, num_states: int, kernel: str | None = None) -> Any:
+    """Run ``cell`` over the sequence in every direction; the ONNX outputs (Y, Y_h[, Y_c]).
+    ``kernel`` (a ``RECURRENCE_ATTR`` value) emits each direction as a function a backend may
+    run as one kernel, unless ``sequence_lens`` masks steps."""
     from tvm import relax
 
     x = rec.node.input(0)
@@ -151,16 +154,11 @@ def unroll(bb: Any, rec: Recurrence, cell: Cell, num_states: int) -> Any:
             projected = _op("add")(projected, direction.wb)
         projected = bb.emit(projected)
         states = tuple(rec.initial(bb, 5 + s, d) for s in range(num_states))
-        outputs: list[Any] = [None] * rec.seq_len
-        steps = range(rec.seq_len - 1, -1, -1) if direction.reverse else range(rec.seq_len)
-        for t in steps:
-            new = cell(bb, rec, direction, index(bb, projected, t), states)
-            if masks is None:
-                states, outputs[t] = new, new[0]
-            else:
-                states = tuple(bb.emit(_op("where")(masks[t], n, s)) for n, s in zip(new, states))
-                outputs[t] = bb.emit(_op("where")(masks[t], new[0], _op("zeros_like")(new[0])))
-        ys.append(bb.emit(_op("stack")(outputs, axis=0)))  # [T, B, H]
+        if kernel is not None and masks is None:
+            y, states = _as_function(bb, rec, direction, cell, kernel, projected, states)
+        else:
+            y, states = _steps(bb, rec, direction, cell, projected, states, masks)
+        ys.append(y)
         for s in range(num_states):
             finals[s].append(states[s])
     y = bb.emit(_op("stack")(ys, axis=1))  # [T, directions, B, H]
@@ -169,6 +167,44 @@ def unroll(bb: Any, rec: Recurrence, cell: Cell, num_states: int) -> Any:
         y = bb.emit(_op("permute_dims")(y, [2, 0, 1, 3]))
         final = [bb.emit(_op("permute_dims")(f, [1, 0, 2])) for f in final]
     return relax.Tuple([y, *final])
+
+
+def _steps(bb: Any, rec: Recurrence, direction: Direction, cell: Cell, projected: Any,
+           states: tuple[Any, ...], masks: list[Any] | None) -> tuple[Any, tuple[Any, ...]]:
+    """One direction's steps: its outputs stacked [T, B, H] and its final states."""
+    outputs: list[Any] = [None] * rec.seq_len
+    steps = range(rec.seq_len - 1, -1, -1) if direction.reverse else range(rec.seq_len)
+    for t in steps:
+        new = cell(bb, rec, direction, index(bb, projected, t), states)
+        if masks is None:
+            states, outputs[t] = new, new[0]
+        else:
+            states = tuple(bb.emit(_op("where")(masks[t], n, s)) for n, s in zip(new, states))
+            outputs[t] = bb.emit(_op("where")(masks[t], new[0], _op("zeros_like")(new[0])))
+    return bb.emit(_op("stack")(outputs, axis=0)), states
+
+
+def _as_function(bb: Any, rec: Recurrence, direction: Direction, cell: Cell, kernel: str, projected: Any,
+                 states: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """One direction's steps as a call of a private function (``RECURRENCE_ATTR``: ``kernel``) of
+    the projected inputs (the recurrent bias added to them), R and the initial states."""
+    from tvm import relax
+
+    if direction.rb is not None:
+        projected = bb.emit(_op("add")(projected, direction.rb))
+    args = (projected, direction.r, *states)
+    params = [relax.Var(name, bb.normalize(arg).ty) for name, arg in zip(("projected", "r", "h0", "c0"), args)]
+    inner = replace(direction, r=params[1], rb=None)
+    body = relax.BlockBuilder()
+    with body.function(kernel, params, attrs={RECURRENCE_ATTR: kernel, REVERSE_ATTR: int(direction.reverse)},
+                       private=True):
+        with body.dataflow():
+            y, final = _steps(body, rec, inner, cell, params[0], tuple(params[2:]), None)
+            out = body.emit_output(relax.Tuple([y, *final]))
+        body.emit_func_output(out)
+    result = bb.emit(relax.Call(bb.add_func(body.get()[kernel], kernel), list(args)))
+    parts = [bb.emit(relax.TupleGetItem(result, i)) for i in range(1 + len(states))]
+    return parts[0], tuple(parts[1:])
 
 
 def _linear(bb: Any, h: Any, weights: Any, bias: Any) -> Any:
@@ -248,4 +284,16 @@ def gru(bb: Any, node: OnnxNode) -> Any:
 @register("LSTM", 7)
 def lstm(bb: Any, node: OnnxNode) -> Any:
     """ONNX LSTM (opset 7..), gates i, o, f, c; peepholes and ``input_forget`` included."""
-    return unroll(bb, recurrence(bb, node, 4, ("Sigmoid", "Tanh", "Tanh")), _lstm_cell, 2)
+    rec = recurrence(bb, node, 4, _LSTM_ACTIVATIONS)
+    return unroll(bb, rec, _lstm_cell, 2, "lstm" if _plain_lstm(rec) else None)
+
+
+_LSTM_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+
+
+def _plain_lstm(rec: Recurrence) -> bool:
+    """Whether ``rec`` is an LSTM of the plain equations ``RECURRENCE_ATTR``'s "lstm" names: the
+    default activations, no clip, no peepholes, no coupled input and forget gates."""
+    defaults = tuple(a.lower() for a in _LSTM_ACTIVATIONS)
+    return (rec.clip is None and not int(rec.node.attr("input_forget", 0))
+            and all(d.peephole is None and tuple(a.name.lower() for a in d.acts) == defaults for d in rec.directions))
