@@ -21,10 +21,11 @@ Reference = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
 
 #: the attribute that marks a private Relax function as a recurrence a backend may run as a kernel
 #: of its own; the function is also a correct Relax function (its steps unrolled), which backends
-#: without such a kernel inline. "lstm": one direction of an LSTM with ONNX's equations, gate
-#: order (i, o, f, c) and default activations, (inputs projected with both biases [T, B, 4H],
-#: R [4H, H], h0 [B, H], c0 [B, H]) -> (Y [T, B, H], h_T [B, H], c_T [B, H]); time runs backwards
-#: where ``REVERSE_ATTR`` is 1.
+#: without such a kernel inline. Its value names the cell, one direction with ONNX's equations and
+#: default activations: "lstm" (gates i, o, f, c; no peepholes, clip or coupled gates) takes
+#: (inputs projected with their bias [T, B, 4H], R [4H, H], R's bias [4H], h0 [B, H], c0 [B, H])
+#: and returns (Y [T, B, H], h_T [B, H], c_T [B, H]); "gru" (gates z, r, h; linear_before_reset)
+#: the same without c. Time runs backwards where ``REVERSE_ATTR`` is 1.
 RECURRENCE_ATTR = "neo_local.recurrence"
 REVERSE_ATTR = "neo_local.reverse"
 

@@ -1,7 +1,7 @@
-"""LSTM directions as one kernel each (neo_local.backends.cpu_schedule.recurrence): exported
-torch LSTMs built on the scheduled pipeline against torch, over the kernel's cases (both
-directions, batches, initial states, a hidden size padded to whole vectors, the parallel steps),
-and the recurrences it does not take built from their inlined steps."""
+"""LSTM and GRU directions as one kernel each (neo_local.backends.cpu_schedule.recurrence):
+exported torch LSTMs and GRUs built on the scheduled pipeline against torch, over the kernel's
+cases (both directions, batches, initial states, a hidden size padded to whole vectors, the
+parallel steps), and a recurrence it does not take built from its inlined steps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ tvm = pytest.importorskip("tvm")
 torch = pytest.importorskip("torch")
 
 from neo_local.backends import cpu_schedule  # noqa: E402
-from neo_local.backends.cpu_schedule.recurrence import LstmShape  # noqa: E402
+from neo_local.backends.cpu_schedule.recurrence import RecurrenceShape  # noqa: E402
 from test_cpu_schedule import AVX2, _onnx_module, _rel, needs_avx2  # noqa: E402
 
 
@@ -21,37 +21,44 @@ def _outputs(executable, *arrays) -> list[np.ndarray]:
     return [r.numpy() for r in vm["main"](*(tvm.runtime.tensor(a) for a in arrays))]
 
 
-class _Lstm(torch.nn.Module):
-    """An LSTM with its initial states as inputs, returning its outputs and final states."""
+class _Recurrent(torch.nn.Module):
+    """An LSTM or GRU with its initial states as inputs, returning its outputs and final states."""
 
-    def __init__(self, inputs: int, hidden: int, layers: int, bidirectional: bool):
+    def __init__(self, cell: str, hidden: int, layers: int, bidirectional: bool):
         super().__init__()
-        self.lstm = torch.nn.LSTM(inputs, hidden, layers, batch_first=True, bidirectional=bidirectional)
+        self.cell = cell
+        kind = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
+        self.rnn = kind(16, hidden, layers, batch_first=True, bidirectional=bidirectional)
 
-    def forward(self, x, h0, c0):
-        y, (h, c) = self.lstm(x, (h0, c0))
+    def forward(self, x, h0, c0=None):
+        if self.cell == "gru":
+            return self.rnn(x, h0)
+        y, (h, c) = self.rnn(x, (h0, c0))
         return y, h, c
 
 
 @needs_avx2
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("hidden, layers, bidirectional, batch, kernels", [
     (12, 1, True, 3, 2),  # hidden padded 12 -> 16; a forward and a reverse kernel
     (24, 2, False, 1, 1),  # two layers of the same shapes share one kernel
-    (160, 1, False, 1, 1),  # a step's rows on all threads
+    (200, 1, False, 1, 1),  # a step's rows on all threads
 ])
-def test_lstms_run_as_one_kernel_a_direction(hidden, layers, bidirectional, batch, kernels):
+def test_recurrences_run_as_one_kernel_a_direction(cell, hidden, layers, bidirectional, batch, kernels):
     torch.manual_seed(4)
     directions = 2 if bidirectional else 1
-    model = _Lstm(16, hidden, layers, bidirectional).eval()
-    shapes = [(batch, 7, 16), (layers * directions, batch, hidden), (layers * directions, batch, hidden)]
+    model = _Recurrent(cell, hidden, layers, bidirectional).eval()
+    state = (layers * directions, batch, hidden)
+    shapes = [(batch, 7, 16), *[state] * (2 if cell == "lstm" else 1)]
     ex, stats = cpu_schedule.compile_cpu(_onnx_module(model, *shapes), AVX2)
-    assert stats["lstm"] == kernels and stats["unscheduled"] == 0, stats
-    assert LstmShape(7, batch, hidden, 8, False).parallel == (hidden == 160)
+    assert stats[cell] == kernels and stats["unscheduled"] == 0, stats
+    assert RecurrenceShape(cell, 7, batch, hidden, 8, False).parallel == (hidden == 200)
     rng = np.random.default_rng(4)
     inputs = [rng.standard_normal(s).astype("float32") for s in shapes]
     got = _outputs(ex, *inputs)
     with torch.no_grad():
         want = model(*(torch.from_numpy(a) for a in inputs))
+    assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.shape == tuple(w.shape) and _rel(g, w.numpy()) < 1e-5
 
@@ -63,7 +70,7 @@ def test_an_lstm_the_kernel_does_not_take_builds_from_its_steps():
     from onnx import TensorProto, helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
 
-    from neo_local.backends.cpu_schedule.recurrence import lstm_kernels
+    from neo_local.backends.cpu_schedule.recurrence import recurrence_kernels
     from neo_local.frontends.base import TensorSpec
     from neo_local.frontends.onnx_import import import_onnx
 
@@ -78,7 +85,7 @@ def test_an_lstm_the_kernel_does_not_take_builds_from_its_steps():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     mod, _ = import_onnx(model, (TensorSpec("X", (steps, 1, inputs), "float16"),), "m.onnx")
     assert len(mod.functions_items()) == 2
-    assert [gv.name_hint for gv, _ in lstm_kernels(mod, 8).functions_items()] == ["main"]
+    assert [gv.name_hint for gv, _ in recurrence_kernels(mod, 8).functions_items()] == ["main"]
     ex, stats = cpu_schedule.compile_cpu(mod, AVX2)
     assert stats["lstm"] == 0 and stats["unscheduled"] == 0, stats
     x = rng.standard_normal((steps, 1, inputs)).astype("float16")

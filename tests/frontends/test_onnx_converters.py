@@ -99,18 +99,21 @@ def test_lstm_peepholes_input_forget_and_clip():
     compile_and_compare(*_recurrent_model("LSTM", 4, "bidirectional", peepholes=True, input_forget=1, clip=0.7))
 
 
-@pytest.mark.parametrize("options, marked", [
-    ({}, [("lstm", 0), ("lstm", 1)]),
-    ({"clip": 0.7}, []), ({"peepholes": True}, []), ({"input_forget": 1}, []), ({"with_seq_lens": True}, []),
+@pytest.mark.parametrize("op, options, marked", [
+    ("LSTM", {}, [("lstm", 0), ("lstm", 1)]),
+    ("LSTM", {"clip": 0.7}, []), ("LSTM", {"peepholes": True}, []), ("LSTM", {"input_forget": 1}, []),
+    ("LSTM", {"with_seq_lens": True}, []),
+    ("GRU", {"linear_before_reset": 1}, [("gru", 0), ("gru", 1)]), ("GRU", {}, []),
+    ("GRU", {"linear_before_reset": 1, "activations": ["Sigmoid", "Relu"] * 2}, []),
 ])
-def test_plain_lstm_directions_are_functions_a_backend_may_replace(options, marked):
-    """A plain LSTM's directions are private functions marked ``RECURRENCE_ATTR`` (the scheduled
-    CPU pipeline runs each as one kernel); a clip, peepholes, coupled gates or sequence lengths
-    keep the steps inline."""
+def test_plain_recurrence_directions_are_functions_a_backend_may_replace(op, options, marked):
+    """A plain LSTM's or GRU's (linear_before_reset, torch's) directions are private functions
+    marked ``RECURRENCE_ATTR`` (the scheduled CPU pipeline runs each as one kernel); a clip,
+    peepholes, coupled gates, other activations or sequence lengths keep the steps inline."""
     from neo_local.frontends.base import RECURRENCE_ATTR, REVERSE_ATTR, TensorSpec
     from neo_local.frontends.onnx_import import import_onnx
 
-    model, feeds = _recurrent_model("LSTM", 4, "bidirectional", **options)
+    model, feeds = _recurrent_model(op, 4 if op == "LSTM" else 3, "bidirectional", **options)
     mod, _ = import_onnx(model, tuple(TensorSpec(n, a.shape, str(a.dtype)) for n, a in feeds.items()), "m.onnx")
     found = sorted((str(f.attrs[RECURRENCE_ATTR]), int(f.attrs[REVERSE_ATTR]))
                    for gv, f in mod.functions_items() if gv.name_hint != "main")

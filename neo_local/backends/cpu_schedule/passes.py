@@ -2,8 +2,8 @@
 
 Order (``relax_passes``):
 
-0. ``lstm_kernels`` (``recurrence``): each LSTM direction the importer emitted as a function
-   (``RECURRENCE_ATTR``) becomes one call of a kernel that runs all its steps.
+0. ``recurrence_kernels`` (``recurrence``): each LSTM or GRU direction the importer emitted as a
+   function (``RECURRENCE_ATTR``) becomes one call of a kernel that runs all its steps.
 1. ``FoldConstant`` and ``DecomposeOpsForInference`` (batch norm -> scale/shift;
    ``CanonicalizeBindings`` drops the (y, mean, var)[0] tuple a standalone batch norm leaves), then
    ``conv1d_as_conv2d`` (``conv1d``: 1-D convs, pools and the elementwise ops between them as 2-D
@@ -88,7 +88,7 @@ from neo_local.backends.cpu_schedule import bf16_dot, dot_matmul, fast_math, int
 from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
 from neo_local.backends.cpu_schedule.conv_transpose import conv_transpose_as_conv
 from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
-from neo_local.backends.cpu_schedule.recurrence import lstm_kernels
+from neo_local.backends.cpu_schedule.recurrence import recurrence_kernels
 from neo_local.backends.cpu_schedule.int8_dot import DOT_ATTR
 from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
@@ -1118,7 +1118,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         # a batch norm not folded into a conv (DenseNet's BN-ReLU-conv) leaves (y, mean, var)[0]
         relax.transform.CanonicalizeBindings(),
         fold_constants,
-    ])(lstm_kernels(mod, lanes))
+    ])(recurrence_kernels(mod, lanes))
     mod = drop_empty_concat_parts(stack_as_concat(conv_transpose_as_conv(conv1d_as_conv2d(mod))))
     mod = match_constant_ranks(rewrite_clip(mod))
     mod = seq([

@@ -9,6 +9,11 @@ All three share the parts that differ only in the cell: directions (forward, rev
 bidirectional), ``layout`` 0/1, initial states, activations with their alpha/beta, ``clip``, and
 ``sequence_lens`` (steps at or past a batch entry's length keep its state and output zeros, which
 is also what makes the reverse direction start at each entry's own last step).
+
+Each direction of a plain LSTM, or of a GRU with ``linear_before_reset`` (torch's), is emitted as
+a private function marked ``RECURRENCE_ATTR`` and called once: the scheduled CPU pipeline runs it
+as one kernel of all its steps (``backends.cpu_schedule.recurrence``), other builds inline it.
+Sequence lengths, clips, peepholes and other activations keep the steps inline.
 """
 
 from __future__ import annotations
@@ -187,19 +192,21 @@ def _steps(bb: Any, rec: Recurrence, direction: Direction, cell: Cell, projected
 def _as_function(bb: Any, rec: Recurrence, direction: Direction, cell: Cell, kernel: str, projected: Any,
                  states: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """One direction's steps as a call of a private function (``RECURRENCE_ATTR``: ``kernel``) of
-    the projected inputs (the recurrent bias added to them), R and the initial states."""
+    the projected inputs, R, the recurrent bias (zeros where the node has none) and the initial
+    states."""
     from tvm import relax
 
-    if direction.rb is not None:
-        projected = bb.emit(_op("add")(projected, direction.rb))
-    args = (projected, direction.r, *states)
-    params = [relax.Var(name, bb.normalize(arg).ty) for name, arg in zip(("projected", "r", "h0", "c0"), args)]
-    inner = replace(direction, r=params[1], rb=None)
+    rb = direction.rb if direction.rb is not None else _op("zeros")((int(bb.normalize(direction.r).ty.shape[0]),),
+                                                                     rec.dtype)
+    args = (projected, direction.r, bb.emit(rb), *states)
+    names = ("projected", "r", "rb", "h0", "c0")
+    params = [relax.Var(name, bb.normalize(arg).ty) for name, arg in zip(names, args)]
+    inner = replace(direction, r=params[1], rb=params[2])
     body = relax.BlockBuilder()
     with body.function(kernel, params, attrs={RECURRENCE_ATTR: kernel, REVERSE_ATTR: int(direction.reverse)},
                        private=True):
         with body.dataflow():
-            y, final = _steps(body, rec, inner, cell, params[0], tuple(params[2:]), None)
+            y, final = _steps(body, rec, inner, cell, params[0], tuple(params[3:]), None)
             out = body.emit_output(relax.Tuple([y, *final]))
         body.emit_func_output(out)
     result = bb.emit(relax.Call(bb.add_func(body.get()[kernel], kernel), list(args)))
@@ -269,6 +276,19 @@ def _lstm_cell(bb: Any, rec: Recurrence, direction: Direction, xt: Any, states: 
 # --------------------------------------------------------------------------- the operators
 
 
+_LSTM_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+_GRU_ACTIVATIONS = ("Sigmoid", "Tanh")
+
+
+def _default_activations(rec: Recurrence, defaults: Sequence[str]) -> bool:
+    """Whether ``rec`` runs the plain equations ``RECURRENCE_ATTR`` names: the default activations,
+    no clip, no peepholes (with ``input_forget`` for an LSTM and ``linear_before_reset`` for a
+    GRU, which the callers check)."""
+    names = tuple(a.lower() for a in defaults)
+    return rec.clip is None and all(d.peephole is None and tuple(a.name.lower() for a in d.acts) == names
+                                    for d in rec.directions)
+
+
 @register("RNN", 7)
 def rnn(bb: Any, node: OnnxNode) -> Any:
     """ONNX RNN (opset 7..): Hₜ = f(Xₜ·Wᵀ + Hₜ₋₁·Rᵀ + Wb + Rb)."""
@@ -278,22 +298,14 @@ def rnn(bb: Any, node: OnnxNode) -> Any:
 @register("GRU", 7)
 def gru(bb: Any, node: OnnxNode) -> Any:
     """ONNX GRU (opset 7..), gates z, r, h; ``linear_before_reset`` both ways."""
-    return unroll(bb, recurrence(bb, node, 3, ("Sigmoid", "Tanh")), _gru_cell, 1)
+    rec = recurrence(bb, node, 3, _GRU_ACTIVATIONS)
+    plain = int(node.attr("linear_before_reset", 0)) and _default_activations(rec, _GRU_ACTIVATIONS)
+    return unroll(bb, rec, _gru_cell, 1, "gru" if plain else None)
 
 
 @register("LSTM", 7)
 def lstm(bb: Any, node: OnnxNode) -> Any:
     """ONNX LSTM (opset 7..), gates i, o, f, c; peepholes and ``input_forget`` included."""
     rec = recurrence(bb, node, 4, _LSTM_ACTIVATIONS)
-    return unroll(bb, rec, _lstm_cell, 2, "lstm" if _plain_lstm(rec) else None)
-
-
-_LSTM_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
-
-
-def _plain_lstm(rec: Recurrence) -> bool:
-    """Whether ``rec`` is an LSTM of the plain equations ``RECURRENCE_ATTR``'s "lstm" names: the
-    default activations, no clip, no peepholes, no coupled input and forget gates."""
-    defaults = tuple(a.lower() for a in _LSTM_ACTIVATIONS)
-    return (rec.clip is None and not int(rec.node.attr("input_forget", 0))
-            and all(d.peephole is None and tuple(a.name.lower() for a in d.acts) == defaults for d in rec.directions))
+    plain = not int(node.attr("input_forget", 0)) and _default_activations(rec, _LSTM_ACTIVATIONS)
+    return unroll(bb, rec, _lstm_cell, 2, "lstm" if plain else None)
