@@ -48,9 +48,12 @@ def call_flops(call: Any) -> int:
 
 
 def relax_flops(mod: Any) -> int:
-    """Sum of ``call_flops`` over every call in every Relax function of ``mod``."""
+    """Sum of ``call_flops`` over every call in every Relax function of ``mod``, private
+    functions inlined first (the frontend's recurrences: one function may be called for several
+    layers)."""
     from tvm import relax
 
+    mod = relax.transform.InlinePrivateFunctions()(mod)
     total = 0
 
     def visit(expr: Any) -> None:

@@ -33,6 +33,17 @@ def test_model_flops_equal_torch_flop_counter(name):
     assert ours == counter.get_total_flops() > 0
 
 
+def test_an_lstms_steps_count_once_per_layer():
+    """The import emits an LSTM direction as a function, which both layers of ``lstm_like`` call
+    (the same shapes): its products count once per call."""
+    example = built("lstm_like", "onnx")
+    ours = flops.model_flops(str(example.archive), "ONNX", example.data_input_config, {})
+    steps, hidden = 50, 128
+    projections = steps * (64 + hidden) * 4 * hidden
+    recurrent = 2 * steps * hidden * 4 * hidden
+    assert ours == 2 * (projections + recurrent + hidden * 10)
+
+
 def test_layouts_groups_and_transposed_convs():
     """Channels-last (TFLite's NHWC/HWIO, depthwise HWOI), grouped, transposed conv and a batched
     matmul, each against its multiply-add count written out by hand."""
