@@ -20,7 +20,10 @@ process (see benchmarks/measure.py).
 
 On a shared machine the load moves between timings taken one after the other, so the engines
 are timed in ``--rounds`` interleaved rounds (round 1: neo-local, then each compared engine;
-round 2: the same; ...), each timing in a fresh child with ``--budget / --rounds`` seconds of
+round 2 the same order turned by one, starting with the second engine; ...: each engine takes each
+place in turn, since the first timing after the idle wait can run slow: two builds of BERT-style
+differing in one 6 us kernel, timed first and last in each of 3 rounds, 0.485 0.427 0.490 against
+0.421 0.413 0.413 ms), each timing in a fresh child with ``--budget / --rounds`` seconds of
 runs. Before each round the harness waits (up to ``--quiet-wait`` s) for the machine to be idle;
 a round in which other processes took more than ``--max-other-cpu`` of the CPU while any of its
 engines was timed is timed again, whole, up to ``--attempts`` times, and the least disturbed try
@@ -240,14 +243,16 @@ def time_rounds(name: str, engines: Sequence[suite.Engine], built: dict[str, Any
 def _time_round(name: str, engines: Sequence[suite.Engine], built: dict[str, Any], plan: Plan,
                 args: argparse.Namespace, settle: Callable[[], dict[str, float] | None], n: int,
                 log) -> dict[str, dict[str, Any]]:
-    """One round: settle, time every engine; while other processes disturb it, time the whole
-    round again (up to ``args.attempts``) and keep the least disturbed try."""
+    """Round ``n``: settle, time every engine, the order turned by ``n - 1``; while other processes
+    disturb it, time the whole round again (up to ``args.attempts``) and keep the least disturbed
+    try."""
     tries = []
     for attempt in range(1, args.attempts + 1):
         quiet = settle()
         log(f"[{name}] round {n}/{args.rounds}{f', attempt {attempt}' if attempt > 1 else ''}")
         timings = {}
-        for engine in engines:
+        turn = (n - 1) % len(engines)
+        for engine in (*engines[turn:], *engines[:turn]):
             r = measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
             log(f"[{name}]   {engine.label}: median {r['median_ms']:.3f} ms over {r['runs']} runs")
             timings[engine.key] = {**r, "quiet_wait": quiet}
