@@ -522,6 +522,8 @@ def test_matmul_default_tiles_take_rows_and_unroll_the_reduction():
     assert default_matmul_config(64, 64, 12, 128) == MatmulConfig(4, 2, 8)  # not 2 rows x 4 vectors
     assert default_matmul_config(13, 3, 12, 36) == MatmulConfig(1, 3, 4)  # 13 rows: no 3-row tile
     assert default_matmul_config(64, 64, 16, 6) == MatmulConfig(4, 4, 2)
+    # ViT's 198 rows (no divisor 4): 3 x 4 turned to 6 x 2, half the vector loads a step
+    assert default_matmul_config(198, 96, 12, 192) == MatmulConfig(6, 2, 8)
 
 
 def test_gemv_and_ragged_columns_are_left_to_dlight():
