@@ -69,17 +69,33 @@ class QuantizedStats:
         return {**counts, "int8_dot": self.dot} if self.int8_convs else counts
 
 
-def _per_channel(value: float, like: relax.Expr) -> relax.Constant:
+def _per_channel(value: float, like: relax.Expr, nchw: bool) -> relax.Constant:
     """``value`` as a float32 constant to broadcast against ``like``: of shape (1, C, 1, 1) for a
-    rank-4 tensor (C its axis 1: the channels of NCHW; every element is ``value``, so an NHWC
-    tensor's H there changes no number), else a scalar. A scalar is compiled into the kernel as a
-    literal, so kernels that differ only in their scales are each built apart; a per-channel
-    constant is a parameter, blocked with the layout like a bias, and kernels of the same shapes
-    share one build (ResNet-50 QDQ: 68 -> 47 kernels)."""
+    rank-4 tensor of an NCHW model (``nchw``: no conv of the module is channels-last), else a
+    scalar. A scalar is compiled into the kernel as a literal, so kernels that differ only in their
+    scales are each built apart; a per-channel constant is a parameter, blocked with the layout
+    like a bias, and kernels of the same shapes share one build (ResNet-50 QDQ: 68 -> 47 kernels).
+    In an NHWC model (TFLite's) that shape lay along H, which the layout passes then could not
+    convert (a TFLite int8 CNN failed the blocked layout, "Cannot broadcast from 5 to 4", and ran
+    on the plain build at 7x the TFLite interpreter's time)."""
     shape = like.ty.shape if isinstance(like.ty, relax.TensorType) else None
-    if shape is None or len(shape) != 4 or not isinstance(shape[1], tvm.tirx.IntImm):
+    if not nchw or shape is None or len(shape) != 4 or not isinstance(shape[1], tvm.tirx.IntImm):
         return relax.const(value, "float32")
     return relax.const(np.full((1, int(shape[1]), 1, 1), value, "float32"))
+
+
+def _channels_last(mod: tvm.IRModule) -> bool:
+    """Whether any conv2d of ``mod`` has channels-last data (NHWC)."""
+    found = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get("relax.nn.conv2d"):
+            found.append(str(expr.attrs.data_layout) != "NCHW")
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return any(found)
 
 
 def _const(expr: relax.Expr) -> np.ndarray | None:
@@ -95,6 +111,7 @@ def _scalar(expr: relax.Expr) -> float | None:
 class _QdqRewriter(relax.PyExprMutator):
     def __init__(self, mod: tvm.IRModule, dot: int8_dot.DotInstruction | None):
         super().__init__(mod)
+        self.nchw = not _channels_last(mod)
         self.integer: dict[relax.Var, tuple[float, float, float]] = {}  # integer-valued t -> (s, lo, hi); dq = t * s
         self.dot = dot
         self.counts = {"fake_quantize": 0, "int8_convs": 0, "integer_convs": 0, "float_convs": 0}
@@ -125,12 +142,13 @@ class _QdqRewriter(relax.PyExprMutator):
         info = np.iinfo(str(q.attrs.out_dtype))
         bb = self.builder_
         x = q.args[0]
-        r = bb.emit(relax.op.round(relax.op.divide(x, _per_channel(s, x))))
+        r = bb.emit(relax.op.round(relax.op.divide(x, _per_channel(s, x, self.nchw))))
         lo, hi = max(lo, info.min) - zp, min(hi, info.max) - zp
-        t = bb.emit(relax.op.minimum(relax.op.maximum(r, _per_channel(lo, x)), _per_channel(hi, x)))
+        lo_c, hi_c = _per_channel(lo, x, self.nchw), _per_channel(hi, x, self.nchw)
+        t = bb.emit(relax.op.minimum(relax.op.maximum(r, lo_c), hi_c))
         self.integer[t] = (s, lo, hi)
         self.counts["fake_quantize"] += 1
-        return relax.op.multiply(t, _per_channel(s, x))
+        return relax.op.multiply(t, _per_channel(s, x, self.nchw))
 
     def _integer_conv(self, conv: relax.Call) -> relax.Expr | None:
         """conv(t * s, dequantize(W_int, s_w, zp_w)) -> conv(t, W_int - zp_w) * (s * s_w) (module doc, 2)."""
@@ -166,7 +184,7 @@ class _QdqRewriter(relax.PyExprMutator):
         """conv(t, w) as float32, computed on u = t - lo (uint8) with int8 weights into int32 (module
         doc, 3): conv(t, w) = conv(u, w) + lo * sum(w) per output channel, where nothing is padded."""
         bb = self.builder_
-        u = bb.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t)) if lo else t, "uint8"))
+        u = bb.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t, self.nchw)) if lo else t, "uint8"))
         y = bb.emit(relax.op.nn.conv2d(u, relax.const(w.astype(np.int8)), attrs.strides, attrs.padding,
                                        attrs.dilation, 1, "NCHW", "OIHW", "NCHW", "int32"))
         f = relax.op.astype(y, "float32")
