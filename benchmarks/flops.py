@@ -53,18 +53,10 @@ def relax_flops(mod: Any) -> int:
     layers)."""
     from tvm import relax
 
+    from neo_local.backends.cpu_schedule.rewriting import relax_calls
+
     mod = relax.transform.InlinePrivateFunctions()(mod)
-    total = 0
-
-    def visit(expr: Any) -> None:
-        nonlocal total
-        if isinstance(expr, relax.Call):
-            total += call_flops(expr)
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return total
+    return sum(call_flops(call) for call in relax_calls(mod))
 
 
 def model_flops(archive: str, framework: str, data_input_config: str | None,

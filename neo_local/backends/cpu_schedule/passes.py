@@ -95,7 +95,7 @@ from neo_local.backends.cpu_schedule.constant_folding import fold_constants
 from neo_local.backends.cpu_schedule.grouped_conv import block_grouped_weights, plain_grouped
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind,
-    rewrite_functions, static_shape,
+    relax_calls, rewrite_functions, static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -850,9 +850,10 @@ def _blocked_conv(data: te.Tensor, kernel_dims: tuple[int, int, int, int, int], 
     """The frame both blocked convs share: padding, the reduction over channel chunk, kh, kw and
     ``term``'s own channel-in-block axes, the wider (or flat) compute and its crop. ``kernel_dims``:
     (output chunks, input chunks reduced over, kh, kw, output block);
-    ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` -> (product, its reduce axes); ``attrs``: the conv block's annotations; ``split``: the output
-    block's axes (``conv2d_nchwc_compute``). A flat conv's block is annotated ``FLAT_ATTR`` (its
-    output width), and a crop stage puts its pixels back in rows."""
+    ``term(padded, b, c, cb, rc, ry, rx, (row, col))`` -> (product, its reduce axes); ``attrs``: the
+    conv block's annotations; ``split``: the output block's axes (``conv2d_nchwc_compute``). A flat
+    conv's block is annotated ``FLAT_ATTR`` (its output width), and a crop stage puts its pixels
+    back in rows."""
     n = int(data.shape[0])
     occ, icc, kh, kw, ocb = kernel_dims
     padded, (oh, ow), (sh, sw), (dh, dw) = _pad_nchwc(data, kh, kw, strides, padding, dilation)
@@ -1024,16 +1025,11 @@ def block_lanes(mod: tvm.IRModule, lanes: int) -> int:
     if half < 4:
         return lanes
     transpose, groups = tvm.ir.Op.get("relax.permute_dims"), []
-
-    def visit(expr: relax.Expr) -> None:  # the shuffle's [N, g, C/g, H, W] -> [N, C/g, g, H, W]
-        if isinstance(expr, relax.Call) and expr.op == transpose and expr.attrs.axes is not None:
-            shape = static_shape(expr.args[0])
-            if [int(a) for a in expr.attrs.axes] == [0, 2, 1, 3, 4] and shape is not None:
+    for call in relax_calls(mod):  # the shuffle's [N, g, C/g, H, W] -> [N, C/g, g, H, W]
+        if call.op == transpose and call.attrs.axes is not None:
+            shape = static_shape(call.args[0])
+            if [int(a) for a in call.attrs.axes] == [0, 2, 1, 3, 4] and shape is not None:
                 groups.append((shape[1], shape[2]))
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
     return half if any(size % lanes and size % half == 0 and half % g == 0 for g, size in groups) else lanes
 
 

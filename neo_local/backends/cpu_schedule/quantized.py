@@ -41,7 +41,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule import int8_dot
-from neo_local.backends.cpu_schedule.rewriting import bound_call, rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import bound_call, relax_calls, rewrite_functions
 
 
 #: float32 represents every integer up to 2^24 exactly
@@ -86,16 +86,8 @@ def _per_channel(value: float, like: relax.Expr, nchw: bool) -> relax.Constant:
 
 def _channels_last(mod: tvm.IRModule) -> bool:
     """Whether any conv2d of ``mod`` has channels-last data (NHWC)."""
-    found = []
-
-    def visit(expr: relax.Expr) -> None:
-        if isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get("relax.nn.conv2d"):
-            found.append(str(expr.attrs.data_layout) != "NCHW")
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return any(found)
+    conv = tvm.ir.Op.get("relax.nn.conv2d")
+    return any(call.op == conv and str(call.attrs.data_layout) != "NCHW" for call in relax_calls(mod))
 
 
 def _const(expr: relax.Expr) -> np.ndarray | None:

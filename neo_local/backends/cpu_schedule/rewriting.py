@@ -25,6 +25,20 @@ def rewrite_functions(rewriter: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.I
     return rewriter.builder_.get()
 
 
+def relax_calls(mod: tvm.IRModule) -> list[relax.Call]:
+    """Every call in every Relax function of ``mod``, in post order."""
+    calls: list[relax.Call] = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Call):
+            calls.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return calls
+
+
 def rebind(mutator: relax.PyExprMutator, var: relax.Var, value: relax.Expr) -> relax.Var:
     """Emit ``value`` in place of ``var``'s binding (a dataflow var, a dataflow block's output or
     a var outside any dataflow block, as ``var`` was), and remap ``var``'s uses to it; returns
