@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,7 +34,9 @@ class TvmVmEngine:
         self._cpu = self._device.dlpack_device_type() == tvm.cpu().dlpack_device_type()
         self._vm = VirtualMachine(tvm.runtime.load_module(str(library)), self._device)
         self._main = self._vm["main"]
-        self._staged: list[_Staged | None] = []
+        self._tensors: list[Any] = []  # the inputs' device tensors
+        self._views: list[np.ndarray | None] = []  # numpy views of them, where numpy can share one
+        self._made_for: list[tuple[tuple[int, ...], np.dtype]] = []  # numpy's (reading a tensor's: 1 us)
         self._shares: list[bool] = []  # per output: numpy views it (its dtype is fixed; asking costs 0.5 us)
         self._lock = threading.Lock()
 
@@ -48,33 +49,19 @@ class TvmVmEngine:
             return [np.from_dlpack(o).copy() if shares else o.numpy() for o, shares in zip(outs, self._shares)]
 
     def _stage(self, arrays: list[np.ndarray]) -> list[Any]:
-        """The device tensors holding ``arrays`` (made again where a shape or dtype changed)."""
-        if len(self._staged) != len(arrays):
-            self._staged = [None] * len(arrays)
-        for i, a in enumerate(arrays):
-            staged = self._staged[i]
-            if staged is None or staged.shape != a.shape or staged.dtype != a.dtype:
-                self._staged[i] = _Staged.of(self._tvm.runtime.tensor(a, self._device), a, self._cpu)
-            elif staged.view is not None:
-                np.copyto(staged.view, a)
+        """The device tensors holding ``arrays``, made again where a shape or dtype changed. The
+        check and copies take 0.7 us for one input; a dataclass per input took 2.2 (a 15 us model)."""
+        if [(a.shape, a.dtype) for a in arrays] != self._made_for:
+            self._tensors = [self._tvm.runtime.tensor(a, self._device) for a in arrays]
+            self._views = [np.from_dlpack(t) if _numpy_shares(t, self._cpu) else None for t in self._tensors]
+            self._made_for = [(a.shape, a.dtype) for a in arrays]
+            return self._tensors
+        for tensor, view, a in zip(self._tensors, self._views, arrays):
+            if view is not None:
+                view[...] = a
             else:
-                staged.tensor.copyfrom(a)
-        return [s.tensor for s in self._staged]
-
-
-@dataclass(frozen=True)
-class _Staged:
-    """An input's device tensor, a numpy view of its memory where numpy can share it, and the
-    shape and dtype it was made for (numpy's: reading the tensor's costs about 1 us a run)."""
-
-    tensor: Any
-    view: np.ndarray | None
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @classmethod
-    def of(cls, tensor: Any, array: np.ndarray, cpu: bool) -> "_Staged":
-        return cls(tensor, np.from_dlpack(tensor) if _numpy_shares(tensor, cpu) else None, array.shape, array.dtype)
+                tensor.copyfrom(a)
+        return self._tensors
 
 
 def _numpy_shares(tensor: Any, cpu: bool) -> bool:
