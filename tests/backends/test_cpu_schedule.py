@@ -1065,3 +1065,44 @@ def test_elementwise_kernels_keep_their_columns_serial(shape, parallel):
     got = _run_prim_func(func, [a, s, np.zeros(shape, "float32")])
     want = np.clip(np.round(a / s), 0, 255) * s
     assert np.allclose(got, want, rtol=1e-6, atol=0)
+
+
+def _unblock_nc(n, c, b):
+    return [n, c * 16 + b]
+
+
+def _unblock_nchw(n, c, h, w, b):
+    return [n, c * 16 + b, h, w]
+
+
+def _block_nchw(n, c, h, w):
+    return [n, c // 16, h, w, c % 16]
+
+
+@pytest.mark.parametrize("shape,index_map,free", [
+    ((1, 2, 16), _unblock_nc, True),  # a pooled vector, squeezed, back to NC for a dense layer
+    ((2, 2, 16), _unblock_nc, True),
+    ((1, 2, 1, 1, 16), _unblock_nchw, True),  # a kept-dims global mean
+    ((1, 2, 3, 3, 16), _unblock_nchw, False),  # a feature map: every element moves
+    ((1, 32, 1, 1), _block_nchw, True),
+    ((1, 32, 2, 1), _block_nchw, False),
+])
+def test_layout_transforms_that_move_nothing(shape, index_map, free):
+    """Found by their index map (``passes.moves_nothing``), they become reshapes (views of the
+    same memory in the VM) instead of copy kernels."""
+    from neo_local.backends.cpu_schedule.passes import layout_reshapes, moves_nothing
+
+    x = relax.Var("x", relax.TensorType(shape, "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.layout_transform(x, index_map))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    assert moves_nothing(mod["main"].body.blocks[0].bindings[0].value) == free
+    rewritten = layout_reshapes(mod)
+    ops = [b.value.op.name for b in rewritten["main"].body.blocks[0].bindings]
+    assert ops == (["relax.reshape"] if free else ["relax.layout_transform"]), ops
+    data = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    want = _run(tvm.compile(mod, target="llvm"), data)
+    assert np.array_equal(_run(tvm.compile(rewritten, target="llvm"), data), want)

@@ -316,6 +316,52 @@ def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
     return rewrite_functions(_DenseAsConv(mod, lanes), mod)
 
 
+# --------------------------------------------------------------------------- moves that are reshapes
+
+
+def _flat(index: list[int], shape: list[int]) -> int:
+    """Row-major offset of ``index`` in ``shape``."""
+    offset = 0
+    for i, extent in zip(index, shape):
+        offset = offset * extent + i
+    return offset
+
+
+def moves_nothing(call: relax.Call) -> bool:
+    """Whether a ``layout_transform`` keeps every element at its offset (NC{L}c -> NC, or
+    NCHW{L}c -> NCHW of a 1x1 map: a pooled vector between the blocked layout and a dense
+    layer). Its index maps are affine, so checking the first element, each axis's next one and
+    the last tells."""
+    if call.op != tvm.ir.Op.get("relax.layout_transform") or call.attrs.pad_value is not None:
+        return False
+    shape, out = static_shape(call.args[0]), static_shape(call)
+    if shape is None or out is None or math.prod(shape) != math.prod(out):
+        return False
+    points = [[0] * len(shape), [e - 1 for e in shape]]
+    points += [[int(axis == a) for a in range(len(shape))] for axis, e in enumerate(shape) if e > 1]
+    for point in points:
+        mapped = call.attrs.index_map.map_indices([tirx.IntImm("int64", i) for i in point])
+        if not all(isinstance(m, tirx.IntImm) for m in mapped) or _flat([int(m) for m in mapped], out) != _flat(point, shape):
+            return False
+    return True
+
+
+@relax.expr_functor.mutator
+class _LayoutReshapes(relax.PyExprMutator):
+    """``moves_nothing`` layout transforms as reshapes, which the VM runs as views of the same
+    memory: a copy kernel less each (the VM's call and allocation cost more than the copy: a
+    TFLite CNN's pooled vector went NC16c -> NC -> the dense layer's blocked input, two kernels
+    of its eleven)."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
+        call = super().visit_call_(call)
+        return relax.op.reshape(call.args[0], static_shape(call)) if moves_nothing(call) else call
+
+
+def layout_reshapes(mod: tvm.IRModule) -> tvm.IRModule:
+    return rewrite_functions(_LayoutReshapes(mod), mod)
+
+
 # --------------------------------------------------------------------------- 3-channel stem
 
 
@@ -1129,7 +1175,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
     ])(pad_channels(mod, lanes))
     mod = dense_as_conv(blocked_stem(mod, lanes), lanes)
     mod = matmul_shapes(mod, lanes)
-    mod = fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes))
+    mod = layout_reshapes(fast_math.silu_calls(blocked_depthwise(relax.transform.Normalize()(mod), lanes)))
     mod = seq([
         relax.transform.Normalize(),
         relax.transform.EliminateCommonSubexpr(),
