@@ -94,8 +94,8 @@ from neo_local.backends.cpu_schedule.channel_padding import pad_channels
 from neo_local.backends.cpu_schedule.constant_folding import fold_constants
 from neo_local.backends.cpu_schedule.grouped_conv import block_grouped_weights, plain_grouped
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, bound_call, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv, rebind,
-    relax_calls, rewrite_functions, static_shape,
+    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, bound_call, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv,
+    rebind, relax_calls, rewrite_functions, static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -341,7 +341,9 @@ def moves_nothing(call: relax.Call) -> bool:
     points += [[int(axis == a) for a in range(len(shape))] for axis, e in enumerate(shape) if e > 1]
     for point in points:
         mapped = call.attrs.index_map.map_indices([tirx.IntImm("int64", i) for i in point])
-        if not all(isinstance(m, tirx.IntImm) for m in mapped) or _flat([int(m) for m in mapped], out) != _flat(point, shape):
+        if not all(isinstance(m, tirx.IntImm) for m in mapped):
+            return False
+        if _flat([int(m) for m in mapped], out) != _flat(point, shape):
             return False
     return True
 
