@@ -330,8 +330,9 @@ def _flat(index: list[int], shape: list[int]) -> int:
 def moves_nothing(call: relax.Call) -> bool:
     """Whether a ``layout_transform`` keeps every element at its offset (NC{L}c -> NC, or
     NCHW{L}c -> NCHW of a 1x1 map: a pooled vector between the blocked layout and a dense
-    layer). Its index maps are affine, so checking the first element, each axis's next one and
-    the last tells."""
+    layer). A layout's index map permutes axes and splits or merges a channel axis into blocks:
+    each axis's next element fixes its stride and the last element the block's, so where those
+    and the first keep their offsets, every element does."""
     if call.op != tvm.ir.Op.get("relax.layout_transform") or call.attrs.pad_value is not None:
         return False
     shape, out = static_shape(call.args[0]), static_shape(call)
