@@ -319,14 +319,6 @@ def dense_as_conv(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
 # --------------------------------------------------------------------------- moves that are reshapes
 
 
-def _flat(index: list[int], shape: list[int]) -> int:
-    """Row-major offset of ``index`` in ``shape``."""
-    offset = 0
-    for i, extent in zip(index, shape):
-        offset = offset * extent + i
-    return offset
-
-
 def moves_nothing(call: relax.Call) -> bool:
     """Whether a ``layout_transform`` keeps every element at its offset (NC{L}c -> NC, or
     NCHW{L}c -> NCHW of a 1x1 map: a pooled vector between the blocked layout and a dense
@@ -344,7 +336,7 @@ def moves_nothing(call: relax.Call) -> bool:
         mapped = call.attrs.index_map.map_indices([tirx.IntImm("int64", i) for i in point])
         if not all(isinstance(m, tirx.IntImm) for m in mapped):
             return False
-        if _flat([int(m) for m in mapped], out) != _flat(point, shape):
+        if np.ravel_multi_index([int(m) for m in mapped], out) != np.ravel_multi_index(point, shape):
             return False
     return True
 
@@ -395,34 +387,27 @@ class _BlockedStem(relax.PyExprMutator):
         nhwc = bound_call(self, call.args[0], "relax.permute_dims")
         if nhwc is not None and [int(a) for a in nhwc.attrs.axes or ()] == [0, 3, 1, 2]:
             x = bb.emit(relax.op.reshape(nhwc.args[0], [xs[0], 1, xs[2], xs[3], cin]))
-            weights, block = input_blocked_weights(call.args[1], lanes), cin
+            block = cin
         else:
             x = bb.emit(relax.op.reshape(call.args[0], [*xs, 1]))
-            weights, block = output_blocked_weights(call.args[1], lanes), 1
+            block = 1
         y = bb.emit(relax.op.nn.conv2d(
-            x, weights, strides=attrs.strides, padding=attrs.padding, dilation=attrs.dilation, groups=1,
-            data_layout=f"NCHW{block}c", kernel_layout=f"OIHW{block}i{lanes}o", out_layout=f"NCHW{lanes}c",
-            out_dtype="float32",
+            x, output_blocked_weights(call.args[1], lanes, block), strides=attrs.strides, padding=attrs.padding,
+            dilation=attrs.dilation, groups=1, data_layout=f"NCHW{block}c", kernel_layout=f"OIHW{block}i{lanes}o",
+            out_layout=f"NCHW{lanes}c", out_dtype="float32",
         ))
         return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
 
 
-def output_blocked_weights(weights: tvm.ir.expr.Constant, lanes: int) -> tvm.ir.expr.Constant:
-    """Constant OIHW weights as OIHW1i{L}o, [O/L, I, kh, kw, 1, L]: the stem's (each input
-    channel a chunk of its own) and a depthwise conv's (I = 1)."""
+def output_blocked_weights(weights: tvm.ir.expr.Constant, lanes: int,
+                           in_block: int = 1) -> tvm.ir.expr.Constant:
+    """Constant OIHW weights as OIHW{B}i{L}o, [O/L, I/B, kh, kw, B, L], B = ``in_block``: 1 for the
+    stem reading NCHW (each input channel a chunk of its own) and a depthwise conv's (I = 1), all
+    of I for the stem reading NHWC in place (one block)."""
     w = weights.value.numpy()
     o, i, kh, kw = w.shape
-    blocked = w.reshape(o // lanes, lanes, i, kh, kw).transpose(0, 2, 3, 4, 1)
-    return relax.const(np.ascontiguousarray(blocked.reshape(o // lanes, i, kh, kw, 1, lanes)))
-
-
-def input_blocked_weights(weights: tvm.ir.expr.Constant, lanes: int) -> tvm.ir.expr.Constant:
-    """Constant OIHW weights as OIHW{I}i{L}o, [O/L, 1, kh, kw, I, L]: every input channel in one
-    block (a stem reading NHWC in place)."""
-    w = weights.value.numpy()
-    o, i, kh, kw = w.shape
-    blocked = w.reshape(o // lanes, lanes, i, kh, kw).transpose(0, 3, 4, 2, 1)
-    return relax.const(np.ascontiguousarray(blocked.reshape(o // lanes, 1, kh, kw, i, lanes)))
+    blocked = w.reshape(o // lanes, lanes, i // in_block, in_block, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+    return relax.const(np.ascontiguousarray(blocked))
 
 
 def blocked_stem(mod: tvm.IRModule, lanes: int) -> tvm.IRModule:
