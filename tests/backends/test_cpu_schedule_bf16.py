@@ -106,6 +106,22 @@ def test_the_first_conv_rounds_in_the_producer_s_epilogue():
     assert "to_bf16" in first.script() and str(first.params[-1].ty.dtype) == "int16"
 
 
+def test_bfloat16_dot_steps_allocate_no_workspace():
+    """The dot step is one expression (as ``int8_dot``'s): a named value would be a local buffer
+    allocated through TVMBackendAllocWorkspace in every parallel task. An unpadded 1x1 conv
+    allocates nothing else."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 48, 10, 10), "float32"))
+    w = np.random.default_rng(2).standard_normal((32, 48, 1, 1)).astype("float32")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(x, relax.const(w))))
+        bb.emit_func_output(out)
+    ex, stats = cpu_schedule.compile_cpu(bb.get(), ZNVER4, precision=BFLOAT16)
+    assert stats["bf16_dot"] == bf16_dot.BF16_512.name, stats
+    assert "TVMBackendAllocWorkspace" not in ex.mod.imports[0].inspect_source("ll")
+
+
 def test_bfloat16_needs_the_instruction():
     """A bfloat16 build for a CPU without AVX512_BF16 is refused here too, not built in float32."""
     with pytest.raises(ValueError, match="AVX512_BF16"):

@@ -65,10 +65,12 @@ def _step(lanes: int):
         with T.sblock("root"):
             T.reads(c[0:lanes], a[0:GROUP], b[0:lanes, 0:GROUP])
             T.writes(c[0:lanes])
-            word = T.reinterpret(a.vload([0], f"{BITS}x{GROUP}"), dtype="int32")
-            inputs = T.reinterpret(T.broadcast(word, lanes), dtype=bits)
+            # one expression: named values become local buffers (``int8_dot._step``)
             c[T.ramp(T.int32(0), 1, lanes)] = T.call_pure_extern(
-                f32, _function(lanes), c.vload([0], dtype=f32), inputs, b.vload([0, 0], dtype=bits))
+                f32, _function(lanes), c.vload([0], dtype=f32),
+                T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], f"{BITS}x{GROUP}"), dtype="int32"), lanes),
+                              dtype=bits),
+                b.vload([0, 0], dtype=bits))
 
     return step
 

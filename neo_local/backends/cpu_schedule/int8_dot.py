@@ -111,16 +111,22 @@ def _step(lanes: int, intrinsics: tuple[str, ...]):
         with T.sblock("root"):
             T.reads(c[0:lanes], a[0:4], b[0:lanes, 0:4])
             T.writes(c[0:lanes])
-            word = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
-            inputs = T.reinterpret(T.broadcast(word, lanes), dtype=i8)
-            weights = b.vload([0, 0], dtype=i8)
+            # one expression, no named values: TVMScript makes each name a local buffer, which TVM
+            # allocates through TVMBackendAllocWorkspace once per parallel task (a TFLite CNN's
+            # 16 -> 48 1x1 conv, 52 tasks of 60 steps: 9.7 us on one thread, 6.2 us of it those calls)
             if vnni:
                 c[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id(intrinsics[0]), c.vload([0], dtype=i32), inputs, weights, dtype=i32)
+                    T.llvm_lookup_intrinsic_id(intrinsics[0]), c.vload([0], dtype=i32),
+                    T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "uint8x4"), dtype="int32"), lanes), dtype=i8),
+                    b.vload([0, 0], dtype=i8), dtype=i32)
             else:
-                pairs = T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(intrinsics[0]), inputs, weights, dtype=i16)
                 c[T.ramp(T.int32(0), 1, lanes)] += T.call_llvm_pure_intrin(
-                    T.llvm_lookup_intrinsic_id(intrinsics[-1]), pairs, T.broadcast(T.int16(1), 2 * lanes), dtype=i32)
+                    T.llvm_lookup_intrinsic_id(intrinsics[-1]),
+                    T.call_llvm_pure_intrin(
+                        T.llvm_lookup_intrinsic_id(intrinsics[0]),
+                        T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "uint8x4"), dtype="int32"), lanes), dtype=i8),
+                        b.vload([0, 0], dtype=i8), dtype=i16),
+                    T.broadcast(T.int16(1), 2 * lanes), dtype=i32)
 
     return step
 
