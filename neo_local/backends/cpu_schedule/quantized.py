@@ -84,6 +84,33 @@ def _per_channel(value: float, like: relax.Expr, nchw: bool) -> relax.Constant:
     return relax.const(np.full((1, int(shape[1]), 1, 1), value, "float32"))
 
 
+@dataclass(frozen=True)
+class ConvLayout:
+    """A conv's (data, kernel) layouts as the rewrites see them: ``kernel`` spells the weights'
+    axes (in OIHW letters), ``out_axis`` is their output-channel axis (the weights' dequantize
+    axis) and ``channel`` the output's channel axis."""
+
+    kernel: str
+    out_axis: int
+    channel: int
+
+    def to_oihw(self, w: np.ndarray) -> np.ndarray:
+        return w.transpose([self.kernel.index(axis) for axis in "OIHW"])
+
+    def from_oihw(self, w: np.ndarray) -> np.ndarray:
+        return w.transpose(["OIHW".index(axis) for axis in self.kernel])
+
+    def per_output(self, values: np.ndarray) -> np.ndarray:
+        """Per-output-channel ``values`` as float32, shaped to broadcast along the output's channels."""
+        shape = [1, 1, 1, 1]
+        shape[self.channel] = -1
+        return np.asarray(values, np.float32).reshape(shape)
+
+
+#: the conv layouts the integer rewrites take: ONNX's, and TFLite's channels-last one
+CONV_LAYOUTS = {("NCHW", "OIHW"): ConvLayout("OIHW", 0, 1), ("NHWC", "HWIO"): ConvLayout("HWIO", 3, 3)}
+
+
 def _channels_last(mod: tvm.IRModule) -> bool:
     """Whether any conv2d of ``mod`` has channels-last data (NHWC)."""
     conv = tvm.ir.Op.get("relax.nn.conv2d")
@@ -143,9 +170,11 @@ class _QdqRewriter(relax.PyExprMutator):
         return relax.op.multiply(t, _per_channel(s, x, self.nchw))
 
     def _integer_conv(self, conv: relax.Call) -> relax.Expr | None:
-        """conv(t * s, dequantize(W_int, s_w, zp_w)) -> conv(t, W_int - zp_w) * (s * s_w) (module doc, 2)."""
+        """conv(t * s, dequantize(W_int, s_w, zp_w)) -> conv(t, W_int - zp_w) * (s * s_w) (module doc, 2),
+        in either of the layouts ``CONV_LAYOUTS`` holds (ONNX's NCHW, TFLite's NHWC)."""
         attrs = conv.attrs
-        if int(attrs.groups) != 1 or (attrs.data_layout, attrs.kernel_layout) != ("NCHW", "OIHW"):
+        layout = CONV_LAYOUTS.get((str(attrs.data_layout), str(attrs.kernel_layout)))
+        if int(attrs.groups) != 1 or layout is None:
             return None
         data = bound_call(self, conv.args[0], "relax.multiply")
         weight = bound_call(self, conv.args[1], "relax.dequantize")
@@ -156,34 +185,36 @@ class _QdqRewriter(relax.PyExprMutator):
         if scale is None or not np.all(scale == np.float32(s)):  # t * s, s as _per_channel wrote it
             return None
         w_int, s_w, zp_w = (_const(a) for a in weight.args)
-        if w_int is None or s_w is None or zp_w is None or int(weight.attrs.axis) not in (0, -4):
+        if w_int is None or s_w is None or zp_w is None or int(weight.attrs.axis) % 4 != layout.out_axis:
             return None
+        w_int = layout.to_oihw(w_int)
         cout = w_int.shape[0]
         w = w_int.astype(np.int64) - np.broadcast_to(zp_w, (cout,)).astype(np.int64).reshape(-1, 1, 1, 1)
-        out_scale = (np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32)).reshape(1, cout, 1, 1)
+        out_scale = layout.per_output(np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32))
         row_sum = float(np.abs(w).reshape(cout, -1).sum(axis=1).max())  # the largest sum of |w| per output
         if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), attrs, self.dot):
             self.counts["int8_convs"] += 1
-            return relax.op.multiply(self._int8_conv(t, w, lo, attrs), relax.const(out_scale))
+            return relax.op.multiply(self._int8_conv(t, w, lo, layout, attrs), relax.const(out_scale))
         if row_sum * max(abs(lo), abs(hi)) >= EXACT_LIMIT:
             self.counts["float_convs"] += 1
             return None
         self.counts["integer_convs"] += 1
-        y = self.builder_.emit(relax.Call(conv.op, [t, relax.const(w.astype(np.float32))], attrs))
+        y = self.builder_.emit(relax.Call(conv.op, [t, relax.const(layout.from_oihw(w).astype(np.float32))], attrs))
         return relax.op.multiply(y, relax.const(out_scale))
 
-    def _int8_conv(self, t: relax.Expr, w: np.ndarray, lo: float, attrs) -> relax.Expr:
-        """conv(t, w) as float32, computed on u = t - lo (uint8) with int8 weights into int32 (module
-        doc, 3): conv(t, w) = conv(u, w) + lo * sum(w) per output channel, where nothing is padded."""
+    def _int8_conv(self, t: relax.Expr, w: np.ndarray, lo: float, layout: ConvLayout, attrs) -> relax.Expr:
+        """conv(t, w) as float32, computed on u = t - lo (uint8) with int8 weights (OIHW) into int32
+        (module doc, 3): conv(t, w) = conv(u, w) + lo * sum(w) per output channel, where nothing is
+        padded."""
         bb = self.builder_
         u = bb.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t, self.nchw)) if lo else t, "uint8"))
-        y = bb.emit(relax.op.nn.conv2d(u, relax.const(w.astype(np.int8)), attrs.strides, attrs.padding,
-                                       attrs.dilation, 1, "NCHW", "OIHW", "NCHW", "int32"))
+        y = bb.emit(relax.op.nn.conv2d(u, relax.const(layout.from_oihw(w).astype(np.int8)), attrs.strides,
+                                       attrs.padding, attrs.dilation, 1, attrs.data_layout, attrs.kernel_layout,
+                                       attrs.out_layout, "int32"))
         f = relax.op.astype(y, "float32")
         if not lo:
             return f
-        offset = (lo * w.sum(axis=(1, 2, 3))).astype(np.float32).reshape(1, -1, 1, 1)
-        return relax.op.add(bb.emit(f), relax.const(offset))
+        return relax.op.add(bb.emit(f), relax.const(layout.per_output(lo * w.sum(axis=(1, 2, 3)))))
 
 
 def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], attrs,
