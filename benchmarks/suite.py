@@ -344,6 +344,8 @@ def _entries() -> dict[str, Entry]:
         Entry("keras_sequential_cnn", "KERAS", build_tf, (KERAS, KERAS_GRAPH)),
         Entry("tflite_mobile_cnn", "TFLITE", build_tf, (TFLITE,)),
         Entry("tflite_mobile_cnn_int8", "TFLITE", build_tf, (TFLITE,)),
+        Entry("tflite_mobilenet_v2", "TFLITE", build_tf, (TFLITE,)),
+        Entry("tflite_mobilenet_v2_int8", "TFLITE", build_tf, (TFLITE,)),
         Entry("resnet_like_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("resnet50_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
         Entry("mobilenet_v3_qdq", "ONNX", build_quantized, (ONNXRUNTIME, ONNXRUNTIME_FLOAT)),
