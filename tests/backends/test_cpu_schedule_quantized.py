@@ -24,8 +24,10 @@ from example_archives import CACHE  # noqa: E402
 from neo_local.backends import cpu_schedule  # noqa: E402
 from neo_local.backends.cpu_schedule import int8_dot  # noqa: E402
 from neo_local.backends.cpu_schedule.quantized import EXACT_LIMIT, pairs_fit_int16, rewrite_with_stats  # noqa: E402
+from neo_local.targets.cpu_features import host_cpu_flags  # noqa: E402
 
 AVX2 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "core-avx2"}
+ZNVER4 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver4"}
 
 
 def _host_has_avx2() -> bool:
@@ -129,6 +131,29 @@ def test_channels_last_convs_take_the_integer_paths(k, x_zp, padding, path):
     got, stats = _run(mod, nhwc)
     assert stats["unscheduled"] == 0 and stats["int8_kernel_convs"] == (path == "int8_convs"), stats
     want = _reference(x, w_int, w_scale, x_scale, x_zp, padding).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("cin,cout", [(24, 40), (40, 16), (16, 24)])
+def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
+    """Channels that are not whole 16-lane blocks (MobileNetV3's 24, 40, 72...) run on VNNI's int8
+    kernels, padded to whole blocks with zero weights by ``channel_padding``; an instruction that
+    adds product pairs in int16 keeps them on integer-valued floats (its pairs were checked in the
+    model's order). On a VNNI host the padded kernel's results are the exact integer sums."""
+    rng = np.random.default_rng(6)
+    w_int = rng.integers(-127, 128, (cout, cin, 1, 1)).astype("int8")
+    w_scale = rng.uniform(0.001, 0.01, cout).astype("float32")
+    x = (rng.integers(-300, 300, (1, cin, 7, 7)) + 0.5).astype("float32") * np.float32(0.05)
+    mod = _qdq_conv_module(x.shape, w_int, w_scale, 0.05, 3, padding=0)
+    assert rewrite_with_stats(mod, int8_dot.VNNI_512)[1].int8_convs == 1
+    assert rewrite_with_stats(mod, int8_dot.AVX512BW)[1].integer_convs == 1
+    ex, stats = cpu_schedule.compile_cpu(mod, ZNVER4)
+    assert stats["int8_kernel_convs"] == 1 and stats["conv"] == 1, stats
+    assert stats["unscheduled"] == 0 and stats["dlight"] == 0, stats
+    if not {"avx512f", "avx512_vnni"} <= (host_cpu_flags() or frozenset()):
+        return
+    got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    want = _reference(x, w_int, w_scale, 0.05, 3, padding=0)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 

@@ -29,7 +29,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, rebind,
+    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, plain_int8_conv, rebind,
     rewrite_functions, static_shape,
 )
 
@@ -103,6 +103,12 @@ def _is_float(expr: relax.Expr) -> bool:
     return isinstance(expr.ty, relax.TensorType) and expr.ty.dtype == "float32"
 
 
+def _has_channels(expr: relax.Expr) -> bool:
+    """Whether ``expr`` may have a twin: a float32 value, or an int8 QDQ model's uint8 conv input
+    and its int32 sums (``quantized``'s int8 kernels)."""
+    return isinstance(expr.ty, relax.TensorType) and expr.ty.dtype in ("float32", "uint8", "int32")
+
+
 @relax.expr_functor.mutator
 class _ChannelPadder(relax.PyExprMutator):
     """See the module docstring. ``self.twins`` maps a (new) var to its ``Padded`` twin."""
@@ -121,7 +127,7 @@ class _ChannelPadder(relax.PyExprMutator):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:  # noqa: N802 (TVM's naming)
         value = self.visit_expr(binding.value)
         var, twin = binding.var, None
-        if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and _is_float(value):
+        if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and _has_channels(value):
             result = self._rewrite(value)
             if isinstance(result, Padded):
                 twin, value = result, result.real()
@@ -164,11 +170,13 @@ class _ChannelPadder(relax.PyExprMutator):
         channels; a depthwise conv over a twin runs on the twin."""
         if int(call.attrs.groups) != 1:
             return self._depthwise(call)
-        shapes = plain_float_conv(call)
+        shapes = plain_float_conv(call) or plain_int8_conv(call)
         if shapes is None:
             return None
         (xs, ws), x = shapes, call.args[0]
         twin, size = self._twin(x), padded_channels(xs[1], self.lanes)
+        if twin is not None and call.args[0].ty.dtype == "uint8" and twin.where != tuple(range(xs[1])):
+            return None  # an int8 kernel's channel pairs were checked in order (quantized.pairs_fit_int16)
         if twin is None and size:
             twin = self._emit_twin(relax.op.nn.pad(x, [0, 0, 0, size - xs[1], 0, 0, 0, 0]), range(xs[1]), size)
         out = padded_output_channels(ws[0], self.lanes, xs[2] * xs[3])

@@ -225,11 +225,15 @@ class _QdqRewriter(relax.PyExprMutator):
 def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], attrs,
                       dot: int8_dot.DotInstruction) -> bool:
     """Whether conv(t, w), t in ``bounds`` [lo, hi], computes exactly with ``dot``: int8 weights,
-    channels in whole blocks of its lanes, no padding unless t's zero is u's (lo = 0: a padded u is
-    0), int16 pair sums where ``dot`` saturates (``pairs_fit_int16``) and int32 totals that cannot
-    overflow (``row_sum``: the largest sum of |w| over one output channel)."""
+    no padding unless t's zero is u's (lo = 0: a padded u is 0), int16 pair sums where ``dot``
+    saturates (``pairs_fit_int16``) and int32 totals that cannot overflow (``row_sum``: the largest
+    sum of |w| over one output channel). Channels in whole blocks of its lanes, or, on VNNI (no
+    pairs), at least one block: ``channel_padding`` pads them to whole blocks with zero weights
+    (MobileNetV3 QDQ's 40, 72, 120 channels; the TFLite MobileNetV2's 24 and 56)."""
     (lo, hi), (cout, cin) = bounds, w.shape[:2]
-    if w.min() < -128 or w.max() > 127 or cin % dot.lanes or cout % dot.lanes:
+    if w.min() < -128 or w.max() > 127:
+        return False
+    if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or min(cin, cout) < dot.lanes):
         return False
     if lo and any(int(p) for p in attrs.padding):
         return False

@@ -85,11 +85,20 @@ def broadcasts_to(shape: list[int] | None, out: list[int]) -> bool:
 def plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
     """(data shape, weight shape) of a groups=1 NCHW/OIHW float32 conv2d with constant weights
     and a static input: the convs the stem and channel-padding rewrites may change; None otherwise."""
+    return _plain_conv(call, "float32")
+
+
+def plain_int8_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
+    """``plain_float_conv`` for a uint8 x int8 -> int32 conv (``quantized``'s int8 kernels)."""
+    return _plain_conv(call, "uint8") if call.ty.dtype == "int32" else None
+
+
+def _plain_conv(call: relax.Call, dtype: str) -> tuple[list[int], list[int]] | None:
     if call.op != tvm.ir.Op.get("relax.nn.conv2d") or int(call.attrs.groups) != 1:
         return None
     if (call.attrs.data_layout, call.attrs.kernel_layout, call.attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
         return None
-    if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != "float32":
+    if not isinstance(call.args[1], tvm.ir.expr.Constant) or call.args[0].ty.dtype != dtype:
         return None
     xs, ws = static_shape(call.args[0]), static_shape(call.args[1])
     return None if xs is None or ws is None else (xs, ws)
