@@ -18,6 +18,10 @@ spatial means and maxima, channel concats (DenseNet: the parts' twins side by si
 is no longer a prefix), and the [N, C, 1, 1] -> [N, C] reshape before a classifier, whose dense
 layer gets zero rows. Every other consumer reads the real channels (``strided_slice`` or
 ``take``); where nothing does, dead-code elimination drops them.
+
+An int8 QDQ model's uint8 x int8 -> int32 convs (``quantized``'s int8 kernels) are padded the same
+way, their twins following the casts around them; such a conv reads a twin only where its real
+channels come first (``where`` a prefix), the order in which ``quantized`` checked its channel pairs.
 """
 
 from __future__ import annotations
