@@ -160,7 +160,7 @@ def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
 def test_int8_dot_steps_allocate_no_workspace():
     """The dot step is one expression: with its values named, TVMScript made each a local buffer
     that the kernel allocated through TVMBackendAllocWorkspace in every parallel task (a TFLite
-    CNN's 16 -> 48 1x1 conv took 9.7 us on one thread instead of 3.5). Nothing else in this
+    CNN's 16 -> 48 1x1 conv took 9.7 us on one thread instead of 3.7). Nothing else in this
     kernel allocates."""
     w_int = np.random.default_rng(5).integers(-64, 64, (16, 24, 1, 1)).astype("int8")
     mod = _qdq_conv_module((1, 24, 9, 9), w_int, np.full(16, 0.01, "float32"), 0.05, -128, padding=0)
