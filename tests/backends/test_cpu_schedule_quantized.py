@@ -40,10 +40,11 @@ def _host_has_avx2() -> bool:
 needs_avx2 = pytest.mark.skipif(not _host_has_avx2(), reason="the host cannot run AVX2 code")
 
 
-def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp, padding=1, layout="NCHW"):
+def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp, padding=1, layout="NCHW", residual=False):
     """quantize(x) -> dequantize -> conv2d(., dequantize(w_int, w_scale per channel)), as the ONNX
     importer writes a QDQ conv (``layout`` "NHWC": as the TFLite importer does, with HWIO weights
-    from ``w_int`` in OIHW); int8 activations."""
+    from ``w_int`` in OIHW); int8 activations. ``residual``: the dequantized input added to the
+    conv's output, as a ResNet block does."""
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType(x_shape, "float32"))
     s, zp = relax.const(x_scale, "float32"), relax.const(x_zp, "int8")
@@ -55,8 +56,8 @@ def _qdq_conv_module(x_shape, w_int, w_scale, x_scale, x_zp, padding=1, layout="
             dq = bb.emit(relax.op.dequantize(q, s, zp, axis=1, out_dtype="float32"))
             w = bb.emit(relax.op.dequantize(relax.const(w_int), relax.const(w_scale), relax.const(np.zeros(len(w_scale), "int8")),
                                             axis=w_axis, out_dtype="float32"))
-            out = bb.emit_output(bb.emit(relax.op.nn.conv2d(dq, w, padding=padding, data_layout=layout,
-                                                            kernel_layout=kernel)))
+            y = bb.emit(relax.op.nn.conv2d(dq, w, padding=padding, data_layout=layout, kernel_layout=kernel))
+            out = bb.emit_output(bb.emit(relax.op.add(y, dq)) if residual else y)
         bb.emit_func_output(out)
     return bb.get()
 
@@ -154,6 +155,27 @@ def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
         return
     got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
     want = _reference(x, w_int, w_scale, 0.05, 3, padding=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@needs_avx2
+def test_residual_reads_the_uint8_copy_and_the_cast_fuses():
+    """The conv reads its input as uint8 (u), the residual add as float: before, the cast to u was a
+    kernel of its own (the input had two readers). Now the add reads (u + lo) * s, u is computed
+    in the input's producer, and the sums stay exact."""
+    rng = np.random.default_rng(7)
+    w_int = rng.integers(-64, 64, (16, 16, 1, 1)).astype("int8")
+    w_scale = rng.uniform(0.001, 0.01, 16).astype("float32")
+    x = (rng.integers(-300, 300, (1, 16, 8, 8)) + 0.5).astype("float32") * np.float32(0.05)
+    mod = _qdq_conv_module(x.shape, w_int, w_scale, 0.05, -128, padding=0, residual=True)
+    opt, stats = cpu_schedule.optimize(mod, AVX2)
+    assert stats["int8_kernel_convs"] == 1, stats
+    kernels = [gv.name_hint for gv, f in opt.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+    assert not any(name == "cast" or name.startswith("cast") for name in kernels), kernels
+    assert any(name.endswith("_cast") for name in kernels), kernels  # the input's kernel writes u
+    got, _ = _run(mod, x)
+    t = np.clip(np.round(x / np.float32(0.05)) - 128, -128, 127) + 128
+    want = _reference(x, w_int, w_scale, 0.05, -128, padding=0) + t * np.float32(0.05)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 

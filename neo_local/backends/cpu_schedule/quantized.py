@@ -24,7 +24,9 @@ between layout transforms, and each pair is a kernel of its own. Three rewrites:
    conv pads nothing unless lo = 0 (post-ReLU activations: a padded u of 0 is a padded t of 0),
    and, for the instructions that add product pairs in int16 (AVX2, AVX-512BW), no pair can
    saturate (``pairs_fit_int16``); counted as ``int8_convs``. Measured on onnxruntime's QDQ
-   ResNet-50 (znver5, 2 threads, VNNI): 20.4 -> 6.4 ms, onnxruntime's int8 15.1 ms.
+   ResNet-50 (znver5, 2 threads, VNNI): 20.4 -> 6.4 ms, onnxruntime's int8 15.1 ms. Where t has
+   other, float readers (a residual add), they read ``(u + lo) * s`` (``_read_unsigned``), so that
+   the cast to u fuses into t's producer instead of being a kernel of its own.
 
 TFLite int8 models import the same way (dequantize -> float op -> quantize per operator, with a
 clip of the int8 value between the pair) and take rewrite 1; their NHWC convs (HWIO weights) take
@@ -137,6 +139,8 @@ class _QdqRewriter(relax.PyExprMutator):
         self.integer: dict[relax.Var, tuple[float, float, float]] = {}  # integer-valued t -> (s, lo, hi); dq = t * s
         self.dot = dot
         self.counts = {"fake_quantize": 0, "int8_convs": 0, "integer_convs": 0, "float_convs": 0}
+        self.unsigned: dict[relax.Var, float] = {}  # u = t - lo (uint8) of an int8 conv -> lo
+        self.dequantized: dict[relax.Expr, relax.Var] = {}  # a quantized value -> its t
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802 (TVM's naming)
         call = super().visit_call_(call)
@@ -161,15 +165,16 @@ class _QdqRewriter(relax.PyExprMutator):
         s, zp = _scalar(q.args[1]), _scalar(q.args[2])
         if s is None or zp is None or (s, zp) != (_scalar(dq.args[1]), _scalar(dq.args[2])):
             return None
-        info = np.iinfo(str(q.attrs.out_dtype))
-        bb = self.builder_
         x = q.args[0]
-        r = bb.emit(relax.op.round(relax.op.divide(x, _per_channel(s, x, self.nchw))))
-        lo, hi = max(lo, info.min) - zp, min(hi, info.max) - zp
-        lo_c, hi_c = _per_channel(lo, x, self.nchw), _per_channel(hi, x, self.nchw)
-        t = bb.emit(relax.op.minimum(relax.op.maximum(r, lo_c), hi_c))
-        self.integer[t] = (s, lo, hi)
         self.counts["fake_quantize"] += 1
+        t = self.dequantized.get(dq.args[0])  # TFLite dequantizes a value once per reader: one t for all
+        if t is None:
+            info, bb = np.iinfo(str(q.attrs.out_dtype)), self.builder_
+            r = bb.emit(relax.op.round(relax.op.divide(x, _per_channel(s, x, self.nchw))))
+            lo, hi = max(lo, info.min) - zp, min(hi, info.max) - zp
+            lo_c, hi_c = _per_channel(lo, x, self.nchw), _per_channel(hi, x, self.nchw)
+            t = self.dequantized[dq.args[0]] = bb.emit(relax.op.minimum(relax.op.maximum(r, lo_c), hi_c))
+            self.integer[t] = (s, lo, hi)
         return relax.op.multiply(t, _per_channel(s, x, self.nchw))
 
     def _integer_conv(self, conv: relax.Call) -> relax.Expr | None:
@@ -213,6 +218,7 @@ class _QdqRewriter(relax.PyExprMutator):
         padded."""
         bb = self.builder_
         u = bb.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t, self.nchw)) if lo else t, "uint8"))
+        self.unsigned[u] = lo
         y = bb.emit(relax.op.nn.conv2d(u, relax.const(layout.from_oihw(w).astype(np.int8)), attrs.strides,
                                        attrs.padding, attrs.dilation, 1, attrs.data_layout, attrs.kernel_layout,
                                        attrs.out_layout, "int32"))
@@ -253,11 +259,52 @@ def pairs_fit_int16(w: np.ndarray, span: float) -> bool:
             and float(np.clip(pairs, None, 0).sum(axis=2).min()) * span >= INT16_MIN)
 
 
+def _read_unsigned(mod: tvm.IRModule, unsigned: dict[relax.Var, float]) -> tvm.IRModule:
+    """Where an int8 conv reads t as u = t - lo (uint8, ``unsigned``: u -> lo) and other ops read
+    ``t * s`` (a residual add: a ResNet block's input, a TFLite CNN's stem output), u is computed
+    right after t and those ops read ``(u + lo) * s``, the same values. t's one reader is then u's
+    cast, which fuses into t's producer, instead of a kernel of its own."""
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr):
+            blocks = [_reordered(b, unsigned) if isinstance(b, relax.DataflowBlock) else b for b in func.body.blocks]
+            mod[gv] = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), func.ret_ty,
+                                     func.is_pure, func.attrs)
+    return relax.transform.Normalize()(mod)
+
+
+def _reordered(block: relax.DataflowBlock, unsigned: dict[relax.Var, float]) -> relax.DataflowBlock:
+    """``_read_unsigned`` on one block."""
+    casts: dict[relax.Var, list[relax.VarBinding]] = {}  # t -> the bindings of its u's (one per lo)
+    for b in block.bindings:
+        if b.var in unsigned:
+            source = b.value.args[0]  # astype(t) or astype(subtract(t, lo))
+            casts.setdefault(source.args[0] if isinstance(source, relax.Call) else source, []).append(b)
+    if not casts:
+        return block
+    multiply, bindings = tvm.ir.Op.get("relax.multiply"), []
+    for b in block.bindings:
+        if b.var in unsigned:
+            continue
+        value = b.value
+        if (isinstance(value, relax.Call) and value.op == multiply and value.args[0] in casts
+                and isinstance(value.args[1], tvm.ir.expr.Constant)):
+            u = casts[value.args[0]][0].var
+            f = relax.op.astype(u, "float32")
+            t = relax.op.add(f, relax.const(unsigned[u], "float32")) if unsigned[u] else f
+            b = relax.VarBinding(b.var, relax.op.multiply(t, value.args[1]))
+        bindings.append(b)
+        bindings += casts.get(b.var, [])
+    return relax.DataflowBlock(bindings)
+
+
 def rewrite_with_stats(mod: tvm.IRModule, dot: int8_dot.DotInstruction | None = None
                        ) -> tuple[tvm.IRModule, QuantizedStats]:
     """The module with its QDQ patterns rewritten for the blocked CPU schedules (module doc), and
     what was done. ``dot``: the target's int8 dot instruction (``int8_dot.for_target``), with which
     the convs that fit take integer kernels (rewrite 3); None: none do."""
     rewriter = _QdqRewriter(mod, dot)
-    out = relax.transform.DeadCodeElimination()(rewrite_functions(rewriter, mod))
+    out = rewrite_functions(rewriter, mod)
+    if rewriter.unsigned:
+        out = _read_unsigned(out, rewriter.unsigned)
+    out = relax.transform.DeadCodeElimination()(out)
     return out, QuantizedStats(**rewriter.counts, dot=dot.name if dot else "")
