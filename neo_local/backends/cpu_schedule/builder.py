@@ -86,7 +86,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
     from neo_local.backends.cpu_schedule.stack_buffers import pipeline
     from neo_local.backends.link import fcompile
 
-    target = tvm.target.Target(tvm_target)
+    target, tir_pipeline = tvm.target.Target(tvm_target), pipeline()
     link = fcompile(tvm_target, linker)
     while True:
         request = conn.recv()
@@ -95,7 +95,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
         text, path = request
         try:
             func = tvm.ir.load_json(text)
-            lib = tvm.compile(tvm.IRModule({"main": func}), target=target, tir_pipeline=pipeline())
+            lib = tvm.compile(tvm.IRModule({"main": func}), target=target, tir_pipeline=tir_pipeline)
             lib.export_library(path, fcompile=link)
             conn.send(("ok", path))
         except Exception as exc:  # noqa: BLE001 (TVM's errors, reported to the tuner)

@@ -267,23 +267,28 @@ def _read_unsigned(mod: tvm.IRModule, unsigned: dict[relax.Var, float]) -> tvm.I
     for gv, func in mod.functions_items():
         if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr):
             blocks = [_reordered(b, unsigned) if isinstance(b, relax.DataflowBlock) else b for b in func.body.blocks]
-            mod[gv] = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), func.ret_ty,
-                                     func.is_pure, func.attrs)
+            if any(new is not old for new, old in zip(blocks, func.body.blocks)):
+                mod[gv] = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), func.ret_ty,
+                                         func.is_pure, func.attrs)
     return relax.transform.Normalize()(mod)
 
 
 def _reordered(block: relax.DataflowBlock, unsigned: dict[relax.Var, float]) -> relax.DataflowBlock:
-    """``_read_unsigned`` on one block."""
+    """``_read_unsigned`` on one block: the u's whose t this block binds move right after t."""
+    bound = {b.var for b in block.bindings}
     casts: dict[relax.Var, list[relax.VarBinding]] = {}  # t -> the bindings of its u's (one per lo)
     for b in block.bindings:
         if b.var in unsigned:
             source = b.value.args[0]  # astype(t) or astype(subtract(t, lo))
-            casts.setdefault(source.args[0] if isinstance(source, relax.Call) else source, []).append(b)
+            t = source.args[0] if isinstance(source, relax.Call) else source
+            if t in bound:
+                casts.setdefault(t, []).append(b)
     if not casts:
         return block
+    moved = {b.var for group in casts.values() for b in group}
     multiply, bindings = tvm.ir.Op.get("relax.multiply"), []
     for b in block.bindings:
-        if b.var in unsigned:
+        if b.var in moved:
             continue
         value = b.value
         if (isinstance(value, relax.Call) and value.op == multiply and value.args[0] in casts
