@@ -12,7 +12,8 @@ tvm = pytest.importorskip("tvm")
 from tvm import relax  # noqa: E402
 
 from neo_local.backends import cpu_schedule  # noqa: E402
-from neo_local.backends.cpu_schedule.stack_buffers import STACK_BYTES, pipeline  # noqa: E402
+from neo_local.backends.cpu_schedule.stack_buffers import STACK_BYTES  # noqa: E402
+from neo_local.backends.cpu_schedule.tir_pipeline import pipeline  # noqa: E402
 from neo_local.targets.cpu_features import host_cpu_flags  # noqa: E402
 
 ZNVER4 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver4"}

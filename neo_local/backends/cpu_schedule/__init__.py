@@ -2,9 +2,9 @@
 
 ``compile_cpu(mod, target)`` runs the Relax rewrites (``passes``), schedules every kernel
 (``schedules``), has the producers of a concatenation's inputs write its result in place where
-they can (``concat_in_place``) and builds with TVM's pipeline and small buffers on the stack
-(``stack_buffers``). ``applies_to(target)`` says which targets it is for, and ``vector_config``
-with which vector width and register budget: x86 AVX2 (8-lane blocks, 12 of its 16 ymm
+they can (``concat_in_place``) and builds with TVM's pipeline plus ours (``tir_pipeline``: small
+kernels off the thread pool, small buffers on the stack). ``applies_to(target)`` says which
+targets it is for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks, 12 of its 16 ymm
 registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON
 (4 lanes, 20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which
 ``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills), armv7
@@ -158,7 +158,7 @@ def compile_cpu(mod, tvm_target: Mapping[str, Any], tuning: TuningOptions | None
     import tvm
     from tvm import relax
 
-    from neo_local.backends.cpu_schedule.stack_buffers import pipeline
+    from neo_local.backends.cpu_schedule.tir_pipeline import pipeline
 
     opt, stats = optimize(mod, tvm_target, tuning, measurer, progress, precision)
     log.info("cpu_schedule: %s", stats)

@@ -83,7 +83,7 @@ def _serve(conn: Any, tvm_target: dict, linker: str | None) -> None:
     """The child: build each (PrimFunc JSON, library path) it is sent, answer ("ok"|"error", detail)."""
     import tvm
 
-    from neo_local.backends.cpu_schedule.stack_buffers import pipeline
+    from neo_local.backends.cpu_schedule.tir_pipeline import pipeline
     from neo_local.backends.link import fcompile
 
     target, tir_pipeline = tvm.target.Target(tvm_target), pipeline()

@@ -46,7 +46,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot, resize, softmax, winograd
+from neo_local.backends.cpu_schedule import fast_math, int8_dot, resize, small_kernels, softmax, winograd
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -180,6 +180,7 @@ def _vectorize_inner(sch: s_tir.Schedule, block, max_vec: int = 64, parallel: bo
     loops = sch.get_loops(block)
     if not loops:
         return
+    loops = _widen_narrow_inner(sch, loops)
     ext = _extents(sch, loops)
     inner = loops[-1] if ext[-1] <= max_vec else None
     outer = loops[:-1] if inner is not None else loops
@@ -190,6 +191,21 @@ def _vectorize_inner(sch: s_tir.Schedule, block, max_vec: int = 64, parallel: bo
         sch.parallel(fused)
     if inner is not None and ext[-1] > 1:
         sch.vectorize(inner)
+
+
+#: the vector width a narrow innermost loop is widened to (``_widen_narrow_inner``)
+NARROW_WIDTH = 16
+
+
+def _widen_narrow_inner(sch: s_tir.Schedule, loops: list) -> list:
+    """``loops`` with a last loop of an odd few lanes (an NHWC image's 3 channels) fused with the
+    one above it and split into vectors of ``NARROW_WIDTH``, where those divide the two: a vector
+    of 3 is scalar code. A TFLite CNN's input dequantize (32 x 32 x 3) took 0.74 us on one
+    thread, 0.26 us so."""
+    ext = _extents(sch, loops)
+    if len(loops) < 2 or ext[-1] % 4 == 0 or ext[-1] >= NARROW_WIDTH or (ext[-2] * ext[-1]) % NARROW_WIDTH:
+        return loops
+    return [*loops[:-2], *sch.split(sch.fuse(*loops[-2:]), [None, NARROW_WIDTH])]
 
 
 def _is_spatial(sch: s_tir.Schedule, block) -> bool:
@@ -775,6 +791,7 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
             stats["tuned"] += 1
         else:
             kind, new = schedule_default(func, target, lanes, max_acc, gv.name_hint)
+            new = new if new is None else small_kernels.mark(func, new, kind)
         if new is None:
             stats["unscheduled"] += 1
             continue
