@@ -85,3 +85,17 @@ def test_iterations_count_every_block():
     legalized = relax.transform.LegalizeOps()(bb.get())
     counts = sorted(small_kernels.iterations(f) for f in legalized.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
     assert counts == [160, 160], counts
+
+
+def test_a_transpose_to_three_channel_blocks_keeps_its_loops():
+    """NCHW (3 x 16 x 16) to NHWC: fused, the 16-lane vectors would read 3 channels 256 values
+    apart (a gather, 5x slower on 224 x 224); the last loop stays 3 wide."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 3, 16, 16), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.permute_dims(relax.op.multiply(x, relax.const(2.0, "float32")), [0, 2, 3, 1]))
+        bb.emit_func_output(out)
+    opt, _ = cpu_schedule.optimize(bb.get(), AVX2)
+    script = next(f.script() for f in opt.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
+    assert "T.vectorized(T.int64(16))" not in script, script

@@ -180,7 +180,7 @@ def _vectorize_inner(sch: s_tir.Schedule, block, max_vec: int = 64, parallel: bo
     loops = sch.get_loops(block)
     if not loops:
         return
-    loops = _widen_narrow_inner(sch, loops)
+    loops = _widen_narrow_inner(sch, block, loops)
     ext = _extents(sch, loops)
     inner = loops[-1] if ext[-1] <= max_vec else None
     outer = loops[:-1] if inner is not None else loops
@@ -197,14 +197,21 @@ def _vectorize_inner(sch: s_tir.Schedule, block, max_vec: int = 64, parallel: bo
 NARROW_WIDTH = 16
 
 
-def _widen_narrow_inner(sch: s_tir.Schedule, loops: list) -> list:
+def _widen_narrow_inner(sch: s_tir.Schedule, block, loops: list) -> list:
     """``loops`` with a last loop of an odd few lanes (an NHWC image's 3 channels) fused with the
-    one above it and split into vectors of ``NARROW_WIDTH``, where those divide the two: a vector
-    of 3 is scalar code. A TFLite CNN's input dequantize (32 x 32 x 3) took 0.74 us on one
-    thread, 0.26 us so."""
+    one above it and split into vectors of ``NARROW_WIDTH``, where those divide the two and every
+    buffer the block reads or writes ends in those two loops' extents, so that the vectors are
+    contiguous: a vector of 3 is scalar code. A TFLite CNN's input dequantize (32 x 32 x 3) took
+    0.74 us on one thread, 0.26 us so. A transpose to NCHW3c (224 x 224 x 3 read from NCHW)
+    would gather: 13.5 -> 76 us when it was widened."""
     ext = _extents(sch, loops)
     if len(loops) < 2 or ext[-1] % 4 == 0 or ext[-1] >= NARROW_WIDTH or (ext[-2] * ext[-1]) % NARROW_WIDTH:
         return loops
+    stmt = sch.get(block)
+    for region in (*stmt.reads, *stmt.writes):
+        shape = [int(d) for d in region.source.shape]
+        if math.prod(shape) > 1 and shape[-2:] != ext[-2:]:
+            return loops
     return [*loops[:-2], *sch.split(sch.fuse(*loops[-2:]), [None, NARROW_WIDTH])]
 
 
