@@ -1,25 +1,24 @@
 """Default CPU pipeline for llvm x86 and ARM targets: blocked-layout conv2d with hand-written TIR schedules.
 
 ``compile_cpu(mod, target)`` runs the Relax rewrites (``passes``), schedules every kernel
-(``schedules``), has the producers of a concatenation's inputs write its result in place where
-they can (``concat_in_place``) and builds with TVM's pipeline plus ours (``tir_pipeline``: small
-kernels off the thread pool, small buffers on the stack). ``applies_to(target)`` says which
-targets it is for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks, 12 of its 16 ymm
-registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON
-(4 lanes, 20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which
-``fmla`` by element reads in place of a broadcast, fit beside them; a 4x6 tile spills), armv7
-NEON (4 lanes, 8 of 16 q registers: ``vfma`` has no by-element form, so a 4x2 tile needs 4 weight
-vectors and 2 broadcasts beside its 8 accumulators). Others (SSE-only x86, ARM without NEON)
-keep TVM's plain pipeline. The ARM budgets come from register counts and the generated assembly
-(no spills in the reduction loops); ARM artifacts are checked for numbers under qemu only, so no
-ARM speed has been measured. Channel counts that do not divide by the
-vector width (24, 40, 280 at 16 lanes: MobileNets, EfficientNet, DenseNet) are padded with zero
-channels (``channel_padding``). An AVX-512 target whose model shuffles channels in groups of 8
-(ShuffleNetV2) compiles that model in 8-lane blocks instead (``model_vector_config``), its
-dense convs computed on zmm registers two blocks at a time (``passes._direct_conv``). A
-bfloat16 build (CompilerOptions precision) runs the blocked float convs and the dense layers on
-AVX512_BF16's dot product (``bf16_dot``, ``dot_matmul``), int8 QDQ convs take the target's int8
-one (``quantized``, ``int8_dot``).
+(``schedules``), has the producers of a concatenation's inputs write its result in place where they
+can (``concat_in_place``) and builds with TVM's pipeline plus ours (``tir_pipeline``: small kernels
+off the thread pool, small buffers on the stack). ``applies_to(target)`` says which targets it is
+for, and ``vector_config`` with which vector width and register budget: x86 AVX2 (8-lane blocks, 12
+of its 16 ymm registers as accumulators), AVX-512 (16 lanes, 16 of 32 zmm), aarch64 NEON (4 lanes,
+20 of 32 v registers: a 4x5 tile's 4 weight vectors and 5 input scalars, which ``fmla`` by element
+reads in place of a broadcast, fit beside them; a 4x6 tile spills), armv7 NEON (4 lanes, 8 of 16 q
+registers: ``vfma`` has no by-element form, so a 4x2 tile needs 4 weight vectors and 2 broadcasts
+beside its 8 accumulators). Others (SSE-only x86, ARM without NEON) keep TVM's plain pipeline. The
+ARM budgets come from register counts and the generated assembly (no spills in the reduction
+loops); ARM artifacts are checked for numbers under qemu only, so no ARM speed has been measured.
+Channel counts that do not divide by the vector width (24, 40, 280 at 16 lanes: MobileNets,
+EfficientNet, DenseNet) are padded with zero channels (``channel_padding``). An AVX-512 target
+whose model shuffles channels in groups of 8 (ShuffleNetV2) compiles that model in 8-lane blocks
+instead (``model_vector_config``), its dense convs computed on zmm registers two blocks at a time
+(``passes._direct_conv``). A bfloat16 build (CompilerOptions precision) runs the blocked float
+convs and the dense layers on AVX512_BF16's dot product (``bf16_dot``, ``dot_matmul``), int8 QDQ
+convs take the target's int8 one (``quantized``, ``int8_dot``).
 """
 
 from __future__ import annotations

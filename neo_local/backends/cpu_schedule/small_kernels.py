@@ -1,14 +1,14 @@
 """Kernels too small for the thread pool run on the calling thread.
 
-Every parallel loop is a launch on TVM's thread pool and a join: the other thread is woken, and
-the data each thread wrote moves to the core that reads it next. On znver4 (2 threads) that costs
-about 0.3-0.9 us a kernel, more than a small kernel's whole work: a TFLite CNN's input
-dequantize (3072 values, in 16-lane vectors) took 0.26 us on one thread and 1.1-1.7 us on two;
-its softmax 0.19 and 0.49 us. ``mark`` flags a kernel of the simple schedules (elementwise, layout, reductions,
-softmax) with fewer than ``SERIAL_ITERATIONS`` iterations of its blocks, and ``serial_loops``,
-a pass of the build's TIR pipeline, makes its parallel loops serial. The register-tiled kernels
-(conv, depthwise, matmul) keep their loops: their serial forms are the tuner's to choose, and a
-VNNI conv built serial was 7x slower (LLVM hoists its weights out of the loop and spills them).
+Every parallel loop is a launch on TVM's thread pool and a join: the other thread is woken, and the
+data each thread wrote moves to the core that reads it next. On znver4 (2 threads) that costs about
+0.3-0.9 us a kernel, more than a small kernel's whole work: a TFLite CNN's input dequantize (3072
+values, in 16-lane vectors) took 0.26 us on one thread and 1.1-1.7 us on two; its softmax 0.19 and
+0.49 us. ``mark`` flags a kernel of the simple schedules (elementwise, layout, reductions, softmax)
+with fewer than ``SERIAL_ITERATIONS`` iterations of its blocks, and ``serial_loops``, a pass of the
+build's TIR pipeline, makes its parallel loops serial. The register-tiled kernels (conv, depthwise,
+matmul) keep their loops: their serial forms are the tuner's to choose, and a VNNI conv built
+serial was 7x slower (LLVM hoists its weights out of the loop and spills them).
 
 Measured in one process, the two builds' calls alternated in batches (znver4, 2 threads): the
 TFLite float CNN 0.928 of the time before, its int8 twin 0.927, the TFLite MobileNetV2 int8
