@@ -1,7 +1,8 @@
 """Benchmark neo-local's compiled models against each framework's own runtime on this host.
 
     .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--frameworks KERAS,TFLITE|all]
-                                       [--rounds R] [--repeat N] [--budget S] [--threads N] [--no-save]
+                                       [--rounds R] [--repeat N] [--min-time S] [--budget S] [--threads N]
+                                       [--no-save]
                                        [--compiler-options '{"tuning": {"trials": 200}}']
 
 For each model (benchmarks/suite.py: one or more per framework family): build its archive with
@@ -24,7 +25,9 @@ round 2 the same order turned by one, starting with the second engine; ...: each
 place in turn, since the first timing after the idle wait can run slow: two builds of BERT-style
 differing in one 6 us kernel, timed first and last in each of 3 rounds, 0.485 0.427 0.490 against
 0.421 0.413 0.413 ms), each timing in a fresh child with ``--budget / --rounds`` seconds of
-runs. Before each round the harness waits (up to ``--quiet-wait`` s) for the machine to be idle;
+runs, at most ``--repeat`` of them unless those would span under ``--min-time`` (a TFLite CNN
+of 16 us: 50 runs are 0.8 ms, and its three rounds had given 2.72, 1.28 and 1.64x the
+interpreter). Before each round the harness waits (up to ``--quiet-wait`` s) for the machine to be idle;
 a round in which other processes took more than ``--max-other-cpu`` of the CPU while any of its
 engines was timed is timed again, whole, up to ``--attempts`` times, and the least disturbed try
 is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
@@ -236,7 +239,7 @@ def time_rounds(name: str, engines: Sequence[suite.Engine], built: dict[str, Any
     """Time ``engines`` in ``args.rounds`` interleaved rounds, each timing in a fresh child with
     ``args.budget / args.rounds`` seconds of runs, so that the engines of a round are timed
     seconds apart under the same load. Returns, per round, each engine's timing (in order)."""
-    plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget / args.rounds)
+    plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget / args.rounds, timed_s=args.min_time)
     return [_time_round(name, engines, built, plan, args, settle, n, log) for n in range(1, args.rounds + 1)]
 
 
@@ -395,7 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3,
                    help="time the engines this many times, interleaved (neo-local, the others; again...); "
                         "the ratio is the median of the per-round ratios")
-    p.add_argument("--repeat", type=int, default=50, help="at most this many timed runs per engine and round")
+    p.add_argument("--repeat", type=int, default=50,
+                   help="at most this many timed runs per engine and round, more where they would last under --min-time")
+    p.add_argument("--min-time", type=float, default=0.5,
+                   help="seconds each engine's timed runs of a round span at least, within the round's budget")
     p.add_argument("--min-repeat", type=int, default=3, help="at least this many timed runs per engine and round")
     p.add_argument("--budget", type=float, default=15.0,
                    help="seconds of timed runs per engine, split over the rounds: a slow engine (e.g. "

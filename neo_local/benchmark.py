@@ -9,6 +9,7 @@ run is slow), then as many runs as fit in a time budget, within a minimum and a 
 
 from __future__ import annotations
 
+import math
 import statistics
 import tarfile
 import tempfile
@@ -39,13 +40,19 @@ class Plan:
 
     ``warmup_s``: a new process's first tens of milliseconds run slower than the rest (thread
     pools settling on cores: onnxruntime's first 50 runs of a 0.09 ms model took 0.10-0.13 ms),
-    so a sub-millisecond model's few warm-up runs would leave its timed runs in that phase."""
+    so a sub-millisecond model's few warm-up runs would leave its timed runs in that phase.
+
+    ``timed_s``: the timed runs span at least this long where the budget allows, beyond
+    ``max_repeat`` for a fast model. 50 runs of a 16 us model last 0.8 ms, one slow moment of a
+    shared machine: the harness's three rounds of the TFLite int8 CNN gave 2.72, 1.28 and 1.64x
+    the interpreter, where one process measured 1.06x."""
 
     warmup: int = 3
     max_repeat: int = 50
     min_repeat: int = 3
     budget_s: float = 15.0
     warmup_s: float = 0.2
+    timed_s: float = 0.5
 
     def warm(self, runs: int, seconds: float) -> bool:
         """Whether ``runs`` warm-up runs that took ``seconds`` in all are enough."""
@@ -53,7 +60,9 @@ class Plan:
         return runs >= 1 and (done or seconds >= self.budget_s / 4)
 
     def runs_for(self, one_run_s: float) -> int:
-        return max(self.min_repeat, min(self.max_repeat, int(self.budget_s / max(one_run_s, 1e-9))))
+        one = max(one_run_s, 1e-9)
+        wanted = max(self.max_repeat, math.ceil(self.timed_s / one))
+        return max(self.min_repeat, min(wanted, int(self.budget_s / one)))
 
 
 @dataclass(frozen=True)

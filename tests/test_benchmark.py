@@ -11,10 +11,19 @@ from neo_local.benchmark import Plan, max_abs_diff, time_on_device, time_runs
 
 
 def test_the_budget_decides_the_runs_within_the_bounds():
-    plan = Plan(warmup=2, max_repeat=50, min_repeat=3, budget_s=1.0)
+    plan = Plan(warmup=2, max_repeat=50, min_repeat=3, budget_s=1.0, timed_s=0.0)
     assert plan.runs_for(0.1) == 10
     assert plan.runs_for(10.0) == 3       # a slow run: the minimum
     assert plan.runs_for(1e-6) == 50      # a fast one: the maximum
+
+
+def test_fast_runs_are_timed_for_timed_s_within_the_budget():
+    """50 runs of 16 us last 0.8 ms, one slow moment of a shared machine: a fast model is timed
+    for ``timed_s`` instead, beyond ``max_repeat`` but never past the budget."""
+    plan = Plan(warmup=2, max_repeat=50, min_repeat=3, budget_s=1.0, timed_s=0.5)
+    assert plan.runs_for(16e-6) == 31250  # 0.5 s of 16 us runs
+    assert plan.runs_for(0.1) == 10       # slow runs: the budget's count, as before
+    assert Plan(max_repeat=50, budget_s=0.1, timed_s=0.5).runs_for(1e-3) == 100  # the budget caps it
 
 
 def test_time_runs_warms_up_times_and_keeps_the_first_result():
@@ -25,7 +34,8 @@ def test_time_runs_warms_up_times_and_keeps_the_first_result():
         time.sleep(0.002)
         return len(calls)
 
-    timing, first = time_runs(fn, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0))
+    timing, first = time_runs(fn, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0,
+                                            timed_s=0.0))
     assert first == 1 and len(calls) == 6 and timing.warmup_runs == 2
     summary = timing.summary()
     assert summary["runs"] == 4 and summary["p50_ms"] >= 2.0
@@ -54,7 +64,7 @@ def _device(seconds: float):
 
 def test_time_on_device_takes_the_times_the_device_measured():
     run, calls = _device(0.002)
-    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0))
+    timing = time_on_device(run, Plan(warmup=2, max_repeat=4, min_repeat=4, budget_s=10.0, warmup_s=0.0, timed_s=0.0))
     assert calls == [1, 1, 4] and timing.warmup_runs == 2
     assert timing.samples_ms == pytest.approx((2.0,) * 4)
     assert timing.summary()["other_cpu_share"] is None and timing.cpu_s is None  # not this machine's

@@ -35,7 +35,11 @@ def add_benchmark_parser(subparsers: Any, parents: list[argparse.ArgumentParser]
     parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
                         help="an input by name (repeat for each); default: seeded random inputs")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3; more until they take 0.2 s)")
-    parser.add_argument("--repeat", type=int, default=200, help="at most this many timed runs (default 200)")
+    parser.add_argument("--repeat", type=int, default=200,
+                        help="at most this many timed runs (default 200), more where they would last under --min-time")
+    parser.add_argument("--min-time", type=float, default=0.5,
+                        help="seconds the timed runs span at least, within --budget (default 0.5: a fast model's "
+                             "200 runs would be one moment of a busy machine); 0: --repeat at most")
     parser.add_argument("--min-repeat", type=int, default=10, help="at least this many timed runs (default 10)")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per engine (default 10)")
     parser.add_argument("--threads", type=int, default=None,
@@ -65,11 +69,13 @@ def benchmark_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     for path in (ns.artifact, ns.model):
         if path and not os.path.exists(path):
             raise UsageError(f"{path} does not exist")
+    if ns.min_time < 0:
+        raise UsageError("--min-time must be at least 0")
     if ns.threads is not None and ns.threads < 1:
         raise UsageError("--threads must be at least 1")
     from neo_local.benchmark import Plan
 
-    plan = Plan(ns.warmup, ns.repeat, ns.min_repeat, ns.budget)
+    plan = Plan(ns.warmup, ns.repeat, ns.min_repeat, ns.budget, timed_s=ns.min_time)
     report = _run_remote(ns, plan) if ns.rpc else _run_here(ns, plan)
     summary = {"artifact": ns.artifact, **report.summary()}
     if (getattr(ns, "output", None) or "json") == "json":

@@ -9,7 +9,8 @@ import pytest
 
 from neo_local.cli.main import EXIT_JOB_FAILED, EXIT_USAGE, main
 
-FAST = ["--warmup", "1", "--repeat", "5", "--min-repeat", "3", "--budget", "0.05", "--threads", "1"]
+FAST = ["--warmup", "1", "--repeat", "5", "--min-repeat", "3", "--budget", "0.05", "--threads", "1",
+        "--min-time", "0"]
 
 
 @pytest.fixture(autouse=True)
