@@ -28,7 +28,7 @@ between layout transforms, and each pair is a kernel of its own. Three rewrites:
    other, float readers (a residual add), they read ``(u + lo) * s`` (``_read_unsigned``), so that
    the cast to u fuses into t's producer instead of being a kernel of its own. Where lo is not 0
    (a projection's output, no ReLU), the builder binds u's subtraction apart from its cast, and
-   both move: the TFLite MobileNetV2 int8 example has 9 kernels fewer, 0.89-0.90 of the time
+   both move: the TFLite MobileNetV2 int8 example has 9 kernels fewer, about 3% of its time
    (znver4, one process, outputs still equal to the interpreter's); MobileNet QDQ 3 fewer.
 
 TFLite int8 models import the same way (dequantize -> float op -> quantize per operator, with a
