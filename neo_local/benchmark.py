@@ -45,7 +45,7 @@ class Plan:
     ``timed_s``: the timed runs span at least this long where the budget allows, beyond
     ``max_repeat`` for a fast model. 50 runs of a 16 us model last 0.8 ms, one slow moment of a
     shared machine: the harness's three rounds of the TFLite int8 CNN gave 2.72, 1.28 and 1.64x
-    the interpreter, where one process measured 1.06x."""
+    the interpreter; timed for 0.5 s, 1.35, 1.42 and 1.48x."""
 
     warmup: int = 3
     max_repeat: int = 50
