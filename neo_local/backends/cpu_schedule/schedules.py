@@ -209,7 +209,10 @@ def _widen_narrow_inner(sch: s_tir.Schedule, block, loops: list) -> list:
         return loops
     stmt = sch.get(block)
     for region in (*stmt.reads, *stmt.writes):
-        shape = [int(d) for d in region.source.shape]
+        shape = region.source.shape
+        if not all(isinstance(d, tirx.IntImm) for d in shape):  # a symbolic extent: not known to match
+            return loops
+        shape = [int(d) for d in shape]
         if math.prod(shape) > 1 and shape[-2:] != ext[-2:]:
             return loops
     return [*loops[:-2], *sch.split(sch.fuse(*loops[-2:]), [None, NARROW_WIDTH])]
