@@ -45,6 +45,55 @@ def in_child(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return pool.submit(func, *args, **kwargs).result()
 
 
+class LiveChild:
+    """A fresh (spawned) interpreter that stays up and answers requests: ``serve(conn, *args)``
+    runs there, reads requests from ``conn`` until None and sends ``("ok", result)`` or
+    ``("error", traceback)`` for each (``serve_requests``). The harness's ``--live`` rounds keep
+    each engine loaded in one such child, and time the engines in turn."""
+
+    def __init__(self, serve: Callable[..., None], *args: Any) -> None:
+        ctx = get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=serve, args=(child, *args), daemon=True)
+        self._process.start()
+        child.close()
+
+    def ask(self, request: Any) -> Any:
+        """``request``'s answer; the child's exception, or its death, raised here."""
+        self._conn.send(request)
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            self._process.join(5)
+            raise RuntimeError(f"the benchmark child died (exit code {self._process.exitcode})") from None
+        if status == "error":
+            raise RuntimeError(f"in the benchmark child:\n{value}")
+        return value
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+
+
+def serve_requests(conn: Any, answer: Callable[[Any], Any]) -> None:
+    """A ``LiveChild``'s loop: each request until None gets ``answer(request)`` or the traceback."""
+    import traceback
+
+    while (request := conn.recv()) is not None:
+        try:
+            conn.send(("ok", answer(request)))
+        except Exception:  # noqa: BLE001 - every failure goes back to the parent, which raises it
+            conn.send(("error", traceback.format_exc()))
+
+
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     """Peak resident set size in MiB (``ru_maxrss`` is in KiB on Linux); for RUSAGE_CHILDREN it is
     the largest of the terminated, waited-for children."""

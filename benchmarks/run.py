@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--models resnet50_like,resnet_like] [--frameworks KERAS,TFLITE|all]
                                        [--rounds R] [--repeat N] [--min-time S] [--budget S] [--threads N]
-                                       [--no-save]
+                                       [--live] [--no-save]
                                        [--compiler-options '{"tuning": {"trials": 200}}']
 
 For each model (benchmarks/suite.py: one or more per framework family): build its archive with
@@ -32,7 +32,17 @@ a round in which other processes took more than ``--max-other-cpu`` of the CPU w
 engines was timed is timed again, whole, up to ``--attempts`` times, and the least disturbed try
 is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
 (two timings seconds apart; ``ratio_rounds`` keeps them), and each engine's ``median_ms`` the
-median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures). The
+median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures).
+
+``--live`` keeps each engine loaded in one child for all rounds (``measure.LiveChild``), and a
+round asks each in turn for its timing, 20 ms apart. Then rounds can be many and short (``--rounds
+20 --budget 10 --quiet-wait 0``), and the two timings of a round are a second apart, not the
+seconds of starting a process and loading an engine. Why: this 2-vCPU VM has phases, seconds to
+minutes long, in which any two-threaded engine runs 2-2.5x slower (the TFLite int8 CNN: ours
+11.5 -> 27-40 us, the interpreter's 10.9 -> 19-24 us, each in fresh processes one after the
+other; one thread alone runs at 16.4 us throughout, except for the first second after the other
+vCPU turns busy: 32 us). A fresh-process round samples one phase for one engine and another for
+the next; live rounds sample both engines in the same phase. The
 outputs compared (``max_abs_diff``, and ``max_rel_diff``: ``verify.compare``'s relative error of
 the first engine against the second, the figure a job's verification checks and a bfloat16
 build's accuracy) are those of the first round.
@@ -59,12 +69,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import flops, measure, suite
+from benchmarks.inprocess import POOL_IDLE_S
 from neo_local.benchmark import Plan, max_abs_diff
 from neo_local.targets.cpu_features import physical_cores
 from neo_local.targets.options import BFLOAT16, CompilerOptions
@@ -236,19 +248,37 @@ def bench_model(name: str, args: argparse.Namespace, peak_gflops: float | None =
 
 def time_rounds(name: str, engines: Sequence[suite.Engine], built: dict[str, Any], args: argparse.Namespace,
                 settle: Callable[[], dict[str, float] | None], log=print) -> list[dict[str, dict[str, Any]]]:
-    """Time ``engines`` in ``args.rounds`` interleaved rounds, each timing in a fresh child with
-    ``args.budget / args.rounds`` seconds of runs, so that the engines of a round are timed
-    seconds apart under the same load. Returns, per round, each engine's timing (in order)."""
+    """Time ``engines`` in ``args.rounds`` interleaved rounds, each timing ``args.budget /
+    args.rounds`` seconds of runs, so that the engines of a round are timed close together under
+    the same load: each in a fresh child, or with ``args.live`` in one child per engine that
+    stays loaded for every round (module doc). Returns, per round, each engine's timing (in order)."""
     plan = Plan(args.warmup, args.repeat, args.min_repeat, args.budget / args.rounds, timed_s=args.min_time)
-    return [_time_round(name, engines, built, plan, args, settle, n, log) for n in range(1, args.rounds + 1)]
+    if not args.live:
+        def fresh(engine: suite.Engine) -> dict[str, Any]:
+            return measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
+
+        return [_time_round(name, engines, fresh, args, settle, n, log) for n in range(1, args.rounds + 1)]
+    children: dict[str, measure.LiveChild] = {}
+    try:
+        for engine in engines:
+            children[engine.key] = measure.LiveChild(suite.engine_server, name, engine.key, built, args.threads)
+
+        def live(engine: suite.Engine) -> dict[str, Any]:
+            time.sleep(POOL_IDLE_S)  # the engine timed before lets its threads go idle
+            return children[engine.key].ask(plan)
+
+        return [_time_round(name, engines, live, args, settle, n, log) for n in range(1, args.rounds + 1)]
+    finally:
+        for child in children.values():
+            child.close()
 
 
-def _time_round(name: str, engines: Sequence[suite.Engine], built: dict[str, Any], plan: Plan,
+def _time_round(name: str, engines: Sequence[suite.Engine], time_engine: Callable[[suite.Engine], dict[str, Any]],
                 args: argparse.Namespace, settle: Callable[[], dict[str, float] | None], n: int,
                 log) -> dict[str, dict[str, Any]]:
-    """Round ``n``: settle, time every engine, the order turned by ``n - 1``; while other processes
-    disturb it, time the whole round again (up to ``args.attempts``) and keep the least disturbed
-    try."""
+    """Round ``n``: settle, time every engine (``time_engine``), the order turned by ``n - 1``;
+    while other processes disturb it, time the whole round again (up to ``args.attempts``) and
+    keep the least disturbed try."""
     tries = []
     for attempt in range(1, args.attempts + 1):
         quiet = settle()
@@ -256,7 +286,7 @@ def _time_round(name: str, engines: Sequence[suite.Engine], built: dict[str, Any
         timings = {}
         turn = (n - 1) % len(engines)
         for engine in (*engines[turn:], *engines[:turn]):
-            r = measure.in_child(suite.engine_step, name, engine.key, built, plan, args.threads)
+            r = time_engine(engine)
             log(f"[{name}]   {engine.label}: median {r['median_ms']:.3f} ms over {r['runs']} runs")
             timings[engine.key] = {**r, "quiet_wait": quiet}
         tries.append(timings)
@@ -418,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet-wait", type=float, default=120.0,
                    help="before compiling and before each round, wait up to this many seconds for the machine "
                         "to be idle (0: don't)")
+    p.add_argument("--live", action="store_true",
+                   help="keep each engine loaded in one process for all rounds (module doc): many short rounds")
     p.add_argument("--attempts", type=int, default=3,
                    help="time a round up to this many times while other processes disturb it")
     p.add_argument("--max-other-cpu", type=float, default=0.10,
@@ -463,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             "min_repeat": args.min_repeat,
             "budget_s": args.budget,
             "rounds": args.rounds,
+            "live": args.live,
             "quiet_wait_s": args.quiet_wait,
             "attempts": args.attempts,
             "max_other_cpu": args.max_other_cpu,

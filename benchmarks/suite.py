@@ -384,18 +384,33 @@ def build_step(name: str, out_dir: str, seed: int) -> Built:
 
 def engine_step(name: str, key: str, built: Built, plan: Plan, threads: int) -> dict[str, Any]:
     """Load engine ``key`` of entry ``name`` and time it (``neo_local.benchmark.time_runs``)."""
+    return _opened(name, key, built, threads)(plan)
+
+
+def engine_server(conn: Any, name: str, key: str, built: Built, threads: int) -> None:
+    """``engine_step`` in a ``measure.LiveChild``: the engine loaded once, each request (a Plan)
+    answered with a timing of it."""
+    measure.serve_requests(conn, _opened(name, key, built, threads))
+
+
+def _opened(name: str, key: str, built: Built, threads: int) -> Callable[[Plan], dict[str, Any]]:
+    """Engine ``key`` of entry ``name``, loaded; the returned call times it under a plan."""
     engine = next(e for e in (NEO_LOCAL, NEO_LOCAL_DEFAULT, *ENTRIES[name].compare) if e.key == key)
     measure.set_thread_env(threads)
     t0 = time.perf_counter()
     session = engine.open(built, threads)
     load_s = time.perf_counter() - t0
-    timing, first = time_runs(session.run, plan)
-    return {
-        **timing.as_dict(),
-        "engine": engine.label,
-        "load_s": load_s,
-        "threads": session.threads,
-        "outputs": session.outputs(first),
-        "peak_rss_mb": measure.peak_rss_mb(),
-        "rss_mb": measure.current_rss_mb(),
-    }
+
+    def timed(plan: Plan) -> dict[str, Any]:
+        timing, first = time_runs(session.run, plan)
+        return {
+            **timing.as_dict(),
+            "engine": engine.label,
+            "load_s": load_s,
+            "threads": session.threads,
+            "outputs": session.outputs(first),
+            "peak_rss_mb": measure.peak_rss_mb(),
+            "rss_mb": measure.current_rss_mb(),
+        }
+
+    return timed

@@ -24,7 +24,7 @@ ENGINES = ("neo_local_tvm", "onnxruntime", "torch")
 
 def _args(**changes) -> argparse.Namespace:
     args = dict(seed=0, compiler_options={}, mcpu="znver3", threads=2, max_runtime=60, quiet_wait=5.0,
-                rounds=3, attempts=2, max_other_cpu=0.10, warmup=1, repeat=50, min_repeat=3, budget=9.0, min_time=0.5)
+                rounds=3, attempts=2, max_other_cpu=0.10, warmup=1, repeat=50, min_repeat=3, budget=9.0, min_time=0.5, live=False)
     return argparse.Namespace(**{**args, **changes})
 
 
