@@ -37,6 +37,11 @@ class Kernels:
             out[i] = T.call_extern("int32", "syscall", 186)  # SYS_gettid on x86_64 (gettid: glibc 2.30)
 
     @T.prim_func
+    def count_up(out: T.Buffer((64,), "int32")):
+        for i in T.parallel(64):
+            out[i] = out[i] + 1
+
+    @T.prim_func
     def fails_late(out: T.Buffer((4,), "int32")):
         for i in T.parallel(4):
             assert i < 2, "iteration 2 or later ran"
@@ -76,6 +81,19 @@ RUN = textwrap.dedent("""
     report["in_forked_child"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     print(json.dumps(report))
 """) % {"set": SET_THREADS}
+
+# launches back to back, each a microsecond: a worker often wakes for a launch the caller has
+# already finished (having run the worker's task itself), or for one already followed by another
+EXACTLY_ONCE = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tvm
+    lib = tvm.runtime.load_module(sys.argv[1])
+    out = tvm.runtime.tensor(np.zeros(64, "int32"))
+    count_up = lib["count_up"]
+    for _ in range(20000):
+        count_up(out)
+    print(json.dumps(sorted(set(out.numpy().tolist()))))
+""")
 
 # copies of one library in a fresh process: the first hosts the pool, the others use its workers
 SHARED = textwrap.dedent("""
@@ -163,6 +181,12 @@ def test_pool_threads_errors_and_fork_in_a_fresh_process(library):
     assert report["error"] and "iteration 2 or later ran" in report["error"]
     assert report["after_error"] == 2
     assert report["in_forked_child"] == 2
+
+
+@pytest.mark.parametrize("threads", ["2", "3"])
+def test_every_task_of_every_launch_runs_exactly_once(library, threads):
+    # a task run twice counts past 20000, one lost stops short of it
+    assert _run(EXACTLY_ONCE, library, TVM_NUM_THREADS=threads) == [20000]
 
 
 def test_libraries_in_one_process_share_the_first_one_s_pool(library, tmp_path):

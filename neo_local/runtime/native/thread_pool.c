@@ -73,26 +73,46 @@ enum {
 
 #define LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
 #define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
+#define ACQUIRE(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define RELEASE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
 
+/*
+ * The state is laid out by who writes it, one cache line each, since a line written by one core
+ * and read by another costs a transfer (100-200 ns between the two vCPUs of the znver4 VM), and a
+ * launch of a 2 us kernel should cost as few as possible: the caller writes the launch's line,
+ * which the workers spin on, and each worker the line of its own task, which the caller reads
+ * once the worker is done. A launch is numbered (``launch.count``); a task's line says which
+ * launch last took it and which last finished it.
+ */
 static struct {
-  unsigned launches;   /* bumped by each launch; workers wait for it to move */
-  char pad0[64];
-  int pending;         /* tasks 1.. of this launch not finished */
-  char pad1[64];
-  int claimed[MAX_THREADS]; /* 1: a thread has taken the task (exchanged to 1 by the one running it) */
+  unsigned count;      /* bumped by each launch, after the fields below are written */
+  int stop;
   FTVMParallelLambda lambda;
   void* cdata;
   TVMParallelGroupEnv env;
-  void* errors[MAX_THREADS];
-  int threads;         /* threads in use, the caller's included; 0: not started */
-  int requested;       /* neo_local_set_threads' count; 0: from the environment */
-  int stop;
+} __attribute__((aligned(64))) launch;
+
+typedef struct {
+  unsigned taken;      /* the launch that last took this task */
+  unsigned done;       /* the launch in which it last finished */
+  void* error;         /* a worker's error in it, for the caller */
+} __attribute__((aligned(64))) Task;
+
+static Task tasks[MAX_THREADS];
+
+static struct {
   int sleepers;
   int wake_sent;       /* 1: the sleepers have been woken for a launch (one system call per sleep) */
+} __attribute__((aligned(64))) sleep_state;
+
+/* the caller's side: read by workers only when they start */
+static struct {
+  int threads;         /* threads in use, the caller's included; 0: not started */
+  int requested;       /* neo_local_set_threads' count; 0: from the environment */
   int busy;
   unsigned first_launch;
   pthread_t workers[MAX_THREADS];
-} pool;
+} __attribute__((aligned(64))) pool;
 
 static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
@@ -107,30 +127,39 @@ static inline void cpu_relax(void) {
 
 static unsigned wait_for_launch(unsigned seen) {
   unsigned now = seen;
-  for (int i = 0; i < WORKER_SPINS && now == seen && !LOAD(&pool.stop); ++i) {
+  for (int i = 0; i < WORKER_SPINS && now == seen && !LOAD(&launch.stop); ++i) {
     cpu_relax();
-    now = __atomic_load_n(&pool.launches, __ATOMIC_ACQUIRE);
+    now = ACQUIRE(&launch.count);
   }
-  if (now != seen || LOAD(&pool.stop)) return now;
+  if (now != seen || LOAD(&launch.stop)) return now;
   pthread_mutex_lock(&pool_mutex);
-  __atomic_add_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
-  STORE(&pool.wake_sent, 0);
-  while ((now = LOAD(&pool.launches)) == seen && !LOAD(&pool.stop)) pthread_cond_wait(&pool_wake, &pool_mutex);
-  __atomic_sub_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+  __atomic_add_fetch(&sleep_state.sleepers, 1, __ATOMIC_SEQ_CST);
+  STORE(&sleep_state.wake_sent, 0);
+  while ((now = LOAD(&launch.count)) == seen && !LOAD(&launch.stop)) pthread_cond_wait(&pool_wake, &pool_mutex);
+  __atomic_sub_fetch(&sleep_state.sleepers, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&pool_mutex);
   return now;
 }
 
-/* whether this thread takes task t of the current launch (the launch's lambda is then readable) */
-static int claim(int t) {
-  return __atomic_exchange_n(&pool.claimed[t], 1, __ATOMIC_ACQ_REL) == 0;
+/* Whether this thread takes task t of launch n: it does if no thread took it in launch n or a
+ * later one. A worker that wakes late sees an older n than a thread that took the task since,
+ * and fails; a thread that takes it knows launch n cannot end, so the launch's line is n's. */
+static int take(int t, unsigned n) {
+  unsigned last = ACQUIRE(&tasks[t].taken);
+  while ((int)(n - last) > 0) {
+    if (__atomic_compare_exchange_n(&tasks[t].taken, &last, n, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 1;
+  }
+  return 0;
 }
 
-/* runs claimed task t >= 1; returns whether it failed (a worker keeps the error for the caller) */
-static int run_task(int t, int on_worker) {
-  int failed = pool.lambda(t, &pool.env, pool.cdata) != 0;
-  if (failed && on_worker) TVMFFIErrorMoveFromRaised(&pool.errors[t]);
-  __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_RELEASE);
+/* runs task t >= 1 of launch n, taken; returns whether it failed (a worker keeps the error for the caller) */
+static int run_task(int t, unsigned n, int on_worker) {
+  int failed = 0;
+  if (t < launch.env.num_task) {
+    failed = launch.lambda(t, &launch.env, launch.cdata) != 0;
+    if (failed && on_worker) TVMFFIErrorMoveFromRaised(&tasks[t].error);
+  }
+  RELEASE(&tasks[t].done, n);
   return failed;
 }
 
@@ -139,8 +168,8 @@ static void* worker(void* arg) {
   unsigned seen = pool.first_launch;
   for (;;) {
     seen = wait_for_launch(seen);
-    if (LOAD(&pool.stop)) return NULL;
-    if (claim(id)) run_task(id, 1);
+    if (LOAD(&launch.stop)) return NULL;
+    if (take(id, seen)) run_task(id, seen, 1);
   }
 }
 
@@ -160,9 +189,9 @@ static void reset_after_fork(void) {
   pthread_mutex_init(&pool_mutex, NULL);
   pthread_cond_init(&pool_wake, NULL);
   pool.threads = 0;
-  pool.stop = 0;
-  pool.sleepers = 0;
-  pool.wake_sent = 0;
+  launch.stop = 0;
+  sleep_state.sleepers = 0;
+  sleep_state.wake_sent = 0;
   pool.busy = 0;
 }
 
@@ -190,9 +219,8 @@ static void start(void) {
   int wanted = pool.requested > 0 ? pool.requested : env_threads();
   if (wanted > MAX_THREADS) wanted = MAX_THREADS;
   if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, reset_after_fork) == 0;
-  pool.first_launch = LOAD(&pool.launches);
-  STORE(&pool.stop, 0);
-  for (int t = 0; t < MAX_THREADS; ++t) STORE(&pool.claimed[t], 1);
+  pool.first_launch = LOAD(&launch.count);
+  STORE(&launch.stop, 0);
   pool.threads = 1;
   int bind = binds_workers();
   for (int id = 1; id < wanted; ++id) {
@@ -207,7 +235,7 @@ static void stop_workers(void) {
     pool.threads = 0;
     return;
   }
-  STORE(&pool.stop, 1);
+  STORE(&launch.stop, 1);
   pthread_mutex_lock(&pool_mutex);
   pthread_cond_broadcast(&pool_wake);
   pthread_mutex_unlock(&pool_mutex);
@@ -238,32 +266,35 @@ static int local_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
     return run_alone(lambda, cdata);
   }
   if (num_task <= 0 || num_task > pool.threads) num_task = pool.threads;
-  pool.lambda = lambda;
-  pool.cdata = cdata;
-  pool.env.num_task = num_task;
-  pool.env.sync_handle = NULL;
-  __atomic_store_n(&pool.pending, num_task - 1, __ATOMIC_RELAXED);
-  for (int t = 1; t < num_task; ++t) __atomic_store_n(&pool.claimed[t], 0, __ATOMIC_RELEASE);
-  __atomic_add_fetch(&pool.launches, 1, __ATOMIC_SEQ_CST);
-  if (LOAD(&pool.sleepers) > 0 && __atomic_exchange_n(&pool.wake_sent, 1, __ATOMIC_SEQ_CST) == 0) {
+  unsigned n = launch.count + 1;
+  launch.lambda = lambda;
+  launch.cdata = cdata;
+  launch.env.num_task = num_task;
+  launch.env.sync_handle = NULL;
+  __atomic_store_n(&launch.count, n, __ATOMIC_SEQ_CST);
+  if (LOAD(&sleep_state.sleepers) > 0 && __atomic_exchange_n(&sleep_state.wake_sent, 1, __ATOMIC_SEQ_CST) == 0) {
     pthread_mutex_lock(&pool_mutex);
     pthread_cond_broadcast(&pool_wake);
     pthread_mutex_unlock(&pool_mutex);
   }
-  int failed = lambda(0, &pool.env, cdata) != 0;
+  int failed = lambda(0, &launch.env, cdata) != 0;
   for (int t = 1; t < num_task; ++t) {
-    if (claim(t)) failed |= run_task(t, 0);
-  }
-  for (int i = 0; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; ++i) {
-    if (i < CALLER_SPINS) cpu_relax();
-    else sched_yield();
+    if (ACQUIRE(&tasks[t].done) == n) continue;
+    if (take(t, n)) {
+      failed |= run_task(t, n, 0);
+      continue;
+    }
+    for (int i = 0; ACQUIRE(&tasks[t].done) != n; ++i) {
+      if (i < CALLER_SPINS) cpu_relax();
+      else sched_yield();
+    }
   }
   for (int t = 1; t < num_task; ++t) {
-    void* error = pool.errors[t];
+    void* error = tasks[t].error;
     if (error == NULL) continue;
     if (!failed) TVMFFIErrorSetRaised(error); /* the caller's own error, if any, comes first */
     TVMFFIObjectDecRef(error);
-    pool.errors[t] = NULL;
+    tasks[t].error = NULL;
     failed = 1;
   }
   __atomic_store_n(&pool.busy, 0, __ATOMIC_RELEASE);
