@@ -60,6 +60,31 @@ def test_xgboost_through_the_whole_harness(tmp_path, monkeypatch):
     assert "xgboost_multiclass / xgboost" in page
 
 
+def test_live_rounds_ask_one_loaded_engine_per_process(tmp_path):
+    """``--live``: each engine is loaded once, in a child that stays up, and every round asks it
+    for a timing; a request it cannot answer raises here with the child's traceback."""
+    import argparse
+
+    from benchmarks import measure
+
+    name = "xgboost_multiclass"
+    built = suite.build_step(name, str(tmp_path), 0)
+    engines = suite.ENTRIES[name].compare
+    args = argparse.Namespace(warmup=1, repeat=3, min_repeat=2, budget=0.1, min_time=0.0, rounds=3, live=True,
+                              threads=1, attempts=1, max_other_cpu=1.0)
+    rounds = run.time_rounds(name, engines, built, args, lambda: None, log=lambda _: None)
+    (key,) = [e.key for e in engines]
+    assert len(rounds) == 3 and all(2 <= r[key]["runs"] <= 3 for r in rounds)
+    assert len({r[key]["load_s"] for r in rounds}) == 1  # loaded once: the same load in every round
+    child = measure.LiveChild(suite.engine_server, name, key, built, 1)
+    try:
+        with pytest.raises(RuntimeError, match="in the benchmark child"):
+            child.ask("not a plan")
+        assert child.ask(TINY)["runs"] >= 2  # the child goes on after a failed request
+    finally:
+        child.close()
+
+
 @pytest.mark.parametrize("name", ["xgboost_multiclass", "sklearn_random_forest_classifier"])
 def test_tree_engines_give_class_probabilities(name, tmp_path):
     built = suite.build_step(name, str(tmp_path), 0)
