@@ -155,6 +155,10 @@ def fits_registers(tile_c: int, tile_w: int, max_acc: int) -> bool:
 #: budgets (tests' small ones) count 4 registers beyond the accumulators, as AVX2 does
 _VECTOR_REGISTERS = {8: 16, 12: 16, 16: 32, 20: 32}
 
+#: vector registers a flat conv's epilogue leaves to the weights, broadcasts, its constants (clip
+#: bounds, a divisor) and temporaries when it holds the whole tile (``_whole_tile_fits``)
+EPILOGUE_SPARE_REGISTERS = 8
+
 
 def max_tile_c(oc_chunks: int, max_acc: int) -> int:
     """The most output-channel blocks per register tile: 4, or where the chunks have no divisor 2-4
@@ -253,7 +257,8 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
             first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
 
     flat = FLAT_ATTR in sch.get(conv).annotations and not cfg.k_block
-    _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial, 3 * max_acc // 2 if flat else 0)
+    registers = _VECTOR_REGISTERS.get(max_acc, max_acc + 4) - EPILOGUE_SPARE_REGISTERS if flat else 0
+    _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial, registers)
 
     if not dot:
         sch.vectorize(ob)
@@ -515,8 +520,11 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True
         tail = sch.cache_write(block, 0, ACCUMULATOR_SCOPE)
     sch.reverse_compute_at(tail, at)
     loops = sch.get_loops(tail)
-    below = loops[[sch.get(l).same_as(sch.get(at)) for l in loops].index(True) + 1:]
-    loops = below if registers and _whole_tile_fits(sch, tail, below, registers) else loops[2:]
+    if registers:
+        below = loops[[sch.get(l).same_as(sch.get(at)) for l in loops].index(True) + 1:]
+        loops = below if _whole_tile_fits(sch, tail, below, registers) else loops[2:]
+    else:
+        loops = loops[2:]
     if loops:
         sch.vectorize(loops[-1])
         for l in loops[:-1] if unroll else ():
@@ -534,11 +542,12 @@ def _whole_tile_fits(sch: s_tir.Schedule, tail, tile, registers: int) -> bool:
     kept the tile on the stack: 15 dead stores of zeros, 15 stores and 15 loads per task around 60
     ``vpdpbusd``. Unrolled, the TFLite int8 CNN's 16 -> 48 expand (3 blocks x 5 pixels, 2 other
     operands) took 1.33-1.56 us instead of 2.04 (znver4, 2 threads), its 48 -> 16 projection (13
-    pixels, a residual) 1.95 instead of 2.16, the model 9% less. Where the
-    tile and operands fill the registers (MobileNetV2 int8: 3 x 5 or 4 x 4 with 3 other operands)
-    it was 2-6% slower, and an epilogue casting to 8 bits unrolled was scalarized by LLVM (a 12-pixel
-    tile: 0.69 -> 1.94 us), so those keep the loop. ``registers`` is 1.5x the accumulators a tile
-    may have (24 on AVX-512), the line between the two sets of kernels measured."""
+    pixels, a residual) 1.95 instead of 2.16, the model 4-8% less. Where the tile and operands
+    fill the registers (MobileNetV2 int8: 3 x 5 or 4 x 4 with 3 other operands) it was 2-6%
+    slower, and an epilogue casting to 8 bits unrolled was scalarized by LLVM (a 12-pixel tile:
+    0.69 -> 1.94 us), so those keep the loop. ``registers`` is the register file less
+    ``EPILOGUE_SPARE_REGISTERS``: 24 on AVX-512, the line between the two sets of kernels
+    measured; AVX2's and armv7's 16 registers leave 8 (not measured)."""
     extents = [int(sch.get(l).extent) for l in tile[:-1]]  # (channel blocks,) pixels
     if not extents or tvm.DataType(str(sch.get(tail).writes[0].source.dtype)).bits <= 8:
         return False
