@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measure import POOL_IDLE_S
 from neo_local.targets.options import BFLOAT16, FLOAT32
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,11 +93,6 @@ def _linked(executable, target: dict, path: Path):
 
     executable.export_library(str(path), fcompile=fcompile(target))
     return tvm.runtime.load_module(str(path))
-
-
-#: seconds between two engines' timings: a library's thread pool spins 6 ms after its last kernel
-#: (runtime/native/thread_pool.c), and would take a core from the next engine
-POOL_IDLE_S = 0.02
 
 
 def median_ms(fn, runs: int) -> float:

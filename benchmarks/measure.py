@@ -25,6 +25,10 @@ import numpy as np
 
 from neo_local.benchmark import busy_s, steal_s
 
+#: seconds between two engines' timings: a library's thread pool spins 6 ms after its last kernel
+#: (runtime/native/thread_pool.c), and would take a core from the next engine
+POOL_IDLE_S = 0.02
+
 
 # --------------------------------------------------------------------------- generic helpers
 

@@ -32,7 +32,8 @@ a round in which other processes took more than ``--max-other-cpu`` of the CPU w
 engines was timed is timed again, whole, up to ``--attempts`` times, and the least disturbed try
 is kept. The ratio neo-local / engine recorded is the median over rounds of each round's ratio
 (two timings seconds apart; ``ratio_rounds`` keeps them), and each engine's ``median_ms`` the
-median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures).
+median of its round medians (``latency[engine]["rounds"]`` keeps every round's figures, and of
+its samples at most 64, every ``samples_step``-th: records before 2026-11-29 were thinned so too).
 
 ``--live`` keeps each engine loaded in one child for all rounds (``measure.LiveChild``), and a
 round asks each in turn for its timing, 20 ms apart. Then rounds can be many and short (``--rounds
@@ -76,7 +77,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import flops, measure, suite
-from benchmarks.inprocess import POOL_IDLE_S
 from neo_local.benchmark import Plan, max_abs_diff
 from neo_local.targets.cpu_features import physical_cores
 from neo_local.targets.options import BFLOAT16, CompilerOptions
@@ -264,7 +264,7 @@ def time_rounds(name: str, engines: Sequence[suite.Engine], built: dict[str, Any
             children[engine.key] = measure.LiveChild(suite.engine_server, name, engine.key, built, args.threads)
 
         def live(engine: suite.Engine) -> dict[str, Any]:
-            time.sleep(POOL_IDLE_S)  # the engine timed before lets its threads go idle
+            time.sleep(measure.POOL_IDLE_S)  # the engine timed before lets its threads go idle
             return children[engine.key].ask(plan)
 
         return [_time_round(name, engines, live, args, settle, n, log) for n in range(1, args.rounds + 1)]

@@ -65,6 +65,9 @@ class Plan:
         return max(self.min_repeat, min(wanted, int(self.budget_s / one)))
 
 
+SAMPLES_KEPT = 64  # per timing in a results file: enough to see a trend or a phase change within it
+
+
 @dataclass(frozen=True)
 class Timing:
     """Wall-clock milliseconds of the timed runs, and how busy the machine was meanwhile.
@@ -103,10 +106,13 @@ class Timing:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """Every number, the samples included (the benchmarks/ harness's results files, whose
-        older records call the median ``median_ms``)."""
+        """Every figure, and the samples thinned to at most ``SAMPLES_KEPT``, every
+        ``samples_step``-th in the order they ran (the benchmarks/ harness's results files, whose
+        older records call the median ``median_ms``). Kept whole, half a second of a 10 us model
+        is 50,000 samples: two harness runs grew a results file by 40 MB."""
+        step = max(1, math.ceil(len(self.samples_ms) / SAMPLES_KEPT))
         return {"median_ms": self.median_ms, **self.summary(), "cpu_s": self.cpu_s,
-                "samples_ms": [round(x, 4) for x in self.samples_ms]}
+                "samples_ms": [round(x, 4) for x in self.samples_ms[::step]], "samples_step": step}
 
 
 def busy_s(t: Any) -> float:

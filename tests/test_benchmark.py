@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from neo_local.benchmark import Plan, max_abs_diff, time_on_device, time_runs
+from neo_local.benchmark import SAMPLES_KEPT, Plan, Timing, max_abs_diff, time_on_device, time_runs
 
 
 def test_the_budget_decides_the_runs_within_the_bounds():
@@ -42,6 +42,15 @@ def test_time_runs_warms_up_times_and_keeps_the_first_result():
     assert summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
     assert summary["other_cpu_share"] is None  # under a second: too short to say
     assert timing.as_dict()["samples_ms"] == pytest.approx(list(timing.samples_ms), abs=1e-3)
+    assert timing.as_dict()["samples_step"] == 1
+
+
+def test_a_record_keeps_a_bounded_evenly_spaced_subset_of_many_samples():
+    timing = Timing(tuple(float(i) for i in range(1000)), 3, None, None, None)
+    record = timing.as_dict()
+    assert record["samples_step"] == 16 and len(record["samples_ms"]) == 63 <= SAMPLES_KEPT
+    assert record["samples_ms"][:3] == [0.0, 16.0, 32.0]
+    assert record["runs"] == 1000 and record["median_ms"] == 499.5  # the figures are of all samples
 
 
 def test_max_abs_diff_needs_the_same_outputs():
