@@ -89,7 +89,7 @@ static struct {
   int stop;
   FTVMParallelLambda lambda;
   void* cdata;
-  TVMParallelGroupEnv env;
+  TVMParallelGroupEnv env;    /* its sync_handle stays NULL (static storage): no barrier is offered */
 } __attribute__((aligned(64))) launch;
 
 typedef struct {
@@ -270,7 +270,6 @@ static int local_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
   launch.lambda = lambda;
   launch.cdata = cdata;
   launch.env.num_task = num_task;
-  launch.env.sync_handle = NULL;
   __atomic_store_n(&launch.count, n, __ATOMIC_SEQ_CST);
   if (LOAD(&sleep_state.sleepers) > 0 && __atomic_exchange_n(&sleep_state.wake_sent, 1, __ATOMIC_SEQ_CST) == 0) {
     pthread_mutex_lock(&pool_mutex);
