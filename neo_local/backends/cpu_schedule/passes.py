@@ -23,7 +23,9 @@ Order (``relax_passes``):
 2. ``ConvertLayout``: every groups=1 NCHW conv2d whose channels divide by the vector width
    becomes NCHW{L}c / OIHW{L}i{L}o; elementwise ops, pools and means follow the blocked layout.
 3. ``blocked_stem``: a conv2d the layout pass left in NCHW because its input channels do not
-   divide (the 3-channel stem) becomes NCHW1c -> NCHW{L}c (its NCHW input read in place).
+   divide (the 3-channel stem) becomes NCHW1c -> NCHW{L}c (its NCHW input read in place; a
+   channels-last one as one block of its channels: a full-integer model's int8 stem, its
+   channels padded to 4, on the int8 dot: ``quantized._int8_stem``).
 4. ``blocked_depthwise``: ``ConvertLayout`` skips grouped convs, so each depthwise conv sits in
    NCHW between layout transforms. It becomes a blocked conv2d (NCHW{L}c data, weights repacked to
    [C/L, 1, kh, kw, 1, L] = ``OIHW1i{L}o``, groups = C), and the NCHW region around it is rebuilt
@@ -95,7 +97,7 @@ from neo_local.backends.cpu_schedule.constant_folding import fold_constants
 from neo_local.backends.cpu_schedule.grouped_conv import block_grouped_weights, plain_grouped
 from neo_local.backends.cpu_schedule.rewriting import (
     BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, bound_call, broadcasts_to, plain_dense, plain_depthwise, plain_float_conv,
-    rebind, relax_calls, rewrite_functions, static_shape,
+    plain_int8_conv, rebind, relax_calls, rewrite_functions, static_shape,
 )
 
 CONV_BLOCK = "conv2d_nchwc"
@@ -362,7 +364,8 @@ def layout_reshapes(mod: tvm.IRModule) -> tvm.IRModule:
 
 @relax.expr_functor.mutator
 class _BlockedStem(relax.PyExprMutator):
-    """A plain float conv (``plain_float_conv``) with few input channels (the 3-channel stem):
+    """A plain float conv (``plain_float_conv``), or an int8 one over channels-last input in groups
+    of 4 (``quantized._int8_stem``), with few input channels (the 3-channel stem):
     NCHW1c -> NCHW{L}c. Its input is read in place, NCHW seen as NCHW1c (a reshape): as NCHW{C}c
     it was first transposed, a kernel of its own (in one process, on znver5: MobileNetV2-style,
     MobileNetV3 and ShuffleNetV2 8-9% faster without it; the larger models unchanged). A
@@ -376,16 +379,19 @@ class _BlockedStem(relax.PyExprMutator):
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802
         call = super().visit_call_(call)
-        shapes = plain_float_conv(call)
+        shapes = plain_float_conv(call) or plain_int8_conv(call)
         if shapes is None:
             return call
         (xs, ws), lanes, bb = shapes, self.lanes, self.builder_
         cin, cout = xs[1], ws[0]
         if cin % lanes == 0 or cout % lanes or cin > 16:
             return call
-        attrs = call.attrs
+        attrs, int8 = call.attrs, call.ty.dtype == "int32"
         nhwc = bound_call(self, call.args[0], "relax.permute_dims")
-        if nhwc is not None and [int(a) for a in nhwc.attrs.axes or ()] == [0, 3, 1, 2]:
+        channels_last = nhwc is not None and [int(a) for a in nhwc.attrs.axes or ()] == [0, 3, 1, 2]
+        if int8 and not (channels_last and cin % int8_dot.GROUP == 0):
+            return call  # the int8 dot reads channels in groups of 4 (``quantized._int8_stem``)
+        if channels_last:
             x = bb.emit(relax.op.reshape(nhwc.args[0], [xs[0], 1, xs[2], xs[3], cin]))
             block = cin
         else:
@@ -394,7 +400,7 @@ class _BlockedStem(relax.PyExprMutator):
         y = bb.emit(relax.op.nn.conv2d(
             x, output_blocked_weights(call.args[1], lanes, block), strides=attrs.strides, padding=attrs.padding,
             dilation=attrs.dilation, groups=1, data_layout=f"NCHW{block}c", kernel_layout=f"OIHW{block}i{lanes}o",
-            out_layout=f"NCHW{lanes}c", out_dtype="float32",
+            out_layout=f"NCHW{lanes}c", out_dtype=str(call.ty.dtype),
         ))
         return relax.op.layout_transform(y, lambda n, c, h, w, b: (n, c * lanes + b, h, w))
 

@@ -31,6 +31,17 @@ between layout transforms, and each pair is a kernel of its own. Three rewrites:
    both move: the TFLite MobileNetV2 int8 example has 9 kernels fewer, about 3% of its time
    (znver4, one process, outputs still equal to the interpreter's); MobileNet QDQ 3 fewer.
 
+4. A full-integer model's input (a TFLite int8 model dequantizes it directly: no quantize made
+   it) is integer-valued too, t = x - zp (``_integer_input``), so the convs reading it take the
+   rewrites above. Its stem, a channels-last conv over fewer channels than a block (RGB's 3),
+   fills no block of the dot's, and ran as a float conv of the dequantized input at the FMAs'
+   limit (27 a pixel). On VNNI it runs on the int8 kernel instead (``_int8_stem``): u = x - qmin
+   as uint8, padded in one step with t's zero (-lo) around and with channels up to the dot's
+   group of 4, an unpadded conv that ``passes.blocked_stem`` reads in place as one block of 4
+   channels (9 ``vpdpbusd`` a pixel). The TFLite int8 CNN (znver4, each kernel alone, 2 threads):
+   its stem 3.3 us and the input's dequantize 0.3 -> 0.8 and u's padded copy 0.7, the kernels'
+   sum 10.0 -> 7.7 us; its outputs and the MobileNetV2 int8's still equal the interpreter's.
+
 TFLite int8 models import the same way (dequantize -> float op -> quantize per operator, with a
 clip of the int8 value between the pair) and take rewrite 1; their NHWC convs (HWIO weights) take
 rewrites 2 and 3 as NCHW ones do (``CONV_LAYOUTS``). The TFLite MobileNetV2 int8 example (znver4,
@@ -144,12 +155,14 @@ class _QdqRewriter(relax.PyExprMutator):
         self.counts = {"fake_quantize": 0, "int8_convs": 0, "integer_convs": 0, "float_convs": 0}
         self.unsigned: dict[relax.Var, float] = {}  # u = t - lo (uint8) of an int8 conv -> lo
         self.dequantized: dict[relax.Expr, relax.Var] = {}  # a quantized value -> its t
+        self.inputs: dict[relax.Var, relax.Expr] = {}  # t of int8 values no quantize made -> those values
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: N802 (TVM's naming)
         call = super().visit_call_(call)
         new = None
         if call.op == tvm.ir.Op.get("relax.dequantize"):
             new = self._fake_quantize(call)
+            new = self._integer_input(call) if new is None else new
         elif call.op == tvm.ir.Op.get("relax.nn.conv2d"):
             new = self._integer_conv(call)
         return call if new is None else new
@@ -180,6 +193,27 @@ class _QdqRewriter(relax.PyExprMutator):
             self.integer[t] = (s, lo, hi)
         return relax.op.multiply(t, _per_channel(s, x, self.nchw))
 
+    def _integer_input(self, dq: relax.Call) -> relax.Expr | None:
+        """dequantize(x, s, zp) of int8 or uint8 values that no quantize here made (a TFLite int8
+        model's input) -> ``t * s``, t = float(x) - zp: integer-valued in [qmin - zp, qmax - zp], so
+        that the convs reading it take rewrites 2 and 3 (the TFLite int8 CNN's stem ran on
+        dequantized floats)."""
+        x = dq.args[0]
+        if (isinstance(x, tvm.ir.expr.Constant) or not isinstance(x.ty, relax.TensorType)
+                or x.ty.dtype not in ("int8", "uint8") or str(dq.attrs.out_dtype) != "float32"):
+            return None
+        s, zp = _scalar(dq.args[1]), _scalar(dq.args[2])
+        if s is None or zp is None:
+            return None
+        t = self.dequantized.get(x)
+        if t is None:
+            info, f = np.iinfo(str(x.ty.dtype)), relax.op.astype(x, "float32")
+            t = self.dequantized[x] = self.builder_.emit(
+                relax.op.subtract(f, _per_channel(zp, x, self.nchw)) if zp else f)
+            self.integer[t] = (s, info.min - zp, info.max - zp)
+            self.inputs[t] = x
+        return relax.op.multiply(t, _per_channel(s, x, self.nchw))
+
     def _integer_conv(self, conv: relax.Call) -> relax.Expr | None:
         """conv(t * s, dequantize(W_int, s_w, zp_w)) -> conv(t, W_int - zp_w) * (s * s_w) (module doc, 2),
         in either of the layouts ``CONV_LAYOUTS`` holds (ONNX's NCHW, TFLite's NHWC)."""
@@ -205,9 +239,14 @@ class _QdqRewriter(relax.PyExprMutator):
         w = w_int.astype(np.int64) - np.broadcast_to(zp_w, (cout,)).astype(np.int64).reshape(-1, 1, 1, 1)
         out_scale = layout.per_output(np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32))
         row_sum = float(np.abs(w).reshape(cout, -1).sum(axis=1).max())  # the largest sum of |w| per output
-        if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), attrs, self.dot):
+        padded = any(int(p) for p in attrs.padding)
+        if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), padded, self.dot):
             self.counts["int8_convs"] += 1
             return relax.op.multiply(self._int8_conv(t, w, lo, layout, attrs), relax.const(out_scale))
+        if (self.dot is not None and t in self.inputs and layout.channel == 3
+                and _fits_int8_stem(w, row_sum, (lo, hi), self.dot)):
+            self.counts["int8_convs"] += 1
+            return relax.op.multiply(self._int8_stem(t, w, lo, layout, attrs), relax.const(out_scale))
         if row_sum * max(abs(lo), abs(hi)) >= EXACT_LIMIT:
             self.counts["float_convs"] += 1
             return None
@@ -219,19 +258,59 @@ class _QdqRewriter(relax.PyExprMutator):
         """conv(t, w) as float32, computed on u = t - lo (uint8) with int8 weights (OIHW) into int32
         (module doc, 3): conv(t, w) = conv(u, w) + lo * sum(w) per output channel, where nothing is
         padded."""
-        bb = self.builder_
-        u = bb.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t, self.nchw)) if lo else t, "uint8"))
+        u = self._unsigned(t, lo)
         self.unsigned[u] = lo
-        y = bb.emit(relax.op.nn.conv2d(u, relax.const(layout.from_oihw(w).astype(np.int8)), attrs.strides,
-                                       attrs.padding, attrs.dilation, 1, attrs.data_layout, attrs.kernel_layout,
-                                       attrs.out_layout, "int32"))
+        return self._shifted_back(self._int32_conv(u, w, layout, attrs, attrs.strides, attrs.padding, attrs.dilation),
+                                  w, lo, layout)
+
+    def _int8_stem(self, t: relax.Var, w: np.ndarray, lo: float, layout: ConvLayout, attrs) -> relax.Expr:
+        """conv(t, w) as float32 where t, channels-last with fewer channels than a block, is the
+        integer input x shifted by its zero point (module doc, 4): u = t - lo = x - qmin as uint8,
+        padded in one step, spatially and to a multiple of the dot's group of channels, with -lo
+        (t's zero; the extra channels meet zero weights), and an unpadded int8 conv of that."""
+        x, cin = self.inputs[t], w.shape[1]
+        qmin = int(np.iinfo(str(x.ty.dtype)).min)
+        u = relax.op.astype(relax.op.subtract(relax.op.astype(x, "int16"), relax.const(qmin, "int16")) if qmin else x,
+                            "uint8")
+        top, left, bottom, right = (int(p) for p in attrs.padding)
+        extra = -cin % int8_dot.GROUP
+        if top or left or bottom or right or extra:
+            u = relax.op.nn.pad(u, [0, 0, top, bottom, left, right, 0, extra], pad_value=float(-lo))
+            w = np.pad(w, [(0, 0), (0, extra), (0, 0), (0, 0)])
+        y = self._int32_conv(self.builder_.emit(u), w, layout, attrs, attrs.strides, (0, 0, 0, 0), attrs.dilation)
+        return self._shifted_back(y, w, lo, layout)
+
+    def _unsigned(self, t: relax.Expr, lo: float) -> relax.Var:
+        """u = t - lo as uint8 (t in [lo, lo + 255])."""
+        return self.builder_.emit(relax.op.astype(relax.op.subtract(t, _per_channel(lo, t, self.nchw)) if lo else t,
+                                                  "uint8"))
+
+    def _int32_conv(self, u: relax.Expr, w: np.ndarray, layout: ConvLayout, attrs, strides, padding, dilation
+                    ) -> relax.Var:
+        """conv2d(u, w as int8 in the conv's own layouts) into int32."""
+        return self.builder_.emit(relax.op.nn.conv2d(
+            u, relax.const(layout.from_oihw(w).astype(np.int8)), strides, padding, dilation, 1, attrs.data_layout,
+            attrs.kernel_layout, attrs.out_layout, "int32"))
+
+    def _shifted_back(self, y: relax.Expr, w: np.ndarray, lo: float, layout: ConvLayout) -> relax.Expr:
+        """conv(t, w) = conv(u, w) + lo * sum(w), per output channel, as float32."""
         f = relax.op.astype(y, "float32")
         if not lo:
             return f
-        return relax.op.add(bb.emit(f), relax.const(layout.per_output(lo * w.sum(axis=(1, 2, 3)))))
+        return relax.op.add(self.builder_.emit(f), relax.const(layout.per_output(lo * w.sum(axis=(1, 2, 3)))))
 
 
-def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], attrs,
+def _fits_int8_stem(w: np.ndarray, row_sum: float, bounds: tuple[float, float], dot: int8_dot.DotInstruction
+                    ) -> bool:
+    """Whether conv(t, w) over fewer input channels than a block (a 3-channel stem) computes
+    exactly on ``dot``'s kernel as ``_int8_stem`` writes it: int8 weights, output channels in whole
+    blocks, an instruction without int16 pairs (VNNI) and int32 totals that cannot overflow."""
+    (lo, hi), (cout, cin) = bounds, w.shape[:2]
+    return (cin < dot.lanes and cout % dot.lanes == 0 and not dot.saturates
+            and w.min() >= -128 and w.max() <= 127 and row_sum * (hi - lo) < 2 ** 31)
+
+
+def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], padded: bool,
                       dot: int8_dot.DotInstruction) -> bool:
     """Whether conv(t, w), t in ``bounds`` [lo, hi], computes exactly with ``dot``: int8 weights,
     no padding unless t's zero is u's (lo = 0: a padded u is 0), int16 pair sums where ``dot``
@@ -244,7 +323,7 @@ def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float]
         return False
     if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or min(cin, cout) < dot.lanes):
         return False
-    if lo and any(int(p) for p in attrs.padding):
+    if lo and padded:
         return False
     span = hi - lo
     if dot.saturates and not pairs_fit_int16(w, span):
