@@ -90,7 +90,8 @@ def plain_float_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
 
 def plain_int8_conv(call: relax.Call) -> tuple[list[int], list[int]] | None:
     """``plain_float_conv`` for a uint8 x int8 -> int32 conv (``quantized``'s int8 kernels)."""
-    return _plain_conv(call, "uint8") if call.ty.dtype == "int32" else None
+    shapes = _plain_conv(call, "uint8")
+    return shapes if shapes is not None and call.ty.dtype == "int32" else None
 
 
 def _plain_conv(call: relax.Call, dtype: str) -> tuple[list[int], list[int]] | None:
