@@ -136,12 +136,13 @@ def test_channels_last_convs_take_the_integer_paths(k, x_zp, padding, path):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("cin,cout", [(24, 40), (40, 16), (16, 24)])
+@pytest.mark.parametrize("cin,cout", [(24, 40), (40, 16), (16, 24), (16, 8), (8, 16)])
 def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
-    """Channels that are not whole 16-lane blocks (MobileNetV3's 24, 40, 72...) run on VNNI's int8
-    kernels, padded to whole blocks with zero weights by ``channel_padding``; an instruction that
-    adds product pairs in int16 keeps them on integer-valued floats (its pairs were checked in the
-    model's order). On a VNNI host the padded kernel's results are the exact integer sums."""
+    """Channels that are not whole 16-lane blocks (MobileNetV3's 24, 40, 72...; under one block:
+    the TFLite MobileNetV2's 8) run on VNNI's int8 kernels, padded to whole blocks with zero
+    weights by ``channel_padding``; an instruction that adds product pairs in int16 keeps them on
+    integer-valued floats (its pairs were checked in the model's order). On a VNNI host the
+    padded kernel's results are the exact integer sums."""
     rng = np.random.default_rng(6)
     w_int = rng.integers(-127, 128, (cout, cin, 1, 1)).astype("int8")
     w_scale = rng.uniform(0.001, 0.01, cout).astype("float32")
@@ -157,6 +158,42 @@ def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
     got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
     want = _reference(x, w_int, w_scale, 0.05, 3, padding=0)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+def test_a_conv_to_fewer_channels_than_a_block_over_one_pixel_stays_on_integer_floats():
+    """A squeeze-excite's conv to 8 channels over one pixel: ``channel_padding`` leaves its output
+    8 channels wide (doubling buys nothing there), which no int8 kernel's block fits."""
+    w_int = np.random.default_rng(9).integers(-127, 128, (8, 16, 1, 1)).astype("int8")
+    counts = rewrite_with_stats(_qdq_conv_module((1, 16, 1, 1), w_int, np.full(8, 0.01, "float32"), 0.05, 3,
+                                                 padding=0), int8_dot.VNNI_512)[1]
+    assert (counts.int8_convs, counts.integer_convs) == (0, 1)
+
+
+def test_requantization_rounding_is_vectorized():
+    """TVM 0.27 does not mark ``nearbyint`` vectorizable, and its VectorizeLoop scalarized every
+    loop holding one: each requantizing epilogue, left to LLVM to vectorize again. Where LLVM did
+    not (the TFLite MobileNetV2 int8's 16 -> 8 conv's 12-pixel epilogue, after its 8 channels went
+    onto VNNI), the kernel took 47.7 us instead of 6.3. The mark (``tir_pipeline``) keeps them
+    vectors: the rounding is one ``llvm.nearbyint`` of 16 lanes."""
+    from tvm.script import tirx as T
+
+    from neo_local.backends.cpu_schedule.tir_pipeline import pipeline
+
+    @T.prim_func
+    def requantize(a: T.Buffer((64,), "float32"), b: T.Buffer((64,), "uint8")):
+        for i in T.serial(4):
+            for j in T.vectorized(16):
+                b[i * 16 + j] = T.Cast("uint8", T.min(T.max(T.nearbyint(a[i * 16 + j] / T.float32(0.05)), T.float32(0)),
+                                                      T.float32(255)))
+
+    lib = tvm.compile(tvm.IRModule({"main": requantize}), target=tvm.target.Target(ZNVER4), tir_pipeline=pipeline())
+    ll = lib.mod.inspect_source("ll")
+    assert "@llvm.nearbyint.v16f32" in ll and "@llvm.nearbyint.f32(" not in ll
+    a = (np.arange(64, dtype="float32") - 10) * np.float32(0.0375)
+    if {"avx512f"} <= (host_cpu_flags() or frozenset()):
+        got = tvm.runtime.tensor(np.zeros(64, "uint8"))
+        lib["main"](tvm.runtime.tensor(a), got)
+        np.testing.assert_array_equal(got.numpy(), np.clip(np.round(a / np.float32(0.05)), 0, 255).astype("uint8"))
 
 
 def _input_conv_module(x_shape, dtype, x_zp, w_int, w_scale, padding, strides):

@@ -33,8 +33,8 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule.rewriting import (
-    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, broadcasts_to, plain_depthwise, plain_float_conv, plain_int8_conv, rebind,
-    rewrite_functions, static_shape,
+    BINARY, POOLS, SPATIAL_REDUCTIONS, UNARY, bound_call, broadcasts_to, plain_depthwise, plain_float_conv,
+    plain_int8_conv, rebind, rewrite_functions, static_shape,
 )
 
 
@@ -178,7 +178,7 @@ class _ChannelPadder(relax.PyExprMutator):
         if shapes is None:
             return None
         (xs, ws), x = shapes, call.args[0]
-        twin, size = self._twin(x), padded_channels(xs[1], self.lanes)
+        twin, size = self._twin(x), padded_channels(xs[1], self.lanes) or self._int8_block(call, xs[1])
         if twin is not None and call.args[0].ty.dtype == "uint8" and twin.where != tuple(range(xs[1])):
             return None  # an int8 kernel's channel pairs were checked in order (quantized.pairs_fit_int16)
         if twin is None and size:
@@ -193,6 +193,15 @@ class _ChannelPadder(relax.PyExprMutator):
             w = np.concatenate([w, np.zeros((out - ws[0], *w.shape[1:]), w.dtype)])
         y = relax.Call(call.op, [twin.expr if twin else x, relax.const(w)], call.attrs)
         return y if out is None else self._emit_twin(y, range(ws[0]), out)
+
+    def _int8_block(self, call: relax.Call, channels: int) -> int | None:
+        """One block for an int8 conv's input under one block (``quantized``, on VNNI: the TFLite
+        MobileNetV2's 8 channels), unless it is a channels-last stem, read in place in groups of 4
+        (``passes.blocked_stem``)."""
+        if call.args[0].ty.dtype != "uint8" or channels >= self.lanes:
+            return None
+        stem = bound_call(self, call.args[0], "relax.permute_dims")
+        return None if stem is not None else self.lanes
 
     def _depthwise(self, call: relax.Call) -> Padded | None:
         twin, a = self._twin(call.args[0]), call.attrs

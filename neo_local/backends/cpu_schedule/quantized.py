@@ -240,7 +240,9 @@ class _QdqRewriter(relax.PyExprMutator):
         out_scale = layout.per_output(np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32))
         row_sum = float(np.abs(w).reshape(cout, -1).sum(axis=1).max())  # the largest sum of |w| per output
         padded = any(int(p) for p in attrs.padding)
-        if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), padded, self.dot):
+        shape = [int(d) for d in conv.ty.shape] if isinstance(conv.ty, relax.TensorType) else [0, 1, 0, 0]
+        pixels = int(np.prod(shape)) // max(1, shape[0] * shape[layout.channel])
+        if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), padded, self.dot, pixels):
             self.counts["int8_convs"] += 1
             return relax.op.multiply(self._int8_conv(t, w, lo, layout, attrs), relax.const(out_scale))
         if (self.dot is not None and t in self.inputs and layout.channel == 3
@@ -311,17 +313,20 @@ def _fits_int8_stem(w: np.ndarray, row_sum: float, bounds: tuple[float, float], 
 
 
 def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], padded: bool,
-                      dot: int8_dot.DotInstruction) -> bool:
+                      dot: int8_dot.DotInstruction, pixels: int) -> bool:
     """Whether conv(t, w), t in ``bounds`` [lo, hi], computes exactly with ``dot``: int8 weights,
     no padding unless t's zero is u's (lo = 0: a padded u is 0), int16 pair sums where ``dot``
     saturates (``pairs_fit_int16``) and int32 totals that cannot overflow (``row_sum``: the largest
     sum of |w| over one output channel). Channels in whole blocks of its lanes, or, on VNNI (no
-    pairs), at least one block: ``channel_padding`` pads them to whole blocks with zero weights
-    (MobileNetV3 QDQ's 40, 72, 120 channels; the TFLite MobileNetV2's 24 and 56)."""
+    pairs), at least one block or more than one output pixel: ``channel_padding`` pads them to
+    whole blocks with zero weights (MobileNetV3 QDQ's 40, 72, 120 channels; the TFLite
+    MobileNetV2's 24 and 56; its 8, a conv's output over more than one pixel, padded to a block,
+    and so the input of the conv reading it). A squeeze-excite's conv to 8 channels over one pixel
+    keeps its 8 (``padded_output_channels``): integer-valued floats."""
     (lo, hi), (cout, cin) = bounds, w.shape[:2]
     if w.min() < -128 or w.max() > 127:
         return False
-    if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or min(cin, cout) < dot.lanes):
+    if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or min(cin, cout) < dot.lanes and pixels < 2):
         return False
     if lo and padded:
         return False
