@@ -168,12 +168,14 @@ def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 
-def test_a_conv_to_fewer_channels_than_a_block_over_one_pixel_stays_on_integer_floats():
+@pytest.mark.parametrize("cin,cout,size", [(16, 8, 1), (3, 16, 7)], ids=["squeeze-excite", "rgb"])
+def test_convs_under_a_block_that_no_kernel_fits_stay_on_integer_floats(cin, cout, size):
     """A squeeze-excite's conv to 8 channels over one pixel: ``channel_padding`` leaves its output
-    8 channels wide (doubling buys nothing there), which no int8 kernel's block fits."""
-    w_int = np.random.default_rng(9).integers(-127, 128, (8, 16, 1, 1)).astype("int8")
-    counts = rewrite_with_stats(_qdq_conv_module((1, 16, 1, 1), w_int, np.full(8, 0.01, "float32"), 0.05, 3,
-                                                 padding=0), int8_dot.VNNI_512)[1]
+    8 channels wide (doubling buys nothing there), which no int8 kernel's block fits. A quantized
+    3-channel input (a float model's quantized image) fills no group of 4 input channels."""
+    w_int = np.random.default_rng(9).integers(-127, 128, (cout, cin, 1, 1)).astype("int8")
+    module = _qdq_conv_module((1, cin, size, size), w_int, np.full(cout, 0.01, "float32"), 0.05, -128, padding=0)
+    counts = rewrite_with_stats(module, int8_dot.VNNI_512)[1]
     assert (counts.int8_convs, counts.integer_convs) == (0, 1)
 
 

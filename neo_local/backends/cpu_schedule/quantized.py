@@ -322,11 +322,13 @@ def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float]
     whole blocks with zero weights (MobileNetV3 QDQ's 40, 72, 120 channels; the TFLite
     MobileNetV2's 24 and 56; its 8, a conv's output over more than one pixel, padded to a block,
     and so the input of the conv reading it). A squeeze-excite's conv to 8 channels over one pixel
-    keeps its 8 (``padded_output_channels``): integer-valued floats."""
+    keeps its 8 (``padded_output_channels``), and a 3-channel input read in place fills no group of
+    4 (``passes.blocked_stem``): integer-valued floats."""
     (lo, hi), (cout, cin) = bounds, w.shape[:2]
     if w.min() < -128 or w.max() > 127:
         return False
-    if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or min(cin, cout) < dot.lanes and pixels < 2):
+    under_a_block = min(cin, cout) < dot.lanes and (pixels < 2 or cin % int8_dot.GROUP)
+    if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or under_a_block):
         return False
     if lo and padded:
         return False
