@@ -168,6 +168,15 @@ def test_channels_off_the_blocks_run_on_vnni_kernels_padded(cin, cout):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 
+def test_a_conv_with_a_symbolic_batch_still_takes_the_int8_kernel():
+    """The pixel count that admits convs under a block needs a static output shape; with a symbolic
+    batch the rewrite must not fail on it (it raised a TypeError), and whole blocks still take VNNI."""
+    w_int = np.random.default_rng(10).integers(-64, 64, (16, 16, 1, 1)).astype("int8")
+    batch = tvm.tirx.Var("n", "int64")
+    module = _qdq_conv_module((batch, 16, 7, 7), w_int, np.full(16, 0.01, "float32"), 0.05, 3, padding=0)
+    assert rewrite_with_stats(module, int8_dot.VNNI_512)[1].int8_convs == 1
+
+
 @pytest.mark.parametrize("cin,cout,size", [(16, 8, 1), (3, 16, 7)], ids=["squeeze-excite", "rgb"])
 def test_convs_under_a_block_that_no_kernel_fits_stay_on_integer_floats(cin, cout, size):
     """A squeeze-excite's conv to 8 channels over one pixel: ``channel_padding`` leaves its output

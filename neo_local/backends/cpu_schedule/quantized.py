@@ -53,6 +53,7 @@ example CNN equals the interpreter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ import tvm
 from tvm import relax
 
 from neo_local.backends.cpu_schedule import int8_dot
-from neo_local.backends.cpu_schedule.rewriting import bound_call, relax_calls, rewrite_functions
+from neo_local.backends.cpu_schedule.rewriting import bound_call, relax_calls, rewrite_functions, static_shape
 
 
 #: float32 represents every integer up to 2^24 exactly
@@ -240,8 +241,8 @@ class _QdqRewriter(relax.PyExprMutator):
         out_scale = layout.per_output(np.float32(s) * np.broadcast_to(s_w, (cout,)).astype(np.float32))
         row_sum = float(np.abs(w).reshape(cout, -1).sum(axis=1).max())  # the largest sum of |w| per output
         padded = any(int(p) for p in attrs.padding)
-        shape = [int(d) for d in conv.ty.shape] if isinstance(conv.ty, relax.TensorType) else [0, 1, 0, 0]
-        pixels = int(np.prod(shape)) // max(1, shape[0] * shape[layout.channel])
+        shape = static_shape(conv)  # None where symbolic: the pixels unknown, no conv under a block is taken
+        pixels = math.prod(shape) // (shape[0] * shape[layout.channel]) if shape else 0
         if self.dot is not None and _fits_int8_kernel(w, row_sum, (lo, hi), padded, self.dot, pixels):
             self.counts["int8_convs"] += 1
             return relax.op.multiply(self._int8_conv(t, w, lo, layout, attrs), relax.const(out_scale))
