@@ -21,9 +21,10 @@
   spatial loop vectorized (when it is the block's last loop), a reduction's channel block
   (pools, means of a blocked layout) moved inside its window and vectorized; first, elementwise
   producers are inlined into their consumers. Matmul/GEMV and other reductions (unblocked means,
-  layer norm, a softmax not over the last axis) first go through ``dlight.cpu`` (GEMV,
-  Reduction); a softmax over the last axis has its own (``softmax.schedule_softmax``), and so
-  do Winograd's transforms (``winograd.schedule_transform``); a two-pass resize (``resize``)
+  a layer norm or softmax not over the last axis) first go through ``dlight.cpu`` (GEMV,
+  Reduction); a softmax or layer norm over the last axis has its own
+  (``softmax.schedule_softmax``, ``layer_norm.schedule_layer_norm``), and so do Winograd's
+  transforms (``winograd.schedule_transform``); a two-pass resize (``resize``)
   keeps its first pass a buffer of its own and runs its rows in vectors (``_schedule_resize``).
 
 Every function that raises while being scheduled is left as it was (TVM builds it unscheduled:
@@ -46,7 +47,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot, resize, small_kernels, softmax, winograd
+from neo_local.backends.cpu_schedule import fast_math, int8_dot, layer_norm, resize, small_kernels, softmax, winograd
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -823,7 +824,7 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "resize": 0, "lstm": 0,
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "layer_norm": 0, "resize": 0, "lstm": 0,
              "gru": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
@@ -970,7 +971,7 @@ TUNABLE = {
 }
 
 #: the order in which a function's kind is found: the first schedule that takes it
-_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "resize", "dlight", "generic")
+_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "layer_norm", "resize", "dlight", "generic")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
@@ -1005,6 +1006,8 @@ def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, la
         return winograd.schedule_transform(func)
     if kind == "softmax":
         return softmax.schedule_softmax(func, lanes)
+    if kind == "layer_norm":
+        return layer_norm.schedule_layer_norm(func, lanes)
     if kind == "resize":
         return _schedule_resize(func, lanes) if resize.is_resize(func) else None
     return schedule_generic(func)
