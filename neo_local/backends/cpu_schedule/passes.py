@@ -66,9 +66,9 @@ Order (``relax_passes``):
    its register tile stays within a group); dense layers -> their weights in column
    panels, and products whose row count has no divisor for a deep register tile computed a few
    rows deeper and cropped (``dot_matmul``); float32 exp/tanh/erf/sigmoid -> topi's
-   vectorizable polynomials (``fast_math``), a float32 softmax or layer norm over the last axis
-   -> vector reductions per row (``softmax``, ``layer_norm``), a bilinear NCHW resize -> two
-   passes, along x then y
+   vectorizable polynomials (``fast_math``), a float32 softmax, layer norm, sum, mean or max
+   over the last axis -> vector reductions per row (``softmax``, ``layer_norm``,
+   ``row_reductions``), a bilinear NCHW resize -> two passes, along x then y
    (``resize``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
    constant fold here is ``constant_folding``'s: Relax's ``FoldConstant`` done in rounds, each
@@ -87,8 +87,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from neo_local.backends.cpu_schedule import (bf16_dot, dot_matmul, fast_math, int8_dot, layer_norm, resize, softmax,
-                                              winograd)
+from neo_local.backends.cpu_schedule import (bf16_dot, dot_matmul, fast_math, int8_dot, layer_norm, resize,
+                                              row_reductions, softmax, winograd)
 from neo_local.backends.cpu_schedule.conv1d import conv1d_as_conv2d
 from neo_local.backends.cpu_schedule.conv_transpose import conv_transpose_as_conv
 from neo_local.backends.cpu_schedule.matmul_shapes import matmul_shapes
@@ -1196,6 +1196,7 @@ def relax_passes(mod: tvm.IRModule, lanes: int, max_acc: int | None = None, dots
         relax.transform.LegalizeOps(customize_legalize_map={
             "relax.nn.conv2d": conv2d_legalizer(lanes, max_acc, dots, vector_lanes), **fast_math.LEGALIZERS,
             "relax.nn.softmax": softmax.legalizer(lanes), "relax.nn.layer_norm": layer_norm.legalizer(lanes),
+            **{op: row_reductions.legalizer(op, lanes) for op in row_reductions.REDUCTIONS},
             "relax.image.resize2d": resize.legalizer(),
             "relax.matmul": dot_matmul.legalizer(lanes, dots.bf16, max_acc or _DEFAULT_MAX_ACC[lanes])}),
         fold_constants,

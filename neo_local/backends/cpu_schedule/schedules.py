@@ -21,9 +21,9 @@
   spatial loop vectorized (when it is the block's last loop), a reduction's channel block
   (pools, means of a blocked layout) moved inside its window and vectorized; first, elementwise
   producers are inlined into their consumers. Matmul/GEMV and other reductions (unblocked means,
-  a layer norm or softmax not over the last axis) first go through ``dlight.cpu`` (GEMV,
-  Reduction); a softmax or layer norm over the last axis has its own
-  (``softmax.schedule_softmax``, ``layer_norm.schedule_layer_norm``), and so do Winograd's
+  a layer norm, softmax, sum, mean or max not over the last axis) first go through ``dlight.cpu``
+  (GEMV, Reduction); those over the last axis have their own (``softmax.schedule_softmax``,
+  ``layer_norm.schedule_layer_norm``, ``row_reductions.schedule_rows``), and so do Winograd's
   transforms (``winograd.schedule_transform``); a two-pass resize (``resize``)
   keeps its first pass a buffer of its own and runs its rows in vectors (``_schedule_resize``).
 
@@ -47,7 +47,8 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
-from neo_local.backends.cpu_schedule import fast_math, int8_dot, layer_norm, resize, small_kernels, softmax, winograd
+from neo_local.backends.cpu_schedule import (fast_math, int8_dot, layer_norm, resize, row_reductions, small_kernels,
+                                              softmax, winograd)
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -545,8 +546,11 @@ def _whole_tile_fits(sch: s_tir.Schedule, tail, tile, registers: int) -> bool:
     operands) took 1.33-1.56 us instead of 2.04 (znver4, 2 threads), its 48 -> 16 projection (13
     pixels, a residual) 1.95 instead of 2.16, the model 4-8% less. Where the tile and operands
     fill the registers (MobileNetV2 int8: 3 x 5 or 4 x 4 with 3 other operands) it was 2-6%
-    slower, and an epilogue casting to 8 bits unrolled was scalarized by LLVM (a 12-pixel tile:
-    0.69 -> 1.94 us), so those keep the loop. ``registers`` is the register file less
+    slower, and an epilogue casting to 8 bits unrolled was scalarized (a 12-pixel tile: 0.69 ->
+    1.94 us), so those keep the loop. That scalarizing was TVM's missing ``nearbyint`` mark
+    (``tir_pipeline.vectorizable_rounding``); re-measured with the mark, lifting the 8-bit refusal
+    changed only MobileNetV2 int8's build: the model the same (150.5-151.9 us, one thread), one
+    kernel 2.6 -> 3.1 us. So it stays. ``registers`` is the register file less
     ``EPILOGUE_SPARE_REGISTERS``: 24 on AVX-512, the line between the two sets of kernels
     measured; AVX2's and armv7's 16 registers leave 8 (not measured)."""
     extents = [int(sch.get(l).extent) for l in tile[:-1]]  # (channel blocks,) pixels
@@ -824,7 +828,7 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "layer_norm": 0, "resize": 0, "lstm": 0,
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "layer_norm": 0, "rows": 0, "resize": 0, "lstm": 0,
              "gru": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
@@ -971,7 +975,7 @@ TUNABLE = {
 }
 
 #: the order in which a function's kind is found: the first schedule that takes it
-_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "layer_norm", "resize", "dlight", "generic")
+_DEFAULT_ORDER = (*TUNABLE, "winograd", "softmax", "layer_norm", "rows", "resize", "dlight", "generic")
 
 
 def _reduces_channel_blocks(func: tirx.PrimFunc) -> bool:
@@ -1008,6 +1012,8 @@ def _schedule_kind(kind: str, func: tirx.PrimFunc, target: tvm.target.Target, la
         return softmax.schedule_softmax(func, lanes)
     if kind == "layer_norm":
         return layer_norm.schedule_layer_norm(func, lanes)
+    if kind == "rows":
+        return row_reductions.schedule_rows(func, lanes)
     if kind == "resize":
         return _schedule_resize(func, lanes) if resize.is_resize(func) else None
     return schedule_generic(func)

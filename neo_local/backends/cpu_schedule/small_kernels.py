@@ -29,7 +29,7 @@ from neo_local.backends.cpu_schedule.tir_rewrite import rewrite, with_loop
 SERIAL_ITERATIONS = 16384
 
 #: the kinds of schedule whose kernels ``mark`` may make serial
-SIMPLE_KINDS = frozenset({"generic", "dlight", "softmax", "layer_norm", "resize"})
+SIMPLE_KINDS = frozenset({"generic", "dlight", "softmax", "layer_norm", "rows", "resize"})
 
 #: the PrimFunc attribute ``serial_loops`` reads
 ATTR = "neo_local.serial"
