@@ -10,7 +10,7 @@ shifted in vector steps. Rows whose width is not a multiple of the lanes keep to
 
 from __future__ import annotations
 
-from tvm import relax, s_tir, te, tirx, topi
+from tvm import relax, te, tirx, topi
 
 from neo_local.backends.cpu_schedule import row_reductions
 from neo_local.backends.cpu_schedule.fast_math import f32
@@ -65,12 +65,9 @@ def schedule_layer_norm(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None
     the output in vectors of ``lanes`` (``row_reductions``); producers fused into the kernel (a
     residual add) inlined, consumers too. None for a function without ``layer_norm_rows``'
     blocks."""
-    sch = s_tir.Schedule(func)
-    stage = row_reductions.stages(sch, _STAGES)
-    if stage is None:
+    staged = row_reductions.staged_rows(func, _STAGES, ((PART_SUM, SUM), (PART_SQUARES, SQUARES)))
+    if staged is None:
         return None
-    _, col = row_reductions.rows_in_parallel(sch, stage, _STAGES)
-    row_reductions.vector_reduction(sch, stage[PART_SUM], stage[SUM])
-    row_reductions.vector_reduction(sch, stage[PART_SQUARES], stage[SQUARES])
+    sch, _, col = staged
     row_reductions.vector_steps(sch, col, lanes, int(sch.get(col).extent))
     return sch.mod["main"]

@@ -6,7 +6,7 @@ TVM's own schedules for them (dlight's Reduction rule, topi's ``fast_softmax``) 
 element at a time, a chain of dependent scalar adds or maxes. Here a row is read as whole vectors
 of ``lanes``: reduced into one vector of partial results (a vector add or max per step,
 ``lane_parts``), then across that vector's lanes (``across_lanes``). The kernel runs its rows in
-parallel, every stage of a row inside the row's task (``rows_in_parallel``). A layer norm that an
+parallel, every stage of a row inside the row's task (``staged_rows``, ``schedule_rows``). A layer norm that an
 ONNX export before opset 17 wrote as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (a ViT's
 197 x 192 rows) took 79 us in dlight's three kernels, 8 as one ``nn.layer_norm``.
 """
@@ -39,7 +39,24 @@ def across_lanes(parts: te.Tensor, reduce, name: str) -> te.Tensor:
     return te.compute(lead, lambda *i: reduce(parts[(*i, lane)], axis=lane), name=name)
 
 
-def stages(sch: s_tir.Schedule, names: Sequence[str]) -> dict | None:
+def staged_rows(func: tirx.PrimFunc, names: Sequence[str],
+                reductions: Sequence[tuple[str, str]]) -> tuple[s_tir.Schedule, dict, LoopRV] | None:
+    """A kernel whose stages are the blocks ``names`` (first to last: softmax's, layer norm's) as
+    rows in parallel (``_rows_in_parallel``), each ``lane_parts`` / ``across_lanes`` pair of
+    ``reductions`` (their names) in vectors. Returns (the schedule, the stages' blocks by name, the
+    last stage's loop over the columns), for the caller's vector steps; None for a function
+    without those stages."""
+    sch = s_tir.Schedule(func)
+    stage = _stages(sch, names)
+    if stage is None:
+        return None
+    _, col = _rows_in_parallel(sch, stage, names)
+    for part, total in reductions:
+        vector_reduction(sch, stage[part], stage[total])
+    return sch, stage, col
+
+
+def _stages(sch: s_tir.Schedule, names: Sequence[str]) -> dict | None:
     """The blocks named ``names`` (a kernel's stages, first to last), with the elementwise
     producers fused before the first inlined into it and the consumers after the last into it;
     None for a function without them all."""
@@ -54,7 +71,7 @@ def stages(sch: s_tir.Schedule, names: Sequence[str]) -> dict | None:
     return {n: b for n, b in zip(found, blocks) if n in names}
 
 
-def rows_in_parallel(sch: s_tir.Schedule, stage: dict, names: Sequence[str]) -> tuple[LoopRV, LoopRV]:
+def _rows_in_parallel(sch: s_tir.Schedule, stage: dict, names: Sequence[str]) -> tuple[LoopRV, LoopRV]:
     """The last stage's rows as one parallel loop, every other stage computed inside it; returns
     (that loop, the last stage's loop over the columns)."""
     *lead, col = sch.get_loops(stage[names[-1]])

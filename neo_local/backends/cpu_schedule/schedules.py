@@ -828,8 +828,8 @@ def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, lanes: int, ma
     """Schedule every PrimFunc of ``mod`` (with the config ``lookup`` finds for it, else the
     defaults); returns the module and counts of what got which schedule ("tuned": how many
     took a record's config)."""
-    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "layer_norm": 0, "rows": 0, "resize": 0, "lstm": 0,
-             "gru": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
+    stats = {"conv": 0, "depthwise": 0, "matmul": 0, "winograd": 0, "softmax": 0, "layer_norm": 0, "rows": 0,
+             "resize": 0, "lstm": 0, "gru": 0, "dlight": 0, "generic": 0, "unscheduled": 0, "tuned": 0}
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from tvm import relax, s_tir, te, tirx
+from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import fast_math, row_reductions
 from neo_local.backends.cpu_schedule.rewriting import static_shape
@@ -66,13 +66,10 @@ def schedule_softmax(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None:
     the exponentials in vectors of ``lanes``, the padded copy and the output in whole vectors and a
     scalar tail (``row_reductions``); producers fused into the kernel inlined, consumers too. None
     for a function without ``softmax_rows``' blocks."""
-    sch = s_tir.Schedule(func)
-    stage = row_reductions.stages(sch, _STAGES)
-    if stage is None:
+    staged = row_reductions.staged_rows(func, _STAGES, ((PART_MAX, MAX), (PART_SUM, SUM)))
+    if staged is None:
         return None
-    _, col = row_reductions.rows_in_parallel(sch, stage, _STAGES)
-    row_reductions.vector_reduction(sch, stage[PART_MAX], stage[MAX])
-    row_reductions.vector_reduction(sch, stage[PART_SUM], stage[SUM])
+    sch, stage, col = staged
     width = int(sch.get(sch.get_loops(stage[EXP])[-1]).extent)
     whole = int(sch.get(col).extent) // lanes * lanes
     row_reductions.vector_steps(sch, sch.get_loops(stage[EXP])[-1], lanes, width)
