@@ -1,4 +1,4 @@
-"""Sums, means and maxes over the last axis with vector reductions
+"""Sums, means, maxes and variances over the last axis with vector reductions
 (neo_local.backends.cpu_schedule.row_reductions): which take them, a decomposed layer norm (an
 ONNX export before opset 17) and a decomposed softmax against numpy, and small powers as products
 (``fast_math._power``)."""
@@ -36,6 +36,7 @@ def _f32(v: float):
     (relax.op.mean, [-1], True, 1),
     (relax.op.sum, [2], False, 1),
     (relax.op.max, [-1], True, 1),
+    (relax.op.variance, [-1], False, 1),  # an instance norm's (torch's GroupNorm export)
     (relax.op.mean, [1], True, 0),  # not the last axis: TVM's
     (relax.op.sum, [-2, -1], False, 0),  # two axes: TVM's
 ])
@@ -43,8 +44,8 @@ def test_reductions_over_the_last_axis(op, axis, keepdims, rows):
     shape = (2, 5, 24)
     ex, stats = cpu_schedule.compile_cpu(_module(shape, lambda x: op(x, axis=axis, keepdims=keepdims)), AVX2)
     assert stats["rows"] == rows and stats["unscheduled"] == 0, stats
-    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
-    want = {relax.op.mean: np.mean, relax.op.sum: np.sum, relax.op.max: np.max}[op](
+    x = (np.random.default_rng(0).standard_normal(shape) + 4).astype("float32")  # a mean far from 0
+    want = {relax.op.mean: np.mean, relax.op.sum: np.sum, relax.op.max: np.max, relax.op.variance: np.var}[op](
         x.astype("float64"), axis=tuple(axis), keepdims=keepdims)
     got = _run(ex, x)
     assert got.shape == want.shape and _rel(got, want) < 1e-6
