@@ -1,15 +1,15 @@
 """Reductions of each row over its last axis in vector steps: a sum, mean, max or variance over
-the last axis (``legalizer``, ``schedule_rows``), and the parts that softmax's and layer norm's kernels
-share (``softmax``, ``layer_norm``).
+the last axis (``legalizer``, ``schedule_rows``), and the parts that softmax's and layer norm's
+kernels share (``softmax``, ``layer_norm``).
 
 TVM's own schedules for them (dlight's Reduction rule, topi's ``fast_softmax``) reduce a row one
 element at a time, a chain of dependent scalar adds or maxes. Here a row is read as whole vectors
 of ``lanes``: reduced into one vector of partial results (a vector add or max per step,
 ``lane_parts``), then across that vector's lanes (``across_lanes``). The kernel runs its rows in
-parallel, every stage of a row inside the row's task (``staged_rows``, ``schedule_rows``). A layer norm that an
-ONNX export before opset 17 wrote as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (a ViT's
-197 x 192 rows) took 33 us in three kernels, 13 so and 8 as one ``nn.layer_norm``; torch's
-GroupNorm export (an instance norm of the channels reshaped to groups) took 461 us for the
+parallel, every stage of a row inside the row's task (``staged_rows``, ``schedule_rows``). A layer
+norm that an ONNX export before opset 17 wrote as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div
+(a ViT's 197 x 192 rows) took 33 us in three kernels, 13 so and 8 as one ``nn.layer_norm``;
+torch's GroupNorm export (an instance norm of the channels reshaped to groups) took 461 us for the
 variance of 32 groups of 16384, 33 so (znver4, 2 threads).
 """
 
