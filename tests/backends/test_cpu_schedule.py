@@ -1016,6 +1016,26 @@ def test_blocked_pools_vectorize_over_the_channel_block():
 
 
 @needs_avx2
+def test_a_transform_out_of_blocks_stores_whole_rows():
+    """A flatten after a conv reads the blocked map back as NCHW: the transform iterates its
+    blocked input, and stored each vector of a block's channels to as many rows, a plane apart
+    (GroupNorm's (1, 8, 64, 64, 16) -> NCHW took 758 us). Its loop over the output's columns is
+    now the innermost, vectorized: the stores are whole rows."""
+    nn = torch.nn
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten()).eval()
+    opt, _ = cpu_schedule.optimize(_onnx_module(model, (1, 3, 18, 18)), AVX2)
+    transforms = [f.script() for name, f in _prim_funcs(opt).items() if "layout_transform" in name]
+    unblock = [t for t in transforms if "(T.int64(1), T.int64(16), T.int64(16), T.int64(16))" in t]
+    assert len(unblock) == 1 and "T.vectorized(T.int64(16))" in unblock[0], transforms
+    assert "T.vectorized(T.int64(8))" not in unblock[0]
+    x = np.random.default_rng(6).standard_normal((1, 3, 18, 18)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
+
+
+@needs_avx2
 def test_average_pools_divide_each_output_vector_in_the_reduction_loop():
     """Inception's 3x3 average pool (padded, the window's count excluding the padding) and a
     global mean: each output vector is divided right after its window is summed, in the one
