@@ -1036,6 +1036,27 @@ def test_a_transform_out_of_blocks_stores_whole_rows():
 
 
 @needs_avx2
+def test_a_group_norm_between_blocked_convs_moves_whole_rows():
+    """torch's GroupNorm export (a reshape to groups, an instance norm) leaves the blocked layout:
+    a transform out of blocks and one back in around it. Both store or read whole rows of the
+    map in vectors (the out-of-block one stored each channel vector to 8 rows a plane apart),
+    and the instance norm's variance reduces in vectors (``row_reductions``)."""
+    nn = torch.nn
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.GroupNorm(4, 16), nn.SiLU(), nn.Conv2d(16, 16, 3)).eval()
+    opt, stats = cpu_schedule.optimize(_onnx_module(model, (1, 3, 18, 18)), AVX2)
+    assert stats["rows"] == 2 and stats["dlight"] == 0, stats
+    transforms = [f.script() for name, f in _prim_funcs(opt).items() if "layout_transform" in name]
+    out, back = (t for t in transforms if "T.int64(16), T.int64(16), T.int64(8))" in t)  # the 16 x 16 map's
+    for t in (out, back):
+        assert "T.vectorized(T.int64(16))" in t and "T.vectorized(T.int64(8))" not in t, t
+    x = np.random.default_rng(7).standard_normal((1, 3, 18, 18)).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
+
+
+@needs_avx2
 def test_average_pools_divide_each_output_vector_in_the_reduction_loop():
     """Inception's 3x3 average pool (padded, the window's count excluding the padding) and a
     global mean: each output vector is divided right after its window is summed, in the one
