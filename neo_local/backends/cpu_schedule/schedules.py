@@ -221,7 +221,7 @@ def _contiguous_writes(sch: s_tir.Schedule, block) -> None:
     if isinstance(last, tirx.FloorMod) and isinstance(last.b, tirx.IntImm):
         last, lanes = last.a, int(last.b)
     found = [i for i, iv in enumerate(stmt.iter_vars) if last.same_as(iv.var)]
-    if not found or (found[0] == len(loops) - 1 and lanes is None):
+    if not found or found[0] == len(loops) - 1:  # innermost already (NHWC -> NCHW16c: c % 16 whole)
         return
     loop = loops[found[0]]
     if lanes is not None:
