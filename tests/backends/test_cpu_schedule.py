@@ -1035,6 +1035,20 @@ def test_a_transform_out_of_blocks_stores_whole_rows():
     assert _rel(_run(tvm.compile(opt, target=tvm.target.Target(AVX2)), x), want) < 1e-5
 
 
+def test_a_transform_whose_stores_follow_its_innermost_loop_keeps_it():
+    """NHWC -> NCHW8c reads and stores the channels contiguously already (its last index, c % 8,
+    follows the innermost loop): ``_contiguous_writes`` leaves it, the channels vectorized."""
+    x = relax.Var("x", relax.TensorType((1, 4, 4, 32), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit_output(relax.op.layout_transform(x, index_map=lambda n, h, w, c: (n, c // 8, h, w, c % 8)))
+        bb.emit_func_output(y)
+    opt, _ = cpu_schedule.optimize(bb.get(), AVX2)
+    (script,) = [f.script() for name, f in _prim_funcs(opt).items() if "layout_transform" in name]
+    assert "T.vectorized(T.int64(32))" in script, script
+
+
 @needs_avx2
 def test_a_group_norm_between_blocked_convs_moves_whole_rows():
     """torch's GroupNorm export (a reshape to groups, an instance norm) leaves the blocked layout:
