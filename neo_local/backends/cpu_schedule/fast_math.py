@@ -166,7 +166,8 @@ def _power(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     x, e = call.args
     exponent = e.value.numpy() if isinstance(e, tvm.ir.expr.Constant) else None
     if (call.ty.dtype != "float32" or exponent is None or exponent.size != 1
-            or float(exponent.reshape(())) not in _SMALL_POWERS or static_shape(call) != static_shape(x)):
+            or float(exponent.reshape(())) not in _SMALL_POWERS or static_shape(x) is None
+            or static_shape(call) != static_shape(x)):  # a broadcast exponent: TVM's
         return _DEFAULT_POWER(bb, call)
     n = int(exponent.reshape(()))
 

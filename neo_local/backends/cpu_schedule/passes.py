@@ -66,9 +66,10 @@ Order (``relax_passes``):
    its register tile stays within a group); dense layers -> their weights in column
    panels, and products whose row count has no divisor for a deep register tile computed a few
    rows deeper and cropped (``dot_matmul``); float32 exp/tanh/erf/sigmoid -> topi's
-   vectorizable polynomials (``fast_math``), a float32 softmax, layer norm, sum, mean or max
-   over the last axis -> vector reductions per row (``softmax``, ``layer_norm``,
-   ``row_reductions``), a bilinear NCHW resize -> two passes, along x then y
+   vectorizable polynomials and small powers -> products (``fast_math``), a float32 softmax,
+   layer norm, sum, mean, max or variance over the last axis -> vector reductions per row
+   (``softmax``, ``layer_norm``, ``row_reductions``), a bilinear NCHW resize -> two passes,
+   along x then y
    (``resize``); anything else -> TVM's own legalization.
 6. ``FoldConstant`` (the weight ``layout_transform``s become repacked constants), fusion. Every
    constant fold here is ``constant_folding``'s: Relax's ``FoldConstant`` done in rounds, each
