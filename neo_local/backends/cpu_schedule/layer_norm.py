@@ -27,15 +27,9 @@ def layer_norm_rows(x: te.Tensor, gamma: te.Tensor, beta: te.Tensor, epsilon: fl
     """(x - mean) / sqrt(var + epsilon) * gamma + beta over x's last axis, whose width is a
     multiple of ``lanes`` (module docstring)."""
     *lead, n = (int(d) for d in x.shape)
-    part_sum = row_reductions.lane_parts(lambda *i: x(*i), lead, n, lanes, te.sum, PART_SUM)
-    total = row_reductions.across_lanes(part_sum, te.sum, SUM)
-    mean = te.compute(lead, lambda *i: total(*i) * f32(1.0 / n), name=MEAN)
-
-    def squared(*i):
-        d = x(*i) - mean(*i[:-1])
-        return d * d
-
-    part_squares = row_reductions.lane_parts(squared, lead, n, lanes, te.sum, PART_SQUARES)
+    mean = row_reductions.row_mean(x, lanes, (PART_SUM, SUM, MEAN))
+    part_squares = row_reductions.lane_parts(row_reductions.squared_deviations(x, mean), lead, n, lanes, te.sum,
+                                             PART_SQUARES)
     squares = row_reductions.across_lanes(part_squares, te.sum, SQUARES)
     inv_std = te.compute(lead, lambda *i: tirx.rsqrt(squares(*i) * f32(1.0 / n) + f32(epsilon)), name=INV_STD)
     return te.compute(x.shape, lambda *i: (x(*i) - mean(*i[:-1])) * inv_std(*i[:-1]) * gamma(i[-1]) + beta(i[-1]),

@@ -116,25 +116,34 @@ REDUCTIONS = {"relax.sum": (te.sum, False, False), "relax.mean": (te.sum, True, 
 
 
 def row_reduce(x: te.Tensor, op: str, keepdims: bool, lanes: int) -> te.Tensor:
-    """``op`` (``REDUCTIONS``) of x over its last axis, whose width is a multiple of ``lanes``."""
+    """``op`` (``REDUCTIONS``) of x over its last axis, whose width is a multiple of ``lanes``. A
+    variance takes two passes, as topi's: the mean's, then the squared deviations' (no
+    cancellation of a large mean)."""
     *lead, n = (int(d) for d in x.shape)
     reduce, mean, squared = REDUCTIONS[op]
-    value = _squared_deviations(x, lead, n, lanes) if squared else (lambda *i: x(*i))
+    if squared:
+        value = squared_deviations(x, row_mean(x, lanes, (ROW_PART + "_mean", ROW_TOTAL + "_mean", ROW_MEAN)))
+    else:
+        value = lambda *i: x(*i)  # noqa: E731
     total = across_lanes(lane_parts(value, lead, n, lanes, reduce, ROW_PART), reduce, ROW_TOTAL)
     inv_n = tirx.const(1.0 / n, "float32")
     return te.compute((*lead, 1) if keepdims else tuple(lead),
                       lambda *i: total(*i[:len(lead)]) * inv_n if mean else total(*i[:len(lead)]), name=ROW_OUT)
 
 
-def _squared_deviations(x: te.Tensor, lead: Sequence[int], n: int, lanes: int) -> RowValue:
-    """(x - its row's mean)^2, the mean reduced first (two passes, as topi's variance: no
-    cancellation of a large mean)."""
-    total = across_lanes(lane_parts(lambda *i: x(*i), lead, n, lanes, te.sum, ROW_PART + "_mean"), te.sum,
-                         ROW_TOTAL + "_mean")
-    row_mean = te.compute(lead, lambda *i: total(*i) * tirx.const(1.0 / n, "float32"), name=ROW_MEAN)
+def row_mean(x: te.Tensor, lanes: int, names: tuple[str, str, str]) -> te.Tensor:
+    """Each row's mean over x's last axis: ``lane_parts`` and ``across_lanes`` of a sum, scaled;
+    its three blocks named ``names``."""
+    *lead, n = (int(d) for d in x.shape)
+    total = across_lanes(lane_parts(lambda *i: x(*i), lead, n, lanes, te.sum, names[0]), te.sum, names[1])
+    return te.compute(lead, lambda *i: total(*i) * tirx.const(1.0 / n, "float32"), name=names[2])
+
+
+def squared_deviations(x: te.Tensor, mean: te.Tensor) -> RowValue:
+    """(x - its row's ``mean``)^2, a ``RowValue``."""
 
     def value(*i):
-        d = x(*i) - row_mean(*i[:-1])
+        d = x(*i) - mean(*i[:-1])
         return d * d
 
     return value
