@@ -309,8 +309,7 @@ def _fits_int8_stem(w: np.ndarray, row_sum: float, bounds: tuple[float, float], 
     exactly on ``dot``'s kernel as ``_int8_stem`` writes it: int8 weights, output channels in whole
     blocks, an instruction without int16 pairs (VNNI) and int32 totals that cannot overflow."""
     (lo, hi), (cout, cin) = bounds, w.shape[:2]
-    return (cin < dot.lanes and cout % dot.lanes == 0 and not dot.saturates
-            and w.min() >= -128 and w.max() <= 127 and row_sum * (hi - lo) < 2 ** 31)
+    return cin < dot.lanes and cout % dot.lanes == 0 and not dot.saturates and _exact_in_int32(w, row_sum, hi - lo)
 
 
 def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float], padded: bool,
@@ -326,17 +325,21 @@ def _fits_int8_kernel(w: np.ndarray, row_sum: float, bounds: tuple[float, float]
     keeps its 8 (``padded_output_channels``), and a 3-channel input read in place fills no group of
     4 (``passes.blocked_stem``): integer-valued floats."""
     (lo, hi), (cout, cin) = bounds, w.shape[:2]
-    if w.min() < -128 or w.max() > 127:
+    span = hi - lo
+    if not _exact_in_int32(w, row_sum, span):
         return False
     under_a_block = min(cin, cout) < dot.lanes and (pixels < 2 or cin % int8_dot.GROUP)
     if (cin % dot.lanes or cout % dot.lanes) and (dot.saturates or under_a_block):
         return False
     if lo and padded:
         return False
-    span = hi - lo
-    if dot.saturates and not pairs_fit_int16(w, span):
-        return False
-    return row_sum * span < 2 ** 31
+    return not dot.saturates or pairs_fit_int16(w, span)
+
+
+def _exact_in_int32(w: np.ndarray, row_sum: float, span: float) -> bool:
+    """Whether ``w`` is int8 and a conv's int32 totals over inputs spanning ``span`` cannot
+    overflow (``row_sum``: the largest sum of |w| over one output channel)."""
+    return w.min() >= -128 and w.max() <= 127 and row_sum * span < 2 ** 31
 
 
 def pairs_fit_int16(w: np.ndarray, span: float) -> bool:
