@@ -156,6 +156,8 @@ def _gelu_tanh(x: te.Tensor) -> te.Tensor:
 #: the exponents ``_power`` multiplies out
 _SMALL_POWERS = (2.0, 3.0, 4.0)
 
+_DEFAULT_POWER = tvm.ir.Op.get("relax.power").get_attr("FLegalize")
+
 
 def _power(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     """``x ** e`` for a float32 ``x`` and a constant scalar ``e`` of 2, 3 or 4 as products: TVM
@@ -180,9 +182,6 @@ def _power(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         return te.compute(t.shape, value, name="T_power")
 
     return bb.call_te(product, x, primfunc_name_hint="power")
-
-
-_DEFAULT_POWER = tvm.ir.Op.get("relax.power").get_attr("FLegalize")
 
 
 @relax.expr_functor.mutator

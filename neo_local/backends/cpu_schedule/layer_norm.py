@@ -10,11 +10,11 @@ shifted in vector steps. Rows whose width is not a multiple of the lanes keep to
 
 from __future__ import annotations
 
-from tvm import relax, te, tirx, topi
+import tvm
+from tvm import relax, te, tirx
 
 from neo_local.backends.cpu_schedule import row_reductions
 from neo_local.backends.cpu_schedule.fast_math import f32
-from neo_local.backends.cpu_schedule.rewriting import static_shape
 
 #: the stages of ``layer_norm_rows``, by their blocks' names (``schedule_layer_norm`` finds them so)
 PART_SUM, SUM, MEAN = "layer_norm_part_sum", "layer_norm_sum", "layer_norm_mean"
@@ -38,16 +38,15 @@ def layer_norm_rows(x: te.Tensor, gamma: te.Tensor, beta: te.Tensor, epsilon: fl
 
 def legalizer(lanes: int):
     """LegalizeOps entry for ``nn.layer_norm``: float32 over the last axis alone, with a static
-    shape whose width is a multiple of ``lanes`` -> ``layer_norm_rows``; others -> topi's, as TVM
-    legalizes it."""
+    shape whose width is a multiple of ``lanes`` (``row_reductions.whole_vector_rows``) ->
+    ``layer_norm_rows``; others -> TVM's own legalization (topi's)."""
+    other = tvm.ir.Op.get("relax.nn.layer_norm").get_attr("FLegalize")
 
     def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         x, gamma, beta = call.args
-        shape = static_shape(x)
-        axes = [int(a) for a in call.attrs.axes]
-        if (str(call.ty.dtype) != "float32" or not shape or [a % len(shape) for a in axes] != [len(shape) - 1]
-                or shape[-1] % lanes or any(str(p.ty.dtype) != "float32" for p in (gamma, beta))):
-            return bb.call_te(topi.nn.layer_norm, x, gamma, beta, axis=call.attrs.axes, epsilon=call.attrs.epsilon)
+        if (not row_reductions.whole_vector_rows(x, [int(a) for a in call.attrs.axes], lanes)
+                or any(str(p.ty.dtype) != "float32" for p in (gamma, beta))):
+            return other(bb, call)
         return bb.call_te(layer_norm_rows, x, gamma, beta, float(call.attrs.epsilon), lanes,
                           primfunc_name_hint="layer_norm")
 

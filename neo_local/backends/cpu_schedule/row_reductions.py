@@ -6,7 +6,7 @@ TVM's own schedules for them (dlight's Reduction rule, topi's ``fast_softmax``) 
 element at a time, a chain of dependent scalar adds or maxes. Here a row is read as whole vectors
 of ``lanes``: reduced into one vector of partial results (a vector add or max per step,
 ``lane_parts``), then across that vector's lanes (``across_lanes``). The kernel runs its rows in
-parallel, every stage of a row inside the row's task (``staged_rows``, ``schedule_rows``). A layer
+parallel, every stage of a row inside the row's task (``_parallel_rows``). A layer
 norm that an ONNX export before opset 17 wrote as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div
 (a ViT's 197 x 192 rows) took 33 us in three kernels, 13 so and 8 as one ``nn.layer_norm``;
 torch's GroupNorm export (an instance norm of the channels reshaped to groups) took 461 us for the
@@ -44,7 +44,7 @@ def across_lanes(parts: te.Tensor, reduce, name: str) -> te.Tensor:
 def staged_rows(func: tirx.PrimFunc, names: Sequence[str],
                 reductions: Sequence[tuple[str, str]]) -> tuple[s_tir.Schedule, dict, LoopRV] | None:
     """A kernel whose stages are the blocks ``names`` (first to last: softmax's, layer norm's) as
-    rows in parallel (``_rows_in_parallel``), each ``lane_parts`` / ``across_lanes`` pair of
+    rows in parallel (``_parallel_rows``), each ``lane_parts`` / ``across_lanes`` pair of
     ``reductions`` (their names) in vectors. Returns (the schedule, the stages' blocks by name, the
     last stage's loop over the columns), for the caller's vector steps; None for a function
     without those stages."""
@@ -52,7 +52,8 @@ def staged_rows(func: tirx.PrimFunc, names: Sequence[str],
     stage = _stages(sch, names)
     if stage is None:
         return None
-    _, col = _rows_in_parallel(sch, stage, names)
+    *lead, col = sch.get_loops(stage[names[-1]])
+    _parallel_rows(sch, stage[names[-1]], [stage[n] for n in names[:-1]], len(lead))
     for part, total in reductions:
         vector_reduction(sch, stage[part], stage[total])
     return sch, stage, col
@@ -73,15 +74,14 @@ def _stages(sch: s_tir.Schedule, names: Sequence[str]) -> dict | None:
     return {n: b for n, b in zip(found, blocks) if n in names}
 
 
-def _rows_in_parallel(sch: s_tir.Schedule, stage: dict, names: Sequence[str]) -> tuple[LoopRV, LoopRV]:
-    """The last stage's rows as one parallel loop, every other stage computed inside it; returns
-    (that loop, the last stage's loop over the columns)."""
-    *lead, col = sch.get_loops(stage[names[-1]])
-    row = sch.fuse(*lead) if len(lead) > 1 else lead[0]
+def _parallel_rows(sch: s_tir.Schedule, out, earlier: list, rows: int) -> None:
+    """``out``'s first ``rows`` loops (its rows) as one parallel loop, every block of ``earlier``
+    computed inside it."""
+    loops = sch.get_loops(out)
+    row = sch.fuse(*loops[:rows]) if rows > 1 else loops[0]
     sch.parallel(row)
-    for name in reversed(names[:-1]):
-        sch.compute_at(stage[name], row)
-    return row, col
+    for b in reversed(earlier):
+        sch.compute_at(b, row)
 
 
 def vector_reduction(sch: s_tir.Schedule, parts, total) -> None:
@@ -149,6 +149,14 @@ def squared_deviations(x: te.Tensor, mean: te.Tensor) -> RowValue:
     return value
 
 
+def whole_vector_rows(x: relax.Expr, axes: list[int], lanes: int) -> bool:
+    """Whether a float32 ``x`` with a static shape is reduced over its last axis alone (``axes``)
+    and that axis fills whole vectors of ``lanes``: what ``row_reduce`` and ``layer_norm`` take."""
+    shape = static_shape(x)
+    return (str(x.ty.dtype) == "float32" and bool(shape) and [a % len(shape) for a in axes] == [len(shape) - 1]
+            and shape[-1] % lanes == 0)
+
+
 def legalizer(op: str, lanes: int):
     """LegalizeOps entry for ``op``: float32 over the last axis alone, with a static shape whose
     width is a multiple of ``lanes`` -> ``row_reduce``; others -> TVM's own legalization."""
@@ -156,10 +164,8 @@ def legalizer(op: str, lanes: int):
 
     def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         x = call.args[0]
-        shape = static_shape(x)
-        axes = None if call.attrs.axis is None else [int(a) for a in call.attrs.axis]
-        if (str(x.ty.dtype) != "float32" or not shape or axes is None or len(shape) < 2
-                or [a % len(shape) for a in axes] != [len(shape) - 1] or shape[-1] % lanes):
+        axes = call.attrs.axis
+        if axes is None or not whole_vector_rows(x, [int(a) for a in axes], lanes) or x.ty.ndim < 2:
             return other(bb, call)
         return bb.call_te(row_reduce, x, op, bool(call.attrs.keepdims), lanes, primfunc_name_hint=op.split(".")[-1])
 
@@ -190,11 +196,7 @@ def schedule_rows(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None:
         except Exception:  # noqa: BLE001 (TVM raises ScheduleError subclasses: a second output, say)
             continue
         rows.remove(b)
-    loops = sch.get_loops(out)
-    row = sch.fuse(*loops[:len(lead)]) if len(lead) > 1 else loops[0]
-    sch.parallel(row)
-    for b in reversed(sch.get_child_blocks(sch.get_sblock("root"))[:-1]):
-        sch.compute_at(b, row)
+    _parallel_rows(sch, out, sch.get_child_blocks(sch.get_sblock("root"))[:-1], len(lead))
     for part in parts:
         vector_reduction(sch, part, sch.get_consumers(part)[0])
     for b in rows:
