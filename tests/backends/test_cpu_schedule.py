@@ -733,6 +733,28 @@ def _onnx_module(module, *shapes):
     return mod
 
 
+def _after_vectorizing(opt, name: str, target=AVX2) -> str:
+    """Kernel ``name`` of an optimized module, built alone for ``target``: its TIR as TVM's
+    VectorizeLoop leaves it (a vector store's index is a slice, a scalarized one's a single
+    element)."""
+    from tvm.ir.instrument import pass_instrument
+
+    from neo_local.backends.cpu_schedule.tir_pipeline import pipeline
+
+    func = next(f for gv, f in opt.functions.items() if gv.name_hint == name).with_attr("global_symbol", "main")
+    scripts = []
+
+    @pass_instrument
+    class AfterVectorizing:
+        def run_after_pass(self, mod, info):
+            if info.name == "tirx.VectorizeLoop":
+                scripts.append(mod.script())
+
+    with tvm.transform.PassContext(instruments=[AfterVectorizing()]):
+        tvm.compile(tvm.IRModule({"main": func}), target=tvm.target.Target(target), tir_pipeline=pipeline())
+    return scripts[0]
+
+
 def _prim_funcs(mod) -> dict:
     return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
 

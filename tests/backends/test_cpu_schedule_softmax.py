@@ -15,8 +15,7 @@ from tvm import relax  # noqa: E402
 
 from neo_local.backends import cpu_schedule  # noqa: E402
 from neo_local.backends.cpu_schedule import softmax  # noqa: E402
-from neo_local.backends.cpu_schedule.tir_pipeline import pipeline  # noqa: E402
-from test_cpu_schedule import AVX2, _rel, _run, needs_avx2  # noqa: E402
+from test_cpu_schedule import AVX2, _after_vectorizing, _rel, _run, needs_avx2  # noqa: E402
 
 
 def _softmax_module(shape: tuple[int, ...], axis: int):
@@ -57,20 +56,8 @@ def test_rows_with_a_tail_keep_their_whole_vectors():
     VectorizeLoop scalarized the whole loop: the padded copy and the scaled output went one float
     at a time (the scores' softmax 99.6 us a layer, 39.2 once split; znver4, 2 threads). Here both
     stages store whole vectors after VectorizeLoop (a slice), and only their tails single floats."""
-    from tvm.ir.instrument import pass_instrument
-
     opt, _ = cpu_schedule.optimize(_softmax_module((1, 3, 197, 197), -1), AVX2)
-    func = next(f for gv, f in opt.functions.items() if gv.name_hint == "softmax").with_attr("global_symbol", "main")
-    scripts = []
-
-    @pass_instrument
-    class AfterVectorizing:
-        def run_after_pass(self, mod, info):
-            if info.name == "tirx.VectorizeLoop":
-                scripts.append(mod.script())
-
-    with tvm.transform.PassContext(instruments=[AfterVectorizing()]):
-        tvm.compile(tvm.IRModule({"main": func}), target=tvm.target.Target(AVX2), tir_pipeline=pipeline())
-    stores = re.findall(r"\b(softmax_norm|softmax_padded)\w*\[([^\]=]*)\] =", scripts[0])
+    script = _after_vectorizing(opt, "softmax")
+    stores = re.findall(r"\b(softmax_norm|softmax_padded)\w*\[([^\]=]*)\] =", script)
     vectors = {name: {":" in index for n, index in stores if n == name} for name in (softmax.PADDED, softmax.NORM)}
     assert vectors == {softmax.PADDED: {True, False}, softmax.NORM: {True, False}}, stores
