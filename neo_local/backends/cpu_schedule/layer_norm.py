@@ -62,5 +62,5 @@ def schedule_layer_norm(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None
     if staged is None:
         return None
     sch, _, col = staged
-    row_reductions.vector_steps(sch, col, lanes, int(sch.get(col).extent))
+    row_reductions.vector_steps(sch, col, lanes)
     return sch.mod["main"]

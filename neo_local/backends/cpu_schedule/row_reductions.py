@@ -94,13 +94,15 @@ def vector_reduction(sch: s_tir.Schedule, parts, total) -> None:
     sch.unroll(sch.get_loops(total)[-1])
 
 
-def vector_steps(sch: s_tir.Schedule, loop: LoopRV, lanes: int, whole: int) -> None:
-    """``loop``'s first ``whole`` iterations (a multiple of ``lanes``, one at least) as vectors,
-    the rest (a row's tail) a scalar loop of its own. Why: in a vector loop, the tail's guard (a
-    predicate, an ``if_then_else`` on the column) makes TVM's VectorizeLoop scalarize the whole
-    loop. A ViT's 3 x 197 x 197 attention scores took 99.6 us a layer in softmax so, 39.2 split
-    (znver4, 2 threads; onnxruntime's 28)."""
-    if whole < int(sch.get(loop).extent):
+def vector_steps(sch: s_tir.Schedule, loop: LoopRV, lanes: int, whole: int | None = None) -> None:
+    """``loop``'s first ``whole`` iterations (a multiple of ``lanes``, one at least; by default
+    all the whole vectors of its extent) as vectors, the rest (a row's tail) a scalar loop of its
+    own. Why: in a vector loop, the tail's guard (a predicate, an ``if_then_else`` on the column)
+    makes TVM's VectorizeLoop scalarize the whole loop. A ViT's 3 x 197 x 197 attention scores
+    took 99.6 us a layer in softmax so, 39.2 split (znver4, 2 threads; onnxruntime's 28)."""
+    extent = int(sch.get(loop).extent)
+    whole = extent // lanes * lanes if whole is None else whole
+    if whole < extent:
         loop = sch.loop_partition(loop, [whole, None])[0]
     _, vec = sch.split(loop, [None, lanes])
     sch.vectorize(vec)
@@ -201,9 +203,8 @@ def schedule_rows(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None:
         vector_reduction(sch, part, sch.get_consumers(part)[0])
     for b in rows:
         col = sch.get_loops(b)[-1]
-        width = int(sch.get(col).extent)
-        if width >= lanes:
-            vector_steps(sch, col, lanes, width // lanes * lanes)
+        if int(sch.get(col).extent) >= lanes:
+            vector_steps(sch, col, lanes)
     return sch.mod["main"]
 
 

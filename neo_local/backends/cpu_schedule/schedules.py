@@ -560,7 +560,7 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True
     sch.reverse_compute_at(tail, at)
     loops = sch.get_loops(tail)
     if registers:
-        below = loops[[sch.get(l).same_as(sch.get(at)) for l in loops].index(True) + 1:]
+        below = loops[_position(sch, loops, at) + 1:]
         loops = below if _whole_tile_fits(sch, tail, below, registers) else loops[2:]
     else:
         loops = loops[2:]
@@ -568,6 +568,11 @@ def _tile_epilogue(sch: s_tir.Schedule, block, epilogue, at, unroll: bool = True
         sch.vectorize(loops[-1])
         for l in loops[:-1] if unroll else ():
             sch.unroll(l)
+
+
+def _position(sch: s_tir.Schedule, loops: list, loop) -> int:
+    """The index of ``loop`` among a block's ``loops``."""
+    return [sch.get(l).same_as(sch.get(loop)) for l in loops].index(True)
 
 
 def _whole_tile_fits(sch: s_tir.Schedule, tail, tile, registers: int) -> bool:
@@ -704,9 +709,8 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     k_loops = sch.split(k, [None, cfg.k_unroll]) if cfg.k_unroll > 1 else [k]
     sch.reorder(*batch, m_o, n_o, *k_loops, m_i, n_c, n_v, *group)
     _parallel_outer(sch, (*batch, m_o), cfg.parallel)
-    ragged = _ragged_columns(sch, mm, found.epilogue, lanes) if found.epilogue is not None else 0
-    if ragged:
-        _row_tile_epilogue(sch, mm, found.epilogue, n_o, ragged, lanes)
+    if found.epilogue is not None and _ragged_columns(sch, mm, found.epilogue, lanes):
+        _row_tile_epilogue(sch, mm, found.epilogue, n_o, lanes)
     else:
         _tile_epilogue(sch, mm, found.epilogue, n_o, not found.polynomial)
     if dot is None:
@@ -722,15 +726,14 @@ def schedule_matmul(func: tirx.PrimFunc, lanes: int, max_acc: int,
     return _linking(sch.mod["main"], dot)
 
 
-def _ragged_columns(sch: s_tir.Schedule, mm, epilogue, lanes: int) -> int:
-    """The columns ``epilogue`` writes where ``matmul_shapes`` padded its matmul's to whole
-    vectors (a ViT's 197 scores of 208) and they fill at least one vector; 0 otherwise."""
+def _ragged_columns(sch: s_tir.Schedule, mm, epilogue, lanes: int) -> bool:
+    """Whether ``epilogue`` writes fewer columns than its matmul computes (``matmul_shapes``
+    padded them to whole vectors: a ViT's 197 scores of 208), and at least one vector of them."""
     out, computed = sch.get(epilogue).writes[0].source.shape, sch.get(mm).writes[0].source.shape
-    width = int(out[-1])
-    return width if len(out) == len(computed) and lanes <= width < int(computed[-1]) else 0
+    return len(out) == len(computed) and lanes <= int(out[-1]) < int(computed[-1])
 
 
-def _row_tile_epilogue(sch: s_tir.Schedule, mm, epilogue, n_o, width: int, lanes: int) -> None:
+def _row_tile_epilogue(sch: s_tir.Schedule, mm, epilogue, n_o, lanes: int) -> None:
     """The epilogue of a matmul with ragged columns (``_ragged_columns``), written once per row
     tile after all its column tiles (the loop above ``n_o``): whole vectors, then a scalar tail.
     Why: written per column tile, the epilogue's vector loop held the guard on the last tile's
@@ -738,10 +741,9 @@ def _row_tile_epilogue(sch: s_tir.Schedule, mm, epilogue, n_o, width: int, lanes
     (Q x K^T, scaled) took 88.5 us so, 79 us this way (znver4, 2 threads): the row tile's 11 x
     208 accumulators go through a 9 KB buffer, a TVM workspace (on the stack it ran the same)."""
     loops = sch.get_loops(mm)
-    at = loops[[sch.get(loop).same_as(sch.get(n_o)) for loop in loops].index(True) - 1]
     sch.set_scope(mm, 0, ACCUMULATOR_SCOPE)
-    sch.reverse_compute_at(epilogue, at)
-    row_reductions.vector_steps(sch, sch.get_loops(epilogue)[-1], lanes, width - width % lanes)
+    sch.reverse_compute_at(epilogue, loops[_position(sch, loops, n_o) - 1])
+    row_reductions.vector_steps(sch, sch.get_loops(epilogue)[-1], lanes)
 
 
 def _matmul_loops(sch: s_tir.Schedule, mm):

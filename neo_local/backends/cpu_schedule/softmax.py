@@ -70,9 +70,8 @@ def schedule_softmax(func: tirx.PrimFunc, lanes: int) -> tirx.PrimFunc | None:
     if staged is None:
         return None
     sch, stage, col = staged
-    width = int(sch.get(sch.get_loops(stage[EXP])[-1]).extent)
-    whole = int(sch.get(col).extent) // lanes * lanes
-    row_reductions.vector_steps(sch, sch.get_loops(stage[EXP])[-1], lanes, width)
+    whole = int(sch.get(col).extent) // lanes * lanes  # the padded copy's guard starts past the row's
+    row_reductions.vector_steps(sch, sch.get_loops(stage[EXP])[-1], lanes)
     row_reductions.vector_steps(sch, sch.get_loops(stage[PADDED])[-1], lanes, whole)
-    row_reductions.vector_steps(sch, col, lanes, whole)
+    row_reductions.vector_steps(sch, col, lanes)
     return sch.mod["main"]
