@@ -17,6 +17,7 @@ tvm = pytest.importorskip("tvm")
 torch = pytest.importorskip("torch")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import tvm_ffi  # noqa: E402
 from tvm import s_tir  # noqa: E402
 
 from neo_local.api.errors import JobFailure  # noqa: E402
@@ -423,3 +424,54 @@ def test_a_tuning_fault_costs_the_tuning_only(tmp_path, monkeypatch):
                                      TuningOptions(trials=3, records=str(tmp_path / "r.jsonl")), progress=said.append)
     assert said == ["tuning failed (device went away); building with the records' and the default configs"]
     assert stats["conv"] == 1 and "tuning_trials" not in stats
+
+
+class _ScriptedMeasurer:
+    """Times from a script (in cache, cold) per config; outputs those of the inputs unchanged."""
+
+    where = "a script"
+
+    def __init__(self, times: dict) -> None:
+        self.times = times
+
+    def run(self, func, inputs):
+        return self.times[self._config(func)][0], inputs
+
+    def run_both(self, func, inputs):
+        return self.times[self._config(func)]
+
+    def _config(self, func):
+        return next(name for name, f in self.scheduled.items() if tvm_ffi.structural_equal(f, func))
+
+
+@pytest.mark.parametrize("candidate_cold, kept", [(40e-6, False), (25e-6, True)])
+def test_a_winner_is_kept_only_if_it_is_faster_cold_too(candidate_cold, kept):
+    """The search times in cache; the re-timing also times each winner and its default with the
+    caches flushed (``tuning.COLD``), as a model's larger working set leaves them. A candidate
+    faster only in cache keeps the default."""
+    from neo_local.backends.cpu_schedule.tuning import _Search
+
+    x, w, b = _conv_inputs(hw=7)
+    work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    candidate = work.space[1]
+    measurer = _ScriptedMeasurer({"default": (20e-6, 30e-6), "candidate": (15e-6, candidate_cold)})
+    measurer.scheduled = {"default": work.scheduled(work.space[0]), "candidate": work.scheduled(candidate)}
+    said = []
+    search = _Search([work], measurer, said.append)
+    search.defaults(10, float("inf"))
+    search.try_config(0, candidate)
+    assert search.best[0][1] == candidate  # in cache, the candidate won the search
+    search.confirm()
+    assert search.best[0][1] == (candidate if kept else work.space[0])
+    assert f"(cold: 30.0 and {candidate_cold * 1e6:.1f} us)" in said[-1]
+
+
+@needs_avx2
+def test_a_kernel_is_timed_in_cache_and_cold():
+    from neo_local.backends.cpu_schedule.tuning import Measurer, random_inputs
+
+    x, w, b = _conv_inputs(hw=7)
+    work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
+    with Measurer(AVX2) as measurer:
+        warm, cold = measurer.run_both(work.scheduled(work.space[0]), random_inputs(work.func))
+    assert 0 < warm < 1 and 0 < cold < 1
