@@ -48,7 +48,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV
 
 from neo_local.backends.cpu_schedule import (fast_math, int8_dot, layer_norm, resize, row_reductions, small_kernels,
-                                              softmax, winograd)
+                                              softmax, weight_prefetch, winograd)
 from neo_local.backends.cpu_schedule.channel_padding import splits_small
 from neo_local.backends.cpu_schedule.dot_matmul import MATMUL_BLOCK
 from neo_local.backends.cpu_schedule.int8_dot import ACCUMULATOR_SCOPE, DOT_ATTR
@@ -307,6 +307,8 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if cfg.unroll_kernel:
         sch.unroll(rx)
         sch.unroll(ry)
+    if not dot and not cfg.k_block and cfg.parallel == "fused":
+        _mark_prefetch(sch, conv, first, shape, cfg, flat)
     init = sch.decompose_reduction(conv, first)
     if dot:
         sch.vectorize(sch.get_loops(init)[-1])
@@ -315,6 +317,21 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if pad is not None:
         _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
     return _linking(sch.mod["main"], shape.instruction)
+
+
+def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: ConvConfig, flat: bool) -> None:
+    """Mark the reduction's outer loop ``first`` of a float conv whose weights outgrow the caches
+    (``weight_prefetch``). Its parallel tasks run batch, output-channel groups of ``cfg.tile_c``
+    chunks, rows and, when ``flat``, tiles of pixels, in that order: a group's tasks are its rows
+    (and tiles), and its weights are contiguous."""
+    n, occ, rows, columns, *per_chunk = shape.ext[:4] + shape.ext[4:]
+    weight = next((r.source for r in sch.get(conv).reads if len(r.source.shape) == 6), None)
+    chunk = math.prod(per_chunk)
+    if weight is None or int(weight.shape[0]) != occ or occ % cfg.tile_c or 4 * occ * chunk < weight_prefetch.MIN_WEIGHT_BYTES:
+        return
+    per_group = rows * (math.ceil(columns / cfg.tile_w) if flat else 1)
+    sch.annotate(first, weight_prefetch.ATTR,
+                 weight_prefetch.annotation(weight.name, cfg.tile_c * chunk, per_group, occ // cfg.tile_c))
 
 
 #: input channels of a block unrolled per step of a float conv's reduction (the rest loop). All

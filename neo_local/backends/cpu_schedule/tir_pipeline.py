@@ -1,7 +1,8 @@
 """The TIR pipeline the CPU schedules are built with: TVM's own (s_tir), then ours.
 
-``small_kernels.serial_loops`` takes the thread pool out of the kernels too small for it, and
-``stack_buffers`` keeps small buffers on the stack; both run after TVM's lowering and before the
+``small_kernels.serial_loops`` takes the thread pool out of the kernels too small for it,
+``stack_buffers`` keeps small buffers on the stack, and ``weight_prefetch.prefetch_weights`` has
+large convs fetch their next weights early; all run after TVM's lowering and before the
 host's finalization (LowerTVMBuiltin, which places the buffers, and the code generator, which
 makes each parallel loop a thread-pool launch).
 """
@@ -13,6 +14,7 @@ from tvm import tirx
 
 from neo_local.backends.cpu_schedule.small_kernels import serial_loops
 from neo_local.backends.cpu_schedule.stack_buffers import stack_buffers
+from neo_local.backends.cpu_schedule.weight_prefetch import prefetch_weights
 
 #: the name ``pipeline()`` registers with TVM's tirx.build
 PIPELINE = "neo_local_cpu"
@@ -34,7 +36,7 @@ vectorizable_rounding()
 
 def _factory():
     lower, finalize_host, finalize_device = tirx.get_tir_pipeline("s_tir")
-    return tvm.transform.Sequential([lower, serial_loops, stack_buffers]), finalize_host, finalize_device
+    return tvm.transform.Sequential([lower, serial_loops, stack_buffers, prefetch_weights]), finalize_host, finalize_device
 
 
 def pipeline() -> str:
