@@ -324,14 +324,14 @@ def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: Conv
     (``weight_prefetch``). Its parallel tasks run batch, output-channel groups of ``cfg.tile_c``
     chunks, rows and, when ``flat``, tiles of pixels, in that order: a group's tasks are its rows
     (and tiles), and its weights are contiguous."""
-    n, occ, rows, columns, *per_chunk = shape.ext[:4] + shape.ext[4:]
+    _, occ, rows, columns, *per_chunk = shape.ext
+    chunk = math.prod(per_chunk)  # the floats of one output chunk's weights
     weight = next((r.source for r in sch.get(conv).reads if len(r.source.shape) == 6), None)
-    chunk = math.prod(per_chunk)
-    if weight is None or int(weight.shape[0]) != occ or occ % cfg.tile_c or 4 * occ * chunk < weight_prefetch.MIN_WEIGHT_BYTES:
+    if (weight is None or int(weight.shape[0]) != occ or math.prod(int(d) for d in weight.shape) != occ * chunk
+            or occ % cfg.tile_c or 4 * occ * chunk < weight_prefetch.MIN_WEIGHT_BYTES):
         return
     per_group = rows * (math.ceil(columns / cfg.tile_w) if flat else 1)
-    sch.annotate(first, weight_prefetch.ATTR,
-                 weight_prefetch.annotation(weight.name, cfg.tile_c * chunk, per_group, occ // cfg.tile_c))
+    sch.annotate(first, weight_prefetch.ATTR, [weight.name, cfg.tile_c * chunk, per_group, occ // cfg.tile_c])
 
 
 #: input channels of a block unrolled per step of a float conv's reduction (the rest loop). All

@@ -38,10 +38,6 @@ MIN_WEIGHT_BYTES = 1 << 20
 LINE_BYTES = 64
 
 
-def annotation(weight: str, group_floats: int, tasks_per_group: int, groups: int) -> list:
-    return [weight, group_floats, tasks_per_group, groups]
-
-
 @tirx.transform.prim_func_pass(opt_level=0, name="neo_local.PrefetchWeights")
 def prefetch_weights(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
     """Every loop marked ``ATTR`` inside a parallel loop, with its prefetches (module doc)."""
