@@ -41,3 +41,17 @@ def test_convs_with_large_weights_prefetch_them_and_compute_the_same(cin, cout, 
     assert stats["conv"] == 1, stats
     assert (_prefetches(executable) > 0) == prefetched
     assert _rel(_run(executable, x), want) < 1e-5
+
+
+@needs_avx2
+def test_a_conv_computed_by_rows_is_not_marked(monkeypatch):
+    """A conv whose reduction runs once per tile of a row would prefetch the same lines for every
+    tile: with flat convs turned off, the 512 -> 512 conv above carries no prefetch."""
+    from neo_local.backends.cpu_schedule import passes
+
+    by_rows = passes.conv_columns
+    monkeypatch.setattr(passes, "conv_columns", lambda *args, **kwargs: by_rows(*args, **{**kwargs, "flatten": False}))
+    x, w, b, want = _conv(512, 512, 7)
+    executable, _ = cpu_schedule.compile_cpu(_conv_module(x.shape, w, b, 1, 0, False, "relu"), AVX2)
+    assert _prefetches(executable) == 0
+    assert _rel(_run(executable, x), want) < 1e-5

@@ -307,8 +307,8 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if cfg.unroll_kernel:
         sch.unroll(rx)
         sch.unroll(ry)
-    if not dot and not cfg.k_block and cfg.parallel == "fused":
-        _mark_prefetch(sch, conv, first, shape, cfg, flat)
+    if flat and not dot and cfg.parallel == "fused":
+        _mark_prefetch(sch, conv, first, shape, cfg)
     init = sch.decompose_reduction(conv, first)
     if dot:
         sch.vectorize(sch.get_loops(init)[-1])
@@ -319,18 +319,20 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     return _linking(sch.mod["main"], shape.instruction)
 
 
-def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: ConvConfig, flat: bool) -> None:
-    """Mark the reduction's outer loop ``first`` of a float conv whose weights outgrow the caches
-    (``weight_prefetch``). Its parallel tasks run batch, output-channel groups of ``cfg.tile_c``
-    chunks, rows and, when ``flat``, tiles of pixels, in that order: a group's tasks are its rows
-    (and tiles), and its weights are contiguous."""
+def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: ConvConfig) -> None:
+    """Mark the reduction's outer loop ``first`` of a flat float conv (one register tile per
+    parallel task, the reduction run once in it) whose weights outgrow the caches
+    (``weight_prefetch``). Its tasks run batch, output-channel groups of ``cfg.tile_c`` chunks and
+    tiles of pixels, in that order: a group's tasks are its tiles, and its weights are contiguous.
+    A conv computed by rows runs its reduction once per tile of a row, and would prefetch the same
+    lines each time: not marked."""
     _, occ, rows, columns, *per_chunk = shape.ext
     chunk = math.prod(per_chunk)  # the floats of one output chunk's weights
     weight = next((r.source for r in sch.get(conv).reads if len(r.source.shape) == 6), None)
     if (weight is None or int(weight.shape[0]) != occ or math.prod(int(d) for d in weight.shape) != occ * chunk
             or occ % cfg.tile_c or 4 * occ * chunk < weight_prefetch.MIN_WEIGHT_BYTES):
         return
-    per_group = rows * (math.ceil(columns / cfg.tile_w) if flat else 1)
+    per_group = rows * math.ceil(columns / cfg.tile_w)
     sch.annotate(first, weight_prefetch.ATTR, [weight.name, cfg.tile_c * chunk, per_group, occ // cfg.tile_c])
 
 
