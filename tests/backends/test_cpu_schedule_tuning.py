@@ -427,12 +427,14 @@ def test_a_tuning_fault_costs_the_tuning_only(tmp_path, monkeypatch):
 
 
 class _ScriptedMeasurer:
-    """Times from a script (in cache, cold) per config; outputs those of the inputs unchanged."""
+    """Times from a script (in cache, cold) per named config, recognised by its scheduled function;
+    outputs those of the inputs unchanged."""
 
     where = "a script"
 
-    def __init__(self, times: dict) -> None:
+    def __init__(self, times: dict, scheduled: dict) -> None:
         self.times = times
+        self.scheduled = scheduled
 
     def run(self, func, inputs):
         return self.times[self._config(func)][0], inputs
@@ -454,8 +456,8 @@ def test_a_winner_is_kept_only_if_it_is_faster_cold_too(candidate_cold, kept):
     x, w, b = _conv_inputs(hw=7)
     work = _only(_conv_module(x.shape, w, b, 1, 1, False, "relu"), "conv")
     candidate = work.space[1]
-    measurer = _ScriptedMeasurer({"default": (20e-6, 30e-6), "candidate": (15e-6, candidate_cold)})
-    measurer.scheduled = {"default": work.scheduled(work.space[0]), "candidate": work.scheduled(candidate)}
+    measurer = _ScriptedMeasurer({"default": (20e-6, 30e-6), "candidate": (15e-6, candidate_cold)},
+                                 {"default": work.scheduled(work.space[0]), "candidate": work.scheduled(candidate)})
     said = []
     search = _Search([work], measurer, said.append)
     search.defaults(10, float("inf"))

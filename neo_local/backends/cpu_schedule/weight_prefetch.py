@@ -64,7 +64,7 @@ def _prefetched(stmt: tirx.Stmt, task: tirx.Var, flat: dict) -> tirx.Stmt | None
     share of the next group's weights."""
     if not isinstance(stmt, tirx.For) or ATTR not in stmt.annotations:
         return None
-    name, group_floats, per_group, groups = (stmt.annotations[ATTR][i] for i in range(4))
+    name, group_floats, per_group, groups = stmt.annotations[ATTR]
     buffer = flat.get(str(name))
     if buffer is None:
         return None
