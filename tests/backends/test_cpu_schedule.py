@@ -227,7 +227,8 @@ def _conv_module(x_shape, w, b, stride, pad, residual: bool, act: str):
         (16, 12, 9, 1, 1, 0, False, "relu"),    # 12 output channels (a YOLO head's 255): padded to 16, sliced
         (32, 32, 14, 3, 1, 1, True, "silu"),    # SiLU epilogue: fast_math's sigmoid, not unrolled
         (64, 64, 7, 1, 1, 0, True, "relu"),     # 1x1 at 7x7: its 49 pixels computed as one row of 51 (4 x 3 tiles)
-        (256, 32, 7, 3, 1, 1, False, "relu"),   # 295 KB of weights per task: K-blocked, per task
+        (512, 32, 7, 3, 1, 1, False, "relu"),   # flat, 590 KB of weights per task: K-blocked, per task
+        (256, 32, 7, 3, 1, 1, False, "relu"),   # flat, 295 KB per task: not blocked (K_BLOCK_FLAT_WEIGHTS)
         (256, 32, 28, 3, 1, 1, False, "clip"),  # ... with 107 KB of output per task: per row
         (40, 40, 14, 1, 1, 0, True, "none"),    # 5 channel blocks: 5 x 2 tiles
         (32, 1000, 13, 1, 1, 0, False, "relu"), # SqueezeNet's classifier conv: 125 blocks, 5 x 2 over 14 columns
@@ -847,6 +848,36 @@ def test_k_blocking_by_default_where_a_task_weights_outgrow_the_cache():
     assert k_block(512, 512, 28, 3) == 1 and k_block(256, 256, 56, 3) == 1
     # AVX-512: a 16-channel chunk of 4 output blocks is 37 KB, over the row budget; still blocked
     assert default_conv_config([1, 32, 28, 28, 16, 32, 3, 3, 16], 4, 16).k_block == 1
+    # computed flat (one row of 52 pixels), blocking would leave only the output-channel groups as
+    # tasks: EfficientNet's 1152 -> 192 1x1 at 7x7 (295 KB per task) and ResNet-50's 2048 -> 512
+    # (512 KB) are not blocked; ResNet-50's 3x3 512 -> 512 (1.2 MB) is
+    assert default_conv_config([1, 12, 1, 52, 16, 72, 1, 1, 16], 4, 16).k_block == 24
+    assert default_conv_config([1, 12, 1, 52, 16, 72, 1, 1, 16], 4, 16, flat=True).k_block == 0
+    assert default_conv_config([1, 32, 1, 52, 16, 128, 1, 1, 16], 4, 16, flat=True).k_block == 0
+    assert default_conv_config([1, 32, 1, 52, 16, 32, 3, 3, 16], 4, 16, flat=True).k_block == 2
+
+
+def test_a_flat_conv_runs_its_tiles_in_parallel_where_blocking_would_leave_few_tasks():
+    """EfficientNet's 1152 -> 192 1x1 conv at 7x7, computed as one row of 52 pixels in 4 x 4 tiles:
+    its 3 output-channel groups x 13 tiles are its parallel tasks. K-blocked, only the 3 groups
+    were (``K_BLOCK_FLAT_WEIGHTS``). Numbers checked where the host has AVX-512."""
+    from neo_local.backends.cpu_schedule.passes import FLAT_ATTR
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 1152, 7, 7)).astype("float32")
+    w = (rng.standard_normal((192, 1152, 1, 1)) / 34).astype("float32")
+    b = rng.standard_normal(192).astype("float32")
+    mod = _conv_module(x.shape, w, b, 1, 0, False, "none")
+    opt, stats = cpu_schedule.optimize(mod, ZNVER4)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    (text,) = [f.script() for gv, f in opt.functions.items()
+               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d_nchwc" in gv.name_hint]
+    assert FLAT_ATTR in text and "T.parallel(T.int64(39))" in text, text[:3000]
+    if _host_has("avx512f"):
+        ex = relax.build(opt, tvm.target.Target(ZNVER4))
+        with torch.no_grad():
+            want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+        assert _rel(_run(ex, x), want) < 1e-5
 
 
 def test_tile_width_widens_to_full_tiles():

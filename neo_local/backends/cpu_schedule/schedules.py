@@ -278,7 +278,8 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     # a dot conv has one loop more: the input channels of one dot step (rb: their groups)
     (n, oc, oh, ow, ob, rc, ry, rx, rb), dot = loops[:9], loops[9:]
     shape = conv_shape(sch, conv)
-    cfg = config or default_conv_config(shape.ext, shape.weight_bytes, shape.max_acc(max_acc), shape.group_chunks)
+    cfg = config or default_conv_config(shape.ext, shape.weight_bytes, shape.max_acc(max_acc), shape.group_chunks,
+                                        shape.flat)
     oc_o, oc_i = sch.split(oc, [None, cfg.tile_c])
     ow_o, ow_i = sch.split(ow, [None, cfg.tile_w])
     if cfg.k_block:
@@ -396,6 +397,19 @@ def keeps_task_output(tile_c: int, rows: int, columns: int, ocb: int) -> bool:
 #: across all input channels) are larger than this: about half of a core's L2 (512 KB on the
 #: machines measured), beyond which the tiles of a row no longer find them in cache
 K_BLOCK_WEIGHTS = 256 * 1024
+#: ... for a flat conv (all pixels one row, ``passes.conv_columns``). Blocked, its task keeps its
+#: whole output and its parallel tasks are only its output-channel groups, against groups x tiles
+#: unblocked: EfficientNet's 1152 -> 192 1x1 at 7x7 ran 3 tasks on 2 threads, one thread doing two
+#: thirds. Unblocked, the tiles of a group read its weights from L2: half of Zen 4's (1 MB), all of
+#: Zen 3's. Each kernel alone (znver4, 2 threads; in cache / cold), blocked -> unblocked, by a
+#: task's weights: EfficientNet's 1152 -> 192 and 1152 -> 320 at 7x7 (295 KB) 136 -> 103 /
+#: 157 -> 119 us and 207 -> 169 / 242 -> 181 us; ResNeXt's 2048 -> 1024 (512 KB) 1015 -> 1012 /
+#: 1140 -> 1043 us; ResNet-50's 2048 -> 512 (512 KB) 481 -> 478 / 528 -> 501 us. Over it, ResNet-50's
+#: 3x3 512 -> 512 at 7x7 (1.2 MB) 1308 -> 1282 / 1428 -> 1461 us. Whole models in one process
+#: (paired medians of 30-40 rounds against the blocked build): EfficientNet 1.017 and 1.001,
+#: ResNet-50 1.000, ResNeXt 1.000: on 2 threads the balance is worth about 1% of EfficientNet, inside
+#: the noise; on more threads, 3 tasks leave the other cores idle.
+K_BLOCK_FLAT_WEIGHTS = 512 * 1024
 #: the weights of one block when the task keeps its whole output: comfortably in L2 beside the
 #: input rows the block reads
 K_BLOCK_BYTES = 96 * 1024
@@ -413,11 +427,13 @@ class ConvShape:
     """What the config rules read of a conv block: its loop extents (n, oc chunks, rows, columns,
     oc block, ic chunks, kh, kw, ic block), the dot instruction it was made for
     (``int8_dot.DOT_ATTR``), None for a float32 conv, and a grouped conv's output chunks per group
-    (``GROUP_ATTR``; 0: not grouped)."""
+    (``GROUP_ATTR``; 0: not grouped), and whether it computes all its pixels as one row
+    (``FLAT_ATTR``)."""
 
     ext: list[int]
     instruction: int8_dot.DotInstruction | None
     group_chunks: int = 0
+    flat: bool = False
 
     @property
     def weight_bytes(self) -> int:
@@ -433,9 +449,11 @@ def conv_shape(sch: s_tir.Schedule, conv) -> ConvShape:
     a group) count as one ic block."""
     dot = _dot_of(sch, conv)
     ext = _extents(sch, sch.get_loops(conv))
+    annotations = sch.get(conv).annotations
+    flat = FLAT_ATTR in annotations
     if dot is None:
-        return ConvShape(ext, None, int(sch.get(conv).annotations.get(GROUP_ATTR, 0)))
-    return ConvShape(ext[:8] + [ext[8] * ext[9]], dot)
+        return ConvShape(ext, None, int(annotations.get(GROUP_ATTR, 0)), flat)
+    return ConvShape(ext[:8] + [ext[8] * ext[9]], dot, flat=flat)
 
 
 def _dot_of(sch: s_tir.Schedule, block) -> int8_dot.DotInstruction | None:
@@ -444,7 +462,8 @@ def _dot_of(sch: s_tir.Schedule, block) -> int8_dot.DotInstruction | None:
     return None if name is None else DOTS[str(name)]
 
 
-def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int, group_chunks: int = 0) -> ConvConfig:
+def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int, group_chunks: int = 0,
+                        flat: bool = False) -> ConvConfig:
     """The heuristic config of a conv with loop extents, weight size and output chunks per group
     ``conv_shape``'s. A grouped conv's register tile spans the chunks of one group at most: the
     chunks of different groups read different inputs, so a tile across them shares no broadcast
@@ -459,16 +478,18 @@ def default_conv_config(ext: list[int], weight_bytes: int, max_acc: int, group_c
     several channel groups each row would be padded once per group. Float32 convs only: a dot
     conv's padding per task does not schedule with its dot instruction."""
     tile_c, tile_w = choose_tile(ext[3], group_chunks or ext[1], max_acc)
-    k_block = default_k_block(ext, tile_c, weight_bytes)
+    k_block = default_k_block(ext, tile_c, weight_bytes, flat)
     per_row = not k_block and ext[1] == tile_c and weight_bytes == 4
     return ConvConfig(tile_c, tile_w, k_block=k_block, pad_per_row=per_row)
 
 
-def default_k_block(ext: list[int], tile_c: int, weight_bytes: int = 4) -> int:
+def default_k_block(ext: list[int], tile_c: int, weight_bytes: int = 4, flat: bool = False) -> int:
     """Input-channel chunks per reduction block for a conv whose weights per task outgrow the
     cache (measured, 2 threads: 512->512 3x3 at 7x7 2.4 -> 2.0 ms, at 28x28 32 -> 24 ms; ResNet-50
-    1.13 -> 1.08x onnxruntime in one process), 0 to keep the whole reduction inside each tile."""
-    if _chunk_bytes(ext, tile_c, weight_bytes) * ext[5] <= K_BLOCK_WEIGHTS:
+    1.13 -> 1.08x onnxruntime in one process), 0 to keep the whole reduction inside each tile.
+    A ``flat`` conv's limit is ``K_BLOCK_FLAT_WEIGHTS``."""
+    limit = K_BLOCK_FLAT_WEIGHTS if flat else K_BLOCK_WEIGHTS
+    if _chunk_bytes(ext, tile_c, weight_bytes) * ext[5] <= limit:
         return 0
     return k_block_size(ext, tile_c, weight_bytes)
 
@@ -1013,7 +1034,8 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     blocked = [ConvConfig(tc, tw, unroll_kernel=unroll, parallel=par, k_block=sizes[tc])
                for (tc, tw), unroll, par in itertools.product(tiles, unrolls, ("fused", "none"))
                if sizes[tc]]
-    return _default_first(default_conv_config(ext, weight_bytes, max_acc, shape.group_chunks), whole + blocked)
+    return _default_first(default_conv_config(ext, weight_bytes, max_acc, shape.group_chunks, shape.flat),
+                          whole + blocked)
 
 
 def depthwise_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[DwConfig]:
