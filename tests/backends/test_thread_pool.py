@@ -42,6 +42,20 @@ class Kernels:
             out[i] = out[i] + 1
 
     @T.prim_func
+    def uneven(out: T.Buffer((64,), "int32")):
+        # the first half's iterations take 200 us each, the second half's nothing
+        for i in T.parallel(64):
+            if i < 32:
+                T.evaluate(T.call_extern("int32", "usleep", 200))
+            out[i] = T.call_extern("int32", "syscall", 186)
+
+    @T.prim_func
+    def count_up_slowly(out: T.Buffer((64,), "int32")):
+        for i in T.parallel(64):
+            T.evaluate(T.call_extern("int32", "usleep", 20))
+            out[i] = out[i] + 1
+
+    @T.prim_func
     def fails_late(out: T.Buffer((4,), "int32")):
         for i in T.parallel(4):
             assert i < 2, "iteration 2 or later ran"
@@ -93,6 +107,23 @@ EXACTLY_ONCE = textwrap.dedent("""
     for _ in range(20000):
         count_up(out)
     print(json.dumps(sorted(set(out.numpy().tolist()))))
+""")
+
+# a kernel of 0.6 ms or more a launch: split into more tasks than threads after its timed launches
+SPLIT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tvm
+    lib = tvm.runtime.load_module(sys.argv[1])
+    out = tvm.runtime.tensor(np.zeros(64, "int32"))
+    report = {}
+    for launch in range(6):
+        lib["uneven"](out)
+        report[launch] = len(set(out.numpy()[:32].tolist()))
+    counts = tvm.runtime.tensor(np.zeros(64, "int32"))
+    for _ in range(40):
+        lib["count_up_slowly"](counts)
+    report["counts"] = sorted(set(counts.numpy().tolist()))
+    print(json.dumps(report))
 """)
 
 # copies of one library in a fresh process: the first hosts the pool, the others use its workers
@@ -187,6 +218,19 @@ def test_pool_threads_errors_and_fork_in_a_fresh_process(library):
 def test_every_task_of_every_launch_runs_exactly_once(library, threads):
     # a task run twice counts past 20000, one lost stops short of it
     assert _run(EXACTLY_ONCE, library, TVM_NUM_THREADS=threads) == [20000]
+
+
+@pytest.mark.parametrize("threads", ["2", "3"])
+def test_a_long_kernel_s_threads_take_what_another_has_left(library, threads):
+    """A kernel whose timed launches ran 50 us or more is cut into 8 tasks a thread: a thread done
+    with its own takes the last tasks of another's. Here the first half of the iterations take all
+    the time: its first launches run them on one thread (a task each); then the second thread,
+    done with its half, takes some of them. Each task still runs exactly once."""
+    report = _run(SPLIT, library, TVM_NUM_THREADS=threads)
+    if threads == "2":  # (3 threads cut the slow half across two tasks from the start)
+        assert report["0"] == 1  # one task per thread
+        assert report["5"] >= 2
+    assert report["counts"] == [40]
 
 
 def test_libraries_in_one_process_share_the_first_one_s_pool(library, tmp_path):
