@@ -863,15 +863,7 @@ def test_a_flat_conv_runs_its_tiles_in_parallel_where_blocking_would_leave_few_t
     were (``K_BLOCK_FLAT_WEIGHTS``). Numbers checked where the host has AVX-512."""
     from neo_local.backends.cpu_schedule.passes import FLAT_ATTR
 
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((1, 1152, 7, 7)).astype("float32")
-    w = (rng.standard_normal((192, 1152, 1, 1)) / 34).astype("float32")
-    b = rng.standard_normal(192).astype("float32")
-    mod = _conv_module(x.shape, w, b, 1, 0, False, "none")
-    opt, stats = cpu_schedule.optimize(mod, ZNVER4)
-    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
-    (text,) = [f.script() for gv, f in opt.functions.items()
-               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d_nchwc" in gv.name_hint]
+    x, w, b, opt, text = _znver4_1x1_conv(1152, 192, 7, 11, "none")
     assert FLAT_ATTR in text and "T.parallel(T.int64(39))" in text, text[:3000]
     if _host_has("avx512f"):
         ex = relax.build(opt, tvm.target.Target(ZNVER4))
@@ -952,6 +944,20 @@ def test_small_convs_compute_their_pixels_as_one_row(hw, channels, k, stride, fl
 ZNVER4 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver4"}
 
 
+def _znver4_1x1_conv(cin: int, cout: int, hw: int, seed: int, act: str):
+    """A seeded 1x1 conv (bias, ``act``) scheduled for znver4: (x, w, b, the optimized module, the
+    conv kernel's TIR)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, cin, hw, hw)).astype("float32")
+    w = (rng.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)).astype("float32")
+    b = rng.standard_normal(cout).astype("float32")
+    opt, stats = cpu_schedule.optimize(_conv_module(x.shape, w, b, 1, 0, False, act), ZNVER4)
+    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
+    (text,) = [f.script() for gv, f in opt.functions.items()
+               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d_nchwc" in gv.name_hint]
+    return x, w, b, opt, text
+
+
 def test_a_flat_conv_s_epilogue_is_unrolled_over_its_whole_tile():
     """A 16 -> 48 1x1 conv at 16x16 (a TFLite CNN's expand) is computed over its pixels as one row
     in tiles of 3 channel blocks x 5 pixels; its epilogue (bias, clip) is unrolled over both, so that
@@ -960,15 +966,7 @@ def test_a_flat_conv_s_epilogue_is_unrolled_over_its_whole_tile():
     AVX-512. Scheduled for AVX-512 here; run where the host has it."""
     from neo_local.backends.cpu_schedule.passes import FLAT_ATTR
 
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 16, 16, 16)).astype("float32")
-    w = (rng.standard_normal((48, 16, 1, 1)) / 4).astype("float32")
-    b = rng.standard_normal(48).astype("float32")
-    mod = _conv_module(x.shape, w, b, 1, 0, False, "clip")
-    opt, stats = cpu_schedule.optimize(mod, ZNVER4)
-    assert stats["conv"] == 1 and stats["unscheduled"] == 0, stats
-    (text,) = [f.script() for gv, f in opt.functions.items()
-               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d_nchwc" in gv.name_hint]
+    x, w, b, opt, text = _znver4_1x1_conv(16, 48, 16, 7, "clip")
     assert FLAT_ATTR in text
     epilogue = text[text.rindex("for ax0"):]
     assert epilogue.startswith("for ax0 in T.unroll(T.int64(3))"), epilogue[:200]
