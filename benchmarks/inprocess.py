@@ -85,7 +85,7 @@ def host_target(mcpu: str | None = None) -> dict[str, str]:
     return {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": mcpu or host_cpu_name()}
 
 
-def _linked(executable, target: dict, path: Path):
+def linked(executable, target: dict, path: Path):
     """The executable linked as neo-local ships it (with its own thread pool on Linux) and loaded."""
     import tvm
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     want = built.load_outputs()[0]
     runs, rel = {}, 0.0
     for name, built_ex in engines.items():
-        vm = relax.VirtualMachine(_linked(built_ex, target, work / f"{name}.so"), tvm.cpu())
+        vm = relax.VirtualMachine(linked(built_ex, target, work / f"{name}.so"), tvm.cpu())
         got = vm["main"](*args).numpy()
         rel = max(rel, float(np.abs(got - want).max() / np.abs(want).max()))
         runs[name] = lambda vm=vm: vm["main"](*args)

@@ -18,11 +18,12 @@
  * process or VM shares, the thread that ran the kernel before, a hybrid CPU's small cores. With
  * one part each, the fast thread waits for the slow one; with several, it takes the slow one's
  * last parts. Measured (znver4 VM, 2 threads, perf by thread): EfficientNet's calling thread
- * waited for its worker 12% of its time and the worker for it 14%, within kernels whose parts
- * were equal. In one process, the same library alternating 1 and 8 parts a thread (30-40
- * rounds): ResNet-50 0.965, EfficientNet 0.966, SqueezeNet 0.984 of the time on the machine's
- * slow phases, 0.998-1.002 on its calm ones; MobileNetV2-style at 64x64, kernels of a few
- * microseconds, 1.085: its kernels keep one part a thread.
+ * waited for its worker 11-17% of its time and the worker for it 14%, within kernels whose parts
+ * were equal. In one process, the same library switched between 1 and 8 parts a thread (30-40
+ * rounds, paired): every kernel split, ResNet-50 0.965, EfficientNet 0.966, SqueezeNet 0.984 of
+ * the time on the machine's slow phases, 0.998-1.002 on its calm ones, and MobileNetV2-style at
+ * 64x64, kernels of a few microseconds, 1.085; split by this rule, EfficientNet 0.984 and 0.986,
+ * ResNet-50 0.985, SqueezeNet 0.934 (slow phase) and 1.008 (calm), MobileNetV2-style 1.002.
  *
  * How it is installed: the kernels call through the library's pointer __TVMBackendParallelLaunch,
  * which TVM's loader fills with its own launcher when it can look the pointer up. The definition
