@@ -119,6 +119,14 @@ SPLIT = textwrap.dedent("""
     for launch in range(6):
         lib["uneven"](out)
         report[launch] = len(set(out.numpy()[:32].tolist()))
+    errors = []
+    for _ in range(6):  # 4 ms a launch: split from the 5th, its failing iterations in several tasks
+        try:
+            lib["fails_late"](tvm.runtime.tensor(np.zeros(4, "int32")))
+            errors.append(None)
+        except Exception as exc:
+            errors.append(str(exc))
+    report["errors"] = errors
     counts = tvm.runtime.tensor(np.zeros(64, "int32"))
     for _ in range(40):
         lib["count_up_slowly"](counts)
@@ -225,11 +233,14 @@ def test_a_long_kernel_s_threads_take_what_another_has_left(library, threads):
     """A kernel whose timed launches ran 50 us or more is cut into 8 tasks a thread: a thread done
     with its own takes the last tasks of another's. Here the first half of the iterations take all
     the time: its first launches run them on one thread (a task each); then the second thread,
-    done with its half, takes some of them. Each task still runs exactly once."""
+    done with its half, takes some of them. Each task still runs exactly once, and a split
+    kernel's errors reach the caller as a whole one's do."""
     report = _run(SPLIT, library, TVM_NUM_THREADS=threads)
     if threads == "2":  # (3 threads cut the slow half across two tasks from the start)
         assert report["0"] == 1  # one task per thread
         assert report["5"] >= 2
+    # every launch reports its error, split or not, and the pool goes on
+    assert all(e and "iteration 2 or later ran" in e for e in report["errors"]), report["errors"]
     assert report["counts"] == [40]
 
 
