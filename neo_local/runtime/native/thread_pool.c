@@ -93,7 +93,6 @@ enum {
 #define LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
 #define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
 #define ACQUIRE(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
-#define RELEASE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
 
 /*
  * The state is laid out by who writes it, one cache line each, since a line written by one core
@@ -132,7 +131,6 @@ typedef struct {
 } Kernel;
 
 static Kernel kernels[KERNEL_SLOTS];
-
 
 static struct {
   int sleepers;
@@ -334,7 +332,7 @@ static int local_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
   launch.lambda = lambda;
   launch.cdata = cdata;
   launch.env.num_task = threads * per_thread;
-  progress.finished = 0;
+  __atomic_store_n(&progress.finished, 0, __ATOMIC_RELAXED);
   for (int t = 0; t < pool.threads; ++t) {
     unsigned first = t < threads ? t * per_thread : 0;
     __atomic_store_n(&ranges[t].range, pack_range(n, first, t < threads ? first + per_thread : 0), __ATOMIC_RELAXED);
