@@ -78,6 +78,17 @@ def load_example(model: str, work: Path):
     return built, path, specs, mod
 
 
+def model_arguments(description: str, top: int) -> argparse.ArgumentParser:
+    """The diagnosis tools' common arguments (``benchmarks.profile``, ``benchmarks.sampled``): the
+    example model, the rows shown, the threads and the CPU to compile for."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("model", help="an example model's name (models.EXAMPLES)")
+    p.add_argument("--top", type=int, default=top)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mcpu", default=None, help="default: LLVM's name for this CPU")
+    return p
+
+
 def host_target(mcpu: str | None = None) -> dict[str, str]:
     """The TVM target of this x86_64 Linux machine, for ``mcpu`` (default: this CPU's name)."""
     from neo_local.targets.cpu_features import host_cpu_name

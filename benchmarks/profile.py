@@ -15,7 +15,6 @@ does not. A diagnosis tool: medians over ``--runs``, printed, not recorded.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -27,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.inprocess import host_target, load_example, median_ms
+from benchmarks.inprocess import host_target, load_example, median_ms, model_arguments
 
 #: (input channels, output channels, kernel h, kernel w, output h, output w, depthwise)
 ConvKey = tuple[int, int, int, int, int, int, bool]
@@ -216,12 +215,8 @@ def _twin(key: ConvKey, theirs: dict[ConvKey, Any]) -> ConvKey | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="an example model's name (models.EXAMPLES)")
+    p = model_arguments(__doc__.split("\n\n")[0], top=20)
     p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--mcpu", default=None, help="default: LLVM's name for this CPU")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 

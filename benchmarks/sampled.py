@@ -17,7 +17,6 @@ not recorded.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import collections
 import os
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.inprocess import host_target, linked, load_example
+from benchmarks.inprocess import host_target, linked, load_example, model_arguments
 
 #: samples a second per thread
 FREQUENCY = 4000
@@ -139,12 +138,8 @@ def table(found: list[ThreadSamples], median_ms: float, top: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="an example model's name (models.EXAMPLES)")
+    p = model_arguments(__doc__.split("\n\n")[0], top=30)
     p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--top", type=int, default=30)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--mcpu", default=None, help="default: LLVM's name for this CPU")
     a = p.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
     os.environ.setdefault("TVM_BIND_THREADS", "0")  # as the runtime runs them
