@@ -10,7 +10,8 @@ library as the runtime does (threads unbound), and ``perf report`` splits the sa
 The kernels' code is in local functions (``*_compute_``) that perf leaves unnamed; each address
 is put to the nearest symbol below it (``nm -n``). Per kernel, the calling thread's share against
 the workers' says whether its parallel parts run even: the pool's waits show as ``local_launch``
-(the caller waiting for a worker) and ``worker`` (a worker waiting for a launch). Needs ``perf``
+(the caller waiting for a worker) and ``worker`` (a worker waiting for a launch), or as
+``other:<library>`` where another library loaded first hosts the process's pool. Needs ``perf``
 and a ``perf_event_paranoid`` that lets the process sample itself. A diagnosis tool: printed,
 not recorded.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.inprocess import host_target, linked, load_example, model_arguments
+from neo_local.runtime.threads import SET_THREADS
 
 #: samples a second per thread
 FREQUENCY = 4000
@@ -154,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     target = host_target(a.mcpu)
     executable, _ = cpu_schedule.compile_cpu(mod, target)
     library = work / f"{a.model}.so"
-    vm = relax.VirtualMachine(linked(executable, target, library), tvm.cpu())
+    module = linked(executable, target, library)
+    # the process's pool may have started already, with another count (a test run's earlier kernels)
+    module.get_function(SET_THREADS, True)(a.threads)
+    vm = relax.VirtualMachine(module, tvm.cpu())
     inputs = built.load_inputs()
     args = [tvm.runtime.tensor(inputs[s.name]) for s in specs]
     main_function = vm["main"]
