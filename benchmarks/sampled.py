@@ -25,6 +25,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from neo_local.runtime.threads import SET_THREADS
 
 #: samples a second per thread
 FREQUENCY = 4000
+#: threads with fewer samples than this (percent of all) are left out: the process's other threads
+MIN_SHARE = 1.0
 
 _ROW = re.compile(r"\s*([\d.]+)%\s+(\S+)\s+\[.\]\s+(\S+)")
 _THREAD = re.compile(r"\s*([\d.]+)%\s+(\d+):")
@@ -111,14 +114,13 @@ def sample(call, seconds: float, data: Path) -> list[float]:
     return times
 
 
-def split_by_thread(data: Path, library: Path) -> list[ThreadSamples]:
-    """The recording's threads, each with its samples by kernel, the calling thread first (the one
-    that waits in ``local_launch``)."""
+def split_by_thread(data: Path, library: Path, caller: int) -> list[ThreadSamples]:
+    """The recording's threads with ``MIN_SHARE`` of the samples or more, each with its samples by
+    kernel, the calling thread (``caller``, its kernel thread id) first."""
     symbols = kernel_symbols(library)
     found = [ThreadSamples(tid, share, by_kernel(_perf_report(data, "--tid", tid, "--sort", "dso,sym"), library, symbols))
-             for tid, share in threads(data)]
-    found = [t for t in found if t.by_kernel]
-    return sorted(found, key=lambda t: -t.by_kernel.get("local_launch", 0.0))
+             for tid, share in threads(data) if share >= MIN_SHARE]
+    return sorted(found, key=lambda t: (t.tid != str(caller), -t.share))
 
 
 def table(found: list[ThreadSamples], median_ms: float, top: int) -> str:
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(5):
         main_function(*args)
     times = sample(lambda: main_function(*args), a.seconds, work / "perf.data")
-    print(table(split_by_thread(work / "perf.data", library), 1e3 * float(np.median(times)), a.top))
+    found = split_by_thread(work / "perf.data", library, threading.get_native_id())
+    print(table(found, 1e3 * float(np.median(times)), a.top))
     return 0
 
 

@@ -75,8 +75,9 @@ def _can_sample(tmp: Path = Path("/tmp")) -> bool:
 def test_a_small_model_sampled_by_thread(capsys):
     assert sampled.main(["mobilenet_like", "--seconds", "2", "--top", "60"]) == 0
     out = capsys.readouterr().out
+    # the calling thread and the pool's worker (another pytest test's library may host the pool)
     assert re.match(r"median run [\d.]+ ms; threads \d+ \([\d.]+%\), \d+ \([\d.]+%\)", out), out
-    kernels = re.findall(r"^\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\S+)$", out, re.M)
+    kernels = re.findall(r"^(?:\s+[\d.]+)+\s+(\S+)$", out, re.M)
     assert any(k.startswith("fused_conv2d_nchwc") for k in kernels), out
     assert any(k.startswith("fused_depthwise_conv2d_nchwc") for k in kernels), out
     assert not any(k.startswith("0x") for k in kernels), out
