@@ -289,14 +289,14 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
         reduction = (rc, ry, rx) if cfg.reduce_order == "ck" else (ry, rx, rc)
         spatial = (n, oc_o, oh) if cfg.parallel != "rows" else (n, oh, oc_o)
         sch.reorder(*spatial, ow_o, *reduction, rb, oc_i, ow_i, ob, *dot)
-        if FLAT_ATTR in sch.get(conv).annotations:  # one row of all pixels: its tiles are the tasks
+        if shape.flat:  # one row of all pixels: its tiles are the tasks
             outer = _parallel_outer(sch, (*spatial, ow_o), cfg.parallel)
             first, epilogue_at, pad_at = reduction[0], outer, None
         else:
             outer = _parallel_outer(sch, spatial if cfg.parallel != "rows" else spatial[:2], cfg.parallel)
             first, epilogue_at, pad_at = reduction[0], ow_o, outer if cfg.pad_per_row else None
 
-    flat = FLAT_ATTR in sch.get(conv).annotations and not cfg.k_block
+    flat = shape.flat and not cfg.k_block
     registers = _VECTOR_REGISTERS.get(max_acc, max_acc + 4) - EPILOGUE_SPARE_REGISTERS if flat else 0
     _tile_epilogue(sch, conv, prepared.epilogue, epilogue_at, not prepared.polynomial, registers)
 
@@ -1024,7 +1024,7 @@ def conv_space(func: tirx.PrimFunc, lanes: int, max_acc: int) -> list[ConvConfig
     window = ext[6] * ext[7] > 1
     orders, unrolls = (("ck", "kc"), (False, True)) if window else (("ck",), (False,))
     # a flat conv's padding is a stage of its own either way (``schedule_conv``)
-    pads = (False, True) if found.pad is not None and FLAT_ATTR not in sch.get(found.main).annotations else (False,)
+    pads = (False, True) if found.pad is not None and not shape.flat else (False,)
     grid = itertools.product(tiles, orders, unrolls, PARALLEL_MODES, pads)
     # kh/kw unrolled with the padding per (batch x row) task: TVM's lowering takes minutes on a
     # 7x7 stem (over 100 s where every other config takes 5), so that corner is left out
