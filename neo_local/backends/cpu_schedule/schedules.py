@@ -308,8 +308,7 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
     if cfg.unroll_kernel:
         sch.unroll(rx)
         sch.unroll(ry)
-    if flat and not dot and cfg.parallel == "fused":
-        _mark_prefetch(sch, conv, first, shape, cfg)
+    marked = flat and not dot and cfg.parallel == "fused" and _mark_prefetch(sch, conv, first, shape, cfg)
     init = sch.decompose_reduction(conv, first)
     if dot:
         sch.vectorize(sch.get_loops(init)[-1])
@@ -317,24 +316,26 @@ def schedule_conv(func: tirx.PrimFunc, lanes: int, max_acc: int,
 
     if pad is not None:
         _schedule_pad(sch, pad, pad_at, cfg.parallel != "none")
-    return _linking(sch.mod["main"], shape.instruction)
+    func = _linking(sch.mod["main"], shape.instruction)
+    return func.with_attr(weight_prefetch.ATTR, True) if marked else func
 
 
-def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: ConvConfig) -> None:
+def _mark_prefetch(sch: s_tir.Schedule, conv, first, shape: ConvShape, cfg: ConvConfig) -> bool:
     """Mark the reduction's outer loop ``first`` of a flat float conv (one register tile per
     parallel task, the reduction run once in it) whose weights outgrow the caches
     (``weight_prefetch``). Its tasks run batch, output-channel groups of ``cfg.tile_c`` chunks and
     tiles of pixels, in that order: a group's tasks are its tiles, and its weights are contiguous.
     A conv computed by rows runs its reduction once per tile of a row, and would prefetch the same
-    lines each time: not marked."""
+    lines each time: not marked. Returns whether it marked the loop."""
     _, occ, rows, columns, *per_chunk = shape.ext
     chunk = math.prod(per_chunk)  # the floats of one output chunk's weights
     weight = next((r.source for r in sch.get(conv).reads if len(r.source.shape) == 6), None)
     if (weight is None or int(weight.shape[0]) != occ or math.prod(int(d) for d in weight.shape) != occ * chunk
             or occ % cfg.tile_c or 4 * occ * chunk < weight_prefetch.MIN_WEIGHT_BYTES):
-        return
+        return False
     per_group = rows * math.ceil(columns / cfg.tile_w)
     sch.annotate(first, weight_prefetch.ATTR, [weight.name, cfg.tile_c * chunk, per_group, occ // cfg.tile_c])
+    return True
 
 
 #: input channels of a block unrolled per step of a float conv's reduction (the rest loop). All

@@ -42,7 +42,10 @@ LINE_BYTES = 64
 
 @tirx.transform.prim_func_pass(opt_level=0, name="neo_local.PrefetchWeights")
 def prefetch_weights(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-    """Every loop marked ``ATTR`` inside a parallel loop, with its prefetches (module doc)."""
+    """Every loop marked ``ATTR`` inside a parallel loop, with its prefetches (module doc). Only
+    kernels whose schedule marked one (the function's ``ATTR`` attribute) are walked."""
+    if func.attrs is None or ATTR not in func.attrs:
+        return func
     flat = {}
 
     def find(stmt: tirx.Stmt) -> None:
