@@ -191,10 +191,10 @@ static int take(int t, unsigned n, int from_front) {
   }
 }
 
-/* thread id runs its own tasks of launch n, then what is left of the others' (threads: the
- * pool's); returns whether one failed. A worker keeps its first error for the caller. */
-static int run_tasks(int id, unsigned n, int threads) {
-  int failed = 0;
+/* thread id runs its own tasks of launch n, then what is left of the pool's other threads';
+ * returns whether one failed. A worker keeps its first error for the caller. */
+static int run_tasks(int id, unsigned n) {
+  int threads = pool.threads, failed = 0;
   unsigned ran = 0;
   for (int k = 0; k < threads; ++k) {
     for (int task; (task = take((id + k) % threads, n, k == 0)) >= 0; ++ran) {
@@ -217,7 +217,7 @@ static void* worker(void* arg) {
   for (;;) {
     seen = wait_for_launch(seen);
     if (LOAD(&launch.stop)) return NULL;
-    run_tasks(id, seen, pool.threads);
+    run_tasks(id, seen);
   }
 }
 
@@ -343,7 +343,7 @@ static int local_launch(FTVMParallelLambda lambda, void* cdata, int num_task) {
     pthread_cond_broadcast(&pool_wake);
     pthread_mutex_unlock(&pool_mutex);
   }
-  int failed = run_tasks(0, n, pool.threads);
+  int failed = run_tasks(0, n);
   for (int i = 0; ACQUIRE(&progress.finished) != (unsigned)launch.env.num_task; ++i) {
     if (i < CALLER_SPINS) cpu_relax();
     else sched_yield();
